@@ -1,0 +1,27 @@
+# Every external dependency, from Debian's -dev packages. conan/conanfile.py
+# declares the same set; tests/layout/conan_sync_test.cc keeps the two in step.
+
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+
+find_package(Boost 1.81.0 EXACT CONFIG REQUIRED COMPONENTS system json url)
+find_package(OpenSSL 3 REQUIRED)
+find_package(fmt REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(simdjson REQUIRED)
+
+pkg_check_modules(xxhash REQUIRED IMPORTED_TARGET libxxhash)
+pkg_check_modules(liburing REQUIRED IMPORTED_TARGET liburing)
+pkg_check_modules(ibverbs REQUIRED IMPORTED_TARGET libibverbs)
+pkg_check_modules(rdmacm REQUIRED IMPORTED_TARGET librdmacm)
+pkg_check_modules(jemalloc REQUIRED IMPORTED_TARGET jemalloc)
+
+if(MEMKV_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+  include(GoogleTest)
+endif()
+if(MEMKV_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds memkv and runs every test, as CI does (.ci/run calls this script).
+#   1. clang with ASan + UBSan (build/asan): unit tests, then each fuzz target
+#      for MEMKV_FUZZ_SECONDS (default 60) over its seed corpus.
+#   2. release (build/release): the binaries, integration and e2e tests.
+# Each test is compiled in one of the two builds only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+
+jobs=$(nproc)
+fuzz_seconds=${MEMKV_FUZZ_SECONDS:-60}
+
+echo "== asan build: unit tests and fuzzing"
+cmake --preset asan -DMEMKV_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
+cmake --build --preset asan -j "$jobs"
+ctest --preset asan -L 'unit|fuzz' -j "$jobs"
+
+echo "== release build: integration and e2e tests"
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$jobs"
+ctest --preset release -L 'integration|e2e' -j "$jobs"

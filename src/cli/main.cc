@@ -1,0 +1,45 @@
+// memkv: the command-line entry point. Each subcommand group lives in its own
+// file and registers itself here; main owns every thread the server runs.
+
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/version.h"
+#include "common/log.h"
+
+namespace memkv::cli {
+
+std::string VersionLine() {
+  std::string line = "memkv " MEMKV_VERSION;
+  const std::string rev = GitRevision();
+  if (!rev.empty()) line += " (rev " + rev + ")";
+  return line;
+}
+
+}  // namespace memkv::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"memkv: a fast, crash-safe store for the KV cache of LLM inference engines"};
+  app.set_version_flag("--version", memkv::cli::VersionLine(), "Print the version and exit");
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+      ->capture_default_str();
+  app.require_subcommand(0, 1);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!memkv::InitLogging(log_level)) {
+    std::fprintf(stderr, "--log-level: '%s' is not a log level\n", log_level.c_str());
+    return 2;
+  }
+  if (app.get_subcommands().empty()) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  }
+  return 0;
+}

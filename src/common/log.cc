@@ -1,0 +1,23 @@
+#include "common/log.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "common/error.h"
+
+namespace memkv {
+
+Status InitLogging(std::string_view level) {
+  const spdlog::level::level_enum lvl = spdlog::level::from_str(std::string(level));
+  // from_str answers `off` for anything it does not know.
+  if (lvl == spdlog::level::off && level != "off") return common::errc::bad_name;
+  // Not registered by name, so set-up can run again (tests, re-configuration).
+  auto logger = std::make_shared<spdlog::logger>(
+      "memkv", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  logger->set_level(lvl);
+  spdlog::set_default_logger(std::move(logger));
+  return {};
+}
+
+}  // namespace memkv

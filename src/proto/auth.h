@@ -1,0 +1,37 @@
+#pragma once
+// The shared secret of a deployment (network.auth_key: 64 hex characters)
+// and the HMAC-SHA256 computations made with it.
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "common/result.h"
+#include "proto/wire.h"
+
+namespace memkv::proto {
+
+using Tag = std::array<std::byte, 32>;
+
+class AuthKey {
+ public:
+  // Parses 64 hex characters (either case) into a 32-byte key.
+  static Result<AuthKey> FromHex(std::string_view hex);
+  // 32 random bytes from OpenSSL's generator, for `memkv setup`.
+  static AuthKey Generate();
+
+  std::string ToHex() const;
+
+  // HMAC-SHA256 over the concatenation of `a` and `b` (the frame header and
+  // the control payload), without copying them together.
+  Tag Hmac(Bytes a, Bytes b) const;
+
+ private:
+  std::array<std::byte, 32> key_{};
+};
+
+// Constant-time comparison of two tags.
+bool TagsEqual(const Tag& a, const Tag& b);
+
+}  // namespace memkv::proto

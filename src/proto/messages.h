@@ -1,0 +1,246 @@
+#pragma once
+// The messages of the control plane and their codec. Pure: bytes in,
+// messages out, no sockets. Decoded messages hold views (std::string_view,
+// Bytes) into the frame's buffer, which must outlive them; decoding into a
+// message reuses its vectors, so a batch of any size allocates at most once
+// (nothing per entry), and nothing once the vectors have grown.
+//
+// Every request and reply of a batch starts with a BatchHead: a batch larger
+// than a frame is sent as several frames of the same request id, each
+// carrying entries [first, first + count) of `total` (kFlagMore on all but
+// the last). A value larger than a frame travels as kStream: its bytes follow
+// in WriteChunk (or ReadChunk) frames, numbered from 0.
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "proto/auth.h"
+#include "proto/frame.h"
+#include "proto/status.h"
+#include "proto/wire.h"
+
+namespace memkv::proto {
+
+// Rails, as bits of Attach's `rails`.
+inline constexpr uint32_t kRailTcp = 1;
+inline constexpr uint32_t kRailShm = 2;
+inline constexpr uint32_t kRailRdma = 4;
+
+inline constexpr size_t kMaxNameSize = 255;      // host ids, socket paths
+inline constexpr size_t kMaxMessageSize = 1024;  // error text in a reply
+
+// What the receiver allows; the decoder enforces the entry count so that a
+// huge batch is refused before anything is reserved for it.
+struct DecodeLimits {
+  uint32_t max_batch_entries = UINT32_MAX;
+};
+
+// Where an entry's bytes are in the client's memory.
+enum class LocationKind : uint8_t {
+  kInline = 0,  // in the frame's data section (tcp rail)
+  kShm = 1,     // a registered shared-memory region
+  kRdma = 2,    // a registered RDMA buffer
+  kStream = 3,  // too large for a frame: in numbered chunk frames
+};
+inline constexpr uint8_t kMaxLocationKind = 3;
+
+struct Location {
+  LocationKind kind = LocationKind::kInline;
+  uint32_t region = 0;    // shm: region id; rdma: rkey
+  uint64_t address = 0;   // shm: offset in the region; rdma: remote virtual address
+  uint64_t capacity = 0;  // shm, rdma: bytes available there
+};
+
+struct BatchHead {
+  uint32_t total = 0;  // entries in the whole batch
+  uint32_t first = 0;  // index of this frame's first entry
+  uint32_t count = 0;  // entries in this frame
+};
+
+// Every reply starts with the status of the request as a whole; an error
+// carries a message for people and no body.
+struct ReplyHead {
+  StatusCode status = StatusCode::kOk;
+  std::string_view message;
+};
+
+// ---- Attach / Detach ----
+
+using ClientId = std::array<std::byte, 16>;
+
+struct AttachRequest {
+  ClientId client_id{};
+  uint32_t rails = kRailTcp;
+  std::string_view host_id;  // the client's host, so the server can offer shm
+  uint64_t nonce = 0;
+  Tag proof{};               // AttachProof(key, client_id, nonce), zero without a key
+};
+
+struct AttachReply {
+  ReplyHead head;
+  uint16_t version = kProtocolVersion;
+  uint64_t session_id = 0;
+  uint32_t rails = kRailTcp;        // rails the server offers this client
+  std::string_view host_id;         // the server's host
+  std::string_view unix_socket;     // for a client on the same host
+  uint64_t max_value_size = 0;
+  uint32_t max_batch_entries = 0;
+  uint32_t max_inflight = 0;
+};
+
+// The proof a client sends with Attach: HMAC over a domain string, its id and
+// a nonce, showing it holds the key before any other request is taken.
+Tag AttachProof(const AuthKey& key, const ClientId& client_id, uint64_t nonce);
+
+// ---- BatchRead ----
+
+struct ReadEntry {
+  std::string_view key;
+  uint64_t offset = 0;  // first byte of the value to read
+  uint64_t length = 0;  // bytes to read; 0 = to the end of the value
+  Location dest;        // where to put them
+};
+
+struct BatchReadRequest {
+  BatchHead batch;
+  std::vector<ReadEntry> entries;
+};
+
+enum class Delivery : uint8_t {
+  kNone = 0,      // nothing delivered (status is not Ok)
+  kInline = 1,    // in this reply's data section, in entry order
+  kPlaced = 2,    // written to the entry's shm or rdma destination
+  kStreamed = 3,  // in ReadChunk frames that follow
+};
+inline constexpr uint8_t kMaxDelivery = 3;
+
+struct ReadResult {
+  StatusCode status = StatusCode::kOk;
+  Delivery delivery = Delivery::kNone;
+  uint64_t value_size = 0;  // size of the whole value
+  uint64_t length = 0;      // bytes delivered
+  uint64_t checksum = 0;    // XXH3 of the delivered bytes
+};
+
+struct BatchReadReply {
+  ReplyHead head;
+  BatchHead batch;
+  std::vector<ReadResult> results;
+  Bytes data;  // inline bytes of kInline results, in entry order
+};
+
+// ---- BatchWrite ----
+
+struct WriteEntry {
+  std::string_view key;
+  uint64_t value_len = 0;
+  uint64_t checksum = 0;  // XXH3 of the whole value
+  Location src;
+};
+
+struct BatchWriteRequest {
+  BatchHead batch;
+  std::vector<WriteEntry> entries;
+  Bytes data;  // inline values, in entry order
+};
+
+struct StatusReply {  // BatchWrite and Delete
+  ReplyHead head;
+  BatchHead batch;
+  std::vector<StatusCode> statuses;
+};
+
+// ---- Exists / Delete ----
+
+struct KeysRequest {  // Exists and Delete
+  BatchHead batch;
+  std::vector<std::string_view> keys;
+};
+
+struct ExistsResult {
+  StatusCode status = StatusCode::kOk;  // kOk or kNotFound, or an error
+  uint64_t value_size = 0;
+};
+
+struct ExistsReply {
+  ReplyHead head;
+  BatchHead batch;
+  std::vector<ExistsResult> results;
+};
+
+// ---- Ping, chunks, regions ----
+
+struct Ping {
+  uint64_t token = 0;  // echoed by the reply
+};
+
+struct ChunkHeader {  // WriteChunk and ReadChunk; the bytes are the data section
+  uint32_t entry = 0;   // index of the entry in its batch
+  uint32_t seq = 0;     // 0, 1, 2, ...
+  uint64_t offset = 0;  // offset of these bytes in the value
+  bool last = false;
+};
+
+struct RegisterRegion {  // the memfd travels in SCM_RIGHTS with this frame
+  uint32_t region_id = 0;
+  uint64_t size = 0;
+};
+
+struct ReleaseRegion {
+  uint32_t region_id = 0;
+};
+
+// ---- the codec ----
+// Encode* append the control payload to `out`. Decode* parse a control
+// payload (and, where the message has one, the data section) and check it
+// whole: keys, lengths, counts, enum values, trailing bytes.
+
+void Encode(const AttachRequest& m, Buffer& out);
+void Encode(const AttachReply& m, Buffer& out);
+void Encode(const BatchReadRequest& m, Buffer& out);
+void Encode(const BatchReadReply& m, Buffer& out);  // m.data is not copied: send it as the data section
+void Encode(const BatchWriteRequest& m, Buffer& out);  // likewise m.data
+void Encode(const StatusReply& m, Buffer& out);
+void Encode(const KeysRequest& m, Buffer& out);
+void Encode(const ExistsReply& m, Buffer& out);
+void Encode(const ReplyHead& m, Buffer& out);  // replies with no body (Detach, regions)
+void Encode(const Ping& m, Buffer& out);
+void Encode(const ChunkHeader& m, Buffer& out);
+void Encode(const RegisterRegion& m, Buffer& out);
+void Encode(const ReleaseRegion& m, Buffer& out);
+
+Status Decode(Bytes control, AttachRequest& m);
+Status Decode(Bytes control, AttachReply& m);
+Status Decode(Bytes control, Bytes data, BatchReadRequest& m, const DecodeLimits& limits = {});
+Status Decode(Bytes control, Bytes data, BatchReadReply& m, const DecodeLimits& limits = {});
+Status Decode(Bytes control, Bytes data, BatchWriteRequest& m, const DecodeLimits& limits = {});
+Status Decode(Bytes control, StatusReply& m, const DecodeLimits& limits = {});
+Status Decode(Bytes control, KeysRequest& m, const DecodeLimits& limits = {});
+Status Decode(Bytes control, ExistsReply& m, const DecodeLimits& limits = {});
+Status Decode(Bytes control, ReplyHead& m);
+Status Decode(Bytes control, Ping& m);
+Status Decode(Bytes control, Bytes data, ChunkHeader& m);
+Status Decode(Bytes control, RegisterRegion& m);
+Status Decode(Bytes control, ReleaseRegion& m);
+
+// Checks a key against the protocol's rule (1 to kMaxKeySize bytes).
+Status CheckKey(std::string_view key);
+
+// Encoded control bytes of one entry (for planning frames).
+size_t EncodedSize(const ReadEntry& e);
+size_t EncodedSize(const WriteEntry& e);
+
+// Splits a batch into consecutive slices that each fit one frame. `cost[i]`
+// is entry i's control plus inline bytes; `overhead` the per-frame bytes
+// besides entries. An entry too large for any frame gets a slice of its own
+// (its value must then travel as kStream).
+struct Slice {
+  uint32_t first = 0;
+  uint32_t count = 0;
+};
+std::vector<Slice> PlanSlices(std::span<const uint64_t> cost, uint64_t overhead,
+                              uint64_t max_payload = kMaxPayload);
+
+}  // namespace memkv::proto
