@@ -13,6 +13,8 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev libxxhash-dev libssl-dev libjemalloc-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # the drive tests (loop devices) and the drive benchmark
+  util-linux fio
 )
 
 missing=()

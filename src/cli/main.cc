@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/commands.h"
 #include "cli/version.h"
 #include "common/log.h"
 
@@ -27,19 +28,25 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   app.require_subcommand(0, 1);
+  int exit_code = 0;
+  memkv::cli::AddDriveCommands(app, exit_code);
+  memkv::cli::AddSetupCommand(app, exit_code);
 
+  // Logging is set up before any subcommand's callback runs.
+  app.parse_complete_callback([&] {
+    if (!memkv::InitLogging(log_level)) {
+      std::fprintf(stderr, "memkv: --log-level: '%s' is not a log level\n", log_level.c_str());
+      std::exit(2);
+    }
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (!memkv::InitLogging(log_level)) {
-    std::fprintf(stderr, "--log-level: '%s' is not a log level\n", log_level.c_str());
-    return 2;
-  }
   if (app.get_subcommands().empty()) {
     std::fputs(app.help().c_str(), stdout);
     return 0;
   }
-  return 0;
+  return exit_code;
 }

@@ -33,6 +33,8 @@ struct FrameCase {
   errc want;
 };
 
+void PrintTo(const FrameCase& c, std::ostream* os) { *os << c.name; }
+
 class MalformedFrame : public ::testing::TestWithParam<FrameCase> {};
 
 TEST_P(MalformedFrame, DecodesToItsOwnError) {

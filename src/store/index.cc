@@ -1,0 +1,100 @@
+#include "store/index.h"
+
+#include "common/checksum.h"
+
+namespace memkv::store {
+
+size_t Index::Hash::operator()(std::string_view s) const { return Xxh3(s); }
+
+Index::Index(size_t shards) {
+  shards_.reserve(shards);
+  for (size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+Index::Shard& Index::ShardOf(std::string_view key) const {
+  // The high bits pick the shard; the map uses all of them for buckets.
+  return *shards_[(Xxh3(key) >> 40) % shards_.size()];
+}
+
+EntryRef Index::Find(std::string_view key) const {
+  Shard& s = ShardOf(key);
+  std::lock_guard lock(s.mu);
+  auto it = s.map.find(key);
+  return it == s.map.end() ? nullptr : it->second;
+}
+
+EntryRef Index::Publish(EntryRef e) {
+  Shard& s = ShardOf(e->key);
+  std::lock_guard lock(s.mu);
+  auto it = s.map.find(std::string_view(e->key));
+  if (it == s.map.end()) {
+    s.map.emplace(std::string_view(e->key), std::move(e));
+    size_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  if (it->second->version > e->version) return e;
+  // The map's key must view the new entry's string: re-key the node.
+  auto node = s.map.extract(it);
+  EntryRef old = std::move(node.mapped());
+  node.key() = std::string_view(e->key);
+  node.mapped() = std::move(e);
+  s.map.insert(std::move(node));
+  return old;
+}
+
+EntryRef Index::Remove(std::string_view key, uint64_t version) {
+  Shard& s = ShardOf(key);
+  std::lock_guard lock(s.mu);
+  auto it = s.map.find(key);
+  if (it == s.map.end() || it->second->version > version) return nullptr;
+  EntryRef old = std::move(it->second);
+  s.map.erase(it);
+  size_.fetch_sub(1, std::memory_order_relaxed);
+  return old;
+}
+
+bool Index::RemoveIf(const EntryRef& expected) {
+  Shard& s = ShardOf(expected->key);
+  std::lock_guard lock(s.mu);
+  auto it = s.map.find(std::string_view(expected->key));
+  if (it == s.map.end() || it->second != expected) return false;
+  s.map.erase(it);
+  size_.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+size_t Index::size() const { return size_.load(std::memory_order_relaxed); }
+
+void Index::ForEach(const std::function<void(const EntryRef&)>& fn) const {
+  std::vector<EntryRef> snapshot;
+  for (const auto& s : shards_) {
+    snapshot.clear();
+    {
+      std::lock_guard lock(s->mu);
+      snapshot.reserve(s->map.size());
+      for (const auto& [k, e] : s->map) snapshot.push_back(e);
+    }
+    for (const EntryRef& e : snapshot) fn(e);
+  }
+}
+
+std::vector<EntryRef> Index::Sample(size_t n, std::mt19937_64& rng) const {
+  std::vector<EntryRef> out;
+  if (size() == 0) return out;
+  for (size_t tries = 0; out.size() < n && tries < n * 4; ++tries) {
+    Shard& s = *shards_[rng() % shards_.size()];
+    std::lock_guard lock(s.mu);
+    if (s.map.empty()) continue;
+    // A random bucket, then its first entry: cheap and close enough to uniform.
+    const size_t buckets = s.map.bucket_count();
+    for (size_t probe = 0; probe < 8; ++probe) {
+      const size_t b = rng() % buckets;
+      if (s.map.bucket_size(b) == 0) continue;
+      out.push_back(s.map.begin(b)->second);
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace memkv::store

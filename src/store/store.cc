@@ -1,0 +1,1164 @@
+#include "store/store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <set>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/checksum.h"
+#include "io/posted_handler.h"
+#include "store/allocator.h"
+#include "store/checkpoint.h"
+#include "store/dram_cache.h"
+#include "store/error.h"
+#include "store/index.h"
+#include "store/journal_format.h"
+
+namespace memkv::store {
+namespace asio = boost::asio;
+using io::Awaitable;
+
+namespace {
+
+uint64_t PagesOf(uint64_t bytes) { return (bytes + kPageSize - 1) / kPageSize; }
+uint64_t TablePagesFor(uint64_t pages) { return PagesOf(pages * sizeof(uint64_t)); }
+
+uint64_t RandomU64() {
+  static thread_local std::mt19937_64 rng(std::random_device{}() ^
+                                          static_cast<uint64_t>(std::chrono::steady_clock::now()
+                                                                    .time_since_epoch()
+                                                                    .count()));
+  return rng();
+}
+
+Uuid RandomUuid() {
+  Uuid id;
+  const uint64_t a = RandomU64(), b = RandomU64();
+  std::memcpy(id.data(), &a, 8);
+  std::memcpy(id.data() + 8, &b, 8);
+  return id;
+}
+
+uint64_t NowUnix() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// A page-aligned buffer, as O_DIRECT needs.
+class AlignedBuffer {
+ public:
+  explicit AlignedBuffer(size_t bytes)
+      : size_((bytes + kPageSize - 1) / kPageSize * kPageSize),
+        data_(static_cast<std::byte*>(std::aligned_alloc(kPageSize, size_ ? size_ : kPageSize))) {
+    if (!data_) throw std::bad_alloc();
+  }
+  ~AlignedBuffer() { std::free(data_); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  std::byte* data() { return data_; }
+  size_t size() const { return size_; }
+  std::span<std::byte> first(size_t n) { return {data_, n}; }
+
+ private:
+  size_t size_;
+  std::byte* data_;
+};
+
+Awaitable<Status> WriteAligned(io::BlockDevice& dev, uint64_t offset, Bytes bytes) {
+  AlignedBuffer buf(bytes.size());
+  std::memcpy(buf.data(), bytes.data(), bytes.size());
+  std::memset(buf.data() + bytes.size(), 0, buf.size() - bytes.size());
+  co_return co_await dev.Write(offset, std::span<const std::byte>(buf.data(), buf.size()));
+}
+
+Awaitable<Status> WriteSuperblocks(io::BlockDevice& dev, const Superblock& sb) {
+  const Page page = EncodeSuperblock(sb);
+  // Primary, flushed, then the mirror: a write torn in one copy leaves the
+  // other whole.
+  auto st = co_await WriteAligned(dev, 0, page);
+  if (st) st = co_await dev.Flush();
+  if (st) st = co_await WriteAligned(dev, sb.layout.mirror_offset(), page);
+  if (st) st = co_await dev.Flush();
+  co_return st;
+}
+
+// ---- the journal of one drive ----
+
+// One unit of work handed to a drive's journal: operations to record (a put,
+// a delete, a batch of evictions) or a checkpoint or reset to run.
+struct PendingOp {
+  enum class Kind { kOps, kCheckpoint, kReset };
+  Kind kind = Kind::kOps;
+  bool secure = false;  // kReset
+
+  struct Op {
+    OpKind kind = OpKind::kPut;
+    std::string key;
+    uint64_t value_size = 0;
+    std::vector<Extent> extents;
+    std::vector<uint64_t> checksums;
+    std::shared_ptr<Entry> entry;  // put: published once durable
+    uint64_t version = 0;
+  };
+  std::vector<Op> ops;
+
+  // Completion; guarded by the journal's mu.
+  bool done = false;
+  bool lead = false;  // handed the leadership instead of a result
+  Status status;
+  io::detail::PostedHandler<bool> handler;
+};
+
+struct Journal {
+  std::mutex mu;
+  // Guarded by mu.
+  std::deque<PendingOp*> pending;
+  bool committing = false;
+  // Owned by the leader (the one coroutine that has committing set).
+  uint64_t tail = 0;      // offset in the ring of the next record
+  uint64_t used = 0;      // bytes written since the last checkpoint
+  uint64_t next_seq = 1;
+  std::atomic<uint64_t> records{0};
+};
+
+// Runs fn(0) .. fn(n - 1), at most `width` at a time, on the caller's
+// executor, and returns when all have finished. An exception from fn is
+// rethrown here (fn's own errors travel in what it writes).
+Awaitable<void> ForEachConcurrently(size_t n, size_t width,
+                                    std::function<Awaitable<void>(size_t)> fn) {
+  struct Shared {
+    std::mutex mu;
+    size_t next = 0, running = 0;
+    std::exception_ptr failure;
+    io::detail::PostedHandler<> done;
+    bool finished = false;
+  };
+  auto shared = std::make_shared<Shared>();
+  auto ex = co_await asio::this_coro::executor;
+  const size_t workers = std::min(n, std::max<size_t>(width, 1));
+  if (workers == 0) co_return;
+  shared->running = workers;
+  auto worker = [shared, n, fn]() -> Awaitable<void> {
+    for (;;) {
+      size_t i;
+      {
+        std::lock_guard lock(shared->mu);
+        if (shared->next >= n || shared->failure) break;
+        i = shared->next++;
+      }
+      co_await fn(i);
+    }
+  };
+  for (size_t w = 0; w < workers; ++w) {
+    asio::co_spawn(ex, worker(), [shared](std::exception_ptr e) {
+      std::lock_guard lock(shared->mu);
+      if (e && !shared->failure) shared->failure = e;
+      if (--shared->running == 0) {
+        shared->finished = true;
+        if (shared->done) shared->done.Post();
+      }
+    });
+  }
+  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+      [shared](auto handler) {
+        io::detail::PostedHandler<> h(std::move(handler));
+        std::lock_guard lock(shared->mu);
+        if (shared->finished) {
+          h.Post();
+        } else {
+          shared->done = std::move(h);
+        }
+      },
+      asio::use_awaitable);
+  if (shared->failure) std::rethrow_exception(shared->failure);
+}
+
+// The checkpoint image of a drive's entries and allocation.
+Buffer BuildCheckpointImage(const std::vector<EntryRef>& entries, const Buffer& bitmap,
+                            uint64_t epoch, uint64_t seq) {
+  CheckpointWriter w;
+  for (const EntryRef& e : entries)
+    w.Add(e->key, e->value_size, e->version, e->home, e->extents, e->page_checksums);
+  return w.Finish(epoch, seq, bitmap);
+}
+
+}  // namespace
+
+// One drive of the set. `layout` is constant after open; `sb` is read and
+// written only by the journal's leader (and by open); the rest is atomic or
+// locks itself.
+struct Drive {
+  size_t index = 0;
+  std::unique_ptr<io::BlockDevice> dev;
+  Layout layout;
+  Superblock sb;
+  std::unique_ptr<PageAllocator> alloc;  // the pointer is constant after open
+  std::atomic<bool> online{true};
+  std::atomic<uint64_t> generation{0};
+  Journal journal;
+
+  uint64_t DataOffset(uint64_t page) const { return layout.data_offset + page * kPageSize; }
+};
+
+class Store::Impl {
+ public:
+  StoreOptions opt;
+  std::vector<std::unique_ptr<Drive>> drives;
+  uint64_t stripe_pages = 1024;
+  std::unique_ptr<DramCache> cache;  // drive modes
+  // Declared after drives: entries give their pages back to the drives'
+  // allocators when the index drops them, so it goes first.
+  Index index{64};
+
+  std::atomic<uint64_t> next_version{1};
+  std::atomic<uint64_t> clock{1};
+  std::atomic<bool> closed{false};
+  std::atomic<uint64_t> mem_used{0};  // memory mode: value bytes held
+
+  std::atomic<uint64_t> puts{0}, gets{0}, deletes{0}, misses{0}, cache_hits{0}, evictions{0},
+      checksum_errors{0}, checkpoints{0};
+
+  std::mutex rng_mu;
+  std::mt19937_64 rng{0x6d656d6b76};  // guarded by rng_mu
+
+  ~Impl() {
+    // Entries release into the allocators; drop them while drives exist.
+    std::vector<EntryRef> all;
+    index.ForEach([&](const EntryRef& e) { all.push_back(e); });
+    for (const EntryRef& e : all) index.RemoveIf(e);
+  }
+
+  bool memory() const { return opt.mode == Mode::kMemory; }
+
+  // ---- placement ----
+
+  size_t FirstDrive(std::string_view key) const { return Xxh3(key) % drives.size(); }
+
+  // The first online drive at or after `start`, or drives.size() if none.
+  size_t NextOnline(size_t start) const {
+    for (size_t i = 0; i < drives.size(); ++i) {
+      const size_t d = (start + i) % drives.size();
+      if (drives[d]->online.load()) return d;
+    }
+    return drives.size();
+  }
+
+  std::shared_ptr<Entry> NewEntry(std::string_view key) {
+    auto e = std::make_shared<Entry>();
+    e->key.assign(key);
+    e->last_access.store(clock.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
+    e->release = [this](Entry& dead) { Release(dead); };
+    return e;
+  }
+
+  // Gives an entry's storage back: DRAM bytes, or its drive pages (only on
+  // drives still of the generation the pages were allocated in).
+  void Release(Entry& e) {
+    if (e.bytes) mem_used.fetch_sub(e.value_size, std::memory_order_relaxed);
+    if (!e.allocated) return;
+    for (const Extent& x : e.extents) {
+      if (x.drive >= drives.size()) continue;
+      // Only pages of the drive's current generation are this entry's to free.
+      drives[x.drive]->alloc->FreeIn(x.drive_generation, x.page, x.pages + x.table_pages);
+    }
+  }
+
+  // ---- group commit ----
+
+  Awaitable<bool> WaitTurn(Journal& j, PendingOp& op) {
+    return asio::async_initiate<decltype(asio::use_awaitable), void(bool)>(
+        [&j, &op](auto handler) {
+          io::detail::PostedHandler<bool> h(std::move(handler));
+          std::lock_guard lock(j.mu);
+          if (op.done || op.lead) {
+            h.Post(op.lead);
+          } else {
+            op.handler = std::move(h);
+          }
+        },
+        asio::use_awaitable);
+  }
+
+  // Wakes a waiter (journal mu held): with its result, or with leadership.
+  static void Wake(PendingOp& op, bool lead) {
+    if (lead) {
+      op.lead = true;
+    } else {
+      op.done = true;
+    }
+    if (op.handler) op.handler.Post(lead);
+  }
+
+  // Runs `op` through drive d's journal and returns its status once it is
+  // durable (or failed). The caller's coroutine either waits for the leader
+  // or becomes the leader and writes records itself.
+  Awaitable<Status> Commit(Drive& d, PendingOp& op) {
+    Journal& j = d.journal;
+    bool lead;
+    {
+      std::lock_guard lock(j.mu);
+      j.pending.push_back(&op);
+      lead = !j.committing;
+      if (lead) j.committing = true;
+    }
+    if (!lead && !co_await WaitTurn(j, op)) co_return op.status;
+    for (;;) {
+      std::vector<PendingOp*> batch;
+      {
+        std::lock_guard lock(j.mu);
+        size_t bytes = 0;
+        const size_t limit = std::min<uint64_t>(4ull << 20, d.layout.journal_size / 4);
+        while (!j.pending.empty()) {
+          PendingOp* p = j.pending.front();
+          size_t need = 0;
+          for (const auto& o : p->ops)
+            need += 64 + o.key.size() + o.extents.size() * 32 + o.checksums.size() * 8;
+          if (!batch.empty() && (bytes + need > limit || p->kind != PendingOp::Kind::kOps ||
+                                 batch.back()->kind != PendingOp::Kind::kOps))
+            break;
+          bytes += need;
+          batch.push_back(p);
+          j.pending.pop_front();
+        }
+      }
+      co_await RunBatch(d, batch);
+      std::lock_guard lock(j.mu);
+      bool mine = false;
+      for (PendingOp* p : batch) {
+        if (p == &op) {
+          mine = true;
+          op.done = true;
+        } else {
+          Wake(*p, false);
+        }
+      }
+      if (mine) {
+        if (!j.pending.empty()) {
+          Wake(*j.pending.front(), true);  // the next leader
+        } else {
+          j.committing = false;
+        }
+        break;
+      }
+    }
+    co_return op.status;
+  }
+
+  // Leader only. Writes one record for a batch of ops (or runs a checkpoint
+  // or a reset), sets every op's status and applies durable ops to the index.
+  Awaitable<void> RunBatch(Drive& d, std::vector<PendingOp*>& batch) {
+    if (batch.size() == 1 && batch[0]->kind == PendingOp::Kind::kCheckpoint) {
+      batch[0]->status = co_await WriteCheckpoint(d);
+      co_return;
+    }
+    if (batch.size() == 1 && batch[0]->kind == PendingOp::Kind::kReset) {
+      batch[0]->status = co_await ResetInService(d, batch[0]->secure);
+      co_return;
+    }
+    Status st = co_await WriteRecord(d, batch);
+    for (PendingOp* p : batch) p->status = st;
+    if (!st) co_return;
+    for (PendingOp* p : batch) {
+      for (auto& o : p->ops) {
+        if (o.kind == OpKind::kPut) {
+          o.entry->version = o.version;
+          index.Publish(std::move(o.entry));
+        } else {
+          index.Remove(o.key, o.version);
+        }
+      }
+    }
+  }
+
+  Awaitable<Status> WriteRecord(Drive& d, std::vector<PendingOp*>& batch) {
+    if (!d.online.load()) co_return errc::unavailable;
+    // 1. The data of every put in the batch is durable before its record.
+    std::set<uint16_t> data_drives;
+    for (PendingOp* p : batch)
+      for (const auto& o : p->ops)
+        for (const Extent& x : o.extents) data_drives.insert(x.drive);
+    for (uint16_t dd : data_drives) {
+      auto st = co_await drives[dd]->dev->Flush();
+      if (!st) co_return FailDrive(*drives[dd], st.error(), "flushing data");
+    }
+    // 2. The record, with the set-wide versions of its ops.
+    JournalRecordBuilder builder;
+    for (PendingOp* p : batch) {
+      for (auto& o : p->ops) {
+        o.version = next_version.fetch_add(1);
+        builder.Add({o.kind, o.key, o.version, o.value_size, o.extents, o.checksums});
+      }
+    }
+    Journal& j = d.journal;
+    const uint64_t ring = d.sb.layout.journal_size;
+    const uint64_t bytes = builder.PagesNeeded() * kPageSize;
+    if (bytes > ring / 2) co_return errc::too_large;
+    const uint64_t skip = j.tail + bytes > ring ? ring - j.tail : 0;
+    if (j.used + skip + bytes > ring) {
+      // The ring is full: a checkpoint covers everything so far and frees it.
+      auto st = co_await WriteCheckpoint(d);
+      if (!st) co_return st;
+    }
+    if (j.tail + bytes > ring) {
+      if (j.tail < ring) {
+        auto st = co_await WriteAligned(*d.dev, d.sb.layout.journal_offset + j.tail,
+                                        WrapRecord(d.sb.format_epoch, j.next_seq));
+        if (!st) co_return FailDrive(d, st.error(), "writing the journal");
+        ++j.next_seq;
+        j.used += ring - j.tail;
+      }
+      j.tail = 0;
+    }
+    const Buffer record = builder.Finish(d.sb.format_epoch, j.next_seq);
+    auto st = co_await WriteAligned(*d.dev, d.sb.layout.journal_offset + j.tail, record);
+    if (st) st = co_await d.dev->Flush();
+    if (!st) co_return FailDrive(d, st.error(), "writing the journal");
+    ++j.next_seq;
+    ++j.records;
+    j.tail += record.size();
+    j.used += record.size();
+    if (j.tail >= ring) j.tail = 0;
+    co_return Status{};
+  }
+
+  error_code FailDrive(Drive& d, error_code ec, const char* what) {
+    if (d.online.exchange(false))
+      spdlog::error("drive {} ({}) taken out of service after an error {}: {}", d.index,
+                    d.dev->name(), what, ec.message());
+    return ec;
+  }
+
+  // Leader only: writes the drive's part of the index and its allocation
+  // into the inactive checkpoint slot, then a superblock that points at it.
+  Awaitable<Status> WriteCheckpoint(Drive& d) {
+    if (!d.online.load()) co_return errc::unavailable;
+    Journal& j = d.journal;
+    std::vector<EntryRef> mine;
+    index.ForEach([&](const EntryRef& e) {
+      if (e->home == d.index) mine.push_back(e);
+    });
+    const uint64_t last_seq = j.next_seq - 1;
+    const Buffer image = BuildCheckpointImage(mine, d.alloc->Serialize(), d.sb.format_epoch,
+                                              last_seq);
+    if (image.size() > d.sb.layout.slot_size) co_return errc::metadata_full;
+    const uint32_t slot = 1 - d.sb.active_slot;
+    auto st = co_await WriteAligned(*d.dev, d.sb.layout.slot_offset[slot], image);
+    if (st) st = co_await d.dev->Flush();
+    if (!st) co_return FailDrive(d, st.error(), "writing a checkpoint");
+    Superblock sb = d.sb;
+    ++sb.generation;
+    sb.active_slot = slot;
+    sb.checkpoint_seq = last_seq;
+    sb.checkpoint_bytes = image.size();
+    sb.checkpoint_checksum = Xxh3(image.data(), image.size());
+    sb.journal_head = j.tail;
+    st = co_await WriteSuperblocks(*d.dev, sb);
+    if (!st) co_return FailDrive(d, st.error(), "writing the superblock");
+    d.sb = sb;
+    j.used = 0;
+    checkpoints.fetch_add(1);
+    co_return Status{};
+  }
+
+  // Leader only: the drive is out of service; resets it and brings it back.
+  Awaitable<Status> ResetInService(Drive& d, bool secure) {
+    d.online.store(false);
+    // Values with any part on this drive, or recorded in its journal, are
+    // gone. Their pages on this drive are not freed (the generation moves
+    // on); their pages elsewhere are.
+    std::vector<EntryRef> gone;
+    index.ForEach([&](const EntryRef& e) {
+      bool here = e->home == d.index;
+      for (const Extent& x : e->extents) here = here || x.drive == d.index;
+      if (here) gone.push_back(e);
+    });
+    // Before the drop: pages on this drive are not the dropped entries' to free.
+    d.alloc->Reset(d.generation.fetch_add(1) + 1);
+    for (const EntryRef& e : gone) {
+      index.RemoveIf(e);
+      if (cache) cache->Erase(e->key);
+    }
+    gone.clear();
+    auto st = co_await ResetDrive(*d.dev, secure, {});
+    if (!st) co_return FailDrive(d, st.error(), "resetting");
+    auto chosen = co_await ReadSuperblock(*d.dev);
+    if (!chosen) co_return chosen.error();
+    d.sb = chosen->sb;
+    d.generation.store(d.sb.drive_generation);
+    d.alloc->Reset(d.sb.drive_generation);
+    d.journal.tail = 0;
+    d.journal.used = 0;
+    d.journal.next_seq = 1;
+    d.online.store(true);
+    spdlog::info("drive {} ({}) reset{} and back in service", d.index, d.dev->name(),
+                 secure ? " (zero-filled)" : "");
+    co_return Status{};
+  }
+
+  // ---- eviction ----
+
+  // Evicts least recently used values (sampled) until `enough()` holds or
+  // nothing is left to evict. Drive modes journal each eviction as a delete
+  // before its pages can be reused. Returns how many were evicted.
+  Awaitable<size_t> Evict(const std::function<bool()>& enough,
+                          const std::function<bool(const Entry&)>& useful) {
+    size_t evicted = 0;
+    for (int round = 0; round < 64 && !enough(); ++round) {
+      std::vector<EntryRef> sample;
+      {
+        std::lock_guard lock(rng_mu);
+        sample = index.Sample(32, rng);
+      }
+      std::vector<EntryRef> victims;
+      std::sort(sample.begin(), sample.end(), [](const EntryRef& a, const EntryRef& b) {
+        return a->last_access.load(std::memory_order_relaxed) <
+               b->last_access.load(std::memory_order_relaxed);
+      });
+      for (const EntryRef& e : sample) {
+        if (victims.size() >= 8) break;
+        if (useful(*e)) victims.push_back(e);
+      }
+      if (victims.empty()) {
+        if (index.size() == 0) break;
+        continue;
+      }
+      if (memory()) {
+        for (const EntryRef& e : victims) evicted += index.RemoveIf(e) ? 1 : 0;
+      } else {
+        // One delete record per home drive.
+        std::vector<PendingOp> per_drive(drives.size());
+        for (const EntryRef& e : victims) {
+          if (e->home >= drives.size() || !drives[e->home]->online.load()) {
+            evicted += index.RemoveIf(e) ? 1 : 0;  // its journal is gone with its drive
+            continue;
+          }
+          PendingOp::Op op;
+          op.kind = OpKind::kDelete;
+          op.key = e->key;
+          per_drive[e->home].ops.push_back(std::move(op));
+          if (cache) cache->Erase(e->key);
+        }
+        for (size_t dd = 0; dd < drives.size(); ++dd) {
+          if (per_drive[dd].ops.empty()) continue;
+          auto st = co_await Commit(*drives[dd], per_drive[dd]);
+          if (st) evicted += per_drive[dd].ops.size();
+        }
+      }
+    }
+    evictions.fetch_add(evicted);
+    co_return evicted;
+  }
+
+  // ---- operations ----
+
+  Status CheckKey(std::string_view key) const {
+    if (key.empty() || key.size() > 1024) return errc::bad_key;
+    return {};
+  }
+
+  Awaitable<Status> PutMemory(std::string_view key, Bytes value) {
+    const uint64_t cap = opt.memory_max_size;
+    if (value.size() > cap) co_return errc::no_space;
+    const uint64_t high = static_cast<uint64_t>(cap * opt.high_watermark);
+    const uint64_t low = static_cast<uint64_t>(cap * opt.low_watermark);
+    if (mem_used.load() + value.size() > high) {
+      const uint64_t target = low > value.size() ? low - value.size() : 0;
+      co_await Evict([&] { return mem_used.load() <= target; },
+                     [](const Entry&) { return true; });
+    }
+    if (mem_used.fetch_add(value.size()) + value.size() > cap) {
+      mem_used.fetch_sub(value.size());
+      co_return errc::no_space;
+    }
+    auto e = NewEntry(key);
+    e->value_size = value.size();
+    e->bytes.reset(new std::byte[value.size()]);
+    std::memcpy(e->bytes.get(), value.data(), value.size());
+    e->version = next_version.fetch_add(1);
+    index.Publish(std::move(e));
+    co_return Status{};
+  }
+
+  // Allocates `pages` on drive d, evicting when the drive is above its high
+  // watermark or full. nullopt: nothing more could be evicted.
+  Awaitable<std::optional<uint64_t>> AllocatePages(Drive& d, uint32_t pages) {
+    const uint64_t total = d.alloc->pages();
+    const uint64_t high = static_cast<uint64_t>(total * opt.high_watermark);
+    const uint64_t low = static_cast<uint64_t>(total * opt.low_watermark);
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (d.alloc->used_pages() + pages <= high || attempt > 0) {
+        if (auto p = d.alloc->Allocate(pages)) co_return p;
+      }
+      const uint64_t target = low > pages ? low - pages : 0;
+      const size_t drive = d.index;
+      const size_t n = co_await Evict([&] { return d.alloc->used_pages() <= target; },
+                                      [drive](const Entry& e) {
+                                        for (const Extent& x : e.extents)
+                                          if (x.drive == drive) return true;
+                                        return false;
+                                      });
+      if (n == 0 && attempt > 0) break;
+    }
+    co_return d.alloc->Allocate(pages);
+  }
+
+  Awaitable<Status> PutDrives(std::string_view key, Bytes value) {
+    const uint64_t pages = PagesOf(value.size());
+    const size_t home = NextOnline(FirstDrive(key));
+    if (home == drives.size()) co_return errc::unavailable;
+
+    // Plan: one extent if the value fits a stripe unit, else stripes
+    // round-robin from the home drive over the drives in service.
+    auto entry = NewEntry(key);
+    entry->value_size = value.size();
+    entry->home = static_cast<uint16_t>(home);
+    const bool inline_sums = pages <= kInlineChecksumPages;
+    size_t drive = home;
+    for (uint64_t done = 0; done < pages;) {
+      const uint32_t n = static_cast<uint32_t>(std::min(stripe_pages, pages - done));
+      Extent x;
+      x.drive = static_cast<uint16_t>(drive);
+      x.pages = n;
+      x.table_pages = inline_sums ? 0 : static_cast<uint16_t>(TablePagesFor(n));
+      entry->extents.push_back(x);
+      done += n;
+      drive = NextOnline(drive + 1);
+      if (drive == drives.size()) co_return errc::unavailable;
+    }
+    // Allocate. Pages are the entry's from here: dropping it frees them.
+    entry->allocated = true;
+    for (Extent& x : entry->extents) {
+      Drive& d = *drives[x.drive];
+      x.drive_generation = d.generation.load();
+      auto p = co_await AllocatePages(d, x.pages + x.table_pages);
+      if (!p) {
+        x.pages = x.table_pages = 0;  // nothing to free for this one
+        co_return errc::no_space;
+      }
+      x.page = *p;
+    }
+    // Write data (and checksum tables), a staging chunk at a time.
+    const uint64_t chunk_pages = std::max<uint64_t>(1, opt.staging_chunk / kPageSize);
+    AlignedBuffer stage(std::min<uint64_t>(chunk_pages, pages) * kPageSize);
+    uint64_t value_at = 0;
+    for (Extent& x : entry->extents) {
+      Drive& d = *drives[x.drive];
+      std::vector<uint64_t> sums;
+      sums.reserve(x.pages);
+      for (uint64_t p = 0; p < x.pages; p += chunk_pages) {
+        const uint64_t n = std::min<uint64_t>(chunk_pages, x.pages - p);
+        for (uint64_t i = 0; i < n; ++i) {
+          std::byte* page = stage.data() + i * kPageSize;
+          const uint64_t take = std::min<uint64_t>(kPageSize, value.size() - value_at);
+          std::memcpy(page, value.data() + value_at, take);
+          if (take < kPageSize) std::memset(page + take, 0, kPageSize - take);
+          sums.push_back(Xxh3(page, kPageSize));  // fused: the page is still in cache
+          value_at += take;
+        }
+        auto st = co_await d.dev->Write(d.DataOffset(x.page + p), stage.first(n * kPageSize));
+        if (!st) co_return FailDrive(d, st.error(), "writing data");
+      }
+      if (inline_sums) {
+        entry->page_checksums = std::move(sums);
+      } else {
+        AlignedBuffer table(x.table_pages * kPageSize);
+        std::memset(table.data(), 0, table.size());
+        std::memcpy(table.data(), sums.data(), sums.size() * sizeof(uint64_t));
+        x.table_checksum = Xxh3(table.data(), table.size());
+        auto st = co_await d.dev->Write(d.DataOffset(x.page + x.pages),
+                                        std::span<const std::byte>(table.data(), table.size()));
+        if (!st) co_return FailDrive(d, st.error(), "writing a checksum table");
+      }
+    }
+    // Commit in the home drive's journal.
+    PendingOp op;
+    PendingOp::Op o;
+    o.kind = OpKind::kPut;
+    o.key.assign(key);
+    o.value_size = value.size();
+    o.extents = entry->extents;
+    o.checksums = entry->page_checksums;
+    o.entry = entry;
+    op.ops.push_back(std::move(o));
+    entry.reset();  // the op owns it now; published by the leader once durable
+    auto st = co_await Commit(*drives[home], op);
+    if (st && cache) {
+      // The version is the one the leader gave it.
+      cache->Insert(key, op.ops[0].version, value);
+    }
+    co_return st;
+  }
+
+  Awaitable<Status> DeleteDrives(std::string_view key, const EntryRef& e) {
+    size_t home = e->home;
+    if (home >= drives.size() || !drives[home]->online.load()) {
+      // Its journal is out of service: the value is a miss already.
+      index.RemoveIf(e);
+      if (cache) cache->Erase(key);
+      co_return Status{};
+    }
+    PendingOp op;
+    PendingOp::Op o;
+    o.kind = OpKind::kDelete;
+    o.key.assign(key);
+    op.ops.push_back(std::move(o));
+    auto st = co_await Commit(*drives[home], op);
+    if (cache) cache->Erase(key);
+    co_return st;
+  }
+
+  // Reads [offset, offset + out.size()) of a drive-resident value, verifying
+  // every page it reads.
+  Awaitable<Status> ReadDrives(const Entry& e, uint64_t offset, std::span<std::byte> out) {
+    const uint64_t end = offset + out.size();
+    const uint64_t chunk_pages = std::max<uint64_t>(1, opt.staging_chunk / kPageSize);
+    uint64_t extent_start = 0;  // value offset of the extent's first byte
+    std::optional<AlignedBuffer> stage;
+    for (const Extent& x : e.extents) {
+      const uint64_t extent_end = extent_start + uint64_t{x.pages} * kPageSize;
+      if (extent_end <= offset || extent_start >= end) {
+        extent_start = extent_end;
+        continue;
+      }
+      if (x.drive >= drives.size()) co_return errc::bad_record;
+      Drive& d = *drives[x.drive];
+      if (!d.online.load() || d.generation.load() != x.drive_generation)
+        co_return errc::unavailable;
+      // Expected checksums: inline, or the extent's table (verified first).
+      std::vector<uint64_t> table;
+      const uint64_t* sums = e.page_checksums.data();
+      if (x.table_pages > 0) {
+        AlignedBuffer t(uint64_t{x.table_pages} * kPageSize);
+        auto st = co_await io::ReadFull(*d.dev, d.DataOffset(x.page + x.pages),
+                                        std::span<std::byte>(t.data(), t.size()));
+        if (!st) co_return st.error();
+        if (Xxh3(t.data(), t.size()) != x.table_checksum) co_return errc::checksum_mismatch;
+        table.resize(x.pages);
+        std::memcpy(table.data(), t.data(), x.pages * sizeof(uint64_t));
+        sums = table.data();
+      } else if (e.page_checksums.size() != x.pages) {
+        co_return errc::bad_record;
+      }
+      const uint64_t first = (std::max(offset, extent_start) - extent_start) / kPageSize;
+      const uint64_t last = PagesOf(std::min(end, extent_end) - extent_start);  // exclusive
+      if (!stage) stage.emplace(std::min<uint64_t>(chunk_pages, last - first) * kPageSize);
+      const uint64_t stage_pages = stage->size() / kPageSize;
+      for (uint64_t p = first; p < last; p += stage_pages) {
+        const uint64_t n = std::min<uint64_t>(stage_pages, last - p);
+        auto st = co_await io::ReadFull(*d.dev, d.DataOffset(x.page + p),
+                                        stage->first(n * kPageSize));
+        if (!st) co_return st.error();
+        for (uint64_t i = 0; i < n; ++i) {
+          const std::byte* page = stage->data() + i * kPageSize;
+          if (Xxh3(page, kPageSize) != sums[p + i]) co_return errc::checksum_mismatch;
+          const uint64_t page_start = extent_start + (p + i) * kPageSize;
+          const uint64_t from = std::max(offset, page_start);
+          const uint64_t to = std::min(end, page_start + kPageSize);
+          std::memcpy(out.data() + (from - offset), page + (from - page_start), to - from);
+        }
+      }
+      extent_start = extent_end;
+    }
+    co_return Status{};
+  }
+
+  // ---- recovery ----
+
+  Awaitable<Status> OpenDrives(std::vector<std::unique_ptr<io::BlockDevice>> devs) {
+    std::vector<std::unique_ptr<Drive>> found(devs.size());
+    std::optional<Superblock> first;
+    for (auto& dev : devs) {
+      auto chosen = co_await ReadSuperblock(*dev);
+      if (!chosen) {
+        spdlog::error("{}: {}", dev->name(), chosen.error().message());
+        co_return chosen.error();
+      }
+      if (chosen->from_mirror)
+        spdlog::warn("{}: primary superblock unusable ({}); opened from the mirror", dev->name(),
+                     chosen->primary_error.message());
+      const Superblock& sb = chosen->sb;
+      if (!first) first = sb;
+      if (sb.set_id != first->set_id || sb.set_size != devs.size() ||
+          sb.stripe_unit != first->stripe_unit || sb.drive_index >= devs.size() ||
+          found[sb.drive_index]) {
+        spdlog::error("{}: drive {} of a set of {}, not part of this set of {} drives",
+                      dev->name(), sb.drive_index, sb.set_size, devs.size());
+        co_return errc::set_mismatch;
+      }
+      auto d = std::make_unique<Drive>();
+      d->index = sb.drive_index;
+      d->layout = sb.layout;
+      d->sb = sb;
+      d->generation.store(sb.drive_generation);
+      d->alloc = std::make_unique<PageAllocator>(sb.layout.data_pages());
+      d->alloc->Reset(sb.drive_generation);
+      d->dev = std::move(dev);
+      found[sb.drive_index] = std::move(d);
+    }
+    drives = std::move(found);
+    stripe_pages = first->stripe_unit / kPageSize;
+
+    uint64_t max_version = 0;
+    for (auto& dp : drives) {
+      Drive& d = *dp;
+      // The checkpoint.
+      if (d.sb.checkpoint_bytes > 0) {
+        AlignedBuffer image(d.sb.checkpoint_bytes);
+        auto st = co_await io::ReadFull(*d.dev, d.sb.layout.slot_offset[d.sb.active_slot],
+                                        std::span<std::byte>(image.data(), image.size()));
+        if (!st) co_return st.error();
+        const Bytes bytes(image.data(), d.sb.checkpoint_bytes);
+        if (Xxh3(bytes.data(), bytes.size()) != d.sb.checkpoint_checksum) {
+          spdlog::error("{}: checkpoint checksum mismatch", d.dev->name());
+          co_return errc::bad_checksum;
+        }
+        auto loaded = ReadCheckpoint(bytes, [&](const CheckpointEntry& c) {
+          max_version = std::max(max_version, c.version);
+          auto e = NewEntry(c.key);
+          e->value_size = c.value_size;
+          e->version = c.version;
+          e->home = static_cast<uint16_t>(d.index);
+          e->extents = c.extents;
+          e->page_checksums = c.page_checksums;
+          index.Publish(std::move(e));
+        });
+        if (!loaded) {
+          spdlog::error("{}: checkpoint unreadable: {}", d.dev->name(), loaded.error().message());
+          co_return loaded.error();
+        }
+      }
+      // The journal, from the checkpoint on.
+      AlignedBuffer ring(d.sb.layout.journal_size);
+      auto st = co_await io::ReadFull(*d.dev, d.sb.layout.journal_offset,
+                                      std::span<std::byte>(ring.data(), ring.size()));
+      if (!st) co_return st.error();
+      const ReplayEnd end = Replay(
+          Bytes(ring.data(), ring.size()), d.sb.journal_head, d.sb.checkpoint_seq + 1,
+          d.sb.format_epoch, [&](const JournalOp& op) {
+            max_version = std::max(max_version, op.version);
+            if (op.kind == OpKind::kDelete) {
+              index.Remove(op.key, op.version);
+              return;
+            }
+            auto e = NewEntry(op.key);
+            e->value_size = op.value_size;
+            e->version = op.version;
+            e->home = static_cast<uint16_t>(d.index);
+            e->extents.assign(op.extents.begin(), op.extents.end());
+            e->page_checksums.assign(op.page_checksums.begin(), op.page_checksums.end());
+            index.Publish(std::move(e));
+          });
+      d.journal.tail = end.next_offset;
+      d.journal.next_seq = end.next_seq;
+      d.journal.used = end.next_offset >= d.sb.journal_head
+                           ? end.next_offset - d.sb.journal_head
+                           : d.sb.layout.journal_size - d.sb.journal_head + end.next_offset;
+      if (end.records == 0) d.journal.used = 0;
+      spdlog::info("{}: drive {} of {}: checkpoint at seq {}, replayed {} records ({} ops)",
+                   d.dev->name(), d.index, drives.size(), d.sb.checkpoint_seq, end.records,
+                   end.ops);
+    }
+    next_version.store(max_version + 1);
+
+    // Allocation, rebuilt from the entries that survived. An entry with a
+    // part on a drive of another generation (reset since) is a miss.
+    std::vector<EntryRef> drop;
+    index.ForEach([&](const EntryRef& e) {
+      bool ok = !e->extents.empty();
+      size_t marked = 0;
+      for (const Extent& x : e->extents) {
+        if (x.drive >= drives.size() || drives[x.drive]->generation.load() != x.drive_generation ||
+            !drives[x.drive]->alloc->MarkUsed(x.page, x.pages + x.table_pages)) {
+          ok = false;
+          break;
+        }
+        ++marked;
+      }
+      if (!ok) {
+        for (size_t i = 0; i < marked; ++i) {
+          const Extent& x = e->extents[i];
+          drives[x.drive]->alloc->Free(x.page, x.pages + x.table_pages);
+        }
+        drop.push_back(e);
+        return;
+      }
+      const_cast<Entry&>(*e).allocated = true;  // single-threaded here
+    });
+    for (const EntryRef& e : drop) index.RemoveIf(e);
+    if (!drop.empty()) spdlog::warn("{} entries refer to reset drives: dropped", drop.size());
+    co_return Status{};
+  }
+};
+
+// ---- free functions ----
+
+Awaitable<Result<ChosenSuperblock>> ReadSuperblock(io::BlockDevice& drive) {
+  if (drive.size() < kMinDriveSize) co_return errc::drive_too_small;
+  AlignedBuffer page(kPageSize);
+  const uint64_t mirror_at = drive.size() / kPageSize * kPageSize - kPageSize;
+  Result<Superblock> primary = errc::bad_magic, mirror = errc::bad_magic;
+  auto st = co_await io::ReadFull(drive, 0, page.first(kPageSize));
+  primary = st ? DecodeSuperblock(page.first(kPageSize)) : Result<Superblock>(st.error());
+  st = co_await io::ReadFull(drive, mirror_at, page.first(kPageSize));
+  mirror = st ? DecodeSuperblock(page.first(kPageSize)) : Result<Superblock>(st.error());
+  co_return ChooseSuperblock(std::move(primary), std::move(mirror));
+}
+
+Awaitable<Status> FormatSet(std::span<io::BlockDevice* const> drives, const FormatOptions& o) {
+  if (drives.empty() || drives.size() > 4096) co_return errc::set_mismatch;
+  const Uuid set_id = RandomUuid();
+  for (size_t i = 0; i < drives.size(); ++i) {
+    io::BlockDevice& dev = *drives[i];
+    auto layout = ComputeLayout(dev.size(), o.stripe_unit);
+    if (!layout) co_return layout.error();
+    Superblock sb;
+    sb.generation = 1;
+    sb.set_id = set_id;
+    sb.device_id = RandomUuid();
+    sb.set_size = static_cast<uint32_t>(drives.size());
+    sb.drive_index = static_cast<uint32_t>(i);
+    sb.drive_generation = 1;
+    sb.format_epoch = RandomU64() | 1;
+    sb.stripe_unit = o.stripe_unit;
+    sb.created_unix = NowUnix();
+    sb.layout = *layout;
+    // A zero first journal page: nothing replays from a fresh drive, whatever
+    // it held (the random epoch already guarantees it; this keeps tools quiet).
+    auto st = co_await WriteAligned(dev, layout->journal_offset, Page{});
+    if (st) st = co_await WriteSuperblocks(dev, sb);
+    if (!st) co_return st;
+  }
+  co_return Status{};
+}
+
+Awaitable<Status> ResetDrive(io::BlockDevice& drive, bool secure,
+                             const std::function<void(uint64_t, uint64_t)>& progress) {
+  auto chosen = co_await ReadSuperblock(drive);
+  if (!chosen) co_return chosen.error();
+  Superblock sb = chosen->sb;
+  const Layout& l = sb.layout;
+  // Metadata first: the journal and both checkpoint slots zeroed.
+  auto st = co_await drive.ZeroFill(l.journal_offset, l.journal_size);
+  if (st) st = co_await drive.ZeroFill(l.slot_offset[0], l.slot_size * 2);
+  if (!st) co_return st;
+  // Data: discarded, or zero-filled a piece at a time with progress.
+  if (secure) {
+    const uint64_t piece = 64ull << 20;
+    for (uint64_t done = 0; done < l.data_size;) {
+      const uint64_t n = std::min(piece, l.data_size - done);
+      st = co_await drive.ZeroFill(l.data_offset + done, n);
+      if (!st) co_return st;
+      done += n;
+      if (progress) progress(done, l.data_size);
+    }
+  } else {
+    st = co_await drive.Discard(l.data_offset, l.data_size);
+    if (!st) co_return st;
+  }
+  st = co_await drive.Flush();
+  if (!st) co_return st;
+  ++sb.generation;
+  ++sb.drive_generation;
+  sb.format_epoch = (sb.format_epoch + 1) | 1;
+  sb.reset_unix = NowUnix();
+  sb.active_slot = 0;
+  sb.checkpoint_seq = 0;
+  sb.checkpoint_bytes = 0;
+  sb.checkpoint_checksum = 0;
+  sb.journal_head = 0;
+  co_return co_await WriteSuperblocks(drive, sb);
+}
+
+// ---- Store ----
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Awaitable<Result<std::unique_ptr<Store>>> Store::Open(
+    std::vector<std::unique_ptr<io::BlockDevice>> drives, const StoreOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opt = options;
+  if (options.mode == Mode::kMemory) {
+    if (!drives.empty()) co_return errc::set_mismatch;
+  } else {
+    if (drives.empty()) co_return errc::set_mismatch;
+    const uint64_t staging = std::min<uint64_t>(options.memory_max_size / 4, 64ull << 20);
+    impl->cache = std::make_unique<DramCache>(
+        options.memory_max_size > staging ? options.memory_max_size - staging : 0);
+    auto st = co_await impl->OpenDrives(std::move(drives));
+    if (!st) co_return st.error();
+  }
+  co_return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Awaitable<Status> Store::Put(std::string_view key, Bytes value) {
+  Impl& s = *impl_;
+  MEMKV_CO_TRY(s.CheckKey(key));
+  if (value.empty()) co_return errc::empty_value;
+  if (value.size() > s.opt.max_value_size) co_return errc::too_large;
+  if (s.closed.load()) co_return errc::closed;
+  s.puts.fetch_add(1, std::memory_order_relaxed);
+  if (s.memory()) co_return co_await s.PutMemory(key, value);
+  co_return co_await s.PutDrives(key, value);
+}
+
+Result<ValueInfo> Store::Stat(std::string_view key) const {
+  EntryRef e = impl_->index.Find(key);
+  if (!e) return errc::not_found;
+  return ValueInfo{e->value_size, e->version};
+}
+
+Awaitable<Result<size_t>> Store::Get(std::string_view key, uint64_t offset,
+                                     std::span<std::byte> out) {
+  Impl& s = *impl_;
+  s.gets.fetch_add(1, std::memory_order_relaxed);
+  EntryRef e = s.index.Find(key);  // held to the end: its pages stay put
+  if (!e) {
+    s.misses.fetch_add(1, std::memory_order_relaxed);
+    co_return errc::not_found;
+  }
+  if (offset > e->value_size || out.size() > e->value_size - offset)
+    co_return errc::range_out_of_bounds;
+  e->last_access.store(s.clock.fetch_add(1, std::memory_order_relaxed),
+                       std::memory_order_relaxed);
+  if (e->bytes) {
+    std::memcpy(out.data(), e->bytes.get() + offset, out.size());
+    co_return out.size();
+  }
+  if (s.cache) {
+    if (auto hit = s.cache->Lookup(key, e->version)) {
+      s.cache_hits.fetch_add(1, std::memory_order_relaxed);
+      std::memcpy(out.data(), hit->bytes.data() + offset, out.size());
+      co_return out.size();
+    }
+  }
+  auto st = co_await s.ReadDrives(*e, offset, out);
+  if (!st) {
+    if (st.error() == errc::checksum_mismatch) {
+      s.checksum_errors.fetch_add(1);
+      spdlog::error("checksum mismatch reading a value of {} bytes: entry dropped", e->value_size);
+      s.index.RemoveIf(e);
+    }
+    co_return st.error();
+  }
+  if (offset == 0 && out.size() == e->value_size) s.cache->Insert(key, e->version, out);
+  co_return out.size();
+}
+
+Awaitable<Status> Store::Delete(std::string_view key) {
+  Impl& s = *impl_;
+  MEMKV_CO_TRY(s.CheckKey(key));
+  if (s.closed.load()) co_return errc::closed;
+  s.deletes.fetch_add(1, std::memory_order_relaxed);
+  EntryRef e = s.index.Find(key);
+  if (!e) co_return errc::not_found;
+  if (s.memory()) {
+    s.index.RemoveIf(e);
+    co_return Status{};
+  }
+  co_return co_await s.DeleteDrives(key, e);
+}
+
+Awaitable<std::vector<Status>> Store::PutBatch(std::span<const PutItem> items,
+                                               size_t concurrency) {
+  std::vector<Status> out(items.size());
+  co_await ForEachConcurrently(items.size(), concurrency, [&](size_t i) -> Awaitable<void> {
+    out[i] = co_await Put(items[i].key, items[i].value);
+  });
+  co_return out;
+}
+
+Awaitable<std::vector<Result<size_t>>> Store::GetBatch(std::span<const GetItem> items,
+                                                       size_t concurrency) {
+  std::vector<Result<size_t>> out(items.size(), Result<size_t>(errc::not_found));
+  co_await ForEachConcurrently(items.size(), concurrency, [&](size_t i) -> Awaitable<void> {
+    out[i] = co_await Get(items[i].key, items[i].offset, items[i].out);
+  });
+  co_return out;
+}
+
+Awaitable<std::vector<Status>> Store::DeleteBatch(std::span<const std::string_view> keys,
+                                                  size_t concurrency) {
+  std::vector<Status> out(keys.size());
+  co_await ForEachConcurrently(keys.size(), concurrency, [&](size_t i) -> Awaitable<void> {
+    out[i] = co_await Delete(keys[i]);
+  });
+  co_return out;
+}
+
+Awaitable<Status> Store::ResetDriveOnline(size_t drive, bool secure) {
+  Impl& s = *impl_;
+  if (drive >= s.drives.size()) co_return errc::set_mismatch;
+  PendingOp op;
+  op.kind = PendingOp::Kind::kReset;
+  op.secure = secure;
+  co_return co_await s.Commit(*s.drives[drive], op);
+}
+
+void Store::TakeOffline(size_t drive) {
+  if (drive < impl_->drives.size() && impl_->drives[drive]->online.exchange(false))
+    spdlog::warn("drive {} ({}) taken out of service", drive, impl_->drives[drive]->dev->name());
+}
+
+Awaitable<Status> Store::Checkpoint() {
+  Impl& s = *impl_;
+  Status result;
+  for (auto& d : s.drives) {
+    if (!d->online.load()) continue;
+    PendingOp op;
+    op.kind = PendingOp::Kind::kCheckpoint;
+    auto st = co_await s.Commit(*d, op);
+    if (!st && result) result = st;
+  }
+  co_return result;
+}
+
+Awaitable<Status> Store::Close() {
+  impl_->closed.store(true);
+  co_return co_await Checkpoint();
+}
+
+StoreStats Store::stats() const {
+  const Impl& s = *impl_;
+  StoreStats st;
+  st.keys = s.index.size();
+  st.puts = s.puts.load();
+  st.gets = s.gets.load();
+  st.deletes = s.deletes.load();
+  st.misses = s.misses.load();
+  st.cache_hits = s.cache_hits.load();
+  st.evictions = s.evictions.load();
+  st.checksum_errors = s.checksum_errors.load();
+  st.checkpoints = s.checkpoints.load();
+  st.memory_used = s.memory() ? s.mem_used.load() : 0;
+  st.memory_capacity = s.opt.memory_max_size;
+  for (const auto& d : s.drives) {
+    DriveStats ds;
+    ds.name = d->dev->name();
+    ds.online = d->online.load();
+    ds.generation = d->generation.load();
+    ds.raw_bytes = d->dev->size();
+    ds.usable_bytes = d->layout.data_size;
+    ds.used_bytes = d->alloc->used_pages() * kPageSize;
+    st.journal_records += d->journal.records.load();
+    st.drives.push_back(std::move(ds));
+  }
+  return st;
+}
+
+size_t Store::drive_count() const { return impl_->drives.size(); }
+Mode Store::mode() const { return impl_->opt.mode; }
+
+}  // namespace memkv::store

@@ -1,0 +1,156 @@
+#pragma once
+// store::Store: the storage engine. Keys map to values kept in DRAM
+// (`memory` mode) or on a set of drives (`file`, `direct`) with a DRAM cache
+// of clean copies in front.
+//
+// Durability (drive modes): Put returns only after the value's pages and its
+// journal record are on stable storage: data written, every drive that took
+// data flushed, the record written to the key's home drive, that drive
+// flushed. Puts that wait at the same time share one record and its flushes
+// (group commit). A value's pages are never written in place; an overwritten,
+// deleted or evicted value's pages are reused only after the record that
+// freed them is durable and no reader holds the value. Every 4 KiB page is
+// checksummed and verified on every read from a drive; a mismatch is an
+// error for that key only, counted, and the entry dropped.
+//
+// Threads: one Store serves every loop. Any member may be called from any
+// loop (coroutines run on the caller's executor; device I/O goes to the
+// caller's io::Ring). The index is sharded with short locks; each drive's
+// journal serializes its records under a mutex never held across an await
+// (a leader coroutine writes each record). Owned by the server (or a test).
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/result.h"
+#include "io/asio_fwd.h"
+#include "io/block_device.h"
+#include "store/superblock.h"
+
+namespace memkv::store {
+
+enum class Mode { kMemory, kFile, kDirect };
+
+struct StoreOptions {
+  Mode mode = Mode::kFile;
+  uint64_t memory_max_size = 256ull << 20;  // memory.max_size: the store, or cache + staging
+  uint64_t staging_chunk = 2ull << 20;      // memory.block_size: the most one I/O stages
+  uint64_t max_value_size = 1ull << 30;     // limits.max_value_size
+  double high_watermark = 0.90;             // start evicting above this fill
+  double low_watermark = 0.80;              // evict down to this fill
+};
+
+struct ValueInfo {
+  uint64_t size = 0;
+  uint64_t version = 0;
+};
+
+struct DriveStats {
+  std::string name;
+  bool online = false;
+  uint64_t generation = 0;
+  uint64_t raw_bytes = 0;     // the device
+  uint64_t usable_bytes = 0;  // its data region
+  uint64_t used_bytes = 0;    // pages holding values
+};
+
+struct StoreStats {
+  uint64_t keys = 0;
+  uint64_t puts = 0, gets = 0, deletes = 0, misses = 0;
+  uint64_t cache_hits = 0;
+  uint64_t evictions = 0;
+  uint64_t checksum_errors = 0;
+  uint64_t journal_records = 0, checkpoints = 0;
+  uint64_t memory_used = 0, memory_capacity = 0;
+  std::vector<DriveStats> drives;
+};
+
+struct FormatOptions {
+  uint64_t stripe_unit = 4ull << 20;  // storage.block_size
+};
+
+// Formats `drives` as one set: fresh superblocks (primary and mirror) with a
+// new set id, device ids and epochs. Whatever the drives held is gone.
+io::Awaitable<Status> FormatSet(std::span<io::BlockDevice* const> drives,
+                                const FormatOptions& options = {});
+
+// Reads a drive's superblock, from the mirror when the primary is damaged.
+io::Awaitable<Result<ChosenSuperblock>> ReadSuperblock(io::BlockDevice& drive);
+
+// Offline reset of one drive (`memkv drive reset`): metadata zeroed, a fresh
+// superblock keeping the device id, set and index, with the drive generation
+// and epoch bumped; the data region discarded, or zero-filled when `secure`.
+// `progress(done, total)` is called while zero-filling.
+io::Awaitable<Status> ResetDrive(io::BlockDevice& drive, bool secure,
+                                 const std::function<void(uint64_t, uint64_t)>& progress = {});
+
+class Store {
+ public:
+  // Opens a store. Memory mode takes no drives. Drive modes take the drives
+  // of one formatted set (in any order) and recover: superblocks, each
+  // drive's checkpoint, journal replay, allocation rebuilt.
+  static io::Awaitable<Result<std::unique_ptr<Store>>> Open(
+      std::vector<std::unique_ptr<io::BlockDevice>> drives, const StoreOptions& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Stores `value` under `key`, replacing any earlier value, durably.
+  io::Awaitable<Status> Put(std::string_view key, Bytes value);
+  // The size and version of a key's value, or not_found. No I/O.
+  Result<ValueInfo> Stat(std::string_view key) const;
+  // Reads out.size() bytes of the value from `offset`; returns the count.
+  io::Awaitable<Result<size_t>> Get(std::string_view key, uint64_t offset,
+                                    std::span<std::byte> out);
+  // Removes a key durably; not_found if there was none.
+  io::Awaitable<Status> Delete(std::string_view key);
+
+  // Batches: each entry gets its own status, in order; a batch is not
+  // atomic. Up to `concurrency` entries are in flight at once, so puts of a
+  // batch share journal records and flushes (group commit).
+  struct PutItem {
+    std::string_view key;
+    Bytes value;
+  };
+  struct GetItem {
+    std::string_view key;
+    uint64_t offset = 0;
+    std::span<std::byte> out;  // out.size() bytes from offset
+  };
+  io::Awaitable<std::vector<Status>> PutBatch(std::span<const PutItem> items,
+                                              size_t concurrency = 64);
+  io::Awaitable<std::vector<Result<size_t>>> GetBatch(std::span<const GetItem> items,
+                                                      size_t concurrency = 64);
+  io::Awaitable<std::vector<Status>> DeleteBatch(std::span<const std::string_view> keys,
+                                                 size_t concurrency = 64);
+
+  // Takes a drive out of service, resets it (as ResetDrive) and brings it
+  // back, while the other drives serve. Its values become misses.
+  io::Awaitable<Status> ResetDriveOnline(size_t drive, bool secure);
+  // Takes a drive out of service: its values become misses (unavailable).
+  void TakeOffline(size_t drive);
+
+  // Writes a checkpoint on every drive, so the next open replays little.
+  io::Awaitable<Status> Checkpoint();
+  // Checkpoints and refuses further work.
+  io::Awaitable<Status> Close();
+
+  StoreStats stats() const;
+  size_t drive_count() const;
+  Mode mode() const;
+
+  class Impl;
+
+ private:
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace memkv::store

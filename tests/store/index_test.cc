@@ -1,0 +1,103 @@
+#include "store/index.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace memkv::store {
+namespace {
+
+std::shared_ptr<Entry> Make(const std::string& key, uint64_t version, int* released = nullptr) {
+  auto e = std::make_shared<Entry>();
+  e->key = key;
+  e->version = version;
+  e->value_size = version * 10;
+  if (released) e->release = [released](Entry&) { ++*released; };
+  return e;
+}
+
+TEST(Index, PublishFindRemove) {
+  Index idx(4);
+  EXPECT_EQ(idx.Find("a"), nullptr);
+  EXPECT_EQ(idx.Publish(Make("a", 1)), nullptr);
+  ASSERT_NE(idx.Find("a"), nullptr);
+  EXPECT_EQ(idx.Find("a")->version, 1u);
+  EXPECT_EQ(idx.size(), 1u);
+  auto old = idx.Remove("a", 5);
+  ASSERT_NE(old, nullptr);
+  EXPECT_EQ(idx.Find("a"), nullptr);
+  EXPECT_EQ(idx.size(), 0u);
+}
+
+TEST(Index, TheHigherVersionWinsInEitherOrder) {
+  Index idx(4);
+  idx.Publish(Make("k", 5));
+  auto refused = idx.Publish(Make("k", 3));
+  ASSERT_NE(refused, nullptr);
+  EXPECT_EQ(refused->version, 3u);
+  EXPECT_EQ(idx.Find("k")->version, 5u);
+  auto replaced = idx.Publish(Make("k", 9));
+  EXPECT_EQ(replaced->version, 5u);
+  EXPECT_EQ(idx.Find("k")->version, 9u);
+  EXPECT_EQ(idx.size(), 1u);
+  EXPECT_EQ(idx.Remove("k", 8), nullptr);  // a delete older than the value
+  EXPECT_NE(idx.Find("k"), nullptr);
+}
+
+TEST(Index, StorageIsReleasedOnlyAfterTheLastReader) {
+  Index idx(4);
+  int released = 0;
+  idx.Publish(Make("k", 1, &released));
+  EntryRef reader = idx.Find("k");
+  idx.Publish(Make("k", 2));
+  EXPECT_EQ(released, 0) << "freed under a reader";
+  reader.reset();
+  EXPECT_EQ(released, 1);
+}
+
+TEST(Index, RemoveIfRemovesOnlyTheExpectedEntry) {
+  Index idx(4);
+  idx.Publish(Make("k", 1));
+  EntryRef chosen = idx.Find("k");
+  idx.Publish(Make("k", 2));  // overwritten after eviction chose it
+  EXPECT_FALSE(idx.RemoveIf(chosen));
+  EXPECT_EQ(idx.Find("k")->version, 2u);
+  EXPECT_TRUE(idx.RemoveIf(idx.Find("k")));
+  EXPECT_EQ(idx.size(), 0u);
+}
+
+TEST(Index, ForEachAndSampleSeeEntries) {
+  Index idx(8);
+  for (int i = 0; i < 1000; ++i) idx.Publish(Make("key" + std::to_string(i), 1));
+  size_t n = 0;
+  idx.ForEach([&](const EntryRef&) { ++n; });
+  EXPECT_EQ(n, 1000u);
+  std::mt19937_64 rng(1);
+  auto s = idx.Sample(16, rng);
+  EXPECT_GE(s.size(), 8u);
+  for (auto& e : s) EXPECT_EQ(idx.Find(e->key), e);
+}
+
+TEST(Index, ConcurrentWritersAndReadersAgree) {
+  Index idx(16);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5000; ++i) {
+        const std::string key = "k" + std::to_string(i % 500);
+        idx.Publish(Make(key, static_cast<uint64_t>(i * 4 + t + 1)));
+        if (auto e = idx.Find(key)) ASSERT_EQ(e->key, key);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(idx.size(), 500u);
+  for (int i = 0; i < 500; ++i) {
+    // The winner is the highest version any thread wrote for the key.
+    const uint64_t last_i = 4500 + i;
+    EXPECT_EQ(idx.Find("k" + std::to_string(i))->version, last_i * 4 + 4);
+  }
+}
+
+}  // namespace
+}  // namespace memkv::store
