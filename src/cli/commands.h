@@ -11,5 +11,7 @@ namespace memkv::cli {
 
 void AddDriveCommands(CLI::App& app, int& exit_code);
 void AddSetupCommand(CLI::App& app, int& exit_code);
+void AddServerCommand(CLI::App& app, int& exit_code);
+void AddKvCommands(CLI::App& app, int& exit_code);
 
 }  // namespace memkv::cli

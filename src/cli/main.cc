@@ -29,8 +29,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.require_subcommand(0, 1);
   int exit_code = 0;
+  memkv::cli::AddServerCommand(app, exit_code);
   memkv::cli::AddDriveCommands(app, exit_code);
   memkv::cli::AddSetupCommand(app, exit_code);
+  memkv::cli::AddKvCommands(app, exit_code);
 
   // Logging is set up before any subcommand's callback runs.
   app.parse_complete_callback([&] {

@@ -56,8 +56,13 @@ std::string AuthKey::ToHex() const {
 
 Tag AuthKey::Hmac(Bytes a, Bytes b) const {
   // HMAC_CTX is deprecated in OpenSSL 3; EVP_MAC is its replacement. One MAC
-  // object is fetched per thread and reused.
-  thread_local EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  // object is fetched per thread, reused, and freed when the thread ends.
+  struct MacHolder {
+    EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    ~MacHolder() { EVP_MAC_free(mac); }
+  };
+  thread_local MacHolder holder;
+  EVP_MAC* mac = holder.mac;
   Tag tag{};
   EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
   char digest[] = "SHA256";

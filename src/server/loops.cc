@@ -1,11 +1,13 @@
 #include "server/loops.h"
 
 #include <exception>
+#include <future>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <spdlog/spdlog.h>
 
 #include "io/blocking_pool.h"
@@ -36,6 +38,7 @@ Loops::~Loops() {
 
 void Loops::Start() {
   for (auto& ctx : contexts_) {
+    ctx->restart();  // RunBlocking may have run it out of work (which stops it)
     guards_.push_back(std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
         ctx->get_executor()));
     threads_.emplace_back([c = ctx.get()] { c->run(); });
@@ -62,6 +65,15 @@ Status Loops::RunBlocking(const std::function<io::Awaitable<Status>()>& task) {
   ctx.run();
   if (failure) std::rethrow_exception(failure);
   return result;
+}
+
+}  // namespace memkv::server
+
+namespace memkv::server {
+
+Status Loops::RunOn(size_t i, const std::function<io::Awaitable<Status>()>& task) {
+  auto future = asio::co_spawn(*contexts_[i], task(), asio::use_future);
+  return future.get();  // rethrows what the task threw
 }
 
 }  // namespace memkv::server

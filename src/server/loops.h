@@ -46,6 +46,9 @@ class Loops {
   // Runs `task` on loop 0 on the calling thread until it finishes (for tools
   // and tests; the loops must not be started).
   Status RunBlocking(const std::function<io::Awaitable<Status>()>& task);
+  // Runs `task` on started loop `i` and waits for it on the calling thread
+  // (which must not be a loop thread).
+  Status RunOn(size_t i, const std::function<io::Awaitable<Status>()>& task);
 
  private:
   Loops() = default;

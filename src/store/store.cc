@@ -649,16 +649,22 @@ class Store::Impl {
       }
       x.page = *p;
     }
-    // Write data (and checksum tables), a staging chunk at a time.
+    // Write data (and checksum tables), a staging chunk at a time. An extent
+    // that fits one chunk with its table goes down in a single write.
     const uint64_t chunk_pages = std::max<uint64_t>(1, opt.staging_chunk / kPageSize);
-    AlignedBuffer stage(std::min<uint64_t>(chunk_pages, pages) * kPageSize);
+    uint64_t largest = 0;
+    for (const Extent& x : entry->extents)
+      largest = std::max<uint64_t>(largest, uint64_t{x.pages} + x.table_pages);
+    AlignedBuffer stage(std::min<uint64_t>(chunk_pages, largest) * kPageSize);
     uint64_t value_at = 0;
     for (Extent& x : entry->extents) {
       Drive& d = *drives[x.drive];
+      const bool single = uint64_t{x.pages} + x.table_pages <= stage.size() / kPageSize;
       std::vector<uint64_t> sums;
       sums.reserve(x.pages);
-      for (uint64_t p = 0; p < x.pages; p += chunk_pages) {
-        const uint64_t n = std::min<uint64_t>(chunk_pages, x.pages - p);
+      const uint64_t step = single ? x.pages : stage.size() / kPageSize;
+      for (uint64_t p = 0; p < x.pages; p += step) {
+        const uint64_t n = std::min<uint64_t>(step, x.pages - p);
         for (uint64_t i = 0; i < n; ++i) {
           std::byte* page = stage.data() + i * kPageSize;
           const uint64_t take = std::min<uint64_t>(kPageSize, value.size() - value_at);
@@ -667,12 +673,21 @@ class Store::Impl {
           sums.push_back(Xxh3(page, kPageSize));  // fused: the page is still in cache
           value_at += take;
         }
-        auto st = co_await d.dev->Write(d.DataOffset(x.page + p), stage.first(n * kPageSize));
+        uint64_t write_pages = n;
+        if (single && x.table_pages > 0) {
+          std::byte* table = stage.data() + n * kPageSize;
+          const uint64_t table_bytes = uint64_t{x.table_pages} * kPageSize;
+          std::memset(table, 0, table_bytes);
+          std::memcpy(table, sums.data(), sums.size() * sizeof(uint64_t));
+          x.table_checksum = Xxh3(table, table_bytes);
+          write_pages += x.table_pages;
+        }
+        auto st = co_await d.dev->Write(d.DataOffset(x.page + p), stage.first(write_pages * kPageSize));
         if (!st) co_return FailDrive(d, st.error(), "writing data");
       }
       if (inline_sums) {
         entry->page_checksums = std::move(sums);
-      } else {
+      } else if (!single) {
         AlignedBuffer table(x.table_pages * kPageSize);
         std::memset(table.data(), 0, table.size());
         std::memcpy(table.data(), sums.data(), sums.size() * sizeof(uint64_t));
@@ -736,10 +751,28 @@ class Store::Impl {
       Drive& d = *drives[x.drive];
       if (!d.online.load() || d.generation.load() != x.drive_generation)
         co_return errc::unavailable;
-      // Expected checksums: inline, or the extent's table (verified first).
+      const uint64_t first = (std::max(offset, extent_start) - extent_start) / kPageSize;
+      const uint64_t last = PagesOf(std::min(end, extent_end) - extent_start);  // exclusive
+      // A range that runs to the extent's end is read together with the
+      // checksum table right after it: one I/O instead of two in a row.
+      const bool fused = x.table_pages > 0 && last == x.pages &&
+                         (last - first + x.table_pages) * kPageSize <=
+                             std::max<uint64_t>(opt.staging_chunk, 2 * kPageSize);
+      std::optional<AlignedBuffer> fused_buf;
       std::vector<uint64_t> table;
       const uint64_t* sums = e.page_checksums.data();
-      if (x.table_pages > 0) {
+      if (fused) {
+        fused_buf.emplace((last - first + x.table_pages) * kPageSize);
+        auto st = co_await io::ReadFull(*d.dev, d.DataOffset(x.page + first),
+                                        std::span<std::byte>(fused_buf->data(), fused_buf->size()));
+        if (!st) co_return st.error();
+        const std::byte* t = fused_buf->data() + (last - first) * kPageSize;
+        if (Xxh3(t, uint64_t{x.table_pages} * kPageSize) != x.table_checksum)
+          co_return errc::checksum_mismatch;
+        table.resize(x.pages);
+        std::memcpy(table.data(), t, x.pages * sizeof(uint64_t));
+        sums = table.data();
+      } else if (x.table_pages > 0) {
         AlignedBuffer t(uint64_t{x.table_pages} * kPageSize);
         auto st = co_await io::ReadFull(*d.dev, d.DataOffset(x.page + x.pages),
                                         std::span<std::byte>(t.data(), t.size()));
@@ -751,8 +784,21 @@ class Store::Impl {
       } else if (e.page_checksums.size() != x.pages) {
         co_return errc::bad_record;
       }
-      const uint64_t first = (std::max(offset, extent_start) - extent_start) / kPageSize;
-      const uint64_t last = PagesOf(std::min(end, extent_end) - extent_start);  // exclusive
+      auto verify_copy = [&](const std::byte* page, uint64_t p) -> bool {
+        if (Xxh3(page, kPageSize) != sums[p]) return false;
+        const uint64_t page_start = extent_start + p * kPageSize;
+        const uint64_t from = std::max(offset, page_start);
+        const uint64_t to = std::min(end, page_start + kPageSize);
+        std::memcpy(out.data() + (from - offset), page + (from - page_start), to - from);
+        return true;
+      };
+      if (fused) {
+        for (uint64_t p = first; p < last; ++p)
+          if (!verify_copy(fused_buf->data() + (p - first) * kPageSize, p))
+            co_return errc::checksum_mismatch;
+        extent_start = extent_end;
+        continue;
+      }
       if (!stage) stage.emplace(std::min<uint64_t>(chunk_pages, last - first) * kPageSize);
       const uint64_t stage_pages = stage->size() / kPageSize;
       for (uint64_t p = first; p < last; p += stage_pages) {
@@ -760,14 +806,8 @@ class Store::Impl {
         auto st = co_await io::ReadFull(*d.dev, d.DataOffset(x.page + p),
                                         stage->first(n * kPageSize));
         if (!st) co_return st.error();
-        for (uint64_t i = 0; i < n; ++i) {
-          const std::byte* page = stage->data() + i * kPageSize;
-          if (Xxh3(page, kPageSize) != sums[p + i]) co_return errc::checksum_mismatch;
-          const uint64_t page_start = extent_start + (p + i) * kPageSize;
-          const uint64_t from = std::max(offset, page_start);
-          const uint64_t to = std::min(end, page_start + kPageSize);
-          std::memcpy(out.data() + (from - offset), page + (from - page_start), to - from);
-        }
+        for (uint64_t i = 0; i < n; ++i)
+          if (!verify_copy(stage->data() + i * kPageSize, p + i)) co_return errc::checksum_mismatch;
       }
       extent_start = extent_end;
     }

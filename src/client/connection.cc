@@ -1,0 +1,1066 @@
+#include "client/connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <random>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/checksum.h"
+#include "proto/frame.h"
+
+namespace memkv::client {
+
+namespace asio = boost::asio;
+using GenericSocket = asio::generic::stream_protocol::socket;
+using GenericEndpoint = asio::generic::stream_protocol::endpoint;
+using proto::StatusCode;
+
+namespace {
+
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr uint64_t kBatchOverhead = 12;  // BatchHead
+constexpr size_t kMaxFramesPerWrite = 64;
+constexpr size_t kMaxBytesPerWrite = 4u << 20;
+
+// One frame waiting in the write queue. `data` points into memory kept
+// alive by `keep` (the caller's owner or the request's copy).
+struct OutFrame {
+  proto::HeaderBytes header{};
+  Buffer control;
+  std::vector<Bytes> data;
+  std::shared_ptr<const void> keep;
+  int fd = -1;  // sent in SCM_RIGHTS with the frame (RegisterRegion)
+};
+
+struct Sub;
+
+// One caller's request: one or more request ids (a batch too large for one
+// frame is sent as several requests), one deadline, one completion.
+// Loop-confined.
+class Op {
+ public:
+  virtual ~Op() = default;
+  // One reply frame of `sub`; an error fails the whole request.
+  virtual Status OnReply(Sub& sub, const proto::FrameHeader& h, Bytes control, Bytes data) = 0;
+  // Completes the caller, once; later calls do nothing.
+  virtual void Finish(Status s) = 0;
+
+  bool done = false;
+  uint32_t subs_left = 0;
+  std::optional<asio::steady_timer> timer;
+};
+
+// One request id in flight: entries [base, base + count) of its Op.
+struct Sub {
+  std::shared_ptr<Op> op;
+  uint32_t base = 0;
+  uint32_t count = 0;
+  uint32_t received = 0;
+  std::shared_ptr<const void> keep;  // held until the reply (shm regions)
+};
+
+template <class T>
+class TypedOp : public Op {
+ public:
+  using Value = std::conditional_t<std::is_void_v<T>, char, T>;
+  explicit TypedOp(Callback<T> cb) : cb_(std::move(cb)) {}
+  void Finish(Status s) final {
+    if (done) return;
+    done = true;
+    if (timer) timer->cancel();
+    if (!s) {
+      cb_(s.error());
+    } else if constexpr (std::is_void_v<T>) {
+      cb_(Result<void>{});
+    } else {
+      cb_(std::move(value_));
+    }
+  }
+
+ protected:
+  Callback<T> cb_;
+  Value value_{};
+};
+
+Status CheckSlice(const Sub& sub, const proto::BatchHead& b, size_t n) {
+  if (b.total != sub.count || uint64_t{b.first} + b.count > b.total || n != b.count ||
+      uint64_t{sub.received} + b.count > sub.count)
+    return errc::bad_reply;
+  return {};
+}
+Status CheckLast(const Sub& sub, const proto::FrameHeader& h) {
+  if (!h.has_more() && sub.received != sub.count) return errc::bad_reply;
+  return {};
+}
+
+class PingOp final : public TypedOp<void> {
+ public:
+  PingOp(Callback<void> cb, uint64_t token) : TypedOp(std::move(cb)), token_(token) {}
+  Status OnReply(Sub&, const proto::FrameHeader&, Bytes control, Bytes) override {
+    proto::Ping ping;
+    if (proto::Decode(control, ping)) return ping.token == token_ ? Status{} : errc::bad_reply;
+    proto::ReplyHead head;
+    if (proto::Decode(control, head) && head.status != StatusCode::kOk)
+      return make_status_error(head.status);
+    return errc::bad_reply;
+  }
+
+ private:
+  uint64_t token_;
+};
+
+// BatchWrite (tcp and shm) and Delete: a status per entry.
+class StatusOp final : public TypedOp<std::vector<StatusCode>> {
+ public:
+  StatusOp(Callback<std::vector<StatusCode>> cb, size_t n) : TypedOp(std::move(cb)) {
+    value_.assign(n, StatusCode::kInternal);
+  }
+  Status OnReply(Sub& sub, const proto::FrameHeader& h, Bytes control, Bytes) override {
+    if (!proto::Decode(control, reply_)) return errc::bad_reply;
+    if (reply_.head.status != StatusCode::kOk) return make_status_error(reply_.head.status);
+    MEMKV_TRY(CheckSlice(sub, reply_.batch, reply_.statuses.size()));
+    for (size_t i = 0; i < reply_.statuses.size(); ++i)
+      value_[sub.base + reply_.batch.first + i] = reply_.statuses[i];
+    sub.received += reply_.batch.count;
+    return CheckLast(sub, h);
+  }
+
+ private:
+  proto::StatusReply reply_;
+};
+
+class ExistsOp final : public TypedOp<std::vector<KeyInfo>> {
+ public:
+  ExistsOp(Callback<std::vector<KeyInfo>> cb, size_t n) : TypedOp(std::move(cb)) {
+    value_.resize(n);
+  }
+  Status OnReply(Sub& sub, const proto::FrameHeader& h, Bytes control, Bytes) override {
+    if (!proto::Decode(control, reply_)) return errc::bad_reply;
+    if (reply_.head.status != StatusCode::kOk) return make_status_error(reply_.head.status);
+    MEMKV_TRY(CheckSlice(sub, reply_.batch, reply_.results.size()));
+    for (size_t i = 0; i < reply_.results.size(); ++i)
+      value_[sub.base + reply_.batch.first + i] = {reply_.results[i].status,
+                                                    reply_.results[i].value_size};
+    sub.received += reply_.batch.count;
+    return CheckLast(sub, h);
+  }
+
+ private:
+  proto::ExistsReply reply_;
+};
+
+// BatchRead over tcp (inline bytes copied into each entry's destination) or
+// shm (bytes placed in the region by the server). The destination is touched
+// only here, on the loop, and only while the request is not done.
+class GetOp final : public TypedOp<std::vector<GetResult>> {
+ public:
+  struct Dest {
+    std::byte* p = nullptr;
+    uint64_t capacity = 0;
+  };
+  GetOp(Callback<std::vector<GetResult>> cb, std::vector<Dest> dests, bool shm)
+      : TypedOp(std::move(cb)), dests_(std::move(dests)), shm_(shm) {
+    value_.resize(dests_.size());
+  }
+  Status OnReply(Sub& sub, const proto::FrameHeader& h, Bytes control, Bytes data) override {
+    if (!proto::Decode(control, data, reply_)) return errc::bad_reply;
+    if (reply_.head.status != StatusCode::kOk) return make_status_error(reply_.head.status);
+    MEMKV_TRY(CheckSlice(sub, reply_.batch, reply_.results.size()));
+    size_t at = 0;  // next inline byte of this frame
+    for (size_t i = 0; i < reply_.results.size(); ++i) {
+      const proto::ReadResult& r = reply_.results[i];
+      const size_t idx = sub.base + reply_.batch.first + i;
+      GetResult& out = value_[idx];
+      const Dest& dest = dests_[idx];
+      out = {r.status, r.value_size, 0};
+      if (r.status != StatusCode::kOk) continue;
+      if (r.delivery == proto::Delivery::kInline && !shm_) {
+        Bytes bytes = reply_.data.subspan(at, r.length);
+        at += r.length;
+        if (r.length > dest.capacity) {
+          out.status = StatusCode::kBufferTooSmall;
+        } else if (Xxh3(bytes) != r.checksum) {
+          out.status = StatusCode::kChecksumMismatch;
+        } else {
+          if (r.length) std::memcpy(dest.p, bytes.data(), r.length);
+          out.length = r.length;
+        }
+      } else if (r.delivery == proto::Delivery::kPlaced && shm_) {
+        if (r.length > dest.capacity) return errc::bad_reply;
+        if (Xxh3(dest.p, r.length) != r.checksum) {
+          out.status = StatusCode::kChecksumMismatch;
+        } else {
+          out.length = r.length;
+        }
+      } else {
+        // kStreamed (not implemented yet) or a delivery this request did not ask for.
+        return errc::bad_reply;
+      }
+    }
+    sub.received += reply_.batch.count;
+    return CheckLast(sub, h);
+  }
+
+ private:
+  std::vector<Dest> dests_;
+  bool shm_;
+  proto::BatchReadReply reply_;
+};
+
+// RegisterRegion / ReleaseRegion: a bare ReplyHead.
+class RegionOp final : public TypedOp<void> {
+ public:
+  RegionOp(Callback<void> cb, std::function<void()> on_ok)
+      : TypedOp(std::move(cb)), on_ok_(std::move(on_ok)) {}
+  Status OnReply(Sub&, const proto::FrameHeader&, Bytes control, Bytes) override {
+    proto::ReplyHead head;
+    if (!proto::Decode(control, head)) return errc::bad_reply;
+    if (head.status != StatusCode::kOk) return make_status_error(head.status);
+    if (on_ok_) on_ok_();
+    return {};
+  }
+
+ private:
+  std::function<void()> on_ok_;
+};
+
+std::string HostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  std::string s(buf);
+  if (s.size() > proto::kMaxNameSize) s.resize(proto::kMaxNameSize);
+  return s;
+}
+
+void LogFailure(const char* what, std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("memkv client: {} failed: {}", what, ex.what());
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+class Connection::Impl : public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(std::shared_ptr<IoThreads> threads, ConnectionOptions options)
+      : threads_(std::move(threads)),
+        ctx_(threads_->Next()),
+        options_(std::move(options)),
+        unix_(options_.address.find('/') != std::string::npos),
+        socket_(ctx_),
+        writer_wake_(ctx_) {}
+
+
+  const proto::AuthKey* key() const { return options_.auth_key ? &*options_.auth_key : nullptr; }
+
+  asio::awaitable<Status> ConnectAndAttach();
+  void Start();
+  void Close() {
+    asio::post(ctx_, [self = shared_from_this()] {
+      self->Shutdown(errc::closed, "closed by the client");
+    });
+  }
+  void Shutdown(error_code why, const std::string& detail);
+
+  OutFrame MakeFrame(proto::Opcode opcode, Buffer control, std::vector<Bytes> data,
+                     std::shared_ptr<const void> keep) {
+    OutFrame f;
+    proto::FrameHeader h;
+    h.opcode = opcode;
+    h.request_id = next_id_.fetch_add(1, std::memory_order_relaxed);
+    h.control_len = static_cast<uint32_t>(control.size());
+    size_t data_len = 0;
+    for (Bytes b : data) data_len += b.size();
+    h.data_len = static_cast<uint32_t>(data_len);
+    f.header = proto::EncodeHeader(h, control, key());
+    f.control = std::move(control);
+    f.data = std::move(data);
+    f.keep = std::move(keep);
+    return f;
+  }
+
+  struct Planned {
+    OutFrame frame;
+    uint32_t base = 0;
+    uint32_t count = 0;
+    std::shared_ptr<const void> keep_until_reply;
+  };
+
+  // Hands a request to the loop: registers its request ids, queues its
+  // frames, arms its deadline. From any thread.
+  void Submit(std::shared_ptr<Op> op, std::vector<Planned> subs, Duration timeout,
+              std::vector<uint32_t> needs_regions = {}) {
+    if (timeout.count() <= 0) timeout = options_.request_timeout;
+    asio::post(ctx_, [self = shared_from_this(), op = std::move(op), subs = std::move(subs),
+                      timeout, needs = std::move(needs_regions)]() mutable {
+      self->OnSubmit(std::move(op), std::move(subs), timeout, needs);
+    });
+  }
+  void Reject(std::shared_ptr<Op> op, error_code ec) {
+    asio::post(ctx_, [op = std::move(op), ec] { op->Finish(ec); });
+  }
+
+  // Splits a batch so that each request fits a frame (and the server's
+  // max_batch_entries).
+  std::vector<proto::Slice> Plan(std::span<const uint64_t> cost) const {
+    auto slices = proto::PlanSlices(cost, kBatchOverhead);
+    const uint32_t max = attach_.max_batch_entries;
+    if (max == 0) return slices;
+    std::vector<proto::Slice> out;
+    for (const proto::Slice& s : slices)
+      for (uint32_t f = 0; f < s.count; f += max)
+        out.push_back({s.first + f, std::min(max, s.count - f)});
+    return out;
+  }
+
+  void SubmitKeys(proto::Opcode opcode, std::shared_ptr<Op> op, const std::vector<std::string>& keys,
+                  Duration timeout);
+
+  // Loop-side.
+  void OnSubmit(std::shared_ptr<Op> op, std::vector<Planned> subs, Duration timeout,
+                const std::vector<uint32_t>& needs_regions);
+  void Dispatch(const proto::FrameHeader& h, Bytes control, Bytes data);
+  asio::awaitable<void> Reader(std::shared_ptr<Impl> self);
+  asio::awaitable<void> Writer(std::shared_ptr<Impl> self);
+  asio::awaitable<error_code> SendWithFd(const OutFrame& f);
+  void Spawn(asio::awaitable<void> aw, const char* what) {
+    asio::co_spawn(ctx_, std::move(aw), [what](std::exception_ptr e) { LogFailure(what, e); });
+  }
+
+  // Tells the handle that the connection is gone. Declared first, so it
+  // fires last: after threads_ has been released here, which leaves the
+  // handle's reference the last one and the pool is joined on the user's
+  // thread, not handed to a helper.
+  struct DestroySignal {
+    std::promise<void>* promise = nullptr;  // set by the handle before it lets go
+    ~DestroySignal() {
+      if (promise) promise->set_value();
+    }
+  };
+  DestroySignal destroyed_;
+
+  // Constant after construction.
+  std::shared_ptr<IoThreads> threads_;  // the loop outlives everything below
+  asio::io_context& ctx_;
+  const ConnectionOptions options_;
+  const bool unix_;
+  // Written by ConnectAndAttach before the handle exists; constant after.
+  AttachInfo attach_;
+  uint32_t limit_ = 1;
+  // Any thread.
+  std::atomic<bool> open_{false};
+  std::atomic<uint64_t> next_id_{1};
+
+  // Loop-confined.
+  GenericSocket socket_;
+  asio::steady_timer writer_wake_;
+  std::deque<OutFrame> queue_;
+  std::unordered_map<uint64_t, Sub> pending_;
+  std::unordered_map<uint32_t, std::shared_ptr<SharedRegion>> regions_;
+  uint32_t inflight_ = 0;  // request ids written and not yet fully answered
+  error_code close_reason_ = errc::connection_lost;
+};
+
+asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
+  auto self = shared_from_this();
+  struct Guard {
+    bool done = false;
+    bool timed_out = false;
+    std::optional<asio::ip::tcp::resolver> resolver;
+  };
+  auto guard = std::make_shared<Guard>();
+  asio::steady_timer timer(ctx_);
+  timer.expires_after(options_.connect_timeout);
+  timer.async_wait([this, self, guard](error_code ec) {
+    if (ec || guard->done) return;
+    guard->timed_out = true;
+    if (guard->resolver) guard->resolver->cancel();
+    error_code ignored;
+    socket_.close(ignored);
+  });
+  auto finish = [&](Status s) -> Status {
+    guard->done = true;
+    timer.cancel();
+    if (!s && guard->timed_out) return errc::connect_timeout;
+    return s;
+  };
+
+  // Connect.
+  std::vector<GenericEndpoint> endpoints;
+  if (unix_) {
+    endpoints.emplace_back(asio::local::stream_protocol::endpoint(options_.address));
+  } else {
+    const std::string& a = options_.address;
+    const size_t colon = a.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == a.size())
+      co_return finish(errc::bad_address);
+    std::string host = a.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);
+    guard->resolver.emplace(ctx_);
+    auto [ec, results] =
+        co_await guard->resolver->async_resolve(host, a.substr(colon + 1), kTuple);
+    if (ec) {
+      spdlog::warn("memkv client: cannot resolve {}: {}", a, ec.message());
+      co_return finish(guard->timed_out ? Status(errc::connect_timeout) : Status(errc::bad_address));
+    }
+    for (const auto& r : results) endpoints.emplace_back(r.endpoint());
+  }
+  error_code last;
+  bool connected = false;
+  for (const GenericEndpoint& ep : endpoints) {
+    if (guard->timed_out) break;
+    error_code ignored;
+    socket_.close(ignored);
+    auto [ec] = co_await socket_.async_connect(ep, kTuple);
+    if (!ec) {
+      connected = true;
+      break;
+    }
+    last = ec;
+  }
+  if (!connected) {
+    if (!guard->timed_out)
+      spdlog::warn("memkv client: cannot connect to {}: {}", options_.address, last.message());
+    co_return finish(errc::connect_failed);
+  }
+  if (!unix_) {
+    error_code ignored;
+    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  }
+
+  // Attach.
+  std::random_device rd;
+  std::mt19937_64 rng((uint64_t{rd()} << 32) ^ rd());
+  proto::AttachRequest req;
+  for (auto& b : req.client_id) b = static_cast<std::byte>(rng());
+  req.rails = proto::kRailTcp | (unix_ ? proto::kRailShm : 0);
+  const std::string host = HostName();
+  req.host_id = host;
+  req.nonce = rng();
+  if (key()) req.proof = proto::AttachProof(*key(), req.client_id, req.nonce);
+  Buffer frame;
+  {
+    Buffer control;
+    proto::Encode(req, control);
+    proto::FrameHeader h;
+    h.opcode = proto::Opcode::kAttach;
+    h.request_id = next_id_.fetch_add(1);
+    proto::AppendFrame(frame, h, control, {}, key());
+  }
+  if (auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(frame), kTuple); ec)
+    co_return finish(errc::connection_lost);
+  proto::HeaderBytes raw;
+  if (auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(raw), kTuple); ec) {
+    // A server that refuses (wrong key, too many sessions) may just close.
+    co_return finish(guard->timed_out ? Status(errc::connect_timeout) : Status(errc::attach_refused));
+  }
+  auto h = proto::DecodeHeader(raw);
+  if (!h) {
+    spdlog::warn("memkv client: {}: bad Attach reply header: {}", options_.address,
+                 h.error().message());
+    co_return finish(h.error() == proto::errc::unsupported_version ? Status(errc::attach_refused)
+                                                                   : Status(errc::bad_reply));
+  }
+  Buffer payload(h->payload_len());
+  if (auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(payload), kTuple); ec)
+    co_return finish(errc::connection_lost);
+  Bytes control(payload.data(), h->control_len);
+  if (!h->is_response() || h->opcode != proto::Opcode::kAttach) co_return finish(errc::bad_reply);
+  if (auto t = proto::VerifyTag(raw, *h, control, key()); !t) {
+    spdlog::warn("memkv client: {} refused Attach: {} (do the auth keys match?)", options_.address,
+                 t.error().message());
+    co_return finish(errc::attach_refused);
+  }
+  proto::AttachReply reply;
+  if (!proto::Decode(control, reply)) {
+    proto::ReplyHead head;
+    if (proto::Decode(control, head) && head.status != StatusCode::kOk) {
+      spdlog::warn("memkv client: {} refused Attach: {} {}", options_.address,
+                   proto::StatusName(head.status), head.message);
+      co_return finish(errc::attach_refused);
+    }
+    co_return finish(errc::bad_reply);
+  }
+  if (reply.head.status != StatusCode::kOk) {
+    spdlog::warn("memkv client: {} refused Attach: {} {}", options_.address,
+                 proto::StatusName(reply.head.status), reply.head.message);
+    co_return finish(errc::attach_refused);
+  }
+  attach_.version = reply.version;
+  attach_.session_id = reply.session_id;
+  attach_.rails = reply.rails;
+  attach_.host_id = reply.host_id;
+  attach_.unix_socket = reply.unix_socket;
+  attach_.max_value_size = reply.max_value_size;
+  attach_.max_batch_entries = reply.max_batch_entries;
+  attach_.max_inflight = reply.max_inflight;
+  limit_ = std::max<uint32_t>(1, options_.max_inflight);
+  if (reply.max_inflight) limit_ = std::min(limit_, reply.max_inflight);
+  if (guard->timed_out) co_return finish(errc::connect_timeout);
+  co_return finish({});
+}
+
+void Connection::Impl::Start() {
+  open_ = true;
+  Spawn(Reader(shared_from_this()), "connection reader");
+  Spawn(Writer(shared_from_this()), "connection writer");
+}
+
+void Connection::Impl::Shutdown(error_code why, const std::string& detail) {
+  if (!open_.exchange(false)) return;
+  close_reason_ = why;
+  if (why != errc::closed)
+    spdlog::warn("memkv client: connection to {} lost: {}", options_.address, detail);
+  error_code ignored;
+  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+  socket_.close(ignored);
+  writer_wake_.cancel();
+  auto pending = std::move(pending_);
+  pending_.clear();
+  queue_.clear();
+  regions_.clear();
+  inflight_ = 0;
+  for (auto& [id, sub] : pending) sub.op->Finish(why);
+}
+
+void Connection::Impl::OnSubmit(std::shared_ptr<Op> op, std::vector<Planned> subs,
+                                Duration timeout, const std::vector<uint32_t>& needs_regions) {
+  if (!open_) {
+    op->Finish(close_reason_);
+    return;
+  }
+  for (uint32_t id : needs_regions) {
+    if (!regions_.count(id)) {
+      op->Finish(errc::region_not_registered);
+      return;
+    }
+  }
+  if (subs.empty()) {
+    op->Finish({});
+    return;
+  }
+  op->subs_left = static_cast<uint32_t>(subs.size());
+  for (Planned& p : subs) {
+    uint64_t id;
+    std::memcpy(&id, p.frame.header.data() + 8, sizeof id);  // request id, little-endian
+    pending_.emplace(id, Sub{op, p.base, p.count, 0, std::move(p.keep_until_reply)});
+    queue_.push_back(std::move(p.frame));
+  }
+  op->timer.emplace(ctx_);
+  op->timer->expires_after(timeout);
+  op->timer->async_wait([weak = std::weak_ptr<Op>(op)](error_code ec) {
+    if (ec) return;
+    if (auto o = weak.lock()) o->Finish(errc::timeout);
+  });
+  writer_wake_.cancel();
+}
+
+void Connection::Impl::Dispatch(const proto::FrameHeader& h, Bytes control, Bytes data) {
+  auto it = pending_.find(h.request_id);
+  if (it == pending_.end()) {
+    spdlog::warn("memkv client: {}: reply for unknown request {} ({})", options_.address,
+                 h.request_id, proto::OpcodeName(h.opcode));
+    return;
+  }
+  Sub& sub = it->second;
+  Op& op = *sub.op;
+  if (!op.done) {
+    if (auto s = op.OnReply(sub, h, control, data); !s) {
+      if (s.error() == errc::bad_reply)
+        spdlog::warn("memkv client: {}: bad {} reply to request {}", options_.address,
+                     proto::OpcodeName(h.opcode), h.request_id);
+      op.Finish(s);
+    }
+  }
+  if (h.has_more()) return;
+  auto keep_op = std::move(sub.op);
+  pending_.erase(it);
+  if (inflight_ > 0 && inflight_-- == limit_) writer_wake_.cancel();
+  if (--keep_op->subs_left == 0) keep_op->Finish({});
+}
+
+asio::awaitable<void> Connection::Impl::Reader(std::shared_ptr<Impl> self) {
+  proto::HeaderBytes raw;
+  Buffer payload;
+  for (;;) {
+    auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(raw), kTuple);
+    if (ec) {
+      Shutdown(errc::connection_lost, ec == asio::error::eof ? "closed by the server" : ec.message());
+      co_return;
+    }
+    auto h = proto::DecodeHeader(raw);
+    if (!h) {
+      Shutdown(errc::connection_lost, "bad frame header: " + h.error().message());
+      co_return;
+    }
+    payload.resize(h->payload_len());
+    if (!payload.empty()) {
+      auto [ec2, n2] = co_await asio::async_read(socket_, asio::buffer(payload), kTuple);
+      if (ec2) {
+        Shutdown(errc::connection_lost, ec2.message());
+        co_return;
+      }
+    }
+    Bytes control(payload.data(), h->control_len);
+    Bytes data(payload.data() + h->control_len, h->data_len);
+    if (auto t = proto::VerifyTag(raw, *h, control, key()); !t) {
+      Shutdown(errc::connection_lost, "reply refused: " + t.error().message());
+      co_return;
+    }
+    if (!h->is_response()) {
+      Shutdown(errc::connection_lost, "the server sent a request frame");
+      co_return;
+    }
+    if (!open_) co_return;
+    Dispatch(*h, control, data);
+  }
+}
+
+asio::awaitable<error_code> Connection::Impl::SendWithFd(const OutFrame& f) {
+  Buffer bytes(f.header.begin(), f.header.end());
+  bytes.insert(bytes.end(), f.control.begin(), f.control.end());
+  for (Bytes b : f.data) bytes.insert(bytes.end(), b.begin(), b.end());
+  error_code ec;
+  socket_.native_non_blocking(true, ec);
+  if (ec) co_return ec;
+  size_t sent = 0;
+  for (;;) {
+    iovec iov{bytes.data(), bytes.size()};
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &f.fd, sizeof(int));
+    const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL);
+    if (n >= 0) {
+      sent = static_cast<size_t>(n);
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      co_return error_code(errno, boost::system::system_category());
+    auto [wec] = co_await socket_.async_wait(asio::socket_base::wait_write, kTuple);
+    if (wec) co_return wec;
+  }
+  if (sent < bytes.size()) {
+    auto [wec, n] =
+        co_await asio::async_write(socket_, asio::buffer(bytes.data() + sent, bytes.size() - sent),
+                                   kTuple);
+    if (wec) co_return wec;
+  }
+  co_return error_code{};
+}
+
+asio::awaitable<void> Connection::Impl::Writer(std::shared_ptr<Impl> self) {
+  std::vector<OutFrame> batch;
+  batch.reserve(kMaxFramesPerWrite);
+  std::vector<asio::const_buffer> bufs;
+  while (open_) {
+    if (queue_.empty() || inflight_ >= limit_) {
+      writer_wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await writer_wake_.async_wait(kTuple);
+      continue;
+    }
+    if (queue_.front().fd >= 0) {
+      OutFrame f = std::move(queue_.front());
+      queue_.pop_front();
+      ++inflight_;
+      if (error_code ec = co_await SendWithFd(f); ec) {
+        Shutdown(errc::connection_lost, "send: " + ec.message());
+        co_return;
+      }
+      continue;
+    }
+    // Gather several frames into one write: headers, control payloads and
+    // the callers' value bytes, none of them copied.
+    size_t bytes = 0;
+    while (!queue_.empty() && queue_.front().fd < 0 && inflight_ < limit_ &&
+           batch.size() < kMaxFramesPerWrite && bytes < kMaxBytesPerWrite) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+      ++inflight_;
+      const OutFrame& f = batch.back();
+      bytes += f.header.size() + f.control.size();
+      for (Bytes b : f.data) bytes += b.size();
+    }
+    bufs.clear();
+    for (const OutFrame& f : batch) {
+      bufs.emplace_back(f.header.data(), f.header.size());
+      if (!f.control.empty()) bufs.emplace_back(f.control.data(), f.control.size());
+      for (Bytes b : f.data)
+        if (!b.empty()) bufs.emplace_back(b.data(), b.size());
+    }
+    auto [ec, n] = co_await asio::async_write(socket_, bufs, kTuple);
+    batch.clear();
+    if (ec) {
+      Shutdown(errc::connection_lost, "write: " + ec.message());
+      co_return;
+    }
+  }
+}
+
+void Connection::Impl::SubmitKeys(proto::Opcode opcode, std::shared_ptr<Op> op,
+                                  const std::vector<std::string>& keys, Duration timeout) {
+  std::vector<uint64_t> cost(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!proto::CheckKey(keys[i])) return Reject(std::move(op), errc::bad_argument);
+    cost[i] = 2 + keys[i].size();
+  }
+  std::vector<Planned> subs;
+  proto::KeysRequest req;
+  for (const proto::Slice& s : Plan(cost)) {
+    req.batch = {s.count, 0, s.count};
+    req.keys.assign(keys.begin() + s.first, keys.begin() + s.first + s.count);
+    Buffer control;
+    proto::Encode(req, control);
+    subs.push_back({MakeFrame(opcode, std::move(control), {}, nullptr), s.first, s.count, nullptr});
+  }
+  Submit(std::move(op), std::move(subs), timeout);
+}
+
+// ---------------------------------------------------------------------------
+// The handle.
+
+namespace {
+template <class T, class Start>
+Result<T> Block(Start start) {
+  auto p = std::make_shared<std::promise<Result<T>>>();
+  auto f = p->get_future();
+  start(Callback<T>([p](Result<T> r) { p->set_value(std::move(r)); }));
+  try {
+    return f.get();
+  } catch (const std::future_error&) {
+    return errc::closed;
+  }
+}
+}  // namespace
+
+Connection::Connection(std::shared_ptr<Impl> impl, std::shared_ptr<IoThreads> threads)
+    : impl_(std::move(impl)), threads_(std::move(threads)) {}
+Connection::Connection(Connection&&) noexcept = default;
+Connection& Connection::operator=(Connection&& o) noexcept {
+  if (this != &o) {
+    Connection old(std::move(*this));  // closed as it goes out of scope
+    impl_ = std::move(o.impl_);
+    threads_ = std::move(o.threads_);
+  }
+  return *this;
+}
+
+Connection::~Connection() {
+  if (!impl_) return;
+  std::promise<void> gone;
+  auto fut = gone.get_future();
+  const bool wait = !threads_->InPool();
+  if (wait) impl_->destroyed_.promise = &gone;
+  impl_->Close();
+  impl_.reset();
+  if (wait) fut.wait();
+  threads_.reset();
+}
+
+void Connection::AsyncConnect(const ConnectionOptions& options, std::shared_ptr<IoThreads> threads,
+                              Callback<Connection> done) {
+  if (!threads) threads = IoThreads::Acquire();
+  auto impl = std::make_shared<Impl>(threads, options);
+  asio::io_context& ctx = impl->ctx_;
+  asio::co_spawn(ctx, impl->ConnectAndAttach(),
+                 [impl, threads, done = std::move(done)](std::exception_ptr e, Status s) mutable {
+                   if (e) {
+                     LogFailure("connect", e);
+                     s = errc::connect_failed;
+                   }
+                   if (!s) {
+                     error_code ignored;
+                     impl->socket_.close(ignored);
+                     done(s.error());
+                     return;
+                   }
+                   impl->Start();
+                   done(Connection(std::move(impl), std::move(threads)));
+                 });
+}
+
+Result<Connection> Connection::Connect(const ConnectionOptions& options,
+                                       std::shared_ptr<IoThreads> threads) {
+  return Block<Connection>([&](Callback<Connection> cb) {
+    AsyncConnect(options, std::move(threads), std::move(cb));
+  });
+}
+
+const AttachInfo& Connection::attach_info() const { return impl_->attach_; }
+const std::string& Connection::address() const { return impl_->options_.address; }
+bool Connection::is_unix_socket() const { return impl_->unix_; }
+bool Connection::is_open() const { return impl_ && impl_->open_; }
+void Connection::Close() {
+  if (impl_) impl_->Close();
+}
+
+void Connection::AsyncPing(Duration timeout, Callback<void> done) {
+  static std::atomic<uint64_t> tokens{1};
+  const uint64_t token = tokens.fetch_add(1) * 0x9E3779B97F4A7C15ull;
+  auto op = std::make_shared<PingOp>(std::move(done), token);
+  Buffer control;
+  proto::Encode(proto::Ping{token}, control);
+  std::vector<Impl::Planned> subs;
+  subs.push_back({impl_->MakeFrame(proto::Opcode::kPing, std::move(control), {}, nullptr), 0, 0, nullptr});
+  impl_->Submit(std::move(op), std::move(subs), timeout);
+}
+
+void Connection::AsyncExists(std::vector<std::string> keys, Duration timeout,
+                             Callback<std::vector<KeyInfo>> done) {
+  auto op = std::make_shared<ExistsOp>(std::move(done), keys.size());
+  impl_->SubmitKeys(proto::Opcode::kExists, std::move(op), keys, timeout);
+}
+
+void Connection::AsyncDelete(std::vector<std::string> keys, Duration timeout,
+                             Callback<std::vector<StatusCode>> done) {
+  auto op = std::make_shared<StatusOp>(std::move(done), keys.size());
+  impl_->SubmitKeys(proto::Opcode::kDelete, std::move(op), keys, timeout);
+}
+
+void Connection::AsyncPut(PutBatch batch, Duration timeout, Callback<std::vector<StatusCode>> done) {
+  const size_t n = batch.entries.size();
+  auto op = std::make_shared<StatusOp>(std::move(done), n);
+  std::vector<proto::WriteEntry> wire(n);
+  std::vector<uint64_t> cost(n);
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const PutEntry& e = batch.entries[i];
+    if (!proto::CheckKey(e.key) || e.value.empty())
+      return impl_->Reject(std::move(op), errc::bad_argument);
+    wire[i].key = e.key;
+    wire[i].value_len = e.value.size();
+    cost[i] = proto::EncodedSize(wire[i]) + e.value.size();
+    if (cost[i] + kBatchOverhead > proto::kMaxPayload)
+      return impl_->Reject(std::move(op), errc::value_too_large_for_frame);
+    total += e.value.size();
+  }
+  std::shared_ptr<const void> keep = std::move(batch.owner);
+  std::vector<Bytes> values(n);
+  if (keep) {
+    for (size_t i = 0; i < n; ++i) values[i] = batch.entries[i].value;
+  } else {
+    // No owner: copy, so the caller may reuse its buffers as soon as this returns.
+    auto copy = std::make_shared<Buffer>(total);
+    size_t at = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const auto& v = batch.entries[i].value;
+      std::memcpy(copy->data() + at, v.data(), v.size());
+      values[i] = Bytes(copy->data() + at, v.size());
+      at += v.size();
+    }
+    keep = std::move(copy);
+  }
+  for (size_t i = 0; i < n; ++i) wire[i].checksum = Xxh3(values[i]);
+  std::vector<Impl::Planned> subs;
+  proto::BatchWriteRequest req;
+  for (const proto::Slice& s : impl_->Plan(cost)) {
+    req.batch = {s.count, 0, s.count};
+    req.entries.assign(wire.begin() + s.first, wire.begin() + s.first + s.count);
+    Buffer control;
+    proto::Encode(req, control);
+    std::vector<Bytes> data(values.begin() + s.first, values.begin() + s.first + s.count);
+    subs.push_back({impl_->MakeFrame(proto::Opcode::kBatchWrite, std::move(control),
+                                     std::move(data), keep),
+                    s.first, s.count, nullptr});
+  }
+  impl_->Submit(std::move(op), std::move(subs), timeout);
+}
+
+void Connection::AsyncGet(std::vector<GetEntry> entries, Duration timeout,
+                          Callback<std::vector<GetResult>> done) {
+  const size_t n = entries.size();
+  std::vector<GetOp::Dest> dests(n);
+  std::vector<proto::ReadEntry> wire(n);
+  std::vector<uint64_t> cost(n);
+  bool bad = false;
+  for (size_t i = 0; i < n; ++i) {
+    const GetEntry& e = entries[i];
+    if (!proto::CheckKey(e.key)) bad = true;
+    dests[i] = {e.dest.data(), e.dest.size()};
+    wire[i] = {e.key, e.offset, e.length, {}};
+    cost[i] = proto::EncodedSize(wire[i]);
+  }
+  auto op = std::make_shared<GetOp>(std::move(done), std::move(dests), false);
+  if (bad) return impl_->Reject(std::move(op), errc::bad_argument);
+  std::vector<Impl::Planned> subs;
+  proto::BatchReadRequest req;
+  for (const proto::Slice& s : impl_->Plan(cost)) {
+    req.batch = {s.count, 0, s.count};
+    req.entries.assign(wire.begin() + s.first, wire.begin() + s.first + s.count);
+    Buffer control;
+    proto::Encode(req, control);
+    subs.push_back({impl_->MakeFrame(proto::Opcode::kBatchRead, std::move(control), {}, nullptr),
+                    s.first, s.count, nullptr});
+  }
+  impl_->Submit(std::move(op), std::move(subs), timeout);
+}
+
+void Connection::AsyncRegisterRegion(std::shared_ptr<SharedRegion> region, Duration timeout,
+                                     Callback<void> done) {
+  Impl* impl = impl_.get();
+  auto op = std::make_shared<RegionOp>(std::move(done), [impl, region] {
+    impl->regions_[region->id()] = region;
+  });
+  if (!region) return impl_->Reject(std::move(op), errc::bad_argument);
+  if (!impl_->unix_) return impl_->Reject(std::move(op), errc::shm_needs_unix_socket);
+  Buffer control;
+  proto::Encode(proto::RegisterRegion{region->id(), region->size()}, control);
+  OutFrame f = impl_->MakeFrame(proto::Opcode::kRegisterRegion, std::move(control), {}, region);
+  f.fd = region->fd();
+  std::vector<Impl::Planned> subs;
+  subs.push_back({std::move(f), 0, 0, region});
+  impl_->Submit(std::move(op), std::move(subs), timeout);
+}
+
+void Connection::AsyncReleaseRegion(std::shared_ptr<SharedRegion> region, Duration timeout,
+                                    Callback<void> done) {
+  Impl* impl = impl_.get();
+  const uint32_t id = region ? region->id() : 0;
+  auto op = std::make_shared<RegionOp>(std::move(done), [impl, id] { impl->regions_.erase(id); });
+  if (!region) return impl_->Reject(std::move(op), errc::bad_argument);
+  Buffer control;
+  proto::Encode(proto::ReleaseRegion{id}, control);
+  std::vector<Impl::Planned> subs;
+  subs.push_back({impl_->MakeFrame(proto::Opcode::kReleaseRegion, std::move(control), {}, nullptr),
+                  0, 0, region});
+  impl_->Submit(std::move(op), std::move(subs), timeout, {id});
+}
+
+void Connection::AsyncPutShm(ShmPutBatch batch, Duration timeout,
+                             Callback<std::vector<StatusCode>> done) {
+  const size_t n = batch.entries.size();
+  auto op = std::make_shared<StatusOp>(std::move(done), n);
+  const auto& region = batch.region;
+  if (!region) return impl_->Reject(std::move(op), errc::bad_argument);
+  std::vector<proto::WriteEntry> wire(n);
+  std::vector<uint64_t> cost(n);
+  for (size_t i = 0; i < n; ++i) {
+    const ShmPutEntry& e = batch.entries[i];
+    if (!proto::CheckKey(e.key) || e.length == 0)
+      return impl_->Reject(std::move(op), errc::bad_argument);
+    if (e.region_offset > region->size() || e.length > region->size() - e.region_offset)
+      return impl_->Reject(std::move(op), errc::region_out_of_bounds);
+    wire[i].key = e.key;
+    wire[i].value_len = e.length;
+    wire[i].checksum = Xxh3(region->data() + e.region_offset, e.length);
+    wire[i].src = {proto::LocationKind::kShm, region->id(), e.region_offset, e.length};
+    cost[i] = proto::EncodedSize(wire[i]);
+  }
+  std::vector<Impl::Planned> subs;
+  proto::BatchWriteRequest req;
+  for (const proto::Slice& s : impl_->Plan(cost)) {
+    req.batch = {s.count, 0, s.count};
+    req.entries.assign(wire.begin() + s.first, wire.begin() + s.first + s.count);
+    Buffer control;
+    proto::Encode(req, control);
+    subs.push_back({impl_->MakeFrame(proto::Opcode::kBatchWrite, std::move(control), {}, nullptr),
+                    s.first, s.count, region});
+  }
+  impl_->Submit(std::move(op), std::move(subs), timeout, {region->id()});
+}
+
+void Connection::AsyncGetShm(ShmGetBatch batch, Duration timeout,
+                             Callback<std::vector<GetResult>> done) {
+  const size_t n = batch.entries.size();
+  const auto& region = batch.region;
+  std::vector<GetOp::Dest> dests(n);
+  std::vector<proto::ReadEntry> wire(n);
+  std::vector<uint64_t> cost(n);
+  error_code bad;
+  for (size_t i = 0; i < n && region; ++i) {
+    const ShmGetEntry& e = batch.entries[i];
+    if (!proto::CheckKey(e.key) || e.capacity == 0) bad = errc::bad_argument;
+    if (e.region_offset > region->size() || e.capacity > region->size() - e.region_offset)
+      bad = errc::region_out_of_bounds;
+    if (bad) break;
+    dests[i] = {region->data() + e.region_offset, e.capacity};
+    wire[i] = {e.key, e.offset, e.length,
+               {proto::LocationKind::kShm, region->id(), e.region_offset, e.capacity}};
+    cost[i] = proto::EncodedSize(wire[i]);
+  }
+  auto op = std::make_shared<GetOp>(std::move(done), std::move(dests), true);
+  if (!region) return impl_->Reject(std::move(op), errc::bad_argument);
+  if (bad) return impl_->Reject(std::move(op), bad);
+  std::vector<Impl::Planned> subs;
+  proto::BatchReadRequest req;
+  for (const proto::Slice& s : impl_->Plan(cost)) {
+    req.batch = {s.count, 0, s.count};
+    req.entries.assign(wire.begin() + s.first, wire.begin() + s.first + s.count);
+    Buffer control;
+    proto::Encode(req, control);
+    subs.push_back({impl_->MakeFrame(proto::Opcode::kBatchRead, std::move(control), {}, nullptr),
+                    s.first, s.count, region});
+  }
+  impl_->Submit(std::move(op), std::move(subs), timeout, {region->id()});
+}
+
+// Blocking forms.
+Status Connection::Ping(Duration timeout) {
+  return Block<void>([&](Callback<void> cb) { AsyncPing(timeout, std::move(cb)); });
+}
+Result<std::vector<KeyInfo>> Connection::Exists(std::vector<std::string> keys, Duration timeout) {
+  return Block<std::vector<KeyInfo>>(
+      [&](auto cb) { AsyncExists(std::move(keys), timeout, std::move(cb)); });
+}
+Result<std::vector<StatusCode>> Connection::Delete(std::vector<std::string> keys, Duration timeout) {
+  return Block<std::vector<StatusCode>>(
+      [&](auto cb) { AsyncDelete(std::move(keys), timeout, std::move(cb)); });
+}
+Result<std::vector<StatusCode>> Connection::Put(PutBatch batch, Duration timeout) {
+  return Block<std::vector<StatusCode>>(
+      [&](auto cb) { AsyncPut(std::move(batch), timeout, std::move(cb)); });
+}
+Result<std::vector<GetResult>> Connection::Get(std::vector<GetEntry> entries, Duration timeout) {
+  return Block<std::vector<GetResult>>(
+      [&](auto cb) { AsyncGet(std::move(entries), timeout, std::move(cb)); });
+}
+Status Connection::RegisterRegion(std::shared_ptr<SharedRegion> region, Duration timeout) {
+  return Block<void>(
+      [&](Callback<void> cb) { AsyncRegisterRegion(std::move(region), timeout, std::move(cb)); });
+}
+Status Connection::ReleaseRegion(std::shared_ptr<SharedRegion> region, Duration timeout) {
+  return Block<void>(
+      [&](Callback<void> cb) { AsyncReleaseRegion(std::move(region), timeout, std::move(cb)); });
+}
+Result<std::vector<StatusCode>> Connection::PutShm(ShmPutBatch batch, Duration timeout) {
+  return Block<std::vector<StatusCode>>(
+      [&](auto cb) { AsyncPutShm(std::move(batch), timeout, std::move(cb)); });
+}
+Result<std::vector<GetResult>> Connection::GetShm(ShmGetBatch batch, Duration timeout) {
+  return Block<std::vector<GetResult>>(
+      [&](auto cb) { AsyncGetShm(std::move(batch), timeout, std::move(cb)); });
+}
+
+}  // namespace memkv::client

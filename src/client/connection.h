@@ -1,0 +1,195 @@
+#pragma once
+// Connection: one long-lived connection to one server, over TCP ("host:port")
+// or the server's Unix socket (a path), shared by every thread of the
+// process. Connect() connects and attaches; then any number of requests are
+// in flight together, matched to their replies by request id, in whatever
+// order the server answers.
+//
+// Ownership and threads: a Connection is a handle; the connection itself
+// lives on one I/O thread of an IoThreads pool, where all its state is
+// confined (no locks: callers' requests are posted to it). Destroying the
+// handle closes the connection (pending requests fail with errc::closed)
+// and, unless called on an I/O thread, waits until the connection has
+// released its socket and buffers.
+//
+// Every request comes in three forms:
+//   - blocking: `Ping()`, `Get(...)`, ... wait on a future; never call them on
+//     one of the pool's I/O threads;
+//   - callback: `AsyncPing(..., cb)`: `cb` runs once, on the I/O thread, and
+//     must not block;
+//   - awaitable: client/awaitable.h (`co_await co::Ping(conn)`), resumed on
+//     the awaiting coroutine's own executor.
+//
+// Deadlines: each request has one (options.request_timeout unless given).
+// When it passes the caller gets errc::timeout at once, but the request's
+// buffers stay with the library until the reply or the connection's end:
+//   - Put over tcp: value bytes are kept alive by PutBatch::owner (no copy),
+//     or copied into the request when no owner is given;
+//   - Get over tcp: bytes are copied into the destination on the I/O thread
+//     only while the request is still waiting, so after its callback (success,
+//     error or timeout) the library never touches the destination again;
+//   - shm Put/Get: the request holds the region; the server may still read
+//     or write the entries' ranges until the reply, so do not reuse a range
+//     whose request timed out before the connection has been closed.
+// When the connection breaks every pending request fails with
+// errc::connection_lost, and later requests fail at once; a Connection does
+// not reconnect (the engine above makes a new one).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "client/callback.h"
+#include "client/error.h"
+#include "client/io_threads.h"
+#include "client/shared_region.h"
+#include "common/result.h"
+#include "proto/auth.h"
+#include "proto/messages.h"
+#include "proto/status.h"
+
+namespace memkv::client {
+
+using Clock = std::chrono::steady_clock;
+using Duration = std::chrono::milliseconds;
+
+struct ConnectionOptions {
+  // "host:port" (TCP; host may be a name, an IPv4 address or [IPv6]) or a
+  // Unix socket path (anything containing '/').
+  std::string address;
+  std::optional<proto::AuthKey> auth_key;  // network.auth_key of the server
+  Duration connect_timeout{5000};          // connect + attach
+  Duration request_timeout{30000};         // default deadline of a request
+  // Requests written and not yet answered; more wait in the write queue.
+  // The server's max in-flight (from Attach) lowers it.
+  uint32_t max_inflight = 512;
+};
+
+// What the server said in its AttachReply.
+struct AttachInfo {
+  uint16_t version = 0;
+  uint64_t session_id = 0;
+  uint32_t rails = 0;  // proto::kRail* offered on this connection
+  std::string host_id;
+  std::string unix_socket;  // set when the server is on this host
+  uint64_t max_value_size = 0;
+  uint32_t max_batch_entries = 0;  // 0: no limit given
+  uint32_t max_inflight = 0;       // 0: no limit given
+};
+
+// ---- requests and their per-entry results ----
+
+struct KeyInfo {  // Exists
+  proto::StatusCode status = proto::StatusCode::kOk;  // kOk or kNotFound, or an error
+  uint64_t size = 0;                                   // the value's size when kOk
+};
+
+struct PutEntry {
+  std::string key;
+  std::span<const std::byte> value;  // 1 byte up to a frame (16 MiB less the entry)
+};
+struct PutBatch {
+  std::vector<PutEntry> entries;
+  // Keeps every value's bytes alive; held by the library until every reply
+  // (or the connection's end). Null: the values are copied into the request.
+  std::shared_ptr<const void> owner;
+};
+
+struct GetEntry {
+  std::string key;
+  uint64_t offset = 0;            // first byte of the value to read
+  uint64_t length = 0;            // bytes to read; 0 = to the end of the value
+  std::span<std::byte> dest;      // where the bytes go; must hold them all
+};
+struct GetResult {
+  proto::StatusCode status = proto::StatusCode::kOk;
+  uint64_t value_size = 0;  // size of the whole value
+  uint64_t length = 0;      // bytes delivered into dest
+};
+
+// shm rail: entries name ranges of one registered region.
+struct ShmPutEntry {
+  std::string key;
+  uint64_t region_offset = 0;
+  uint64_t length = 0;  // the value's size (>= 1)
+};
+struct ShmPutBatch {
+  std::shared_ptr<SharedRegion> region;  // registered on this connection
+  std::vector<ShmPutEntry> entries;
+};
+struct ShmGetEntry {
+  std::string key;
+  uint64_t offset = 0;         // first byte of the value to read
+  uint64_t length = 0;         // bytes to read; 0 = to the end of the value
+  uint64_t region_offset = 0;  // where they go in the region
+  uint64_t capacity = 0;       // room there (>= 1)
+};
+struct ShmGetBatch {
+  std::shared_ptr<SharedRegion> region;  // registered on this connection
+  std::vector<ShmGetEntry> entries;
+};
+
+class Connection {
+ public:
+  // Connects and attaches, within options.connect_timeout. `threads`: the
+  // pool to live on (IoThreads::Acquire() when null).
+  static Result<Connection> Connect(const ConnectionOptions& options,
+                                    std::shared_ptr<IoThreads> threads = nullptr);
+  static void AsyncConnect(const ConnectionOptions& options, std::shared_ptr<IoThreads> threads,
+                           Callback<Connection> done);
+
+  Connection(Connection&&) noexcept;
+  Connection& operator=(Connection&&) noexcept;
+  ~Connection();
+
+  const AttachInfo& attach_info() const;
+  const std::string& address() const;
+  bool is_unix_socket() const;
+  // False once the connection has broken or been closed.
+  bool is_open() const;
+  // Closes the connection: pending requests fail with errc::closed.
+  void Close();
+
+  // Blocking forms. `timeout`: this request's deadline (0: the default).
+  Status Ping(Duration timeout = Duration{0});
+  Result<std::vector<KeyInfo>> Exists(std::vector<std::string> keys, Duration timeout = Duration{0});
+  Result<std::vector<proto::StatusCode>> Delete(std::vector<std::string> keys,
+                                                Duration timeout = Duration{0});
+  Result<std::vector<proto::StatusCode>> Put(PutBatch batch, Duration timeout = Duration{0});
+  Result<std::vector<GetResult>> Get(std::vector<GetEntry> entries, Duration timeout = Duration{0});
+  Status RegisterRegion(std::shared_ptr<SharedRegion> region, Duration timeout = Duration{0});
+  Status ReleaseRegion(std::shared_ptr<SharedRegion> region, Duration timeout = Duration{0});
+  Result<std::vector<proto::StatusCode>> PutShm(ShmPutBatch batch, Duration timeout = Duration{0});
+  Result<std::vector<GetResult>> GetShm(ShmGetBatch batch, Duration timeout = Duration{0});
+
+  // Callback forms: `done` runs once on the connection's I/O thread.
+  void AsyncPing(Duration timeout, Callback<void> done);
+  void AsyncExists(std::vector<std::string> keys, Duration timeout,
+                   Callback<std::vector<KeyInfo>> done);
+  void AsyncDelete(std::vector<std::string> keys, Duration timeout,
+                   Callback<std::vector<proto::StatusCode>> done);
+  void AsyncPut(PutBatch batch, Duration timeout, Callback<std::vector<proto::StatusCode>> done);
+  void AsyncGet(std::vector<GetEntry> entries, Duration timeout,
+                Callback<std::vector<GetResult>> done);
+  void AsyncRegisterRegion(std::shared_ptr<SharedRegion> region, Duration timeout,
+                           Callback<void> done);
+  void AsyncReleaseRegion(std::shared_ptr<SharedRegion> region, Duration timeout,
+                          Callback<void> done);
+  void AsyncPutShm(ShmPutBatch batch, Duration timeout,
+                   Callback<std::vector<proto::StatusCode>> done);
+  void AsyncGetShm(ShmGetBatch batch, Duration timeout, Callback<std::vector<GetResult>> done);
+
+  class Impl;  // connection.cc
+
+ private:
+  Connection(std::shared_ptr<Impl> impl, std::shared_ptr<IoThreads> threads);
+
+  std::shared_ptr<Impl> impl_;
+  std::shared_ptr<IoThreads> threads_;  // released after impl_ is gone
+};
+
+}  // namespace memkv::client

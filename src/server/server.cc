@@ -1,0 +1,857 @@
+#include "server/server.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <future>
+#include <filesystem>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/checksum.h"
+#include "proto/messages.h"
+#include "server/config.h"
+#include "server/loops.h"
+#include "store/error.h"
+#include "store/store.h"
+
+namespace memkv::server {
+namespace asio = boost::asio;
+using io::Awaitable;
+using asio::use_awaitable;
+using proto::StatusCode;
+using Socket = asio::generic::stream_protocol::socket;
+constexpr auto kTuple = asio::as_tuple(use_awaitable);
+
+namespace {
+
+std::string HostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+// The wire status for a store error.
+StatusCode ToStatus(const error_code& ec) {
+  if (ec.category() == store::category()) {
+    switch (static_cast<store::errc>(ec.value())) {
+      case store::errc::not_found: return StatusCode::kNotFound;
+      case store::errc::no_space: return StatusCode::kNoSpace;
+      case store::errc::too_large: return StatusCode::kTooLarge;
+      case store::errc::empty_value:
+      case store::errc::bad_key: return StatusCode::kInvalidArgument;
+      case store::errc::range_out_of_bounds: return StatusCode::kRangeOutOfBounds;
+      case store::errc::checksum_mismatch: return StatusCode::kChecksumMismatch;
+      case store::errc::unavailable: return StatusCode::kUnavailable;
+      case store::errc::closed: return StatusCode::kBusy;
+      default: break;
+    }
+  }
+  return StatusCode::kInternal;
+}
+
+// One frame on its way out: header, control, data.
+struct OutFrame {
+  proto::HeaderBytes header;
+  proto::Buffer control;
+  proto::Buffer data;
+  size_t bytes() const { return header.size() + control.size() + data.size(); }
+};
+
+}  // namespace
+
+// ---- the server's shared state ----
+
+class Connection;
+
+class Server::Impl {
+ public:
+  Impl(Server& s) : server(s), host_name(HostName()) {}
+
+  Server& server;
+  const std::string host_name;
+  store::Store& store() { return server.store_; }
+  std::unique_ptr<asio::ip::tcp::acceptor> tcp;
+  std::unique_ptr<asio::local::stream_protocol::acceptor> unix_sock;
+  std::atomic<size_t> next_loop{0};
+  std::atomic<uint64_t> open{0}, total{0}, requests{0}, protocol_errors{0};
+  std::atomic<bool> stopping{false};
+
+  std::mutex mu;
+  std::vector<std::weak_ptr<Connection>> connections;  // guarded by mu
+
+  Awaitable<void> AcceptTcp();
+  Awaitable<void> AcceptUnix();
+  void Adopt(int fd, bool is_unix, std::string peer);
+};
+
+// ---- one connection, confined to its loop ----
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Server::Impl& impl, Socket socket, bool is_unix, std::string peer)
+      : impl_(impl),
+        opt_(impl.server.options()),
+        store_(impl.store()),
+        socket_(std::move(socket)),
+        is_unix_(is_unix),
+        peer_(std::move(peer)),
+        flow_(socket_.get_executor()) {
+    flow_.expires_at(asio::steady_timer::time_point::max());
+  }
+
+  ~Connection() {
+    for (int fd : pending_fds_) ::close(fd);
+  }
+
+  // Reads frames until the peer goes or the connection is closed. `self`
+  // keeps the connection alive for as long as this runs.
+  Awaitable<void> Run(std::shared_ptr<Connection> self) {
+    impl_.open.fetch_add(1);
+    co_await ReadLoop();
+    closed_ = true;
+    // Wait for requests in flight: they hold regions and buffers.
+    while (inflight_ > 0) co_await WaitFlow();
+    if (session_id_) impl_.server.sessions().Remove(*session_id_);
+    regions_.clear();
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    impl_.open.fetch_sub(1);
+  }
+
+  // From any thread: closes the socket on the connection's loop.
+  void Close() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      boost::system::error_code ignored;
+      self->closed_ = true;
+      self->socket_.cancel(ignored);
+      self->socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+      self->Wake();
+    });
+  }
+
+ private:
+  // ---- reading ----
+
+  // recvmsg on the native socket, so descriptors sent with SCM_RIGHTS on the
+  // Unix socket are collected; waits through the loop when nothing is there.
+  Awaitable<Result<size_t>> ReadSome(std::byte* buf, size_t len) {
+    for (;;) {
+      if (closed_) co_return error_code(asio::error::operation_aborted);
+      iovec iov{buf, len};
+      alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      if (is_unix_) {
+        msg.msg_control = cbuf;
+        msg.msg_controllen = sizeof cbuf;
+      }
+      const ssize_t n = ::recvmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+      if (n > 0) {
+        if (is_unix_) TakeDescriptors(msg);
+        co_return static_cast<size_t>(n);
+      }
+      if (n == 0) co_return error_code(asio::error::eof);
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        co_return error_code(errno, boost::system::system_category());
+      auto [ec] = co_await socket_.async_wait(Socket::wait_read, kTuple);
+      if (ec) co_return ec;
+    }
+  }
+
+  void TakeDescriptors(msghdr& msg) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        // Bounded: a client cannot park descriptors here without regions.
+        if (pending_fds_.size() >= 4) {
+          ::close(fd);
+        } else {
+          pending_fds_.push_back(fd);
+        }
+      }
+    }
+  }
+
+  Awaitable<Status> ReadExactly(std::byte* buf, size_t len) {
+    size_t got = 0;
+    while (got < len) {
+      auto n = co_await ReadSome(buf + got, len - got);
+      if (!n) co_return n.error();
+      got += *n;
+    }
+    co_return Status{};
+  }
+
+  Awaitable<void> ReadLoop() {
+    for (;;) {
+      // Flow control: stop reading while too much is in flight or held.
+      while (!closed_ && (inflight_ >= opt_.limits.max_inflight_per_connection ||
+                          buffered_ >= opt_.limits.max_buffered_bytes_per_connection))
+        co_await WaitFlow();
+      if (closed_) co_return;
+      proto::HeaderBytes raw;
+      if (!co_await ReadExactly(raw.data(), raw.size())) co_return;
+      auto header = proto::DecodeHeader(raw);
+      if (!header) {
+        co_await FailFrame(raw, header.error());
+        co_return;
+      }
+      // The payload buffer lives only while its request is handled.
+      auto payload = std::make_shared<proto::Buffer>(header->payload_len());
+      if (!co_await ReadExactly(payload->data(), payload->size())) co_return;
+      const proto::Bytes control(payload->data(), header->control_len);
+      const proto::Bytes data(payload->data() + header->control_len, header->data_len);
+      const proto::AuthKey* key = opt_.auth_key ? &*opt_.auth_key : nullptr;
+      if (auto st = proto::VerifyTag(raw, *header, control, key); !st) {
+        co_await Reply(ErrorFrame(*header, StatusCode::kUnauthorized, st.error().message()));
+        co_return;
+      }
+      if (header->is_response()) {
+        co_await FailFrame(raw, proto::errc::bad_flags);
+        co_return;
+      }
+      impl_.requests.fetch_add(1, std::memory_order_relaxed);
+      ++requests_;
+      if (header->opcode == proto::Opcode::kAttach) {
+        // Attach is answered before anything else is read.
+        if (!co_await Attach(*header, control)) co_return;
+        continue;
+      }
+      if (!session_id_) {
+        co_await Reply(ErrorFrame(*header, StatusCode::kNotAttached, "Attach first"));
+        continue;
+      }
+      if (header->opcode == proto::Opcode::kRegisterRegion ||
+          header->opcode == proto::Opcode::kReleaseRegion) {
+        // Loop-confined and quick: handled in order, so the descriptor that
+        // came with the frame is the one it names.
+        co_await Reply(RegionFrame(*header, control));
+        continue;
+      }
+      ++inflight_;
+      buffered_ += payload->size();
+      asio::co_spawn(socket_.get_executor(), Handle(*header, payload),
+                     [self = shared_from_this(), size = payload->size()](std::exception_ptr e) {
+                       if (e) {
+                         try {
+                           std::rethrow_exception(e);
+                         } catch (const std::exception& ex) {
+                           spdlog::error("{}: request failed: {}", self->peer_, ex.what());
+                         }
+                       }
+                       --self->inflight_;
+                       self->buffered_ -= size;
+                       self->Wake();
+                     });
+    }
+  }
+
+  // A frame that cannot be taken: answered (when its header could be read)
+  // and the connection closed.
+  Awaitable<void> FailFrame(const proto::HeaderBytes& raw, error_code why) {
+    impl_.protocol_errors.fetch_add(1);
+    spdlog::warn("{}: closing the connection: {}", peer_, why.message());
+    proto::FrameHeader h;
+    std::memcpy(&h.request_id, raw.data() + 8, sizeof h.request_id);
+    const uint8_t op = std::to_integer<uint8_t>(raw[6]);
+    h.opcode = op >= 1 && op <= proto::kMaxOpcode ? static_cast<proto::Opcode>(op)
+                                                  : proto::Opcode::kPing;
+    const StatusCode status = why == proto::errc::unsupported_version
+                                  ? StatusCode::kUnsupportedVersion
+                                  : StatusCode::kProtocolError;
+    if (why != proto::errc::bad_magic) co_await Reply(ErrorFrame(h, status, why.message()));
+  }
+
+  // ---- writing ----
+
+  OutFrame Frame(const proto::FrameHeader& req, proto::Buffer control, proto::Buffer data = {},
+                 bool more = false) {
+    OutFrame f;
+    proto::FrameHeader h;
+    h.opcode = req.opcode;
+    h.request_id = req.request_id;
+    h.flags = proto::kFlagResponse | (more ? proto::kFlagMore : 0);
+    h.control_len = static_cast<uint32_t>(control.size());
+    h.data_len = static_cast<uint32_t>(data.size());
+    f.header = proto::EncodeHeader(h, control, opt_.auth_key ? &*opt_.auth_key : nullptr);
+    f.control = std::move(control);
+    f.data = std::move(data);
+    return f;
+  }
+
+  OutFrame ErrorFrame(const proto::FrameHeader& req, StatusCode status, std::string_view message) {
+    proto::Buffer control;
+    proto::Encode(proto::ReplyHead{status, message}, control);
+    return Frame(req, std::move(control));
+  }
+
+  // Queues a reply; one writer at a time drains the queue, so frames never
+  // interleave on the socket (no lock: the connection is loop-confined).
+  Awaitable<void> Reply(OutFrame frame) {
+    buffered_ += frame.bytes();
+    out_.push_back(std::move(frame));
+    if (writing_) co_return;
+    writing_ = true;
+    while (!out_.empty()) {
+      OutFrame f = std::move(out_.front());
+      out_.pop_front();
+      const std::array<asio::const_buffer, 3> bufs = {
+          asio::buffer(f.header), asio::buffer(f.control), asio::buffer(f.data)};
+      auto [ec, n] = co_await asio::async_write(socket_, bufs, kTuple);
+      buffered_ -= f.bytes();
+      Wake();
+      if (ec) {
+        closed_ = true;
+        out_.clear();
+        buffered_ = 0;
+        break;
+      }
+    }
+    writing_ = false;
+  }
+
+  Awaitable<void> WaitFlow() { co_await flow_.async_wait(kTuple); }
+  void Wake() { flow_.cancel(); }
+
+  // ---- requests ----
+
+  Awaitable<bool> Attach(const proto::FrameHeader& h, proto::Bytes control) {
+    proto::AttachRequest req;
+    if (auto st = proto::Decode(control, req); !st) {
+      co_await Reply(ErrorFrame(h, StatusCode::kProtocolError, st.error().message()));
+      co_return false;
+    }
+    if (session_id_) {
+      co_await Reply(ErrorFrame(h, StatusCode::kInvalidArgument, "already attached"));
+      co_return true;
+    }
+    if (opt_.auth_key &&
+        !proto::TagsEqual(req.proof, proto::AttachProof(*opt_.auth_key, req.client_id, req.nonce))) {
+      co_await Reply(ErrorFrame(h, StatusCode::kUnauthorized, "wrong attach proof"));
+      co_return false;
+    }
+    SessionInfo info;
+    info.peer = peer_;
+    info.host_id = std::string(req.host_id);
+    info.rail = is_unix_ ? "unix" : "tcp";
+    info.attached_unix = static_cast<uint64_t>(std::time(nullptr));
+    session_id_ = impl_.server.sessions().Add(std::move(info));
+    if (!session_id_) {
+      co_await Reply(ErrorFrame(h, StatusCode::kTooManySessions,
+                                "limits.max_sessions sessions are attached"));
+      co_return false;
+    }
+    proto::AttachReply rep;
+    rep.session_id = *session_id_;
+    rep.rails = proto::kRailTcp | (is_unix_ ? proto::kRailShm : 0);
+    rep.host_id = impl_.host_name;
+    std::string socket_path;
+    if (req.host_id == impl_.host_name && !opt_.unix_socket.empty()) {
+      std::error_code ec;
+      socket_path = std::filesystem::absolute(opt_.unix_socket, ec).string();
+      rep.unix_socket = socket_path;
+    }
+    rep.max_value_size = opt_.limits.max_value_size;
+    rep.max_batch_entries = opt_.limits.max_batch_entries;
+    rep.max_inflight = opt_.limits.max_inflight_per_connection;
+    proto::Buffer control_out;
+    proto::Encode(rep, control_out);
+    co_await Reply(Frame(h, std::move(control_out)));
+    co_return true;
+  }
+
+  OutFrame RegionFrame(const proto::FrameHeader& h, proto::Bytes control) {
+    if (h.opcode == proto::Opcode::kReleaseRegion) {
+      proto::ReleaseRegion m;
+      if (auto st = proto::Decode(control, m); !st)
+        return ErrorFrame(h, StatusCode::kProtocolError, st.error().message());
+      if (!regions_.erase(m.region_id)) return ErrorFrame(h, StatusCode::kBadRegion, "no such region");
+      return ErrorFrame(h, StatusCode::kOk, "");
+    }
+    proto::RegisterRegion m;
+    if (auto st = proto::Decode(control, m); !st)
+      return ErrorFrame(h, StatusCode::kProtocolError, st.error().message());
+    if (!is_unix_ || pending_fds_.empty())
+      return ErrorFrame(h, StatusCode::kBadRegion,
+                        "RegisterRegion needs a memfd sent with it over the Unix socket");
+    const int fd = pending_fds_.front();
+    pending_fds_.pop_front();
+    if (regions_.count(m.region_id)) {
+      ::close(fd);
+      return ErrorFrame(h, StatusCode::kBadRegion, "region id already in use");
+    }
+    if (regions_.size() >= opt_.limits.max_regions_per_session) {
+      ::close(fd);
+      return ErrorFrame(h, StatusCode::kTooManyRegions, "limits.max_regions_per_session reached");
+    }
+    auto region = Region::Map(fd, m.size);
+    if (!region) {
+      const char* why = region.error().value() == EPERM   ? "memfd not sealed with F_SEAL_SHRINK"
+                        : region.error().value() == ERANGE ? "memfd smaller than the region"
+                                                           : "not a mappable memfd";
+      return ErrorFrame(h, StatusCode::kBadRegion, why);
+    }
+    regions_.emplace(m.region_id, std::move(*region));
+    return ErrorFrame(h, StatusCode::kOk, "");
+  }
+
+  // The region slice an entry names, pinned for the request.
+  std::optional<std::span<std::byte>> Slice(const proto::Location& loc, uint64_t len,
+                                            std::vector<std::shared_ptr<Region>>& pins) {
+    auto it = regions_.find(loc.region);
+    if (it == regions_.end()) return std::nullopt;
+    auto s = it->second->Slice(loc.address, len);
+    if (s) pins.push_back(it->second);
+    return s;
+  }
+
+  Awaitable<void> Handle(proto::FrameHeader h, std::shared_ptr<proto::Buffer> payload) {
+    const proto::Bytes control(payload->data(), h.control_len);
+    const proto::Bytes data(payload->data() + h.control_len, h.data_len);
+    switch (h.opcode) {
+      case proto::Opcode::kPing: {
+        proto::Ping p;
+        if (auto st = proto::Decode(control, p); !st) {
+          co_await Reply(ErrorFrame(h, StatusCode::kProtocolError, st.error().message()));
+          co_return;
+        }
+        proto::Buffer out;
+        proto::Encode(p, out);
+        co_await Reply(Frame(h, std::move(out)));
+        co_return;
+      }
+      case proto::Opcode::kDetach:
+        if (session_id_) impl_.server.sessions().Remove(*session_id_);
+        session_id_.reset();
+        co_await Reply(ErrorFrame(h, StatusCode::kOk, ""));
+        co_return;
+      case proto::Opcode::kBatchWrite: co_await HandleWrite(h, control, data); co_return;
+      case proto::Opcode::kBatchRead: co_await HandleRead(h, control); co_return;
+      case proto::Opcode::kExists: co_await HandleExists(h, control); co_return;
+      case proto::Opcode::kDelete: co_await HandleDelete(h, control); co_return;
+      default:
+        co_await Reply(ErrorFrame(h, StatusCode::kInvalidArgument,
+                                  std::string(proto::OpcodeName(h.opcode)) + " is not a request"));
+    }
+  }
+
+  proto::DecodeLimits DecodeLimits() const { return {opt_.limits.max_batch_entries}; }
+
+  // A batch decode error as a reply: the limit's own status, or a protocol error.
+  OutFrame DecodeError(const proto::FrameHeader& h, const error_code& ec) {
+    if (ec == proto::errc::too_many_entries)
+      return ErrorFrame(h, StatusCode::kTooManyEntries,
+                        "more entries than limits.max_batch_entries");
+    return ErrorFrame(h, StatusCode::kProtocolError, ec.message());
+  }
+
+  Awaitable<void> HandleWrite(const proto::FrameHeader& h, proto::Bytes control, proto::Bytes data) {
+    proto::BatchWriteRequest req;
+    if (auto st = proto::Decode(control, data, req, DecodeLimits()); !st) {
+      co_await Reply(DecodeError(h, st.error()));
+      co_return;
+    }
+    const size_t n = req.entries.size();
+    proto::StatusReply rep;
+    rep.batch = {req.batch.count, 0, req.batch.count};
+    rep.statuses.assign(n, StatusCode::kOk);
+    std::vector<std::shared_ptr<Region>> pins;
+    std::vector<store::Store::PutItem> items;
+    std::vector<size_t> item_of;
+    // Within a batch the last entry for a key wins: earlier ones are not written.
+    std::unordered_map<std::string_view, size_t> last;
+    for (size_t i = 0; i < n; ++i) last[req.entries[i].key] = i;
+    uint64_t inline_at = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const proto::WriteEntry& e = req.entries[i];
+      proto::Bytes src;
+      if (e.src.kind == proto::LocationKind::kInline) {
+        src = req.data.subspan(inline_at, e.value_len);
+        inline_at += e.value_len;
+      } else if (e.src.kind == proto::LocationKind::kShm) {
+        auto s = Slice(e.src, e.value_len, pins);
+        if (!s) {
+          rep.statuses[i] = StatusCode::kBadRegion;
+          continue;
+        }
+        src = *s;
+      } else {
+        rep.statuses[i] = StatusCode::kInvalidArgument;  // rdma, stream: not on this server yet
+        continue;
+      }
+      if (e.value_len > opt_.limits.max_value_size) {
+        rep.statuses[i] = StatusCode::kTooLarge;
+        continue;
+      }
+      if (Xxh3(src.data(), src.size()) != e.checksum) {
+        rep.statuses[i] = StatusCode::kChecksumMismatch;
+        continue;
+      }
+      if (last[e.key] != i) continue;  // superseded within the batch
+      items.push_back({e.key, src});
+      item_of.push_back(i);
+    }
+    const auto results = co_await store_.PutBatch(items);
+    for (size_t k = 0; k < results.size(); ++k)
+      if (!results[k]) rep.statuses[item_of[k]] = ToStatus(results[k].error());
+    proto::Buffer out;
+    proto::Encode(rep, out);
+    co_await Reply(Frame(h, std::move(out)));
+  }
+
+  Awaitable<void> HandleRead(const proto::FrameHeader& h, proto::Bytes control) {
+    proto::BatchReadRequest req;
+    if (auto st = proto::Decode(control, {}, req, DecodeLimits()); !st) {
+      co_await Reply(DecodeError(h, st.error()));
+      co_return;
+    }
+    const size_t n = req.entries.size();
+    std::vector<proto::ReadResult> results(n);
+    std::vector<std::shared_ptr<Region>> pins;
+    std::vector<store::Store::GetItem> items;
+    std::vector<size_t> item_of;
+    std::vector<uint64_t> inline_at(n, 0);
+    // Inline bytes are bounded by what a connection may hold.
+    const uint64_t inline_budget = opt_.limits.max_buffered_bytes_per_connection;
+    uint64_t inline_total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const proto::ReadEntry& e = req.entries[i];
+      proto::ReadResult& r = results[i];
+      auto info = store_.Stat(e.key);
+      if (!info) {
+        r.status = ToStatus(info.error());
+        continue;
+      }
+      r.value_size = info->size;
+      if (e.offset > info->size) {
+        r.status = StatusCode::kRangeOutOfBounds;
+        continue;
+      }
+      const uint64_t len = e.length ? e.length : info->size - e.offset;
+      if (len > info->size - e.offset) {
+        r.status = StatusCode::kRangeOutOfBounds;
+        continue;
+      }
+      r.length = len;
+      if (e.dest.kind == proto::LocationKind::kInline) {
+        if (len > proto::kMaxPayload - 4096) {
+          r.status = StatusCode::kTooLarge;  // larger than a frame: use the shm rail
+          continue;
+        }
+        if (inline_total + len > inline_budget) {
+          r.status = StatusCode::kBufferLimit;
+          continue;
+        }
+        inline_at[i] = inline_total;
+        inline_total += len;
+        r.delivery = proto::Delivery::kInline;
+      } else if (e.dest.kind == proto::LocationKind::kShm) {
+        if (e.dest.capacity < len) {
+          r.status = StatusCode::kBufferTooSmall;
+          continue;
+        }
+        auto s = Slice(e.dest, len, pins);
+        if (!s) {
+          r.status = StatusCode::kBadRegion;
+          continue;
+        }
+        r.delivery = proto::Delivery::kPlaced;
+        items.push_back({e.key, e.offset, *s});
+        item_of.push_back(i);
+        continue;
+      } else {
+        r.status = StatusCode::kInvalidArgument;
+        continue;
+      }
+    }
+    proto::Buffer inline_bytes(inline_total);
+    buffered_ += inline_total;
+    for (size_t i = 0; i < n; ++i) {
+      if (results[i].delivery != proto::Delivery::kInline) continue;
+      items.push_back({req.entries[i].key, req.entries[i].offset,
+                       std::span<std::byte>(inline_bytes.data() + inline_at[i], results[i].length)});
+      item_of.push_back(i);
+    }
+    const auto got = co_await store_.GetBatch(items);
+    for (size_t k = 0; k < got.size(); ++k) {
+      proto::ReadResult& r = results[item_of[k]];
+      if (!got[k]) {
+        r.status = ToStatus(got[k].error());
+        r.delivery = proto::Delivery::kNone;
+        r.length = 0;
+      } else {
+        // Inline or placed: the client checks what it received against this.
+        r.checksum = Xxh3(items[k].out.data(), items[k].out.size());
+      }
+    }
+    buffered_ -= inline_total;
+    co_await SendReadReply(h, results, req, inline_bytes, inline_at);
+  }
+
+  // Packs the results into as many frames as they need.
+  Awaitable<void> SendReadReply(const proto::FrameHeader& h, std::vector<proto::ReadResult>& results,
+                                const proto::BatchReadRequest& req, const proto::Buffer& inline_bytes,
+                                const std::vector<uint64_t>& inline_at) {
+    const size_t n = results.size();
+    size_t first = 0;
+    do {
+      uint64_t bytes = 64 + 32;
+      size_t count = 0;
+      while (first + count < n) {
+        const proto::ReadResult& r = results[first + count];
+        const uint64_t need = 26 + (r.delivery == proto::Delivery::kInline ? r.length : 0);
+        if (count > 0 && bytes + need > proto::kMaxPayload) break;
+        bytes += need;
+        ++count;
+      }
+      proto::BatchReadReply rep;
+      rep.batch = {static_cast<uint32_t>(n), static_cast<uint32_t>(first),
+                   static_cast<uint32_t>(count)};
+      proto::Buffer data;
+      for (size_t i = first; i < first + count; ++i) {
+        rep.results.push_back(results[i]);
+        if (results[i].delivery == proto::Delivery::kInline) {
+          const std::byte* p = inline_bytes.data() + inline_at[i];
+          data.insert(data.end(), p, p + results[i].length);
+        }
+      }
+      proto::Buffer control;
+      proto::Encode(rep, control);
+      first += count;
+      co_await Reply(Frame(h, std::move(control), std::move(data), first < n));
+    } while (first < n);
+    (void)req;
+  }
+
+  Awaitable<void> HandleExists(const proto::FrameHeader& h, proto::Bytes control) {
+    proto::KeysRequest req;
+    if (auto st = proto::Decode(control, req, DecodeLimits()); !st) {
+      co_await Reply(DecodeError(h, st.error()));
+      co_return;
+    }
+    proto::ExistsReply rep;
+    rep.batch = {req.batch.count, 0, req.batch.count};
+    for (std::string_view k : req.keys) {
+      auto info = store_.Stat(k);
+      rep.results.push_back(info ? proto::ExistsResult{StatusCode::kOk, info->size}
+                                 : proto::ExistsResult{ToStatus(info.error()), 0});
+    }
+    proto::Buffer out;
+    proto::Encode(rep, out);
+    co_await Reply(Frame(h, std::move(out)));
+  }
+
+  Awaitable<void> HandleDelete(const proto::FrameHeader& h, proto::Bytes control) {
+    proto::KeysRequest req;
+    if (auto st = proto::Decode(control, req, DecodeLimits()); !st) {
+      co_await Reply(DecodeError(h, st.error()));
+      co_return;
+    }
+    const auto results = co_await store_.DeleteBatch(req.keys);
+    proto::StatusReply rep;
+    rep.batch = {req.batch.count, 0, req.batch.count};
+    for (const Status& st : results)
+      rep.statuses.push_back(st ? StatusCode::kOk : ToStatus(st.error()));
+    proto::Buffer out;
+    proto::Encode(rep, out);
+    co_await Reply(Frame(h, std::move(out)));
+  }
+
+  Server::Impl& impl_;
+  const ServerOptions& opt_;
+  store::Store& store_;
+  Socket socket_;
+  const bool is_unix_;
+  const std::string peer_;
+
+  // Loop-confined state.
+  asio::steady_timer flow_;  // cancelled to wake the reader (flow control, drain)
+  std::deque<OutFrame> out_;
+  bool writing_ = false;
+  bool closed_ = false;
+  uint32_t inflight_ = 0;
+  uint64_t buffered_ = 0;
+  uint64_t requests_ = 0;
+  std::optional<uint64_t> session_id_;
+  std::deque<int> pending_fds_;
+  std::unordered_map<uint32_t, std::shared_ptr<Region>> regions_;
+};
+
+// ---- accepting ----
+
+void Server::Impl::Adopt(int fd, bool is_unix, std::string peer) {
+  Loops& loops = server.loops_;
+  asio::io_context& loop = loops.loop(next_loop.fetch_add(1) % loops.size());
+  const int family = is_unix ? AF_UNIX : AF_INET;
+  boost::system::error_code ec;
+  Socket socket(loop);
+  socket.assign(asio::generic::stream_protocol(family, SOCK_STREAM), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
+  auto conn = std::make_shared<Connection>(*this, std::move(socket), is_unix, std::move(peer));
+  {
+    std::lock_guard lock(mu);
+    std::erase_if(connections, [](const std::weak_ptr<Connection>& w) { return w.expired(); });
+    connections.push_back(conn);
+  }
+  total.fetch_add(1);
+  asio::co_spawn(loop, conn->Run(conn), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("connection failed: {}", ex.what());
+    }
+  });
+}
+
+Awaitable<void> Server::Impl::AcceptTcp() {
+  for (;;) {
+    auto [ec, sock] = co_await tcp->async_accept(kTuple);
+    if (ec) {
+      if (stopping.load() || ec == asio::error::operation_aborted) co_return;
+      spdlog::warn("accept: {}", ec.message());
+      continue;
+    }
+    boost::system::error_code ignored;
+    sock.set_option(asio::ip::tcp::no_delay(true), ignored);
+    const auto ep = sock.remote_endpoint(ignored);
+    Adopt(sock.release(), false, ep.address().to_string() + ":" + std::to_string(ep.port()));
+  }
+}
+
+Awaitable<void> Server::Impl::AcceptUnix() {
+  for (;;) {
+    auto [ec, sock] = co_await unix_sock->async_accept(kTuple);
+    if (ec) {
+      if (stopping.load() || ec == asio::error::operation_aborted) co_return;
+      spdlog::warn("accept on the Unix socket: {}", ec.message());
+      continue;
+    }
+    Adopt(sock.release(), true, "unix");
+  }
+}
+
+// ---- Server ----
+
+ServerOptions ToServerOptions(const Config& cfg) {
+  ServerOptions opt;
+  const HostPort data = DataAddress(cfg);
+  opt.host = data.host;
+  opt.port = data.port;
+  opt.unix_socket = cfg.network.unix_socket;
+  if (!cfg.network.auth_key.empty()) {
+    auto key = proto::AuthKey::FromHex(cfg.network.auth_key);
+    if (key) opt.auth_key = *key;  // Validate has checked it
+  }
+  opt.limits.max_value_size = cfg.limits.max_value_size;
+  opt.limits.max_batch_entries = cfg.limits.max_batch_entries;
+  opt.limits.max_inflight_per_connection = cfg.limits.max_inflight_per_connection;
+  opt.limits.max_buffered_bytes_per_connection = cfg.limits.max_buffered_bytes_per_connection;
+  opt.limits.max_sessions = cfg.limits.max_sessions;
+  opt.limits.max_regions_per_session = cfg.limits.max_regions_per_session;
+  return opt;
+}
+
+Server::Server(Loops& loops, store::Store& store, ServerOptions options)
+    : loops_(loops),
+      store_(store),
+      options_(std::move(options)),
+      sessions_(options_.limits.max_sessions),
+      impl_(std::make_unique<Impl>(*this)) {}
+
+Server::~Server() = default;
+
+Status Server::Start() {
+  asio::io_context& loop0 = loops_.loop(0);
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(options_.host == "localhost" ? "127.0.0.1" : options_.host, ec);
+  if (ec) return ec;
+  impl_->tcp = std::make_unique<asio::ip::tcp::acceptor>(loop0);
+  const asio::ip::tcp::endpoint ep(addr, options_.port);
+  impl_->tcp->open(ep.protocol(), ec);
+  if (!ec) impl_->tcp->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl_->tcp->bind(ep, ec);
+  if (!ec) impl_->tcp->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return ec;
+  port_ = impl_->tcp->local_endpoint().port();
+  if (!options_.unix_socket.empty()) {
+    std::error_code fec;
+    const auto path = std::filesystem::path(options_.unix_socket);
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), fec);
+    ::unlink(options_.unix_socket.c_str());  // a stale socket of a process gone
+    impl_->unix_sock = std::make_unique<asio::local::stream_protocol::acceptor>(loop0);
+    const asio::local::stream_protocol::endpoint uep(options_.unix_socket);
+    impl_->unix_sock->open(uep.protocol(), ec);
+    if (!ec) impl_->unix_sock->bind(uep, ec);
+    if (!ec) impl_->unix_sock->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return ec;
+  }
+  asio::co_spawn(loop0, impl_->AcceptTcp(), asio::detached);
+  if (impl_->unix_sock) asio::co_spawn(loop0, impl_->AcceptUnix(), asio::detached);
+  return {};
+}
+
+void Server::Shutdown() {
+  impl_->stopping.store(true);
+  std::promise<void> closed;
+  asio::post(loops_.loop(0), [this, &closed] {
+    boost::system::error_code ignored;
+    if (impl_->tcp) impl_->tcp->close(ignored);
+    if (impl_->unix_sock) impl_->unix_sock->close(ignored);
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  if (!options_.unix_socket.empty()) ::unlink(options_.unix_socket.c_str());
+  std::vector<std::shared_ptr<Connection>> live;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (auto& w : impl_->connections)
+      if (auto c = w.lock()) live.push_back(std::move(c));
+    impl_->connections.clear();
+  }
+  for (auto& c : live) c->Close();
+  live.clear();
+  const auto deadline = std::chrono::steady_clock::now() + options_.shutdown_deadline;
+  while (impl_->open.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (impl_->open.load() > 0)
+    spdlog::warn("{} connections still open after the shutdown deadline", impl_->open.load());
+}
+
+ServerStats Server::stats() const {
+  ServerStats s;
+  s.connections_open = impl_->open.load();
+  s.connections_total = impl_->total.load();
+  s.requests = impl_->requests.load();
+  s.protocol_errors = impl_->protocol_errors.load();
+  s.sessions = sessions_.size();
+  return s;
+}
+
+}  // namespace memkv::server

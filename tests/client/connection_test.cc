@@ -1,0 +1,498 @@
+// The client's connection core against a fake server (tests/client/fake_server.h).
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "client/awaitable.h"
+#include "client/connection.h"
+#include "fake_server.h"
+
+namespace memkv::client {
+namespace {
+
+using proto::StatusCode;
+using testing::FakeServer;
+using testing::FakeServerOptions;
+using namespace std::chrono_literals;
+
+Buffer Pattern(size_t n, uint8_t seed) {
+  Buffer b(n);
+  for (size_t i = 0; i < n; ++i) b[i] = std::byte(static_cast<uint8_t>(seed + i * 131 + (i >> 12)));
+  return b;
+}
+
+ConnectionOptions Options(const FakeServer& server) {
+  ConnectionOptions o;
+  o.address = server.address();
+  return o;
+}
+
+proto::AuthKey Key(char c) { return proto::AuthKey::FromHex(std::string(64, c)).value(); }
+
+Connection MustConnect(const ConnectionOptions& o) {
+  auto c = Connection::Connect(o);
+  EXPECT_TRUE(c) << c.error().message();
+  return std::move(c.value());
+}
+
+TEST(ConnectionTest, AttachAndPingOverTcp) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  EXPECT_TRUE(conn.is_open());
+  EXPECT_EQ(conn.attach_info().host_id, "fake-host");
+  EXPECT_EQ(conn.attach_info().session_id, 42u);
+  EXPECT_TRUE(conn.Ping());
+  EXPECT_EQ(server.attaches, 1);
+}
+
+TEST(ConnectionTest, AttachWithAuthKey) {
+  FakeServerOptions so;
+  so.key = Key('a');
+  FakeServer server(so);
+  ConnectionOptions o = Options(server);
+  o.auth_key = Key('a');
+  Connection conn = MustConnect(o);
+  EXPECT_TRUE(conn.Ping());
+  Buffer v = Pattern(1000, 1);
+  auto put = conn.Put({{{"k", v}}, nullptr});
+  ASSERT_TRUE(put);
+  EXPECT_EQ((*put)[0], StatusCode::kOk);
+  Buffer out(1000);
+  auto get = conn.Get({{"k", 0, 0, out}});
+  ASSERT_TRUE(get);
+  EXPECT_EQ((*get)[0].status, StatusCode::kOk);
+  EXPECT_EQ(out, v);
+}
+
+TEST(ConnectionTest, WrongOrMissingKeyIsRefused) {
+  FakeServerOptions so;
+  so.key = Key('a');
+  FakeServer server(so);
+  ConnectionOptions o = Options(server);
+  o.auth_key = Key('b');
+  auto wrong = Connection::Connect(o);
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error(), errc::attach_refused);
+  o.auth_key.reset();
+  auto none = Connection::Connect(o);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error(), errc::attach_refused);
+  EXPECT_EQ(server.attaches, 0);
+}
+
+TEST(ConnectionTest, KeyOnClientOnlyIsRefused) {
+  FakeServer server({});
+  ConnectionOptions o = Options(server);
+  o.auth_key = Key('a');
+  auto c = Connection::Connect(o);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error(), errc::attach_refused);
+}
+
+TEST(ConnectionTest, ConnectFailsOnClosedPortAndBadAddress) {
+  ConnectionOptions o;
+  {
+    FakeServer server({});
+    o.address = server.address();
+  }
+  auto c = Connection::Connect(o);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error(), errc::connect_failed);
+  o.address = "no-port-here";
+  auto b = Connection::Connect(o);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error(), errc::bad_address);
+}
+
+TEST(ConnectionTest, PutGetExistsDelete) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  // Both values under one owner: sent without a copy.
+  auto values = std::make_shared<std::vector<Buffer>>(
+      std::vector<Buffer>{Pattern(5000, 7), Pattern(3, 9)});
+  const Buffer* a = &(*values)[0];
+  auto put = conn.Put({{{"a", (*values)[0]}, {"b", (*values)[1]}}, values});
+  ASSERT_TRUE(put);
+  EXPECT_EQ(*put, (std::vector<StatusCode>{StatusCode::kOk, StatusCode::kOk}));
+  EXPECT_EQ(server.Value("a"), *a);
+
+  auto ex = conn.Exists({"a", "b", "nope"});
+  ASSERT_TRUE(ex);
+  ASSERT_EQ(ex->size(), 3u);
+  EXPECT_EQ((*ex)[0].status, StatusCode::kOk);
+  EXPECT_EQ((*ex)[0].size, 5000u);
+  EXPECT_EQ((*ex)[1].size, 3u);
+  EXPECT_EQ((*ex)[2].status, StatusCode::kNotFound);
+
+  Buffer whole(5000), part(100), small(10), miss(10);
+  auto get = conn.Get({{"a", 0, 0, whole}, {"a", 1000, 100, part}, {"a", 0, 0, small},
+                       {"nope", 0, 0, miss}});
+  ASSERT_TRUE(get);
+  EXPECT_EQ((*get)[0].status, StatusCode::kOk);
+  EXPECT_EQ((*get)[0].length, 5000u);
+  EXPECT_EQ(whole, *a);
+  EXPECT_EQ((*get)[1].status, StatusCode::kOk);
+  EXPECT_EQ(Buffer(a->begin() + 1000, a->begin() + 1100), part);
+  EXPECT_EQ((*get)[2].status, StatusCode::kBufferTooSmall);
+  EXPECT_EQ((*get)[3].status, StatusCode::kNotFound);
+
+  auto del = conn.Delete({"a", "nope"});
+  ASSERT_TRUE(del);
+  EXPECT_EQ(*del, (std::vector<StatusCode>{StatusCode::kOk, StatusCode::kNotFound}));
+  EXPECT_FALSE(server.Value("a"));
+}
+
+TEST(ConnectionTest, BadArgumentsAreRefusedBeforeSending) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  Buffer v(1);
+  EXPECT_EQ(conn.Put({{{"", v}}, nullptr}).error(), errc::bad_argument);
+  EXPECT_EQ(conn.Put({{{"k", {}}}, nullptr}).error(), errc::bad_argument);
+  EXPECT_EQ(conn.Exists({std::string(1025, 'x')}).error(), errc::bad_argument);
+  auto empty = conn.Delete({});
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST(ConnectionTest, ValueLargerThanAFrameNeedsShm) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  auto big = std::make_shared<Buffer>(proto::kMaxPayload);
+  auto put = conn.Put({{{"big", *big}}, big});
+  ASSERT_FALSE(put);
+  EXPECT_EQ(put.error(), errc::value_too_large_for_frame);
+  EXPECT_TRUE(conn.Ping());
+}
+
+TEST(ConnectionTest, RepliesOutOfOrderAreMatchedById) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  std::mutex mu;
+  std::vector<std::string> order;
+  std::promise<void> both;
+  std::atomic<int> left{2};
+  auto note = [&](std::string what) {
+    {
+      std::lock_guard lock(mu);
+      order.push_back(std::move(what));
+    }
+    if (--left == 0) both.set_value();
+  };
+  conn.AsyncExists({"__hold__"}, 0ms, [&](Result<std::vector<KeyInfo>> r) {
+    EXPECT_TRUE(r);
+    note("held");
+  });
+  conn.AsyncPing(0ms, [&](Status s) {
+    EXPECT_TRUE(s);
+    note("ping");
+  });
+  both.get_future().wait();
+  EXPECT_EQ(order, (std::vector<std::string>{"ping", "held"}));
+}
+
+TEST(ConnectionTest, SixteenThreadsShareOneConnection) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  constexpr int kThreads = 16, kRounds = 60;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        const std::string key = "t" + std::to_string(t) + "-" + std::to_string(i);
+        Buffer v = Pattern(100 + (t * 37 + i * 11) % 3000, static_cast<uint8_t>(t + i));
+        auto put = conn.Put({{{key, v}}, nullptr});
+        if (!put || (*put)[0] != StatusCode::kOk) ++failures;
+        Buffer out(v.size());
+        auto get = conn.Get({{key, 0, 0, out}});
+        if (!get || (*get)[0].status != StatusCode::kOk || out != v) ++failures;
+        auto ex = conn.Exists({key, "missing"});
+        if (!ex || (*ex)[0].size != v.size() || (*ex)[1].status != StatusCode::kNotFound)
+          ++failures;
+        if (!conn.Ping()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures, 0);
+}
+
+TEST(ConnectionTest, BatchLargerThanAFrameIsSplitIntoRequests) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  constexpr int kEntries = 20;
+  auto values = std::make_shared<std::vector<Buffer>>();
+  PutBatch batch;
+  for (int i = 0; i < kEntries; ++i) values->push_back(Pattern(1 << 20, static_cast<uint8_t>(i)));
+  for (int i = 0; i < kEntries; ++i) batch.entries.push_back({"big" + std::to_string(i), (*values)[i]});
+  batch.owner = values;
+  auto put = conn.Put(std::move(batch));
+  ASSERT_TRUE(put);
+  for (StatusCode s : *put) EXPECT_EQ(s, StatusCode::kOk);
+  EXPECT_GE(server.write_frames, 2);
+
+  // The read reply comes back in several frames (3 results each).
+  std::vector<Buffer> outs(kEntries, Buffer(1 << 20));
+  std::vector<GetEntry> gets;
+  for (int i = 0; i < kEntries; ++i) gets.push_back({"big" + std::to_string(i), 0, 0, outs[i]});
+  const int frames_before = server.read_reply_frames;
+  auto get = conn.Get(std::move(gets));
+  ASSERT_TRUE(get);
+  EXPECT_GE(server.read_reply_frames - frames_before, 2);
+  for (int i = 0; i < kEntries; ++i) {
+    EXPECT_EQ((*get)[i].status, StatusCode::kOk);
+    EXPECT_EQ(outs[i], (*values)[i]) << i;
+  }
+}
+
+TEST(ConnectionTest, ManyKeysReplySplitAcrossFrames) {
+  FakeServerOptions so;
+  so.reply_split = 7;
+  FakeServer server(so);
+  Connection conn = MustConnect(Options(server));
+  std::vector<std::string> keys;
+  PutBatch batch;
+  std::vector<Buffer> vals;
+  for (int i = 0; i < 500; ++i) vals.push_back(Pattern(16 + i, static_cast<uint8_t>(i)));
+  for (int i = 0; i < 500; ++i) {
+    keys.push_back("k" + std::to_string(i));
+    batch.entries.push_back({keys.back(), vals[i]});
+  }
+  ASSERT_TRUE(conn.Put(std::move(batch)));
+  auto ex = conn.Exists(keys);
+  ASSERT_TRUE(ex);
+  ASSERT_EQ(ex->size(), 500u);
+  for (int i = 0; i < 500; ++i) EXPECT_EQ((*ex)[i].size, 16u + i);
+}
+
+TEST(ConnectionTest, TimeoutFailsTheRequestAndTheConnectionGoesOn) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  auto r = conn.Exists({"__noreply__"}, 200ms);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::timeout);
+  EXPECT_TRUE(conn.is_open());
+  EXPECT_TRUE(conn.Ping());
+  Buffer v = Pattern(64, 3);
+  auto put = conn.Put({{{"after", v}}, nullptr});
+  ASSERT_TRUE(put);
+  EXPECT_EQ((*put)[0], StatusCode::kOk);
+}
+
+TEST(ConnectionTest, ConnectionLossFailsEveryPendingRequest) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  constexpr int kPending = 50;
+  std::vector<std::future<Result<std::vector<KeyInfo>>>> futures;
+  for (int i = 0; i < kPending; ++i) {
+    auto p = std::make_shared<std::promise<Result<std::vector<KeyInfo>>>>();
+    futures.push_back(p->get_future());
+    conn.AsyncExists({"__noreply__"}, 600s, [p](auto r) { p->set_value(std::move(r)); });
+  }
+  ASSERT_TRUE(conn.Ping());  // all 50 are at the server by now
+  auto closer = conn.Exists({"__close__"}, 600s);
+  ASSERT_FALSE(closer);
+  EXPECT_EQ(closer.error(), errc::connection_lost);
+  for (auto& f : futures) {
+    auto r = f.get();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::connection_lost);
+  }
+  EXPECT_FALSE(conn.is_open());
+  EXPECT_EQ(conn.Ping().error(), errc::connection_lost);
+}
+
+TEST(ConnectionTest, ServerClosingFailsBlockedCallers) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  std::vector<std::thread> threads;
+  std::atomic<int> lost{0};
+  std::atomic<int> started{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      ++started;
+      auto r = conn.Exists({"__noreply__"}, 600s);
+      if (!r && r.error() == errc::connection_lost) ++lost;
+    });
+  while (started < 4) std::this_thread::yield();
+  ASSERT_TRUE(conn.Ping());
+  // The four may or may not be at the server yet; either way they fail.
+  server.CloseAll();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(lost, 4);
+}
+
+TEST(ConnectionTest, CloseFailsPendingWithClosed) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  auto p = std::make_shared<std::promise<Status>>();
+  auto f = p->get_future();
+  conn.AsyncExists({"__noreply__"}, 600s, [p](auto r) {
+    p->set_value(r ? Status{} : Status(r.error()));
+  });
+  conn.Close();
+  EXPECT_EQ(f.get().error(), errc::closed);
+  EXPECT_EQ(conn.Ping().error(), errc::closed);
+}
+
+TEST(ConnectionTest, AwaitableForms) {
+  FakeServer server({});
+  boost::asio::io_context ctx;
+  bool done = false;
+  const std::string address = server.address();
+  boost::asio::co_spawn(
+      ctx,
+      [&]() -> boost::asio::awaitable<void> {
+        ConnectionOptions o;
+        o.address = address;
+        auto conn = co_await co::Connect(o);
+        EXPECT_TRUE(conn);
+        if (!conn) co_return;
+        EXPECT_TRUE(co_await co::Ping(*conn));
+        Buffer v = Pattern(777, 5);
+        PutBatch batch;  // (gcc 12 cannot take braced lists inside co_await)
+        batch.entries.push_back({"co", v});
+        auto put = co_await co::Put(*conn, std::move(batch));
+        EXPECT_TRUE(put);
+        Buffer out(777);
+        std::vector<GetEntry> gets(1);
+        gets[0].key = "co";
+        gets[0].dest = out;
+        auto get = co_await co::Get(*conn, std::move(gets));
+        EXPECT_TRUE(get && (*get)[0].status == StatusCode::kOk);
+        EXPECT_EQ(out, v);
+        std::vector<std::string> keys(1, "co");
+        auto ex = co_await co::Exists(*conn, keys);
+        EXPECT_TRUE(ex && (*ex)[0].size == 777u);
+        auto del = co_await co::Delete(*conn, keys);
+        EXPECT_TRUE(del && (*del)[0] == StatusCode::kOk);
+        std::vector<std::string> silent(1, "__noreply__");
+        auto t = co_await co::Exists(*conn, silent, 100ms);
+        EXPECT_EQ(t.error(), errc::timeout);
+        done = true;
+      },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+  ctx.run();  // returns only when the coroutine is done: the requests hold work on ctx
+  EXPECT_TRUE(done);
+}
+
+TEST(ConnectionTest, ThreadThatCallsOnceAndExitsLeavesNothingBehind) {
+  FakeServer server({});
+  ASSERT_EQ(IoThreads::LiveThreads(), 0u);
+  const std::string address = server.address();
+  std::thread([&] {
+    ConnectionOptions o;
+    o.address = address;
+    auto conn = Connection::Connect(o);
+    ASSERT_TRUE(conn);
+    EXPECT_TRUE(conn->Ping());
+  }).join();
+  EXPECT_EQ(IoThreads::LiveThreads(), 0u);
+  // And a fresh pool starts again for the next user.
+  Connection conn = MustConnect(Options(server));
+  EXPECT_EQ(IoThreads::LiveThreads(), 1u);
+  EXPECT_TRUE(conn.Ping());
+}
+
+TEST(ConnectionTest, PoolIsSharedAndSized) {
+  auto a = IoThreads::Acquire({.threads = 2});
+  auto b = IoThreads::Acquire({.threads = 5});
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a->size(), 2u);
+  EXPECT_EQ(IoThreads::LiveThreads(), 2u);
+}
+
+// ---- shm rail ----
+
+TEST(ShmTest, RegionRoundTripOverUnixSocket) {
+  FakeServerOptions so;
+  so.unix_socket = true;
+  FakeServer server(so);
+  Connection conn = MustConnect(Options(server));
+  EXPECT_TRUE(conn.is_unix_socket());
+  EXPECT_TRUE(conn.attach_info().rails & proto::kRailShm);
+  auto region = SharedRegion::Create(4 << 20);
+  ASSERT_TRUE(region);
+  auto r = *region;
+  ASSERT_TRUE(conn.RegisterRegion(r));
+  EXPECT_EQ(server.regions_mapped, 1);
+
+  Buffer v1 = Pattern(100000, 1), v2 = Pattern(4096, 2);
+  std::memcpy(r->data(), v1.data(), v1.size());
+  std::memcpy(r->data() + 200000, v2.data(), v2.size());
+  auto put = conn.PutShm({r, {{"s1", 0, v1.size()}, {"s2", 200000, v2.size()}}});
+  ASSERT_TRUE(put);
+  EXPECT_EQ(*put, (std::vector<StatusCode>{StatusCode::kOk, StatusCode::kOk}));
+  EXPECT_EQ(server.Value("s1"), v1);
+
+  auto get = conn.GetShm({r,
+                          {{"s1", 0, 0, 1 << 20, 1 << 20},
+                           {"s2", 96, 1000, 2 << 20, 4096},
+                           {"s1", 0, 0, 3 << 20, 10},
+                           {"none", 0, 0, 3 << 20, 10}}});
+  ASSERT_TRUE(get);
+  EXPECT_EQ((*get)[0].status, StatusCode::kOk);
+  EXPECT_EQ((*get)[0].length, v1.size());
+  EXPECT_EQ(0, std::memcmp(r->data() + (1 << 20), v1.data(), v1.size()));
+  EXPECT_EQ((*get)[1].status, StatusCode::kOk);
+  EXPECT_EQ((*get)[1].length, 1000u);
+  EXPECT_EQ(0, std::memcmp(r->data() + (2 << 20), v2.data() + 96, 1000));
+  EXPECT_EQ((*get)[2].status, StatusCode::kBufferTooSmall);
+  EXPECT_EQ((*get)[3].status, StatusCode::kNotFound);
+
+  // The same bytes over the inline path of the same connection.
+  Buffer out(v1.size());
+  auto inl = conn.Get({{"s1", 0, 0, out}});
+  ASSERT_TRUE(inl);
+  EXPECT_EQ(out, v1);
+
+  ASSERT_TRUE(conn.ReleaseRegion(r));
+  EXPECT_EQ(server.regions_mapped, 0);
+  auto after = conn.PutShm({r, {{"s3", 0, 10}}});
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error(), errc::region_not_registered);
+}
+
+TEST(ShmTest, UnregisteredRegionAndTcpAreRefused) {
+  FakeServer tcp_server({});
+  Connection tcp = MustConnect(Options(tcp_server));
+  auto region = SharedRegion::Create(4096).value();
+  EXPECT_EQ(tcp.RegisterRegion(region).error(), errc::shm_needs_unix_socket);
+
+  FakeServerOptions so;
+  so.unix_socket = true;
+  FakeServer server(so);
+  Connection conn = MustConnect(Options(server));
+  EXPECT_EQ(conn.PutShm({region, {{"x", 0, 10}}}).error(), errc::region_not_registered);
+  ASSERT_TRUE(conn.RegisterRegion(region));
+  EXPECT_EQ(conn.PutShm({region, {{"x", 4000, 200}}}).error(), errc::region_out_of_bounds);
+  EXPECT_EQ(conn.RegisterRegion(region).error(), make_status_error(StatusCode::kBadRegion));
+}
+
+TEST(ShmTest, ClosingTheConnectionReleasesServerRegions) {
+  FakeServerOptions so;
+  so.unix_socket = true;
+  FakeServer server(so);
+  auto region = SharedRegion::Create(1 << 20).value();
+  {
+    Connection conn = MustConnect(Options(server));
+    ASSERT_TRUE(conn.RegisterRegion(region));
+    EXPECT_EQ(server.regions_mapped, 1);
+  }
+  // The region outlives the connection on our side.
+  region->data()[0] = std::byte{1};
+}
+
+}  // namespace
+}  // namespace memkv::client

@@ -1,0 +1,524 @@
+#pragma once
+// A fake memkv server for the client's unit tests (the real one is a
+// separate module): a listening socket on loopback TCP or a Unix socket in
+// a temp dir, one blocking thread per connection, the protocol spoken with
+// the proto codec. Values live in a std::map shared by all connections.
+//
+// It answers queued frames in reverse order (up to `reorder` at a time), so
+// concurrent requests see their replies out of order, and splits every batch
+// reply into frames of at most `reply_split` results. Exists takes commands
+// as keys: "__hold__" is answered only after the next frame's reply,
+// "__noreply__" never, "__close__" closes the connection.
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/checksum.h"
+#include "proto/frame.h"
+#include "proto/messages.h"
+
+namespace memkv::client::testing {
+
+struct FakeServerOptions {
+  std::optional<proto::AuthKey> key;
+  bool unix_socket = false;
+  uint32_t reply_split = 3;  // results per reply frame
+  uint32_t reorder = 8;      // frames answered together, last first
+};
+
+class FakeServer {
+ public:
+  explicit FakeServer(FakeServerOptions opts) : opts_(std::move(opts)) {
+    if (opts_.unix_socket) {
+      char tmpl[] = "/tmp/memkv_client_test_XXXXXX";
+      if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
+      dir_ = tmpl;
+      address_ = dir_ + "/memkv.sock";
+      listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_un sa{};
+      sa.sun_family = AF_UNIX;
+      std::strncpy(sa.sun_path, address_.c_str(), sizeof sa.sun_path - 1);
+      if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+        throw std::runtime_error("bind unix");
+    } else {
+      listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+        throw std::runtime_error("bind tcp");
+      socklen_t len = sizeof sa;
+      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+      address_ = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+    }
+    ::listen(listen_fd_, 64);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+
+  ~FakeServer() {
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    acceptor_.join();
+    ::close(listen_fd_);
+    CloseAll();
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mu_);
+      threads = std::move(threads_);
+    }
+    for (auto& t : threads) t.join();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  const std::string& address() const { return address_; }
+
+  // Closes every connection (the client sees them break).
+  void CloseAll() {
+    std::lock_guard lock(mu_);
+    for (int fd : conns_) ::shutdown(fd, SHUT_RDWR);
+  }
+
+  std::optional<Buffer> Value(const std::string& key) {
+    std::lock_guard lock(mu_);
+    auto it = store_.find(key);
+    if (it == store_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  std::atomic<int> attaches{0};
+  std::atomic<int> write_frames{0};       // BatchWrite requests received
+  std::atomic<int> read_reply_frames{0};  // BatchRead reply frames sent
+  std::atomic<int> regions_mapped{0};
+
+ private:
+  struct Frame {
+    proto::HeaderBytes raw{};
+    proto::FrameHeader h;
+    Buffer payload;
+    std::vector<int> fds;
+    Bytes control() const { return Bytes(payload.data(), h.control_len); }
+    Bytes data() const { return Bytes(payload.data() + h.control_len, h.data_len); }
+  };
+  struct Region {
+    std::byte* p = nullptr;
+    uint64_t size = 0;
+  };
+  struct Session {
+    int fd = -1;
+    bool attached = false;
+    std::map<uint32_t, Region> regions;
+    std::optional<Buffer> held;
+    bool answered = false;  // a reply other than the held one went out in this round
+  };
+
+  void AcceptLoop() {
+    for (;;) {
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      std::lock_guard lock(mu_);
+      conns_.push_back(fd);
+      threads_.emplace_back([this, fd] { Serve(fd); });
+    }
+  }
+
+  static bool RecvAll(int fd, std::byte* p, size_t n, std::vector<int>& fds) {
+    while (n > 0) {
+      iovec iov{p, n};
+      alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = cbuf;
+      msg.msg_controllen = sizeof cbuf;
+      const ssize_t got = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return false;
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        const size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; ++i) {
+          int v;
+          std::memcpy(&v, CMSG_DATA(c) + i * sizeof(int), sizeof v);
+          fds.push_back(v);
+        }
+      }
+      p += got;
+      n -= static_cast<size_t>(got);
+    }
+    return true;
+  }
+
+  bool ReadFrame(int fd, Frame& f) {
+    if (!RecvAll(fd, f.raw.data(), f.raw.size(), f.fds)) return false;
+    auto h = proto::DecodeHeader(f.raw);
+    if (!h) return false;
+    f.h = *h;
+    f.payload.resize(f.h.payload_len());
+    return RecvAll(fd, f.payload.data(), f.payload.size(), f.fds);
+  }
+
+  static bool Readable(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+  }
+
+  static bool SendAll(int fd, const Buffer& b) {
+    size_t at = 0;
+    while (at < b.size()) {
+      const ssize_t n = ::send(fd, b.data() + at, b.size() - at, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      at += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  const proto::AuthKey* key() const { return opts_.key ? &*opts_.key : nullptr; }
+
+  void AddReply(std::vector<Buffer>& out, const proto::FrameHeader& req, const Buffer& control,
+                Bytes data = {}, bool more = false) {
+    proto::FrameHeader h;
+    h.opcode = req.opcode;
+    h.request_id = req.request_id;
+    h.flags = proto::kFlagResponse | (more ? proto::kFlagMore : 0);
+    Buffer& b = out.emplace_back();
+    proto::AppendFrame(b, h, control, data, key());
+  }
+  void AddHead(std::vector<Buffer>& out, const proto::FrameHeader& req, proto::StatusCode s) {
+    Buffer control;
+    proto::Encode(proto::ReplyHead{s, proto::StatusName(s)}, control);
+    AddReply(out, req, control);
+  }
+  // Splits `n` results into reply frames of at most reply_split.
+  template <class Fill>
+  void AddSplit(std::vector<Buffer>& out, const proto::FrameHeader& req, uint32_t n, Fill fill) {
+    const uint32_t step = std::max<uint32_t>(1, opts_.reply_split);
+    for (uint32_t first = 0; first < n || (n == 0 && first == 0); first += step) {
+      const uint32_t count = std::min(step, n - first);
+      Buffer control, data;
+      fill(proto::BatchHead{n, first, count}, control, data);
+      AddReply(out, req, control, data, first + count < n);
+      if (n == 0) break;
+    }
+  }
+
+  void Serve(int fd) {
+    Session s;
+    s.fd = fd;
+    std::vector<Frame> batch;
+    bool open = true;
+    while (open) {
+      Frame f;
+      if (!ReadFrame(fd, f)) break;
+      batch.push_back(std::move(f));
+      while (batch.size() < opts_.reorder && Readable(fd)) {
+        Frame g;
+        if (!ReadFrame(fd, g)) {
+          open = false;
+          break;
+        }
+        batch.push_back(std::move(g));
+      }
+      s.answered = false;
+      for (auto it = batch.rbegin(); it != batch.rend() && open; ++it) open = Handle(s, *it);
+      // A held reply goes out once some other frame has been answered after it arrived.
+      if (open && s.held && s.answered) {
+        open = SendAll(fd, *s.held);
+        s.held.reset();
+      }
+      for (Frame& b : batch)
+        for (int d : b.fds) ::close(d);
+      batch.clear();
+    }
+    for (auto& [id, r] : s.regions) {
+      ::munmap(r.p, r.size);
+      --regions_mapped;
+    }
+    std::lock_guard lock(mu_);
+    std::erase(conns_, fd);
+    ::close(fd);
+  }
+
+  // Answers one frame; false closes the connection.
+  bool Handle(Session& s, Frame& f) {
+    std::vector<Buffer> out;
+    bool hold = false;
+    bool keep_open = Answer(s, f, out, hold);
+    if (hold) {
+      Buffer all;
+      for (auto& b : out) all.insert(all.end(), b.begin(), b.end());
+      s.held = std::move(all);
+      return keep_open;
+    }
+    for (auto& b : out)
+      if (!SendAll(s.fd, b)) return false;
+    if (!out.empty()) s.answered = true;
+    return keep_open;
+  }
+
+  bool Answer(Session& s, Frame& f, std::vector<Buffer>& out, bool& hold) {
+    using proto::StatusCode;
+    const proto::FrameHeader& h = f.h;
+    if (auto t = proto::VerifyTag(f.raw, h, f.control(), key()); !t) {
+      if (h.opcode == proto::Opcode::kAttach) {
+        proto::AttachReply r;
+        r.head = {StatusCode::kUnauthorized, "bad tag"};
+        Buffer control;
+        proto::Encode(r, control);
+        AddReply(out, h, control);
+      } else {
+        AddHead(out, h, StatusCode::kProtocolError);
+      }
+      for (auto& b : out) SendAll(s.fd, b);
+      out.clear();
+      return false;
+    }
+    if (h.opcode == proto::Opcode::kAttach) {
+      proto::AttachRequest req;
+      proto::AttachReply r;
+      if (!proto::Decode(f.control(), req)) {
+        r.head = {StatusCode::kProtocolError, "bad attach"};
+      } else if (key() &&
+                 !proto::TagsEqual(proto::AttachProof(*key(), req.client_id, req.nonce), req.proof)) {
+        r.head = {StatusCode::kUnauthorized, "bad proof"};
+      } else {
+        r.session_id = 42;
+        r.rails = proto::kRailTcp | (opts_.unix_socket ? proto::kRailShm : 0);
+        r.host_id = "fake-host";
+        r.unix_socket = opts_.unix_socket ? std::string_view(address_) : std::string_view();
+        r.max_value_size = 1ull << 30;
+        r.max_batch_entries = 0;
+        r.max_inflight = 0;
+      }
+      Buffer control;
+      proto::Encode(r, control);
+      AddReply(out, h, control);
+      if (r.head.status != StatusCode::kOk) {
+        for (auto& b : out) SendAll(s.fd, b);
+        out.clear();
+        return false;
+      }
+      s.attached = true;
+      ++attaches;
+      return true;
+    }
+    if (!s.attached) {
+      AddHead(out, h, StatusCode::kNotAttached);
+      return true;
+    }
+    switch (h.opcode) {
+      case proto::Opcode::kPing: {
+        proto::Ping p;
+        if (!proto::Decode(f.control(), p)) return false;
+        Buffer control;
+        proto::Encode(p, control);
+        AddReply(out, h, control);
+        return true;
+      }
+      case proto::Opcode::kExists:
+      case proto::Opcode::kDelete: {
+        proto::KeysRequest req;
+        if (!proto::Decode(f.control(), req)) return false;
+        std::vector<proto::ExistsResult> results;
+        for (std::string_view k : req.keys) {
+          if (k == "__hold__") hold = true;
+          if (k == "__noreply__") return true;
+          if (k == "__close__") return false;
+          std::lock_guard lock(mu_);
+          auto it = store_.find(std::string(k));
+          if (it == store_.end()) {
+            results.push_back({StatusCode::kNotFound, 0});
+            continue;
+          }
+          results.push_back({StatusCode::kOk, it->second.size()});
+          if (h.opcode == proto::Opcode::kDelete) store_.erase(it);
+        }
+        const bool exists = h.opcode == proto::Opcode::kExists;
+        AddSplit(out, h, static_cast<uint32_t>(results.size()),
+                 [&](proto::BatchHead b, Buffer& control, Buffer&) {
+                   if (exists) {
+                     proto::ExistsReply r;
+                     r.batch = b;
+                     r.results.assign(results.begin() + b.first, results.begin() + b.first + b.count);
+                     proto::Encode(r, control);
+                   } else {
+                     proto::StatusReply r;
+                     r.batch = b;
+                     for (uint32_t i = b.first; i < b.first + b.count; ++i)
+                       r.statuses.push_back(results[i].status);
+                     proto::Encode(r, control);
+                   }
+                 });
+        return true;
+      }
+      case proto::Opcode::kBatchWrite: {
+        ++write_frames;
+        proto::BatchWriteRequest req;
+        if (!proto::Decode(f.control(), f.data(), req)) return false;
+        std::vector<StatusCode> statuses;
+        size_t at = 0;
+        for (const proto::WriteEntry& e : req.entries) {
+          Bytes bytes;
+          if (e.src.kind == proto::LocationKind::kInline) {
+            bytes = req.data.subspan(at, e.value_len);
+            at += e.value_len;
+          } else if (e.src.kind == proto::LocationKind::kShm) {
+            auto it = s.regions.find(e.src.region);
+            if (it == s.regions.end() || e.src.address + e.value_len > it->second.size ||
+                e.value_len > e.src.capacity) {
+              statuses.push_back(StatusCode::kBadRegion);
+              continue;
+            }
+            bytes = Bytes(it->second.p + e.src.address, e.value_len);
+          } else {
+            statuses.push_back(StatusCode::kInvalidArgument);
+            continue;
+          }
+          if (Xxh3(bytes) != e.checksum) {
+            statuses.push_back(StatusCode::kChecksumMismatch);
+            continue;
+          }
+          std::lock_guard lock(mu_);
+          store_[std::string(e.key)] = Buffer(bytes.begin(), bytes.end());
+          statuses.push_back(StatusCode::kOk);
+        }
+        AddSplit(out, h, static_cast<uint32_t>(statuses.size()),
+                 [&](proto::BatchHead b, Buffer& control, Buffer&) {
+                   proto::StatusReply r;
+                   r.batch = b;
+                   r.statuses.assign(statuses.begin() + b.first, statuses.begin() + b.first + b.count);
+                   proto::Encode(r, control);
+                 });
+        return true;
+      }
+      case proto::Opcode::kBatchRead: {
+        proto::BatchReadRequest req;
+        if (!proto::Decode(f.control(), f.data(), req)) return false;
+        std::vector<proto::ReadResult> results;
+        std::vector<Buffer> bytes;
+        for (const proto::ReadEntry& e : req.entries) {
+          proto::ReadResult& r = results.emplace_back();
+          Buffer& b = bytes.emplace_back();
+          std::lock_guard lock(mu_);
+          auto it = store_.find(std::string(e.key));
+          if (it == store_.end()) {
+            r.status = StatusCode::kNotFound;
+            continue;
+          }
+          const Buffer& v = it->second;
+          r.value_size = v.size();
+          if (e.offset > v.size() || (e.length && e.offset + e.length > v.size())) {
+            r.status = StatusCode::kRangeOutOfBounds;
+            continue;
+          }
+          const uint64_t len = e.length ? e.length : v.size() - e.offset;
+          Bytes piece(v.data() + e.offset, len);
+          r.length = len;
+          r.checksum = Xxh3(piece);
+          if (e.dest.kind == proto::LocationKind::kShm) {
+            auto rg = s.regions.find(e.dest.region);
+            if (rg == s.regions.end() || e.dest.address + e.dest.capacity > rg->second.size) {
+              r = {StatusCode::kBadRegion, proto::Delivery::kNone, v.size(), 0, 0};
+              continue;
+            }
+            if (len > e.dest.capacity) {
+              r = {StatusCode::kBufferTooSmall, proto::Delivery::kNone, v.size(), 0, 0};
+              continue;
+            }
+            std::memcpy(rg->second.p + e.dest.address, piece.data(), len);
+            r.delivery = proto::Delivery::kPlaced;
+          } else {
+            r.delivery = proto::Delivery::kInline;
+            b.assign(piece.begin(), piece.end());
+          }
+        }
+        AddSplit(out, h, static_cast<uint32_t>(results.size()),
+                 [&](proto::BatchHead b, Buffer& control, Buffer& data) {
+                   ++read_reply_frames;
+                   proto::BatchReadReply r;
+                   r.batch = b;
+                   r.results.assign(results.begin() + b.first, results.begin() + b.first + b.count);
+                   for (uint32_t i = b.first; i < b.first + b.count; ++i)
+                     data.insert(data.end(), bytes[i].begin(), bytes[i].end());
+                   proto::Encode(r, control);
+                 });
+        return true;
+      }
+      case proto::Opcode::kRegisterRegion: {
+        proto::RegisterRegion req;
+        if (!proto::Decode(f.control(), req)) return false;
+        StatusCode st = StatusCode::kOk;
+        if (f.fds.empty() || s.regions.count(req.region_id)) {
+          st = StatusCode::kBadRegion;
+        } else {
+          const int rfd = f.fds.front();
+          struct stat sb {};
+          const int seals = ::fcntl(rfd, F_GET_SEALS);
+          if (seals < 0 || !(seals & F_SEAL_SHRINK) || ::fstat(rfd, &sb) != 0 ||
+              static_cast<uint64_t>(sb.st_size) < req.size) {
+            st = StatusCode::kBadRegion;
+          } else {
+            void* p = ::mmap(nullptr, req.size, PROT_READ | PROT_WRITE, MAP_SHARED, rfd, 0);
+            if (p == MAP_FAILED) {
+              st = StatusCode::kBadRegion;
+            } else {
+              s.regions[req.region_id] = {static_cast<std::byte*>(p), req.size};
+              ++regions_mapped;
+            }
+          }
+        }
+        AddHead(out, h, st);
+        return true;
+      }
+      case proto::Opcode::kReleaseRegion: {
+        proto::ReleaseRegion req;
+        if (!proto::Decode(f.control(), req)) return false;
+        auto it = s.regions.find(req.region_id);
+        if (it == s.regions.end()) {
+          AddHead(out, h, StatusCode::kBadRegion);
+          return true;
+        }
+        ::munmap(it->second.p, it->second.size);
+        --regions_mapped;
+        s.regions.erase(it);
+        AddHead(out, h, StatusCode::kOk);
+        return true;
+      }
+      default:
+        AddHead(out, h, StatusCode::kProtocolError);
+        return false;
+    }
+  }
+
+  FakeServerOptions opts_;
+  std::string dir_;
+  std::string address_;
+  int listen_fd_ = -1;
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<int> conns_;                // guarded by mu_
+  std::vector<std::thread> threads_;      // guarded by mu_
+  std::map<std::string, Buffer> store_;   // guarded by mu_
+};
+
+}  // namespace memkv::client::testing

@@ -1,0 +1,516 @@
+// `memkv server` as a process on loopback, driven with raw frames: the
+// protocol end to end, both rails, bad input, every limit, restarts, signals.
+
+#include <gtest/gtest.h>
+
+#include <sys/mman.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "../io/test_util.h"
+#include "common/checksum.h"
+#include "server_process.h"
+
+namespace memkv::testing {
+namespace {
+
+using proto::Opcode;
+using proto::StatusCode;
+
+proto::Bytes B(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+// Writes `kv` inline; the per-entry statuses.
+std::vector<StatusCode> Put(RawClient& c, const std::vector<std::pair<std::string, std::string>>& kv,
+                            uint64_t id = 10) {
+  proto::BatchWriteRequest req;
+  req.batch = {static_cast<uint32_t>(kv.size()), 0, static_cast<uint32_t>(kv.size())};
+  std::string data;
+  for (auto& [k, v] : kv) {
+    req.entries.push_back({k, v.size(), Xxh3(v), {}});
+    data += v;
+  }
+  proto::Buffer control;
+  proto::Encode(req, control);
+  EXPECT_TRUE(c.Send(Opcode::kBatchWrite, control, B(data), id));
+  auto f = c.Recv();
+  EXPECT_TRUE(f);
+  if (!f) return {};
+  EXPECT_EQ(f->header.request_id, id);
+  proto::StatusReply rep;
+  EXPECT_TRUE(proto::Decode(f->control, rep));
+  if (rep.head.status != StatusCode::kOk) return {rep.head.status};
+  return rep.statuses;
+}
+
+// Reads keys inline; (status, bytes) per key.
+std::vector<std::pair<StatusCode, std::string>> Get(RawClient& c, const std::vector<std::string>& keys,
+                                                    uint64_t id = 20) {
+  proto::BatchReadRequest req;
+  req.batch = {static_cast<uint32_t>(keys.size()), 0, static_cast<uint32_t>(keys.size())};
+  for (auto& k : keys) req.entries.push_back({k, 0, 0, {}});
+  proto::Buffer control;
+  proto::Encode(req, control);
+  EXPECT_TRUE(c.Send(Opcode::kBatchRead, control, {}, id));
+  std::vector<std::pair<StatusCode, std::string>> out;
+  for (;;) {
+    auto f = c.Recv();
+    EXPECT_TRUE(f);
+    if (!f) return out;
+    proto::BatchReadReply rep;
+    EXPECT_TRUE(proto::Decode(f->control, f->data, rep));
+    if (rep.head.status != StatusCode::kOk) return {{rep.head.status, ""}};
+    size_t at = 0;
+    for (auto& r : rep.results) {
+      std::string v;
+      if (r.delivery == proto::Delivery::kInline) {
+        v.assign(reinterpret_cast<const char*>(rep.data.data()) + at, r.length);
+        at += r.length;
+        EXPECT_EQ(Xxh3(v), r.checksum);
+      }
+      out.push_back({r.status, v});
+    }
+    if (!f->header.has_more()) break;
+  }
+  return out;
+}
+
+bool Ping(RawClient& c, uint64_t token = 99) {
+  proto::Buffer b;
+  proto::Encode(proto::Ping{token}, b);
+  if (!c.Send(Opcode::kPing, b, {}, token)) return false;
+  auto f = c.Recv();
+  if (!f) return false;
+  proto::Ping p;
+  return proto::Decode(f->control, p) && p.token == token;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<ServerProcess> Start(std::vector<std::string> extra = {"--mode", "memory"}) {
+    auto s = std::make_unique<ServerProcess>(dir_.path().string(), extra);
+    EXPECT_TRUE(s->ready()) << "the server did not start";
+    return s;
+  }
+  std::unique_ptr<RawClient> Tcp(const ServerProcess& s, const proto::AuthKey* key = nullptr) {
+    return std::make_unique<RawClient>(ConnectTcp(s.port()), key);
+  }
+  std::unique_ptr<RawClient> Unix(const ServerProcess& s) {
+    return std::make_unique<RawClient>(ConnectUnix(s.socket_path()));
+  }
+  io::testing::TempDir dir_;
+};
+
+TEST_F(ServerTest, PutGetExistsDeleteOverTcp) {
+  auto s = Start();
+  auto c = Tcp(*s);
+  auto a = c->Attach();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->head.status, StatusCode::kOk);
+  EXPECT_EQ(a->rails & proto::kRailShm, 0u);  // tcp connection: tcp rail only
+  EXPECT_TRUE(Ping(*c));
+  const auto put = Put(*c, {{"a", "alpha"}, {"b", std::string(100000, 'b')}, {"a", "again"}});
+  ASSERT_EQ(put.size(), 3u);
+  for (auto st : put) EXPECT_EQ(st, StatusCode::kOk);
+  const auto got = Get(*c, {"a", "b", "nope"});
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].second, "again");  // within a batch the last entry wins
+  EXPECT_EQ(got[1].second, std::string(100000, 'b'));
+  EXPECT_EQ(got[2].first, StatusCode::kNotFound);
+
+  proto::Buffer b;
+  proto::Encode(proto::KeysRequest{{2, 0, 2}, {"a", "zzz"}}, b);
+  ASSERT_TRUE(c->Send(Opcode::kExists, b, {}, 30));
+  auto f = c->Recv();
+  ASSERT_TRUE(f);
+  proto::ExistsReply ex;
+  ASSERT_TRUE(proto::Decode(f->control, ex));
+  EXPECT_EQ(ex.results[0].status, StatusCode::kOk);
+  EXPECT_EQ(ex.results[0].value_size, 5u);
+  EXPECT_EQ(ex.results[1].status, StatusCode::kNotFound);
+
+  ASSERT_TRUE(c->Send(Opcode::kDelete, b, {}, 31));
+  f = c->Recv();
+  ASSERT_TRUE(f);
+  proto::StatusReply del;
+  ASSERT_TRUE(proto::Decode(f->control, del));
+  EXPECT_EQ(del.statuses[0], StatusCode::kOk);
+  EXPECT_EQ(del.statuses[1], StatusCode::kNotFound);
+  EXPECT_EQ(Get(*c, {"a"})[0].first, StatusCode::kNotFound);
+  EXPECT_EQ(s->Stop(), 0) << "SIGTERM must shut down cleanly";
+}
+
+TEST_F(ServerTest, ManyRequestsInFlightAreAnsweredById) {
+  auto s = Start();
+  auto c = Tcp(*s);
+  ASSERT_TRUE(c->Attach());
+  // 200 pings sent before reading any reply.
+  for (uint64_t id = 1; id <= 200; ++id) {
+    proto::Buffer b;
+    proto::Encode(proto::Ping{id * 3}, b);
+    ASSERT_TRUE(c->Send(Opcode::kPing, b, {}, id));
+  }
+  std::vector<bool> seen(201);
+  for (int i = 0; i < 200; ++i) {
+    auto f = c->Recv();
+    ASSERT_TRUE(f);
+    proto::Ping p;
+    ASSERT_TRUE(proto::Decode(f->control, p));
+    EXPECT_EQ(p.token, f->header.request_id * 3);
+    seen[f->header.request_id] = true;
+  }
+  for (int id = 1; id <= 200; ++id) EXPECT_TRUE(seen[id]) << id;
+}
+
+TEST_F(ServerTest, RequestsBeforeAttachAreRefused) {
+  auto s = Start();
+  auto c = Tcp(*s);
+  proto::Buffer b;
+  proto::Encode(proto::Ping{1}, b);
+  ASSERT_TRUE(c->Send(Opcode::kPing, b));
+  auto f = c->Recv();
+  ASSERT_TRUE(f);
+  proto::ReplyHead h;
+  ASSERT_TRUE(proto::Decode(f->control, h));
+  EXPECT_EQ(h.status, StatusCode::kNotAttached);
+}
+
+TEST_F(ServerTest, BadInputClosesThatConnectionOnly) {
+  auto s = Start();
+  auto good = Tcp(*s);
+  ASSERT_TRUE(good->Attach());
+  std::mt19937_64 rng(1);
+
+  {  // random bytes
+    auto c = Tcp(*s);
+    std::string junk(4096, '\0');
+    for (auto& ch : junk) ch = static_cast<char>(rng());
+    c->SendBytes(junk.data(), junk.size());
+    EXPECT_TRUE(c->Closed());
+  }
+  {  // an oversize frame: answered ProtocolError, then closed
+    auto c = Tcp(*s);
+    ASSERT_TRUE(c->Attach());
+    proto::FrameHeader h;
+    h.opcode = Opcode::kPing;
+    h.request_id = 5;
+    auto raw = proto::EncodeHeader(h, {}, nullptr);
+    const uint32_t huge = proto::kMaxPayload + 1;
+    std::memcpy(raw.data() + 16, &huge, 4);
+    c->SendBytes(raw.data(), raw.size());
+    auto f = c->Recv();
+    ASSERT_TRUE(f);
+    proto::ReplyHead rh;
+    ASSERT_TRUE(proto::Decode(f->control, rh));
+    EXPECT_EQ(rh.status, StatusCode::kProtocolError);
+    EXPECT_EQ(f->header.request_id, 5u);
+    EXPECT_TRUE(c->Closed());
+  }
+  {  // an unknown opcode
+    auto c = Tcp(*s);
+    ASSERT_TRUE(c->Attach());
+    proto::FrameHeader h;
+    auto raw = proto::EncodeHeader(h, {}, nullptr);
+    raw[6] = std::byte{200};
+    c->SendBytes(raw.data(), raw.size());
+    auto f = c->Recv();
+    ASSERT_TRUE(f);
+    proto::ReplyHead rh;
+    ASSERT_TRUE(proto::Decode(f->control, rh));
+    EXPECT_EQ(rh.status, StatusCode::kProtocolError);
+    EXPECT_TRUE(c->Closed());
+  }
+  {  // a newer protocol version
+    auto c = Tcp(*s);
+    proto::AttachRequest a;
+    proto::Buffer b;
+    proto::Encode(a, b);
+    ASSERT_TRUE(c->Send(Opcode::kAttach, b, {}, 3, -1, proto::kProtocolVersion + 1));
+    auto f = c->Recv();
+    ASSERT_TRUE(f);
+    proto::AttachReply r;
+    ASSERT_TRUE(proto::Decode(f->control, r));
+    EXPECT_EQ(r.head.status, StatusCode::kUnsupportedVersion);
+    EXPECT_EQ(f->header.version, proto::kProtocolVersion);
+  }
+  {  // a truncated frame, then the client goes away
+    auto c = Tcp(*s);
+    ASSERT_TRUE(c->Attach());
+    proto::FrameHeader h;
+    h.opcode = Opcode::kPing;
+    h.control_len = 8;
+    auto raw = proto::EncodeHeader(h, {}, nullptr);
+    c->SendBytes(raw.data(), raw.size() - 10);
+  }
+  {  // a write whose data does not match its checksum
+    auto c = Tcp(*s);
+    ASSERT_TRUE(c->Attach());
+    proto::BatchWriteRequest req;
+    req.batch = {1, 0, 1};
+    req.entries.push_back({"k", 5, Xxh3("hello"), {}});
+    proto::Buffer control;
+    proto::Encode(req, control);
+    ASSERT_TRUE(c->Send(Opcode::kBatchWrite, control, B("jello")));
+    auto f = c->Recv();
+    ASSERT_TRUE(f);
+    proto::StatusReply rep;
+    ASSERT_TRUE(proto::Decode(f->control, rep));
+    EXPECT_EQ(rep.statuses[0], StatusCode::kChecksumMismatch);
+  }
+  // The well-behaved client was served all along.
+  EXPECT_TRUE(Ping(*good));
+  EXPECT_EQ(Put(*good, {{"still", "here"}})[0], StatusCode::kOk);
+}
+
+TEST_F(ServerTest, AuthKeyIsRequiredWhenSet) {
+  const std::string hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+  const proto::AuthKey key = proto::AuthKey::FromHex(hex).value();
+  const proto::AuthKey wrong = proto::AuthKey::Generate();
+  auto s = Start({"--mode", "memory", "--set", "network.auth_key=" + hex});
+  {
+    auto c = Tcp(*s);  // no tag at all
+    auto a = c->Attach();
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->head.status, StatusCode::kUnauthorized);
+    EXPECT_TRUE(c->Closed());
+  }
+  {
+    RawClient c(ConnectTcp(s->port()), &wrong);  // the wrong key: replies can't be verified
+    proto::AttachRequest a;
+    proto::Buffer b;
+    proto::Encode(a, b);
+    ASSERT_TRUE(c.Send(Opcode::kAttach, b));
+    EXPECT_FALSE(c.Recv()) << "a reply tagged with the wrong key must not verify";
+    EXPECT_TRUE(c.Closed());
+  }
+  {
+    auto c = Tcp(*s, &key);
+    auto a = c->Attach("h", &wrong);  // tagged right, wrong proof
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->head.status, StatusCode::kUnauthorized);
+  }
+  auto c = Tcp(*s, &key);
+  auto a = c->Attach();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->head.status, StatusCode::kOk);
+  EXPECT_EQ(Put(*c, {{"k", "v"}})[0], StatusCode::kOk);
+  EXPECT_EQ(Get(*c, {"k"})[0].second, "v");
+}
+
+// A memfd region, mapped here too.
+struct Memfd {
+  explicit Memfd(size_t size, bool seal = true) : size(size) {
+    fd = ::memfd_create("memkv-test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    EXPECT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);
+    if (seal) EXPECT_EQ(::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+    base = static_cast<char*>(::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  }
+  ~Memfd() {
+    ::munmap(base, size);
+    ::close(fd);
+  }
+  int fd;
+  size_t size;
+  char* base;
+};
+
+StatusCode Register(RawClient& c, uint32_t id, uint64_t size, int fd) {
+  proto::Buffer b;
+  proto::Encode(proto::RegisterRegion{id, size}, b);
+  EXPECT_TRUE(c.Send(Opcode::kRegisterRegion, b, {}, 40, fd));
+  auto f = c.Recv();
+  EXPECT_TRUE(f);
+  proto::ReplyHead h;
+  EXPECT_TRUE(f && proto::Decode(f->control, h));
+  return h.status;
+}
+
+TEST_F(ServerTest, ShmRailMovesBytesThroughRegisteredRegions) {
+  auto s = Start();
+  auto c = Unix(*s);
+  ASSERT_TRUE(c->ok());
+  auto a = c->Attach();
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(a->rails & proto::kRailShm);
+  Memfd region(1 << 20);
+  ASSERT_EQ(Register(*c, 1, region.size, region.fd), StatusCode::kOk);
+  // Write 8 values from the region, read them back into another part of it.
+  proto::BatchWriteRequest w;
+  w.batch = {8, 0, 8};
+  std::vector<std::string> keys;
+  keys.reserve(8);  // the entries view these strings
+  for (int i = 0; i < 8; ++i) {
+    keys.push_back("shm" + std::to_string(i));
+    std::memset(region.base + i * 4096, 'a' + i, 4096);
+    w.entries.push_back({keys.back(), 4096, Xxh3(region.base + i * 4096, 4096),
+                         {proto::LocationKind::kShm, 1, static_cast<uint64_t>(i) * 4096, 4096}});
+  }
+  proto::Buffer control;
+  proto::Encode(w, control);
+  ASSERT_TRUE(c->Send(Opcode::kBatchWrite, control, {}, 50));
+  auto f = c->Recv();
+  ASSERT_TRUE(f);
+  proto::StatusReply wr;
+  ASSERT_TRUE(proto::Decode(f->control, wr));
+  for (auto st : wr.statuses) EXPECT_EQ(st, StatusCode::kOk);
+
+  proto::BatchReadRequest r;
+  r.batch = {8, 0, 8};
+  for (int i = 0; i < 8; ++i)
+    r.entries.push_back({keys[i], 0, 0, {proto::LocationKind::kShm, 1, (512 << 10) + i * 4096ull, 4096}});
+  control.clear();
+  proto::Encode(r, control);
+  ASSERT_TRUE(c->Send(Opcode::kBatchRead, control, {}, 51));
+  f = c->Recv();
+  ASSERT_TRUE(f);
+  proto::BatchReadReply rr;
+  ASSERT_TRUE(proto::Decode(f->control, f->data, rr));
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(rr.results[i].status, StatusCode::kOk);
+    EXPECT_EQ(rr.results[i].delivery, proto::Delivery::kPlaced);
+    EXPECT_EQ(std::memcmp(region.base + (512 << 10) + i * 4096, region.base + i * 4096, 4096), 0);
+  }
+  // Outside the region, an unknown region, an unsealed memfd, no memfd.
+  r.batch = {2, 0, 2};
+  r.entries = {{keys[0], 0, 0, {proto::LocationKind::kShm, 1, (1 << 20) - 100, 4096}},
+               {keys[0], 0, 0, {proto::LocationKind::kShm, 9, 0, 4096}}};
+  control.clear();
+  proto::Encode(r, control);
+  ASSERT_TRUE(c->Send(Opcode::kBatchRead, control, {}, 52));
+  f = c->Recv();
+  ASSERT_TRUE(f);
+  ASSERT_TRUE(proto::Decode(f->control, f->data, rr));
+  EXPECT_EQ(rr.results[0].status, StatusCode::kBadRegion);
+  EXPECT_EQ(rr.results[1].status, StatusCode::kBadRegion);
+  Memfd unsealed(4096, /*seal=*/false);
+  EXPECT_EQ(Register(*c, 2, 4096, unsealed.fd), StatusCode::kBadRegion);
+  EXPECT_EQ(Register(*c, 3, 4096, -1), StatusCode::kBadRegion);
+  Memfd small(4096);
+  EXPECT_EQ(Register(*c, 4, 8192, small.fd), StatusCode::kBadRegion);
+  EXPECT_EQ(Register(*c, 1, 4096, small.fd), StatusCode::kBadRegion);  // id in use
+  // Released regions are gone.
+  proto::Buffer rel;
+  proto::Encode(proto::ReleaseRegion{1}, rel);
+  ASSERT_TRUE(c->Send(Opcode::kReleaseRegion, rel, {}, 53));
+  f = c->Recv();
+  ASSERT_TRUE(f);
+  proto::ReplyHead h;
+  ASSERT_TRUE(proto::Decode(f->control, h));
+  EXPECT_EQ(h.status, StatusCode::kOk);
+}
+
+TEST_F(ServerTest, EveryLimitAnswersWithItsOwnStatus) {
+  auto s = Start({"--mode", "memory", "--set", "limits.max_batch_entries=4", "--set",
+                  "limits.max_value_size=1000", "--set", "limits.max_sessions=3", "--set",
+                  "limits.max_regions_per_session=1"});
+  auto c = Tcp(*s);
+  ASSERT_TRUE(c->Attach());
+  // max_batch_entries + 1
+  const auto five = Put(*c, {{"1", "x"}, {"2", "x"}, {"3", "x"}, {"4", "x"}, {"5", "x"}});
+  ASSERT_EQ(five.size(), 1u);
+  EXPECT_EQ(five[0], StatusCode::kTooManyEntries);
+  EXPECT_EQ(Put(*c, {{"1", "x"}, {"2", "x"}, {"3", "x"}, {"4", "x"}}).size(), 4u);
+  // max_value_size + 1
+  const auto big = Put(*c, {{"ok", std::string(1000, 'v')}, {"big", std::string(1001, 'v')}});
+  EXPECT_EQ(big[0], StatusCode::kOk);
+  EXPECT_EQ(big[1], StatusCode::kTooLarge);
+  // max_sessions + 1 (this one, and two more)
+  auto c2 = Tcp(*s), c3 = Tcp(*s), c4 = Tcp(*s);
+  EXPECT_EQ(c2->Attach()->head.status, StatusCode::kOk);
+  EXPECT_EQ(c3->Attach()->head.status, StatusCode::kOk);
+  EXPECT_EQ(c4->Attach()->head.status, StatusCode::kTooManySessions);
+  // max_regions_per_session + 1
+  c3.reset();  // frees a session once the server sees the connection close
+  std::unique_ptr<RawClient> u;
+  for (int i = 0; i < 100; ++i) {
+    u = Unix(*s);
+    auto a = u->Attach();
+    if (a && a->head.status == StatusCode::kOk) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Memfd r1(4096), r2(4096);
+  EXPECT_EQ(Register(*u, 1, 4096, r1.fd), StatusCode::kOk);
+  EXPECT_EQ(Register(*u, 2, 4096, r2.fd), StatusCode::kTooManyRegions);
+}
+
+TEST_F(ServerTest, FileModeKeepsDataAcrossARestart) {
+  const std::string d0 = dir_.File("d0.img"), d1 = dir_.File("d1.img");
+  ASSERT_EQ(std::system((std::string(MEMKV_BINARY) + " drive init " + d0 + " --size 64MiB 2>/dev/null")
+                            .c_str()),
+            0);
+  ASSERT_EQ(std::system((std::string(MEMKV_BINARY) + " drive init " + d1 + " --size 64MiB 2>/dev/null")
+                            .c_str()),
+            0);
+  const std::string cfg = dir_.File("config.yaml");
+  ASSERT_EQ(std::system((std::string(MEMKV_BINARY) + " setup --drives " + d0 + " " + d1 + " > " +
+                         cfg + " 2>/dev/null")
+                            .c_str()),
+            0);
+  // setup's config listens on 0.0.0.0 with a key; the test talks to loopback without one.
+  const std::vector<std::string> args = {"--config", cfg, "--set", "network.auth_key=",
+                                         "--set", "network.allow_unauthenticated=true"};
+  {
+    auto s = Start(args);
+    auto c = Tcp(*s);
+    ASSERT_TRUE(c->Attach());
+    std::vector<std::pair<std::string, std::string>> kv;
+    for (int i = 0; i < 100; ++i) kv.push_back({"k" + std::to_string(i), std::string(i * 997 + 1, 'a' + i % 26)});
+    for (auto st : Put(*c, kv)) EXPECT_EQ(st, StatusCode::kOk);
+    c.reset();
+    EXPECT_EQ(s->Stop(), 0);
+  }
+  auto s = Start(args);
+  auto c = Tcp(*s);
+  ASSERT_TRUE(c->Attach());
+  std::vector<std::string> keys;
+  for (int i = 0; i < 100; ++i) keys.push_back("k" + std::to_string(i));
+  const auto got = Get(*c, keys);
+  ASSERT_EQ(got.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i].second, std::string(i * 997 + 1, 'a' + i % 26)) << i;
+}
+
+TEST_F(ServerTest, SessionsDroppedWithoutDetachReleaseEverything) {
+  auto s = Start();
+  auto probe = Unix(*s);
+  ASSERT_TRUE(probe->Attach());
+  for (int round = 0; round < 200; ++round) {
+    auto c = Unix(*s);
+    ASSERT_TRUE(c->Attach());
+    Memfd r(4096);
+    ASSERT_EQ(Register(*c, 1, 4096, r.fd), StatusCode::kOk);
+  }
+  // The server's own descriptors and mappings are back where they were.
+  auto count_fds = [&] {
+    size_t n = 0;
+    for (auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(s->pid()) + "/fd")) {
+      (void)e;
+      ++n;
+    }
+    return n;
+  };
+  auto count_maps = [&] {
+    std::ifstream in("/proc/" + std::to_string(s->pid()) + "/maps");
+    size_t n = 0;
+    for (std::string line; std::getline(in, line);) n += line.find("memkv-test") != std::string::npos;
+    return n;
+  };
+  const size_t fds = count_fds();
+  for (int i = 0; i < 100 && count_maps() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(count_maps(), 0u) << "regions of closed sessions are still mapped";
+  for (int round = 0; round < 200; ++round) {
+    auto c = Unix(*s);
+    ASSERT_TRUE(c->Attach());
+    Memfd r(4096);
+    ASSERT_EQ(Register(*c, 1, 4096, r.fd), StatusCode::kOk);
+  }
+  for (int i = 0; i < 100 && count_fds() > fds; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_LE(count_fds(), fds);
+  EXPECT_TRUE(Ping(*probe));
+}
+
+}  // namespace
+}  // namespace memkv::testing

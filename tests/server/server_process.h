@@ -1,0 +1,247 @@
+#pragma once
+// A real `memkv server` process on loopback for integration tests, and a
+// raw protocol client that speaks frames with the proto codec (so tests can
+// send what no well-behaved client would).
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "proto/frame.h"
+#include "proto/messages.h"
+
+namespace memkv::testing {
+
+inline uint16_t FreePort() {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+inline int ConnectTcp(uint16_t port) {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(s);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return s;
+}
+
+inline int ConnectUnix(const std::string& path) {
+  int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(s);
+    return -1;
+  }
+  return s;
+}
+
+// The server, started in the constructor with `args` after `memkv server`,
+// stopped with SIGTERM in Stop() (or the destructor).
+class ServerProcess {
+ public:
+  ServerProcess(const std::string& dir, std::vector<std::string> extra) : dir_(dir) {
+    port_ = FreePort();
+    socket_ = dir + "/memkv.sock";
+    std::vector<std::string> args = {MEMKV_BINARY, "--log-level", "warn", "server",
+                                     "--address", "127.0.0.1:" + std::to_string(port_),
+                                     "--unix-socket", socket_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (::chdir(dir.c_str()) != 0) _exit(126);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      _exit(127);
+    }
+    // Ready when it accepts.
+    for (int i = 0; i < 300; ++i) {
+      int s = ConnectTcp(port_);
+      if (s >= 0) {
+        ::close(s);
+        ready_ = true;
+        break;
+      }
+      int status;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        exit_status_ = status;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  ~ServerProcess() { Stop(); }
+
+  // SIGTERM and wait; the exit status (-1 if it was gone already).
+  int Stop() {
+    if (pid_ <= 0) return exit_status_;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return exit_status_;
+  }
+
+  bool ready() const { return ready_; }
+  uint16_t port() const { return port_; }
+  const std::string& socket_path() const { return socket_; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  std::string dir_;
+  std::string socket_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+  int exit_status_ = -1;
+};
+
+// Frames over a socket, blocking, with a deadline on every read.
+class RawClient {
+ public:
+  explicit RawClient(int fd, const proto::AuthKey* key = nullptr) : fd_(fd), key_(key) {}
+  ~RawClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+
+  bool SendBytes(const void* p, size_t n, int pass_fd = -1) {
+    const char* c = static_cast<const char*>(p);
+    bool first = true;
+    while (n > 0) {
+      iovec iov{const_cast<char*>(c), n};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+      if (first && pass_fd >= 0) {
+        msg.msg_control = cbuf;
+        msg.msg_controllen = sizeof cbuf;
+        cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+      }
+      const ssize_t w = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      if (w <= 0) return false;
+      c += w;
+      n -= static_cast<size_t>(w);
+      first = false;
+    }
+    return true;
+  }
+
+  bool Send(proto::Opcode op, const proto::Buffer& control, proto::Bytes data = {},
+            uint64_t id = 1, int pass_fd = -1, uint16_t version = proto::kProtocolVersion) {
+    proto::FrameHeader h;
+    h.opcode = op;
+    h.request_id = id;
+    h.version = version;
+    h.control_len = static_cast<uint32_t>(control.size());
+    h.data_len = static_cast<uint32_t>(data.size());
+    const auto raw = proto::EncodeHeader(h, control, key_);
+    proto::Buffer all(raw.begin(), raw.end());
+    all.insert(all.end(), control.begin(), control.end());
+    all.insert(all.end(), data.begin(), data.end());
+    return SendBytes(all.data(), all.size(), pass_fd);
+  }
+
+  struct Frame {
+    proto::FrameHeader header;
+    proto::Buffer control, data;
+  };
+
+  // The next frame, or nullopt on EOF, error or after `ms` without one.
+  std::optional<Frame> Recv(int ms = 10000) {
+    proto::HeaderBytes raw;
+    if (!ReadExactly(raw.data(), raw.size(), ms)) return std::nullopt;
+    auto h = proto::DecodeHeader(raw);
+    if (!h) return std::nullopt;
+    Frame f{*h, proto::Buffer(h->control_len), proto::Buffer(h->data_len)};
+    if (!ReadExactly(f.control.data(), f.control.size(), ms)) return std::nullopt;
+    if (!ReadExactly(f.data.data(), f.data.size(), ms)) return std::nullopt;
+    // A client without the key still reads replies (a server with a key tags
+    // them all): it checks tags only when it has the key.
+    if (key_ && !proto::VerifyTag(raw, *h, f.control, key_)) return std::nullopt;
+    return f;
+  }
+
+  // Whether the peer has closed the connection (EOF within `ms`).
+  bool Closed(int ms = 5000) {
+    char c;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, ms) <= 0) return false;
+    return ::recv(fd_, &c, 1, MSG_PEEK) <= 0;  // EOF, or a reset (unread data at close)
+  }
+
+  // Attach with this client's key; the reply.
+  std::optional<proto::AttachReply> Attach(std::string host = "test-host",
+                                           const proto::AuthKey* proof_key = nullptr) {
+    proto::AttachRequest a;
+    a.host_id = host;
+    a.nonce = 7;
+    if (proof_key || key_) a.proof = proto::AttachProof(proof_key ? *proof_key : *key_, a.client_id, 7);
+    proto::Buffer b;
+    proto::Encode(a, b);
+    if (!Send(proto::Opcode::kAttach, b)) return std::nullopt;
+    auto f = Recv();
+    if (!f) return std::nullopt;
+    reply_storage_ = f->control;
+    proto::AttachReply r;
+    if (!proto::Decode(reply_storage_, r)) return std::nullopt;
+    return r;
+  }
+
+ private:
+  bool ReadExactly(std::byte* p, size_t n, int ms) {
+    size_t got = 0;
+    while (got < n) {
+      pollfd pf{fd_, POLLIN, 0};
+      if (::poll(&pf, 1, ms) <= 0) return false;
+      const ssize_t r = ::recv(fd_, p + got, n - got, 0);
+      if (r <= 0) return false;
+      got += static_cast<size_t>(r);
+    }
+    return true;
+  }
+
+  int fd_;
+  const proto::AuthKey* key_;
+  proto::Buffer reply_storage_;
+};
+
+}  // namespace memkv::testing
