@@ -331,7 +331,7 @@ const char* const kEmbeddedDefaultYaml =
     R"(# memkv's embedded default: what `memkv server` runs without --config.
 # Every field left out takes its documented default.
 network:
-  address: 127.0.0.1:9900        # control plane; admin HTTP on port + 1 (9901)
+  address: 127.0.0.1:9900        # control plane; port + 1 is kept for the admin API
   unix_socket: ./var/memkv/memkv.sock
 memory:
   block_size: 2 MiB              # staging chunk
