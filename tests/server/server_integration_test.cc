@@ -473,17 +473,12 @@ TEST_F(ServerTest, FileModeKeepsDataAcrossARestart) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i].second, std::string(i * 997 + 1, 'a' + i % 26)) << i;
 }
 
-TEST_F(ServerTest, SessionsDroppedWithoutDetachReleaseEverything) {
-  auto s = Start();
+TEST_F(ServerTest, TenThousandSessionsDroppedWithoutDetachReleaseEverything) {
+  // max_sessions 16: if a dropped session were not released, attaching would
+  // start failing after 16 of the 10,000.
+  auto s = Start({"--mode", "memory", "--set", "limits.max_sessions=16"});
   auto probe = Unix(*s);
   ASSERT_TRUE(probe->Attach());
-  for (int round = 0; round < 200; ++round) {
-    auto c = Unix(*s);
-    ASSERT_TRUE(c->Attach());
-    Memfd r(4096);
-    ASSERT_EQ(Register(*c, 1, 4096, r.fd), StatusCode::kOk);
-  }
-  // The server's own descriptors and mappings are back where they were.
   auto count_fds = [&] {
     size_t n = 0;
     for (auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(s->pid()) + "/fd")) {
@@ -498,18 +493,38 @@ TEST_F(ServerTest, SessionsDroppedWithoutDetachReleaseEverything) {
     for (std::string line; std::getline(in, line);) n += line.find("memkv-test") != std::string::npos;
     return n;
   };
-  const size_t fds = count_fds();
-  for (int i = 0; i < 100 && count_maps() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ(count_maps(), 0u) << "regions of closed sessions are still mapped";
-  for (int round = 0; round < 200; ++round) {
-    auto c = Unix(*s);
-    ASSERT_TRUE(c->Attach());
-    Memfd r(4096);
-    ASSERT_EQ(Register(*c, 1, 4096, r.fd), StatusCode::kOk);
+  auto rss_kib = [&] {
+    std::ifstream in("/proc/" + std::to_string(s->pid()) + "/status");
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return 0L;
+  };
+  const size_t fds_before = count_fds();
+  const long rss_before = rss_kib();
+  Memfd r(4096);
+  for (int i = 0; i < 10000; ++i) {
+    // Half over the Unix socket with a region, half over TCP.
+    auto c = i % 2 ? Unix(*s) : Tcp(*s);
+    auto a = c->Attach();
+    ASSERT_TRUE(a) << "session " << i;
+    ASSERT_EQ(a->head.status, StatusCode::kOk) << "session " << i << ": a dropped session was kept";
+    if (i % 2) ASSERT_EQ(Register(*c, 1, 4096, r.fd), StatusCode::kOk);
   }
-  for (int i = 0; i < 100 && count_fds() > fds; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_LE(count_fds(), fds);
+  for (int i = 0; i < 100 && (count_maps() > 0 || count_fds() > fds_before); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(count_maps(), 0u) << "regions of closed sessions are still mapped";
+  EXPECT_LE(count_fds(), fds_before) << "descriptors of closed sessions are still open";
+  // Every session slot is free again: 15 more attach (the probe holds one).
+  std::vector<std::unique_ptr<RawClient>> more;
+  for (int i = 0; i < 15; ++i) {
+    more.push_back(Tcp(*s));
+    auto a = more.back()->Attach();
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->head.status, StatusCode::kOk) << i;
+  }
   EXPECT_TRUE(Ping(*probe));
+  std::printf("server resident memory: %ld KiB before, %ld KiB after 10,000 sessions\n", rss_before,
+              rss_kib());
 }
 
 }  // namespace
