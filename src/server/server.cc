@@ -67,11 +67,21 @@ StatusCode ToStatus(const error_code& ec) {
   return StatusCode::kInternal;
 }
 
-// One frame on its way out: header, control, data.
+// Bytes received or about to be sent, not zero-filled first (a frame is up
+// to 16 MiB, and every byte is overwritten).
+struct RawBuffer {
+  explicit RawBuffer(size_t n) : data(new std::byte[n]), size(n) {}
+  std::unique_ptr<std::byte[]> data;
+  size_t size;
+};
+
+// One frame on its way out: header, control, and data that `hold` keeps
+// alive (a slice of a read's buffer: sent without another copy).
 struct OutFrame {
   proto::HeaderBytes header;
   proto::Buffer control;
-  proto::Buffer data;
+  std::shared_ptr<const RawBuffer> hold;
+  proto::Bytes data;
   size_t bytes() const { return header.size() + control.size() + data.size(); }
 };
 
@@ -220,10 +230,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         co_return;
       }
       // The payload buffer lives only while its request is handled.
-      auto payload = std::make_shared<proto::Buffer>(header->payload_len());
-      if (!co_await ReadExactly(payload->data(), payload->size())) co_return;
-      const proto::Bytes control(payload->data(), header->control_len);
-      const proto::Bytes data(payload->data() + header->control_len, header->data_len);
+      auto payload = std::make_shared<RawBuffer>(header->payload_len());
+      if (!co_await ReadExactly(payload->data.get(), payload->size)) co_return;
+      const proto::Bytes control(payload->data.get(), header->control_len);
+      const proto::Bytes data(payload->data.get() + header->control_len, header->data_len);
       const proto::AuthKey* key = opt_.auth_key ? &*opt_.auth_key : nullptr;
       if (auto st = proto::VerifyTag(raw, *header, control, key); !st) {
         co_await Reply(ErrorFrame(*header, StatusCode::kUnauthorized, st.error().message()));
@@ -252,9 +262,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
         continue;
       }
       ++inflight_;
-      buffered_ += payload->size();
+      buffered_ += payload->size;
       asio::co_spawn(socket_.get_executor(), Handle(*header, payload),
-                     [self = shared_from_this(), size = payload->size()](std::exception_ptr e) {
+                     [self = shared_from_this(), size = payload->size](std::exception_ptr e) {
                        if (e) {
                          try {
                            std::rethrow_exception(e);
@@ -287,7 +297,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // ---- writing ----
 
-  OutFrame Frame(const proto::FrameHeader& req, proto::Buffer control, proto::Buffer data = {},
+  OutFrame Frame(const proto::FrameHeader& req, proto::Buffer control,
+                 std::shared_ptr<const RawBuffer> hold = nullptr, proto::Bytes data = {},
                  bool more = false) {
     OutFrame f;
     proto::FrameHeader h;
@@ -298,7 +309,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     h.data_len = static_cast<uint32_t>(data.size());
     f.header = proto::EncodeHeader(h, control, opt_.auth_key ? &*opt_.auth_key : nullptr);
     f.control = std::move(control);
-    f.data = std::move(data);
+    f.hold = std::move(hold);
+    f.data = data;
     return f;
   }
 
@@ -428,9 +440,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return s;
   }
 
-  Awaitable<void> Handle(proto::FrameHeader h, std::shared_ptr<proto::Buffer> payload) {
-    const proto::Bytes control(payload->data(), h.control_len);
-    const proto::Bytes data(payload->data() + h.control_len, h.data_len);
+  Awaitable<void> Handle(proto::FrameHeader h, std::shared_ptr<RawBuffer> payload) {
+    const proto::Bytes control(payload->data.get(), h.control_len);
+    const proto::Bytes data(payload->data.get() + h.control_len, h.data_len);
     switch (h.opcode) {
       case proto::Opcode::kPing: {
         proto::Ping p;
@@ -587,12 +599,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
         continue;
       }
     }
-    proto::Buffer inline_bytes(inline_total);
+    auto inline_bytes = std::make_shared<RawBuffer>(inline_total);
     buffered_ += inline_total;
     for (size_t i = 0; i < n; ++i) {
       if (results[i].delivery != proto::Delivery::kInline) continue;
       items.push_back({req.entries[i].key, req.entries[i].offset,
-                       std::span<std::byte>(inline_bytes.data() + inline_at[i], results[i].length)});
+                       std::span<std::byte>(inline_bytes->data.get() + inline_at[i],
+                                            results[i].length)});
       item_of.push_back(i);
     }
     const auto got = co_await store_.GetBatch(items);
@@ -612,8 +625,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   // Packs the results into as many frames as they need.
+  // Inline bytes are laid out in entry order, so each frame's data is one
+  // slice of the read's buffer.
   Awaitable<void> SendReadReply(const proto::FrameHeader& h, std::vector<proto::ReadResult>& results,
-                                const proto::BatchReadRequest& req, const proto::Buffer& inline_bytes,
+                                const proto::BatchReadRequest& req,
+                                std::shared_ptr<const RawBuffer> inline_bytes,
                                 const std::vector<uint64_t>& inline_at) {
     const size_t n = results.size();
     size_t first = 0;
@@ -630,18 +646,39 @@ class Connection : public std::enable_shared_from_this<Connection> {
       proto::BatchReadReply rep;
       rep.batch = {static_cast<uint32_t>(n), static_cast<uint32_t>(first),
                    static_cast<uint32_t>(count)};
-      proto::Buffer data;
+      // Usually one slice; a get that failed after its bytes were planned
+      // leaves a gap, and then this frame's bytes are copied together.
+      uint64_t data_from = 0, data_to = 0, total = 0;
+      bool contiguous = true, any = false;
       for (size_t i = first; i < first + count; ++i) {
         rep.results.push_back(results[i]);
-        if (results[i].delivery == proto::Delivery::kInline) {
-          const std::byte* p = inline_bytes.data() + inline_at[i];
-          data.insert(data.end(), p, p + results[i].length);
+        if (results[i].delivery != proto::Delivery::kInline) continue;
+        if (!any) data_from = data_to = inline_at[i];
+        any = true;
+        contiguous = contiguous && inline_at[i] == data_to;
+        data_to = inline_at[i] + results[i].length;
+        total += results[i].length;
+      }
+      std::shared_ptr<const RawBuffer> hold = inline_bytes;
+      proto::Bytes data;
+      if (any && contiguous) {
+        data = proto::Bytes(inline_bytes->data.get() + data_from, data_to - data_from);
+      } else if (any) {
+        auto packed = std::make_shared<RawBuffer>(total);
+        uint64_t at = 0;
+        for (size_t i = first; i < first + count; ++i) {
+          if (results[i].delivery != proto::Delivery::kInline) continue;
+          std::memcpy(packed->data.get() + at, inline_bytes->data.get() + inline_at[i],
+                      results[i].length);
+          at += results[i].length;
         }
+        data = proto::Bytes(packed->data.get(), total);
+        hold = std::move(packed);
       }
       proto::Buffer control;
       proto::Encode(rep, control);
       first += count;
-      co_await Reply(Frame(h, std::move(control), std::move(data), first < n));
+      co_await Reply(Frame(h, std::move(control), std::move(hold), data, first < n));
     } while (first < n);
     (void)req;
   }
