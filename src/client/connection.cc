@@ -336,6 +336,31 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
     return out;
   }
 
+  // One request per slice of Plan(cost): a `Request` (BatchWriteRequest or
+  // BatchReadRequest) over the slice's `wire` entries. `values`, when not
+  // empty, are the entries' inline bytes, kept alive by `frame_keep` until
+  // sent; `reply_keep` stays with each request until its reply (a region).
+  template <class Request, class Entry>
+  std::vector<Planned> PlanRequests(proto::Opcode opcode, const std::vector<Entry>& wire,
+                                    std::span<const uint64_t> cost, std::span<const Bytes> values,
+                                    std::shared_ptr<const void> frame_keep,
+                                    std::shared_ptr<const void> reply_keep) {
+    std::vector<Planned> subs;
+    Request req;
+    for (const proto::Slice& s : Plan(cost)) {
+      req.batch = {s.count, 0, s.count};
+      req.entries.assign(wire.begin() + s.first, wire.begin() + s.first + s.count);
+      Buffer control;
+      proto::Encode(req, control);
+      std::vector<Bytes> data;
+      if (!values.empty()) data.assign(values.begin() + s.first, values.begin() + s.first + s.count);
+      subs.push_back({MakeFrame(opcode, std::move(control), std::move(data),
+                                values.empty() ? nullptr : frame_keep),
+                      s.first, s.count, reply_keep});
+    }
+    return subs;
+  }
+
   void SubmitKeys(proto::Opcode opcode, std::shared_ptr<Op> op, const std::vector<std::string>& keys,
                   Duration timeout);
 
@@ -883,18 +908,8 @@ void Connection::AsyncPut(PutBatch batch, Duration timeout, Callback<std::vector
     keep = std::move(copy);
   }
   for (size_t i = 0; i < n; ++i) wire[i].checksum = Xxh3(values[i]);
-  std::vector<Impl::Planned> subs;
-  proto::BatchWriteRequest req;
-  for (const proto::Slice& s : impl_->Plan(cost)) {
-    req.batch = {s.count, 0, s.count};
-    req.entries.assign(wire.begin() + s.first, wire.begin() + s.first + s.count);
-    Buffer control;
-    proto::Encode(req, control);
-    std::vector<Bytes> data(values.begin() + s.first, values.begin() + s.first + s.count);
-    subs.push_back({impl_->MakeFrame(proto::Opcode::kBatchWrite, std::move(control),
-                                     std::move(data), keep),
-                    s.first, s.count, nullptr});
-  }
+  auto subs = impl_->PlanRequests<proto::BatchWriteRequest>(proto::Opcode::kBatchWrite, wire, cost,
+                                                            values, keep, nullptr);
   impl_->Submit(std::move(op), std::move(subs), timeout);
 }
 
@@ -914,16 +929,8 @@ void Connection::AsyncGet(std::vector<GetEntry> entries, Duration timeout,
   }
   auto op = std::make_shared<GetOp>(std::move(done), std::move(dests), false);
   if (bad) return impl_->Reject(std::move(op), errc::bad_argument);
-  std::vector<Impl::Planned> subs;
-  proto::BatchReadRequest req;
-  for (const proto::Slice& s : impl_->Plan(cost)) {
-    req.batch = {s.count, 0, s.count};
-    req.entries.assign(wire.begin() + s.first, wire.begin() + s.first + s.count);
-    Buffer control;
-    proto::Encode(req, control);
-    subs.push_back({impl_->MakeFrame(proto::Opcode::kBatchRead, std::move(control), {}, nullptr),
-                    s.first, s.count, nullptr});
-  }
+  auto subs = impl_->PlanRequests<proto::BatchReadRequest>(proto::Opcode::kBatchRead, wire, cost,
+                                                           {}, nullptr, nullptr);
   impl_->Submit(std::move(op), std::move(subs), timeout);
 }
 
@@ -978,16 +985,8 @@ void Connection::AsyncPutShm(ShmPutBatch batch, Duration timeout,
     wire[i].src = {proto::LocationKind::kShm, region->id(), e.region_offset, e.length};
     cost[i] = proto::EncodedSize(wire[i]);
   }
-  std::vector<Impl::Planned> subs;
-  proto::BatchWriteRequest req;
-  for (const proto::Slice& s : impl_->Plan(cost)) {
-    req.batch = {s.count, 0, s.count};
-    req.entries.assign(wire.begin() + s.first, wire.begin() + s.first + s.count);
-    Buffer control;
-    proto::Encode(req, control);
-    subs.push_back({impl_->MakeFrame(proto::Opcode::kBatchWrite, std::move(control), {}, nullptr),
-                    s.first, s.count, region});
-  }
+  auto subs = impl_->PlanRequests<proto::BatchWriteRequest>(proto::Opcode::kBatchWrite, wire, cost,
+                                                            {}, nullptr, region);
   impl_->Submit(std::move(op), std::move(subs), timeout, {region->id()});
 }
 
@@ -1013,16 +1012,8 @@ void Connection::AsyncGetShm(ShmGetBatch batch, Duration timeout,
   auto op = std::make_shared<GetOp>(std::move(done), std::move(dests), true);
   if (!region) return impl_->Reject(std::move(op), errc::bad_argument);
   if (bad) return impl_->Reject(std::move(op), bad);
-  std::vector<Impl::Planned> subs;
-  proto::BatchReadRequest req;
-  for (const proto::Slice& s : impl_->Plan(cost)) {
-    req.batch = {s.count, 0, s.count};
-    req.entries.assign(wire.begin() + s.first, wire.begin() + s.first + s.count);
-    Buffer control;
-    proto::Encode(req, control);
-    subs.push_back({impl_->MakeFrame(proto::Opcode::kBatchRead, std::move(control), {}, nullptr),
-                    s.first, s.count, region});
-  }
+  auto subs = impl_->PlanRequests<proto::BatchReadRequest>(proto::Opcode::kBatchRead, wire, cost,
+                                                           {}, nullptr, region);
   impl_->Submit(std::move(op), std::move(subs), timeout, {region->id()});
 }
 
