@@ -1,5 +1,7 @@
 #include "client/io_threads.h"
 
+#include <algorithm>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -17,6 +19,61 @@ namespace {
 std::atomic<size_t> g_live_threads{0};
 std::mutex g_pool_mu;
 std::weak_ptr<IoThreads> g_pool;  // guarded by g_pool_mu
+
+// Joins the pools whose last reference went away on one of their own
+// threads. Their helper threads are joined here, at the latest when the
+// process exits (a static destructor), so no I/O thread is still tearing
+// down when exit handlers and leak checkers run.
+class Reaper {
+ public:
+  void Add(std::function<void()> stop, std::vector<std::thread::id> pool_threads) {
+    std::lock_guard lock(mu_);
+    JoinFinishedLocked();
+    auto job = std::make_unique<Job>();
+    job->pool_threads = std::move(pool_threads);
+    Job* j = job.get();
+    job->thread = std::thread([j, stop = std::move(stop)] {
+      stop();
+      j->done.store(true, std::memory_order_release);
+    });
+    jobs_.push_back(std::move(job));
+  }
+
+  ~Reaper() {
+    std::lock_guard lock(mu_);
+    const auto self = std::this_thread::get_id();
+    for (auto& j : jobs_) {
+      // exit() called from a pool thread that is being joined: that join
+      // can never finish, so let the helper go.
+      const bool joins_us =
+          std::find(j->pool_threads.begin(), j->pool_threads.end(), self) != j->pool_threads.end();
+      if (joins_us)
+        j->thread.detach();
+      else
+        j->thread.join();
+    }
+  }
+
+ private:
+  struct Job {
+    std::thread thread;
+    std::vector<std::thread::id> pool_threads;
+    std::atomic<bool> done{false};
+  };
+
+  void JoinFinishedLocked() {
+    std::erase_if(jobs_, [](std::unique_ptr<Job>& j) {
+      if (!j->done.load(std::memory_order_acquire)) return false;
+      j->thread.join();
+      return true;
+    });
+  }
+
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Job>> jobs_;  // guarded by mu_
+};
+
+Reaper g_reaper;
 }  // namespace
 
 struct IoThreads::State {
@@ -65,7 +122,10 @@ IoThreads::~IoThreads() {
   if (InPool()) {
     // The last user went away on one of our own threads: hand the joining
     // to a helper, which finishes once this thread returns from run().
-    std::thread([state = std::move(state_)] { state->Stop(); }).detach();
+    std::vector<std::thread::id> ids;
+    for (const auto& l : state_->loops) ids.push_back(l->thread.get_id());
+    g_reaper.Add([state = std::shared_ptr<State>(std::move(state_))] { state->Stop(); },
+                 std::move(ids));
     return;
   }
   state_->Stop();

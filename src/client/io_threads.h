@@ -35,7 +35,9 @@ class IoThreads {
 
   // Stops the loops and joins their threads. When the last reference is
   // dropped on one of the pool's own threads, a short-lived helper thread
-  // joins them instead (a thread cannot join itself).
+  // joins them instead (a thread cannot join itself); such helpers are
+  // joined in turn when the process exits, so no pool thread outlives
+  // main's return.
   ~IoThreads();
   IoThreads(const IoThreads&) = delete;
   IoThreads& operator=(const IoThreads&) = delete;
