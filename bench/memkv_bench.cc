@@ -1,10 +1,16 @@
-// memkv-bench: measures memkv against the hardware under it. Its first mode,
-// --tier drive, sets the store's drive tier beside fio on the same file
-// system (see drive_tier.h). A table goes to stdout, progress to stderr and,
+// memkv-bench: measures memkv against the hardware under it and against
+// known baselines. --tier drive sets the store's drive tier beside fio on
+// the same file system (drive_tier.h); --tier rail sweeps the data rails of
+// a real server, with memcpy, iperf3 and Redis beside it under --baseline
+// (rail_tier.h, rail_cli.h). A table goes to stdout, progress to stderr and,
 // with --json FILE, the results to FILE.
 //
 //   memkv-bench --tier drive [--dir ./var/bench] [--size "1 GiB"] [--runs 3]
 //               [--seconds 5] [--qd 32] [--reopen-keys 1000000] [--json FILE]
+//   memkv-bench --tier rail [--sizes 4K,...,16M] [--threads 1,4] [--batch auto]
+//               [--rails tcp,shm] [--ops read,write,mixed] [--auth both]
+//               [--baseline] [--runs 3] [--seconds 2] [--json F] [--csv F]
+//               [--svg F] [--markdown F]
 
 #include <cstdio>
 #include <fstream>
@@ -16,6 +22,7 @@
 #include "common/log.h"
 #include "common/size.h"
 #include "drive_tier.h"
+#include "rail_cli.h"
 #include "report.h"
 
 namespace {
@@ -35,9 +42,12 @@ int main(int argc, char** argv) {
   std::string tier, size_text = "1 GiB", memory_text = "8 MiB", small_set_text = "256 MiB";
   std::string json_path, log_level = "warn", workloads;
   bool no_fio = false;
-  app.add_option("--tier", tier, "What to measure: drive (the store's drive tier against fio)")
+  double seconds = 0;
+  app.add_option("--tier", tier,
+                 "What to measure: drive (the store's drive tier against fio) or rail (the "
+                 "data rails of a server, against memcpy, iperf3 and Redis)")
       ->required()
-      ->check(CLI::IsMember({"drive"}));
+      ->check(CLI::IsMember({"drive", "rail"}));
   app.add_option("--dir", o.dir, "Directory for fio's file and memkv's drive (sparse files)")
       ->capture_default_str();
   app.add_option("--size", size_text, "Size of each of the two files, e.g. \"4 GiB\"")
@@ -45,8 +55,7 @@ int main(int argc, char** argv) {
   app.add_option("--runs", o.runs, "Runs per side and workload (interleaved fio, memkv, ...)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
-  app.add_option("--seconds", o.seconds, "Length of each run")
-      ->capture_default_str()
+  app.add_option("--seconds", seconds, "Length of each run (default: 5 for drive, 2 for rail)")
       ->check(CLI::Range(0.1, 3600.0));
   app.add_option("--qd", o.qd, "Queue depth: fio's iodepth, memkv's concurrent operations")
       ->capture_default_str()
@@ -69,7 +78,17 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_path, "Also write the results as JSON to this file");
   app.add_option("--log-level", log_level, "Level of the store's log lines on stderr")
       ->capture_default_str();
+  bench::RailCli rail;
+  rail.AddOptions(app);
   CLI11_PARSE(app, argc, argv);
+
+  if (tier == "rail") {
+    if (!InitLogging(log_level)) return Fail("--log-level: unknown level '" + log_level + "'");
+    std::string command_line;
+    for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+    return rail.Run(o.runs, seconds > 0 ? seconds : 2.0, json_path, command_line);
+  }
+  if (seconds > 0) o.seconds = seconds;
 
   if (!InitLogging(log_level)) return Fail("--log-level: unknown level '" + log_level + "'");
   auto size = ParseSize(size_text);

@@ -110,6 +110,21 @@ Spread SpreadOf(std::span<const double> values) {
   return s;
 }
 
+double Percentile(std::span<const double> values, double p) {
+  if (values.empty()) return 0;
+  std::vector<double> v(values.begin(), values.end());
+  std::sort(v.begin(), v.end());
+  const double rank = std::ceil(std::clamp(p, 0.0, 100.0) / 100.0 * static_cast<double>(v.size()));
+  const size_t i = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
+  return v[std::min(i, v.size() - 1)];
+}
+
+double RatioOf(double numerator, double denominator) {
+  if (!std::isfinite(numerator) || !std::isfinite(denominator) || denominator <= 0)
+    return std::nan("");
+  return numerator / denominator;
+}
+
 std::string Thousands(uint64_t n) {
   std::string digits = std::to_string(n);
   std::string out;

@@ -31,6 +31,16 @@ struct Spread {
 };
 Spread SpreadOf(std::span<const double> values);
 
+// The p-th percentile (0..100) of a series, nearest rank on the sorted
+// values (p50 of {1, 2, 3, 4} is 2; p99 of 100 values is the 99th); 0 for an
+// empty one.
+double Percentile(std::span<const double> values, double p);
+
+// How many times `denominator` the `numerator` is: the ratio of two
+// medians. NaN when either side is missing (not a number, or a
+// denominator of 0), which the tables print as "-".
+double RatioOf(double numerator, double denominator);
+
 // "1,000,000"
 std::string Thousands(uint64_t n);
 // "%.*f"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages memkv builds and tests with. Idempotent:
+# Installs the Debian 12 packages memkv builds and tests with, and any more
+# named as arguments (scripts/bench.sh adds redis-server iperf3). Idempotent:
 # quiet and quick when everything is already there. Needs root (or sudo) only
 # when something is missing.
 set -euo pipefail
@@ -15,6 +16,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # the drive tests (loop devices) and the drive benchmark
   util-linux fio
+  "$@"
 )
 
 missing=()

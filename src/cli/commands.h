@@ -13,5 +13,7 @@ void AddDriveCommands(CLI::App& app, int& exit_code);
 void AddSetupCommand(CLI::App& app, int& exit_code);
 void AddServerCommand(CLI::App& app, int& exit_code);
 void AddKvCommands(CLI::App& app, int& exit_code);
+void AddAdminCommands(CLI::App& app, int& exit_code);
+void AddDocCommand(CLI::App& app, int& exit_code);
 
 }  // namespace memkv::cli

@@ -1,6 +1,7 @@
 // memkv kv put|get|exists|rm: a small scripting client over the client
-// library. One server for now (--servers or MEMKV_SERVERS); the exit status
-// is non-zero on a miss or an error.
+// library's Engine. Any number of servers (--servers or MEMKV_SERVERS; keys
+// are routed by rendezvous hashing, as every client does); MEMKV_CONFIG is
+// read too. The exit status is non-zero on a miss or an error.
 
 #include <unistd.h>
 
@@ -17,8 +18,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
-#include "client/connection.h"
-#include "client/options.h"
+#include "memkv/engine.h"
 
 namespace memkv::cli {
 namespace {
@@ -26,6 +26,7 @@ namespace {
 struct KvFlags {
   std::string servers;
   std::string auth_key;
+  std::string transport;
   std::string key;
   std::string file = "-";
   std::vector<std::string> keys;
@@ -36,68 +37,69 @@ int Fail(const std::string& what) {
   return 1;
 }
 
-// The connection the command uses, or an exit status.
-std::variant<client::Connection, int> Connect(const KvFlags& f) {
-  std::string list = f.servers;
-  if (list.empty()) {
-    const char* env = std::getenv("MEMKV_SERVERS");
-    list = env ? env : "127.0.0.1:9900";
-  }
-  const auto servers = client::SplitServers(list);
-  if (servers.size() != 1)
-    return Fail("--servers: give exactly one server (host:port or a Unix socket path); routing "
-                "over several arrives with the client engine");
-  std::string key = f.auth_key;
-  if (key.empty()) {
-    if (const char* env = std::getenv("MEMKV_AUTH_KEY")) key = env;
-  }
-  auto opt = client::MakeConnectionOptions(servers[0], key);
-  if (!opt) return Fail("--auth-key / MEMKV_AUTH_KEY: must be 64 hex characters");
-  auto conn = client::Connection::Connect(*opt);
-  if (!conn) return Fail(servers[0] + ": " + conn.error().message());
-  return std::move(*conn);
+// The environment as the command sees it: flags over MEMKV_*, and the
+// default server when neither names one.
+const KvFlags* g_flags = nullptr;
+const char* KvGetenv(const char* name) {
+  const std::string n = name;
+  if (n == "MEMKV_SERVERS" && !g_flags->servers.empty()) return g_flags->servers.c_str();
+  if (n == "MEMKV_AUTH_KEY" && !g_flags->auth_key.empty()) return g_flags->auth_key.c_str();
+  if (n == "MEMKV_TRANSPORT" && !g_flags->transport.empty()) return g_flags->transport.c_str();
+  const char* v = std::getenv(name);
+  if (n == "MEMKV_SERVERS" && (!v || !*v) && !std::getenv("MEMKV_CONFIG")) return "127.0.0.1:9900";
+  return v;
 }
+
+// The engine the command uses, or an exit status.
+std::variant<Engine, int> Connect(const KvFlags& f) {
+  g_flags = &f;
+  auto options = EngineOptions::FromEnvironment(&KvGetenv);
+  if (!options) return Fail(options.error().message);
+  auto engine = Engine::Create(std::move(*options));
+  if (!engine) return Fail(engine.error().message);
+  return std::move(*engine);
+}
+
+std::string Where(Engine& e, const std::string& key) { return e.server(e.RouteKey(key)); }
 
 int Put(const KvFlags& f) {
   auto c = Connect(f);
   if (auto* rc = std::get_if<int>(&c)) return *rc;
-  auto& conn = std::get<client::Connection>(c);
-  auto value = std::make_shared<std::string>();
+  auto& engine = std::get<Engine>(c);
+  std::string value;
   if (f.file == "-") {
-    value->assign(std::istreambuf_iterator<char>(std::cin), {});
+    value.assign(std::istreambuf_iterator<char>(std::cin), {});
   } else {
     std::ifstream in(f.file, std::ios::binary);
     if (!in) return Fail(f.file + ": cannot read it");
-    value->assign(std::istreambuf_iterator<char>(in), {});
+    value.assign(std::istreambuf_iterator<char>(in), {});
   }
-  if (value->empty()) return Fail("the value is empty (values are 1 byte and up)");
-  client::PutBatch batch;
-  batch.entries.push_back(
-      {f.key, {reinterpret_cast<const std::byte*>(value->data()), value->size()}});
-  batch.owner = value;
-  auto r = conn.Put(std::move(batch));
-  if (!r) return Fail(f.key + ": " + r.error().message());
-  if ((*r)[0] != proto::StatusCode::kOk)
-    return Fail(f.key + ": " + proto::StatusName((*r)[0]));
+  if (value.empty()) return Fail("the value is empty (values are 1 byte and up)");
+  PutEntry put{f.key, value.data(), value.size()};
+  auto r = engine.BatchPut({&put, 1});
+  if (!r.outcome) return Fail(r.outcome.message);
+  if (r.entries[0] != Code::kOk)
+    return Fail(f.key + ": " + CodeName(r.entries[0]) + " (server " + Where(engine, f.key) + ")");
   return 0;
 }
 
 int Get(const KvFlags& f) {
   auto c = Connect(f);
   if (auto* rc = std::get_if<int>(&c)) return *rc;
-  auto& conn = std::get<client::Connection>(c);
-  auto info = conn.Exists({f.key});
-  if (!info) return Fail(f.key + ": " + info.error().message());
-  if ((*info)[0].status != proto::StatusCode::kOk) {
-    std::fprintf(stderr, "memkv kv: %s: %s\n", f.key.c_str(), proto::StatusName((*info)[0].status));
+  auto& engine = std::get<Engine>(c);
+  std::string_view key = f.key;
+  auto info = engine.Exists({&key, 1});
+  if (!info.outcome) return Fail(info.outcome.message);
+  if (info.entries[0].status != Code::kOk) {
+    std::fprintf(stderr, "memkv kv: %s: %s\n", f.key.c_str(), CodeName(info.entries[0].status));
     return 1;
   }
-  std::string value((*info)[0].size, '\0');
-  auto r = conn.Get({{f.key, 0, 0, {reinterpret_cast<std::byte*>(value.data()), value.size()}}});
-  if (!r) return Fail(f.key + ": " + r.error().message());
-  if ((*r)[0].status != proto::StatusCode::kOk)
-    return Fail(f.key + ": " + proto::StatusName((*r)[0].status));
-  value.resize((*r)[0].length);
+  std::string value(info.entries[0].size, '\0');
+  GetEntry get{f.key, value.data(), value.size()};
+  auto r = engine.BatchGet({&get, 1});
+  if (!r.outcome) return Fail(r.outcome.message);
+  if (r.entries[0].status != Code::kOk) return Fail(f.key + ": " + CodeName(r.entries[0].status));
+  value.resize(r.entries[0].length);
   if (f.file == "-") {
     std::fwrite(value.data(), 1, value.size(), stdout);
   } else {
@@ -111,15 +113,16 @@ int Get(const KvFlags& f) {
 int Exists(const KvFlags& f) {
   auto c = Connect(f);
   if (auto* rc = std::get_if<int>(&c)) return *rc;
-  auto r = std::get<client::Connection>(c).Exists(f.keys);
-  if (!r) return Fail(r.error().message());
+  std::vector<std::string_view> keys(f.keys.begin(), f.keys.end());
+  auto r = std::get<Engine>(c).Exists(keys);
+  if (!r.outcome) return Fail(r.outcome.message);
   int missing = 0;
   for (size_t i = 0; i < f.keys.size(); ++i) {
-    const auto& k = (*r)[i];
-    if (k.status == proto::StatusCode::kOk) {
+    const auto& k = r.entries[i];
+    if (k.status == Code::kOk) {
       std::printf("%s\t%llu\n", f.keys[i].c_str(), static_cast<unsigned long long>(k.size));
     } else {
-      std::printf("%s\t%s\n", f.keys[i].c_str(), proto::StatusName(k.status));
+      std::printf("%s\t%s\n", f.keys[i].c_str(), CodeName(k.status));
       ++missing;
     }
   }
@@ -129,12 +132,13 @@ int Exists(const KvFlags& f) {
 int Remove(const KvFlags& f) {
   auto c = Connect(f);
   if (auto* rc = std::get_if<int>(&c)) return *rc;
-  auto r = std::get<client::Connection>(c).Delete(f.keys);
-  if (!r) return Fail(r.error().message());
+  std::vector<std::string_view> keys(f.keys.begin(), f.keys.end());
+  auto r = std::get<Engine>(c).Delete(keys);
+  if (!r.outcome) return Fail(r.outcome.message);
   int failed = 0;
   for (size_t i = 0; i < f.keys.size(); ++i) {
-    if ((*r)[i] != proto::StatusCode::kOk) {
-      std::fprintf(stderr, "memkv kv: %s: %s\n", f.keys[i].c_str(), proto::StatusName((*r)[i]));
+    if (r.entries[i] != Code::kOk) {
+      std::fprintf(stderr, "memkv kv: %s: %s\n", f.keys[i].c_str(), CodeName(r.entries[i]));
       ++failed;
     }
   }
@@ -145,12 +149,14 @@ int Remove(const KvFlags& f) {
 
 void AddKvCommands(CLI::App& app, int& exit_code) {
   auto f = std::make_shared<KvFlags>();
-  auto* kv = app.add_subcommand("kv", "Put, get, check and remove keys on a server");
+  auto* kv = app.add_subcommand("kv", "Put, get, check and remove keys on the servers");
   kv->require_subcommand(1);
   kv->add_option("--servers", f->servers,
-                 "The server: host:port or a Unix socket path (default: MEMKV_SERVERS, else "
-                 "127.0.0.1:9900)");
+                 "Servers, comma-separated: host:port or Unix socket paths; keys are routed by "
+                 "rendezvous hashing (default: MEMKV_SERVERS, MEMKV_CONFIG, else 127.0.0.1:9900)");
   kv->add_option("--auth-key", f->auth_key, "64 hex characters (default: MEMKV_AUTH_KEY)");
+  kv->add_option("--transport", f->transport,
+                 "auto, shm or tcp (default: MEMKV_TRANSPORT, else auto)");
 
   auto* put = kv->add_subcommand("put", "Store FILE (or standard input) under KEY");
   put->add_option("KEY", f->key, "The key")->required();
@@ -159,10 +165,12 @@ void AddKvCommands(CLI::App& app, int& exit_code) {
 
   auto* get = kv->add_subcommand("get", "Write KEY's value to FILE (or standard output)");
   get->add_option("KEY", f->key, "The key")->required();
-  get->add_option("FILE", f->file, "Where to write it, - for standard output")->capture_default_str();
+  get->add_option("FILE", f->file, "Where to write it, - for standard output")
+      ->capture_default_str();
   get->callback([f, &exit_code] { exit_code = Get(*f); });
 
-  auto* exists = kv->add_subcommand("exists", "Print each KEY's size, or NotFound (exit 1 on a miss)");
+  auto* exists =
+      kv->add_subcommand("exists", "Print each KEY's size, or NotFound (exit 1 on a miss)");
   exists->add_option("KEY", f->keys, "Keys")->required();
   exists->callback([f, &exit_code] { exit_code = Exists(*f); });
 

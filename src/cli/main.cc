@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   memkv::cli::AddDriveCommands(app, exit_code);
   memkv::cli::AddSetupCommand(app, exit_code);
   memkv::cli::AddKvCommands(app, exit_code);
+  memkv::cli::AddAdminCommands(app, exit_code);
+  memkv::cli::AddDocCommand(app, exit_code);
 
   // Logging is set up before any subcommand's callback runs.
   app.parse_complete_callback([&] {

@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/version.h"
 #include "common/size.h"
+#include "server/admin.h"
 #include "server/config.h"
 #include "server/loops.h"
 #include "server/server.h"
@@ -151,16 +152,29 @@ int RunServer(const ServerFlags& f) {
     spdlog::error("network.address {}: cannot listen: {}", data.ToString(), st.error().message());
     return 1;
   }
+  // The admin API on port + 1 (docs/admin-api.md).
+  server::AdminOptions admin_opt = server::ToAdminOptions(cfg);
+  admin_opt.version = MEMKV_VERSION;
+  server::AdminServer admin(**loops, *store, srv, admin_opt);
+  if (auto st = admin.Start(); !st) {
+    spdlog::error("admin HTTP on {} (network.address's port + 1): cannot serve: {}",
+                  server::AdminAddress(cfg).ToString(), st.error().message());
+    return 1;
+  }
   (*loops)->Start();
   spdlog::info("{} serving on {} and {} ({} mode, {} drives, {} loops{})", VersionLine(),
                server::HostPort{data.host, srv.port()}.ToString(), cfg.network.unix_socket,
                server::ModeName(cfg.storage.mode), store->drive_count(), (*loops)->size(),
                opt.auth_key ? ", auth key set" : "");
+  spdlog::info("admin API on {}://{}", admin.tls() ? "https" : "http",
+               server::HostPort{server::AdminAddress(cfg).host, admin.port()}.ToString());
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("{}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  admin.SetDraining();
   srv.Shutdown();
+  admin.Stop();
   auto closed = (*loops)->RunOn(0, [&]() -> io::Awaitable<Status> { co_return co_await store->Close(); });
   if (!closed) spdlog::error("closing the store: {}", closed.error().message());
   (*loops)->Stop();

@@ -24,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/checksum.h"
+#include "proto/chunk.h"
 #include "proto/frame.h"
 
 namespace memkv::client {
@@ -48,6 +49,7 @@ struct OutFrame {
   std::vector<Bytes> data;
   std::shared_ptr<const void> keep;
   int fd = -1;  // sent in SCM_RIGHTS with the frame (RegisterRegion)
+  bool request = true;  // false: a WriteChunk of a request already counted in flight
 };
 
 struct Sub;
@@ -181,6 +183,7 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
     value_.resize(dests_.size());
   }
   Status OnReply(Sub& sub, const proto::FrameHeader& h, Bytes control, Bytes data) override {
+    if (h.opcode == proto::Opcode::kReadChunk) return OnChunk(sub, h, control, data);
     if (!proto::Decode(control, data, reply_)) return errc::bad_reply;
     if (reply_.head.status != StatusCode::kOk) return make_status_error(reply_.head.status);
     MEMKV_TRY(CheckSlice(sub, reply_.batch, reply_.results.size()));
@@ -210,19 +213,70 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
         } else {
           out.length = r.length;
         }
+      } else if (r.delivery == proto::Delivery::kStreamed && !shm_ && r.length > 0) {
+        // The bytes follow in ReadChunk frames; the last carries the checksum.
+        streams_.emplace(idx, std::make_unique<Stream>(r.length, r.length <= dest.capacity));
       } else {
-        // kStreamed (not implemented yet) or a delivery this request did not ask for.
-        return errc::bad_reply;
+        return errc::bad_reply;  // a delivery this request did not ask for
       }
     }
     sub.received += reply_.batch.count;
-    return CheckLast(sub, h);
+    return CheckDone(sub, h);
   }
 
  private:
+  struct Stream {
+    Stream(uint64_t length, bool f) : seq(length), fits(f) {}
+    proto::ChunkSequencer seq;
+    Xxh3Stream hash;
+    bool fits;  // the destination holds it (else the bytes are dropped)
+  };
+
+  // One ReadChunk: copied into its entry's destination at its offset.
+  Status OnChunk(Sub& sub, const proto::FrameHeader& h, Bytes control, Bytes data) {
+    proto::ChunkHeader c;
+    if (!proto::Decode(control, data, c)) {
+      // A stream the server could not finish ends with a status, no bytes.
+      proto::ReplyHead head;
+      if (data.empty() && proto::Decode(control, head) && head.status != StatusCode::kOk)
+        return make_status_error(head.status);
+      return errc::bad_reply;
+    }
+    if (c.entry >= sub.count) return errc::bad_reply;
+    const size_t idx = sub.base + c.entry;
+    auto it = streams_.find(idx);
+    if (it == streams_.end()) return errc::bad_reply;
+    Stream& st = *it->second;
+    if (!st.seq.Accept(c, data.size())) return errc::bad_reply;
+    st.hash.Update(data.data(), data.size());
+    if (st.fits) std::memcpy(dests_[idx].p + c.offset, data.data(), data.size());
+    if (st.seq.complete()) {
+      GetResult& out = value_[idx];
+      if (!st.fits) {
+        out.status = StatusCode::kBufferTooSmall;
+      } else if (!c.checksum || *c.checksum != st.hash.Digest()) {
+        out.status = StatusCode::kChecksumMismatch;
+      } else {
+        out.length = st.seq.value_size();
+      }
+      streams_.erase(it);
+    }
+    return CheckDone(sub, h);
+  }
+
+  // The request's last frame: every entry answered and every stream whole.
+  Status CheckDone(const Sub& sub, const proto::FrameHeader& h) {
+    MEMKV_TRY(CheckLast(sub, h));
+    if (!h.has_more())
+      for (const auto& [idx, st] : streams_)
+        if (idx >= sub.base && idx < sub.base + sub.count) return errc::bad_reply;
+    return {};
+  }
+
   std::vector<Dest> dests_;
   bool shm_;
   proto::BatchReadReply reply_;
+  std::unordered_map<size_t, std::unique_ptr<Stream>> streams_;  // by entry, until whole
 };
 
 // RegisterRegion / ReleaseRegion: a bare ReplyHead.
@@ -307,7 +361,50 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
     uint32_t base = 0;
     uint32_t count = 0;
     std::shared_ptr<const void> keep_until_reply;
+    std::vector<OutFrame> chunks;  // WriteChunk frames sent right after `frame`
   };
+
+  // Adds the WriteChunk frames of the streamed entries (`streamed[i]`) of
+  // each planned BatchWrite, and flags the frames that more follow.
+  void AddChunks(std::vector<Planned>& subs, const std::vector<bool>& streamed,
+                 std::span<const Bytes> values, const std::vector<proto::WriteEntry>& wire,
+                 const std::shared_ptr<const void>& keep) {
+    for (Planned& p : subs) {
+      auto h = proto::DecodeHeader(p.frame.header);
+      if (!h) continue;
+      for (uint32_t k = 0; k < p.count; ++k) {
+        const size_t i = p.base + k;
+        if (!streamed[i]) continue;
+        for (proto::ChunkHeader c : proto::PlanChunks(k, values[i].size(), proto::kStreamChunkSize)) {
+          if (c.last) c.checksum = wire[i].checksum;
+          Buffer control;
+          proto::Encode(c, control);
+          proto::FrameHeader ch;
+          ch.opcode = proto::Opcode::kWriteChunk;
+          ch.request_id = h->request_id;
+          ch.flags = proto::kFlagMore;
+          ch.control_len = static_cast<uint32_t>(control.size());
+          const Bytes bytes = values[i].subspan(c.offset, std::min<uint64_t>(proto::kStreamChunkSize,
+                                                                            values[i].size() - c.offset));
+          ch.data_len = static_cast<uint32_t>(bytes.size());
+          OutFrame f;
+          f.header = proto::EncodeHeader(ch, control, key());
+          f.control = std::move(control);
+          f.data = {bytes};
+          f.keep = keep;
+          f.request = false;
+          p.chunks.push_back(std::move(f));
+        }
+      }
+      if (p.chunks.empty()) continue;
+      // More frames of the request follow its BatchWrite and every chunk but the last.
+      h->flags |= proto::kFlagMore;
+      p.frame.header = proto::EncodeHeader(*h, p.frame.control, key());
+      auto last = proto::DecodeHeader(p.chunks.back().header);
+      last->flags &= ~proto::kFlagMore;
+      p.chunks.back().header = proto::EncodeHeader(*last, p.chunks.back().control, key());
+    }
+  }
 
   // Hands a request to the loop: registers its request ids, queues its
   // frames, arms its deadline. From any thread.
@@ -594,6 +691,7 @@ void Connection::Impl::OnSubmit(std::shared_ptr<Op> op, std::vector<Planned> sub
     std::memcpy(&id, p.frame.header.data() + 8, sizeof id);  // request id, little-endian
     pending_.emplace(id, Sub{op, p.base, p.count, 0, std::move(p.keep_until_reply)});
     queue_.push_back(std::move(p.frame));
+    for (OutFrame& c : p.chunks) queue_.push_back(std::move(c));
   }
   op->timer.emplace(ctx_);
   op->timer->expires_after(timeout);
@@ -711,7 +809,7 @@ asio::awaitable<void> Connection::Impl::Writer(std::shared_ptr<Impl> self) {
   batch.reserve(kMaxFramesPerWrite);
   std::vector<asio::const_buffer> bufs;
   while (open_) {
-    if (queue_.empty() || inflight_ >= limit_) {
+    if (queue_.empty() || (queue_.front().request && inflight_ >= limit_)) {
       writer_wake_.expires_at(asio::steady_timer::time_point::max());
       co_await writer_wake_.async_wait(kTuple);
       continue;
@@ -729,11 +827,12 @@ asio::awaitable<void> Connection::Impl::Writer(std::shared_ptr<Impl> self) {
     // Gather several frames into one write: headers, control payloads and
     // the callers' value bytes, none of them copied.
     size_t bytes = 0;
-    while (!queue_.empty() && queue_.front().fd < 0 && inflight_ < limit_ &&
-           batch.size() < kMaxFramesPerWrite && bytes < kMaxBytesPerWrite) {
+    while (!queue_.empty() && queue_.front().fd < 0 &&
+           (inflight_ < limit_ || !queue_.front().request) && batch.size() < kMaxFramesPerWrite &&
+           bytes < kMaxBytesPerWrite) {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
-      ++inflight_;
+      if (batch.back().request) ++inflight_;
       const OutFrame& f = batch.back();
       bytes += f.header.size() + f.control.size();
       for (Bytes b : f.data) bytes += b.size();
@@ -879,6 +978,7 @@ void Connection::AsyncPut(PutBatch batch, Duration timeout, Callback<std::vector
   auto op = std::make_shared<StatusOp>(std::move(done), n);
   std::vector<proto::WriteEntry> wire(n);
   std::vector<uint64_t> cost(n);
+  std::vector<bool> streamed(n, false);
   uint64_t total = 0;
   for (size_t i = 0; i < n; ++i) {
     const PutEntry& e = batch.entries[i];
@@ -887,8 +987,12 @@ void Connection::AsyncPut(PutBatch batch, Duration timeout, Callback<std::vector
     wire[i].key = e.key;
     wire[i].value_len = e.value.size();
     cost[i] = proto::EncodedSize(wire[i]) + e.value.size();
-    if (cost[i] + kBatchOverhead > proto::kMaxPayload)
-      return impl_->Reject(std::move(op), errc::value_too_large_for_frame);
+    if (cost[i] + kBatchOverhead > proto::kMaxPayload) {
+      // Too large for a frame: its bytes follow the request in WriteChunk frames.
+      streamed[i] = true;
+      wire[i].src.kind = proto::LocationKind::kStream;
+      cost[i] = proto::EncodedSize(wire[i]);
+    }
     total += e.value.size();
   }
   std::shared_ptr<const void> keep = std::move(batch.owner);
@@ -908,8 +1012,13 @@ void Connection::AsyncPut(PutBatch batch, Duration timeout, Callback<std::vector
     keep = std::move(copy);
   }
   for (size_t i = 0; i < n; ++i) wire[i].checksum = Xxh3(values[i]);
+  // Streamed values are not in their request's data section.
+  std::vector<Bytes> inline_values = values;
+  for (size_t i = 0; i < n; ++i)
+    if (streamed[i]) inline_values[i] = {};
   auto subs = impl_->PlanRequests<proto::BatchWriteRequest>(proto::Opcode::kBatchWrite, wire, cost,
-                                                            values, keep, nullptr);
+                                                            inline_values, keep, nullptr);
+  impl_->AddChunks(subs, streamed, values, wire, keep);
   impl_->Submit(std::move(op), std::move(subs), timeout);
 }
 

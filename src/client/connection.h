@@ -90,7 +90,9 @@ struct KeyInfo {  // Exists
 
 struct PutEntry {
   std::string key;
-  std::span<const std::byte> value;  // 1 byte up to a frame (16 MiB less the entry)
+  // 1 byte up to the server's limits.max_value_size; a value larger than a
+  // frame (16 MiB less the entry) is streamed in WriteChunk frames.
+  std::span<const std::byte> value;
 };
 struct PutBatch {
   std::vector<PutEntry> entries;

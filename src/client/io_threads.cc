@@ -11,6 +11,8 @@
 #include <boost/asio/io_context.hpp>
 #include <spdlog/spdlog.h>
 
+#include "proto/auth.h"
+
 namespace memkv::client {
 
 namespace asio = boost::asio;
@@ -26,6 +28,11 @@ std::weak_ptr<IoThreads> g_pool;  // guarded by g_pool_mu
 // down when exit handlers and leak checkers run.
 class Reaper {
  public:
+  // OpenSSL's exit handler must run after this object's destructor, which
+  // joins threads that may hold OpenSSL's per-thread state: initialized
+  // here, OpenSSL registers its handler before this object is registered.
+  Reaper() { proto::InitCrypto(); }
+
   void Add(std::function<void()> stop, std::vector<std::thread::id> pool_threads) {
     std::lock_guard lock(mu_);
     JoinFinishedLocked();

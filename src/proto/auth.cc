@@ -87,6 +87,8 @@ Tag AuthKey::Hmac(Bytes a, Bytes b) const {
   return tag;
 }
 
+void InitCrypto() { OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr); }
+
 bool TagsEqual(const Tag& a, const Tag& b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }

@@ -34,4 +34,11 @@ class AuthKey {
 // Constant-time comparison of two tags.
 bool TagsEqual(const Tag& a, const Tag& b);
 
+// Initializes OpenSSL now (idempotent). OpenSSL frees its state, including
+// each live thread's, from an exit handler registered when it initializes;
+// a component whose own exit-time teardown joins threads that used OpenSSL
+// calls this before registering that teardown, so the threads are joined
+// first (exit handlers run in reverse order).
+void InitCrypto();
+
 }  // namespace memkv::proto

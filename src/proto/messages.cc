@@ -408,6 +408,7 @@ void Encode(const ChunkHeader& m, Buffer& out) {
   w.U32(m.seq);
   w.U64(m.offset);
   w.U8(m.last ? 1 : 0);
+  if (m.checksum) w.U64(*m.checksum);
 }
 
 Status Decode(Bytes control, Bytes data, ChunkHeader& m) {
@@ -418,6 +419,9 @@ Status Decode(Bytes control, Bytes data, ChunkHeader& m) {
   const uint8_t last = r.U8();
   if (r.ok() && last > 1) r.Fail(errc::bad_flags);
   m.last = last == 1;
+  m.checksum.reset();
+  // The optional checksum, on the last chunk only.
+  if (r.ok() && m.last && r.remaining() == 8) m.checksum = r.U64();
   if (r.ok() && data.empty()) r.Fail(errc::length_mismatch);  // a chunk carries bytes
   return ToStatus(r.Finish());
 }

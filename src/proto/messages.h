@@ -9,7 +9,8 @@
 // than a frame is sent as several frames of the same request id, each
 // carrying entries [first, first + count) of `total` (kFlagMore on all but
 // the last). A value larger than a frame travels as kStream: its bytes follow
-// in WriteChunk (or ReadChunk) frames, numbered from 0.
+// in WriteChunk (or ReadChunk) frames, numbered from 0, after the BatchWrite
+// (or the BatchReadReply); docs/wire-protocol.md has the exchange.
 
 #include <array>
 #include <cstdint>
@@ -177,11 +178,18 @@ struct Ping {
 };
 
 struct ChunkHeader {  // WriteChunk and ReadChunk; the bytes are the data section
-  uint32_t entry = 0;   // index of the entry in its batch
+  uint32_t entry = 0;   // index of the entry in its request frame
   uint32_t seq = 0;     // 0, 1, 2, ...
-  uint64_t offset = 0;  // offset of these bytes in the value
+  uint64_t offset = 0;  // offset of these bytes in the value (read: in the range read)
   bool last = false;
+  // Last chunk only, optional: XXH3 of all the streamed bytes (a ReadChunk
+  // carries it, since the reply that announced the stream could not).
+  std::optional<uint64_t> checksum;
 };
+
+// The bytes memkv puts in one chunk frame. A receiver takes any size from 1
+// byte up to what fits a frame.
+inline constexpr uint64_t kStreamChunkSize = 8u << 20;
 
 struct RegisterRegion {  // the memfd travels in SCM_RIGHTS with this frame
   uint32_t region_id = 0;

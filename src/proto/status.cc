@@ -25,6 +25,7 @@ const char* StatusName(StatusCode s) {
     case StatusCode::kInternal: return "Internal";
     case StatusCode::kNotAttached: return "NotAttached";
     case StatusCode::kProtocolError: return "ProtocolError";
+    case StatusCode::kChunkOutOfOrder: return "ChunkOutOfOrder";
   }
   return "Unknown";
 }

@@ -29,9 +29,10 @@ enum class StatusCode : uint8_t {
   kInternal = 18,           // a bug or an I/O error on the server
   kNotAttached = 19,        // a request before Attach
   kProtocolError = 20,      // a malformed frame (the connection is closed after)
+  kChunkOutOfOrder = 21,    // a streamed value's chunk out of sequence, at the wrong offset or past its end
 };
 
-inline constexpr uint8_t kMaxStatus = 20;
+inline constexpr uint8_t kMaxStatus = 21;
 
 const char* StatusName(StatusCode s);
 

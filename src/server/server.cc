@@ -26,9 +26,11 @@
 #include <spdlog/spdlog.h>
 
 #include "common/checksum.h"
+#include "proto/chunk.h"
 #include "proto/messages.h"
 #include "server/config.h"
 #include "server/loops.h"
+#include "server/metrics.h"
 #include "store/error.h"
 #include "store/store.h"
 
@@ -103,6 +105,7 @@ class Server::Impl {
   std::atomic<size_t> next_loop{0};
   std::atomic<uint64_t> open{0}, total{0}, requests{0}, protocol_errors{0};
   std::atomic<bool> stopping{false};
+  Metrics metrics;
 
   std::mutex mu;
   std::vector<std::weak_ptr<Connection>> connections;  // guarded by mu
@@ -137,6 +140,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     impl_.open.fetch_add(1);
     co_await ReadLoop();
     closed_ = true;
+    AbortStreams();  // values cut off mid-stream never become visible
     // Wait for requests in flight: they hold regions and buffers.
     while (inflight_ > 0) co_await WaitFlow();
     if (session_id_) impl_.server.sessions().Remove(*session_id_);
@@ -261,10 +265,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
         co_await Reply(RegionFrame(*header, control));
         continue;
       }
+      if (header->opcode == proto::Opcode::kWriteChunk) {
+        // Written into its value's allocation before the next frame is read:
+        // a stream is bounded by one frame, whatever the value's size.
+        co_await TakeChunk(*header, control, data);
+        continue;
+      }
+      std::shared_ptr<proto::BatchWriteRequest> write;
+      if (header->opcode == proto::Opcode::kBatchWrite) write = co_await OpenStreams(*header, control, data);
       ++inflight_;
       buffered_ += payload->size;
-      asio::co_spawn(socket_.get_executor(), Handle(*header, payload),
-                     [self = shared_from_this(), size = payload->size](std::exception_ptr e) {
+      asio::co_spawn(socket_.get_executor(), Handle(*header, payload, std::move(write)),
+                     [self = shared_from_this(), size = payload->size, op = OpOf(header->opcode),
+                      t0 = std::chrono::steady_clock::now()](std::exception_ptr e) {
+                       self->impl_.metrics.Request(op, size, std::chrono::steady_clock::now() - t0);
                        if (e) {
                          try {
                            std::rethrow_exception(e);
@@ -440,7 +454,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return s;
   }
 
-  Awaitable<void> Handle(proto::FrameHeader h, std::shared_ptr<RawBuffer> payload) {
+  Awaitable<void> Handle(proto::FrameHeader h, std::shared_ptr<RawBuffer> payload,
+                         std::shared_ptr<proto::BatchWriteRequest> write = nullptr) {
     const proto::Bytes control(payload->data.get(), h.control_len);
     const proto::Bytes data(payload->data.get() + h.control_len, h.data_len);
     switch (h.opcode) {
@@ -460,7 +475,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         session_id_.reset();
         co_await Reply(ErrorFrame(h, StatusCode::kOk, ""));
         co_return;
-      case proto::Opcode::kBatchWrite: co_await HandleWrite(h, control, data); co_return;
+      case proto::Opcode::kBatchWrite: co_await HandleWrite(h, control, data, write); co_return;
       case proto::Opcode::kBatchRead: co_await HandleRead(h, control); co_return;
       case proto::Opcode::kExists: co_await HandleExists(h, control); co_return;
       case proto::Opcode::kDelete: co_await HandleDelete(h, control); co_return;
@@ -480,12 +495,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return ErrorFrame(h, StatusCode::kProtocolError, ec.message());
   }
 
-  Awaitable<void> HandleWrite(const proto::FrameHeader& h, proto::Bytes control, proto::Bytes data) {
-    proto::BatchWriteRequest req;
-    if (auto st = proto::Decode(control, data, req, DecodeLimits()); !st) {
-      co_await Reply(DecodeError(h, st.error()));
+  Awaitable<void> HandleWrite(const proto::FrameHeader& h, proto::Bytes control, proto::Bytes data,
+                              std::shared_ptr<proto::BatchWriteRequest> decoded) {
+    if (!decoded) {  // OpenStreams could not decode it
+      proto::BatchWriteRequest bad;
+      if (auto st = proto::Decode(control, data, bad, DecodeLimits()); !st) {
+        co_await Reply(DecodeError(h, st.error()));
+        co_return;
+      }
+      co_await Reply(ErrorFrame(h, StatusCode::kInvalidArgument,
+                                "request id in use by a value still streaming"));
       co_return;
     }
+    const proto::BatchWriteRequest& req = *decoded;
     const size_t n = req.entries.size();
     proto::StatusReply rep;
     rep.batch = {req.batch.count, 0, req.batch.count};
@@ -510,8 +532,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
           continue;
         }
         src = *s;
+      } else if (e.src.kind == proto::LocationKind::kStream) {
+        continue;  // below, once its chunks are in
       } else {
-        rep.statuses[i] = StatusCode::kInvalidArgument;  // rdma, stream: not on this server yet
+        rep.statuses[i] = StatusCode::kInvalidArgument;  // rdma: not on this server yet
         continue;
       }
       if (e.value_len > opt_.limits.max_value_size) {
@@ -529,6 +553,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const auto results = co_await store_.PutBatch(items);
     for (size_t k = 0; k < results.size(); ++k)
       if (!results[k]) rep.statuses[item_of[k]] = ToStatus(results[k].error());
+    co_await FinishStreams(h.request_id, rep.statuses, [&](size_t i) {
+      return last[req.entries[i].key] == i;
+    });
+    uint64_t put_bytes = 0;
+    for (size_t k = 0; k < results.size(); ++k) put_bytes += results[k] ? items[k].value.size() : 0;
+    impl_.metrics.Entries(Op::kPut, rep.statuses, put_bytes);
     proto::Buffer out;
     proto::Encode(rep, out);
     co_await Reply(Frame(h, std::move(out)));
@@ -546,13 +576,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::vector<store::Store::GetItem> items;
     std::vector<size_t> item_of;
     std::vector<uint64_t> inline_at(n, 0);
+    std::unordered_map<size_t, store::Store::Pinned> pins_for_stream;
     // Inline bytes are bounded by what a connection may hold.
     const uint64_t inline_budget = opt_.limits.max_buffered_bytes_per_connection;
     uint64_t inline_total = 0;
     for (size_t i = 0; i < n; ++i) {
       const proto::ReadEntry& e = req.entries[i];
       proto::ReadResult& r = results[i];
-      auto info = store_.Stat(e.key);
+      // Inline: pinned, in case it is streamed (its pieces then all come
+      // from one version).
+      Result<store::Store::Pinned> pin = store::errc::not_found;
+      Result<store::ValueInfo> info = store::ValueInfo{};
+      if (e.dest.kind == proto::LocationKind::kInline) {
+        pin = store_.Pin(e.key);
+        if (pin) {
+          info->size = pin->size;
+        } else {
+          info = pin.error();
+        }
+      } else {
+        info = store_.Stat(e.key);
+      }
       if (!info) {
         r.status = ToStatus(info.error());
         continue;
@@ -570,7 +614,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       r.length = len;
       if (e.dest.kind == proto::LocationKind::kInline) {
         if (len > proto::kMaxPayload - 4096) {
-          r.status = StatusCode::kTooLarge;  // larger than a frame: use the shm rail
+          // Larger than a frame: sent after the reply, piece by piece.
+          r.delivery = proto::Delivery::kStreamed;
+          pins_for_stream[i] = std::move(*pin);
           continue;
         }
         if (inline_total + len > inline_budget) {
@@ -621,7 +667,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
     buffered_ -= inline_total;
-    co_await SendReadReply(h, results, req, inline_bytes, inline_at);
+    uint64_t got_bytes = 0;
+    for (const auto& g : got) got_bytes += g ? *g : 0;
+    impl_.metrics.Entries(Op::kGet, results, got_bytes);
+    bool streams = false;
+    for (const proto::ReadResult& r : results) streams |= r.delivery == proto::Delivery::kStreamed;
+    co_await SendReadReply(h, results, req, inline_bytes, inline_at, streams);
+    if (streams) co_await SendStreams(h, results, req, pins_for_stream);
   }
 
   // Packs the results into as many frames as they need.
@@ -630,7 +682,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Awaitable<void> SendReadReply(const proto::FrameHeader& h, std::vector<proto::ReadResult>& results,
                                 const proto::BatchReadRequest& req,
                                 std::shared_ptr<const RawBuffer> inline_bytes,
-                                const std::vector<uint64_t>& inline_at) {
+                                const std::vector<uint64_t>& inline_at, bool streams_follow) {
     const size_t n = results.size();
     size_t first = 0;
     do {
@@ -678,9 +730,204 @@ class Connection : public std::enable_shared_from_this<Connection> {
       proto::Buffer control;
       proto::Encode(rep, control);
       first += count;
-      co_await Reply(Frame(h, std::move(control), std::move(hold), data, first < n));
+      co_await Reply(Frame(h, std::move(control), std::move(hold), data, first < n || streams_follow));
     } while (first < n);
     (void)req;
+  }
+
+  // ---- values streamed in chunks ----
+
+  // A value streamed in by WriteChunk frames into its allocation.
+  struct PutStream {
+    PutStream(uint32_t e, uint64_t size, uint64_t sum) : entry(e), checksum(sum), seq(size) {}
+    uint32_t entry;     // in its request
+    uint64_t checksum;  // the entry's: XXH3 of the whole value
+    proto::ChunkSequencer seq;
+    Xxh3Stream hash;
+    std::unique_ptr<store::Store::PendingPut> put;  // null once refused or failed
+    StatusCode status = StatusCode::kOk;
+    bool finished = false;  // decided: complete, refused or failed
+    bool drained = false;   // its last chunk came: no more frames for it
+  };
+  // The streamed entries of one BatchWrite.
+  struct StreamedWrite {
+    explicit StreamedWrite(const Socket::executor_type& ex) : wake(ex) {}
+    std::vector<std::unique_ptr<PutStream>> streams;
+    asio::steady_timer wake;  // cancelled when a stream is decided
+    bool handled = false;     // the request has been answered
+  };
+  // Decodes a BatchWrite as it is read and, for each entry whose value
+  // follows in WriteChunk frames, reserves its allocation before the chunks
+  // come. Null when the frame does not decode (HandleWrite answers that).
+  Awaitable<std::shared_ptr<proto::BatchWriteRequest>> OpenStreams(const proto::FrameHeader& h,
+                                                                   proto::Bytes control,
+                                                                   proto::Bytes data) {
+    auto req = std::make_shared<proto::BatchWriteRequest>();
+    if (!proto::Decode(control, data, *req, DecodeLimits())) co_return nullptr;
+    std::shared_ptr<StreamedWrite> sw;
+    for (size_t i = 0; i < req->entries.size(); ++i) {
+      const proto::WriteEntry& e = req->entries[i];
+      if (e.src.kind != proto::LocationKind::kStream) continue;
+      if (!sw) {
+        sw = std::make_shared<StreamedWrite>(socket_.get_executor());
+        // A request id still streaming: its chunks could not be told apart.
+        if (!streams_.emplace(h.request_id, sw).second) co_return nullptr;
+      }
+      auto& ps = sw->streams.emplace_back(std::make_unique<PutStream>(static_cast<uint32_t>(i),
+                                                                       e.value_len, e.checksum));
+      if (e.value_len > opt_.limits.max_value_size) {
+        EndStream(*sw, *ps, StatusCode::kTooLarge);
+        continue;
+      }
+      auto put = co_await store_.BeginPut(e.key, e.value_len);
+      if (!put) {
+        EndStream(*sw, *ps, ToStatus(put.error()));
+        continue;
+      }
+      ps->put = std::move(*put);
+    }
+    co_return req;
+  }
+
+  // One WriteChunk: checked against its stream's sequence and written into
+  // the value's allocation; the last one checks the value's checksum.
+  Awaitable<void> TakeChunk(const proto::FrameHeader& h, proto::Bytes control, proto::Bytes data) {
+    proto::ChunkHeader c;
+    if (auto st = proto::Decode(control, data, c); !st) {
+      const std::string why = st.error().message();
+      co_await Reply(ErrorFrame(h, StatusCode::kProtocolError, why));
+      co_return;
+    }
+    auto it = streams_.find(h.request_id);
+    PutStream* ps = nullptr;
+    if (it != streams_.end())
+      for (auto& p : it->second->streams)
+        if (p->entry == c.entry) ps = p.get();
+    if (!ps || ps->drained) {
+      co_await Reply(ErrorFrame(h, StatusCode::kChunkOutOfOrder,
+                                "a chunk for no value being streamed on this request"));
+      co_return;
+    }
+    const std::shared_ptr<StreamedWrite> hold = it->second;
+    StreamedWrite& sw = *hold;
+    if (c.last) ps->drained = true;
+    if (!ps->finished) {
+      if (!ps->seq.Accept(c, data.size())) {
+        EndStream(sw, *ps, StatusCode::kChunkOutOfOrder);
+      } else {
+        ps->hash.Update(data.data(), data.size());
+        if (auto st = co_await ps->put->Append(data); !st) {
+          EndStream(sw, *ps, ToStatus(st.error()));
+        } else if (ps->seq.complete()) {
+          const bool ok = ps->hash.Digest() == ps->checksum && (!c.checksum || *c.checksum == ps->checksum);
+          EndStream(sw, *ps, ok ? StatusCode::kOk : StatusCode::kChecksumMismatch);
+        }
+      }
+    }
+    ForgetIfDone(h.request_id);
+  }
+
+  // A stream is decided: Ok (complete, checksum right; committed by its
+  // request) or failed (its allocation released now).
+  void EndStream(StreamedWrite& sw, PutStream& ps, StatusCode status) {
+    ps.status = status;
+    ps.finished = true;
+    if (status != StatusCode::kOk) ps.put.reset();
+    sw.wake.cancel();
+  }
+
+  // After the reply, a request's streams are forgotten once their last
+  // chunks are in (a failed stream's remaining chunks are read and dropped).
+  void ForgetIfDone(uint64_t request_id) {
+    auto it = streams_.find(request_id);
+    if (it == streams_.end() || !it->second->handled) return;
+    for (auto& p : it->second->streams)
+      if (!p->drained) return;
+    streams_.erase(it);
+  }
+
+  // The connection is gone: every value still streaming is cut off.
+  void AbortStreams() {
+    for (auto& [id, sw] : streams_)
+      for (auto& p : sw->streams) {
+        p->drained = true;
+        if (!p->finished) EndStream(*sw, *p, StatusCode::kBusy);
+      }
+  }
+
+  // Waits for the request's streamed entries to be decided and commits
+  // those complete (and not superseded: `wins(i)`), into statuses[i].
+  template <class Wins>
+  Awaitable<void> FinishStreams(uint64_t request_id, std::vector<StatusCode>& statuses, Wins wins) {
+    auto it = streams_.find(request_id);
+    if (it == streams_.end()) {
+      co_return;
+    }
+    std::shared_ptr<StreamedWrite> sw = it->second;
+    for (auto& p : sw->streams) {
+      while (!p->finished) {
+        sw->wake.expires_at(asio::steady_timer::time_point::max());
+        co_await sw->wake.async_wait(kTuple);
+      }
+      statuses[p->entry] = p->status;
+      if (p->status != StatusCode::kOk || !wins(p->entry)) {
+        p->put.reset();
+        continue;
+      }
+      auto st = co_await p->put->Commit();
+      p->put.reset();
+      if (!st) statuses[p->entry] = ToStatus(st.error());
+    }
+    sw->handled = true;
+    ForgetIfDone(request_id);
+  }
+
+  // Sends the streamed entries of a read after its reply: ReadChunk frames
+  // read from the pinned value a piece at a time, never more than the
+  // connection may hold queued; the last one carries the checksum.
+  Awaitable<void> SendStreams(const proto::FrameHeader& h, const std::vector<proto::ReadResult>& results,
+                              const proto::BatchReadRequest& req,
+                              std::unordered_map<size_t, store::Store::Pinned>& pins) {
+    proto::FrameHeader ch = h;
+    ch.opcode = proto::Opcode::kReadChunk;
+    size_t last_stream = 0;
+    for (size_t i = 0; i < results.size(); ++i)
+      if (results[i].delivery == proto::Delivery::kStreamed) last_stream = i;
+    const uint64_t limit = opt_.limits.max_buffered_bytes_per_connection;
+    for (size_t i = 0; i < results.size(); ++i) {
+      const proto::ReadResult& r = results[i];
+      if (r.delivery != proto::Delivery::kStreamed) continue;
+      Xxh3Stream hash;
+      uint32_t seq = 0;
+      for (uint64_t off = 0; off < r.length;) {
+        const uint64_t n = std::min<uint64_t>(proto::kStreamChunkSize, r.length - off);
+        while (!closed_ && writing_ && buffered_ + n > limit) co_await WaitFlow();
+        if (closed_) co_return;
+        auto piece = std::make_shared<RawBuffer>(n);
+        buffered_ += n;
+        auto got = co_await store_.Get(pins[i], req.entries[i].offset + off,
+                                       std::span<std::byte>(piece->data.get(), n));
+        buffered_ -= n;
+        const bool end = off + n == r.length;
+        const bool more = !(end && i == last_stream);
+        if (!got) {
+          // The stream cannot be finished: a ReadChunk with a status and no
+          // bytes fails the request.
+          proto::Buffer control;
+          proto::Encode(proto::ReplyHead{ToStatus(got.error()), got.error().message()}, control);
+          co_await Reply(Frame(ch, std::move(control), nullptr, {}, false));
+          co_return;
+        }
+        hash.Update(piece->data.get(), n);
+        proto::ChunkHeader c{static_cast<uint32_t>(i), seq++, off, end, std::nullopt};
+        if (end) c.checksum = hash.Digest();
+        proto::Buffer control;
+        proto::Encode(c, control);
+        const proto::Bytes bytes(piece->data.get(), n);
+        co_await Reply(Frame(ch, std::move(control), std::move(piece), bytes, more));
+        off += n;
+      }
+    }
   }
 
   Awaitable<void> HandleExists(const proto::FrameHeader& h, proto::Bytes control) {
@@ -696,6 +943,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       rep.results.push_back(info ? proto::ExistsResult{StatusCode::kOk, info->size}
                                  : proto::ExistsResult{ToStatus(info.error()), 0});
     }
+    impl_.metrics.Entries(Op::kExists, rep.results);
     proto::Buffer out;
     proto::Encode(rep, out);
     co_await Reply(Frame(h, std::move(out)));
@@ -712,6 +960,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     rep.batch = {req.batch.count, 0, req.batch.count};
     for (const Status& st : results)
       rep.statuses.push_back(st ? StatusCode::kOk : ToStatus(st.error()));
+    impl_.metrics.Entries(Op::kDelete, rep.statuses, 0);
     proto::Buffer out;
     proto::Encode(rep, out);
     co_await Reply(Frame(h, std::move(out)));
@@ -735,6 +984,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<uint64_t> session_id_;
   std::deque<int> pending_fds_;
   std::unordered_map<uint32_t, std::shared_ptr<Region>> regions_;
+
+  std::unordered_map<uint64_t, std::shared_ptr<StreamedWrite>> streams_;  // by request id
 };
 
 // ---- accepting ----
@@ -880,6 +1131,8 @@ void Server::Shutdown() {
   if (impl_->open.load() > 0)
     spdlog::warn("{} connections still open after the shutdown deadline", impl_->open.load());
 }
+
+const Metrics& Server::metrics() const { return impl_->metrics; }
 
 ServerStats Server::stats() const {
   ServerStats s;

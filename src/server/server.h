@@ -30,6 +30,7 @@ class Store;
 namespace memkv::server {
 
 class Loops;
+class Metrics;
 struct Config;
 
 struct Limits {
@@ -80,6 +81,8 @@ class Server {
   const ServerOptions& options() const { return options_; }
   SessionRegistry& sessions() { return sessions_; }
   ServerStats stats() const;
+  // Per-operation counters and latencies (for the admin API).
+  const Metrics& metrics() const;
 
   class Impl;
 

@@ -568,26 +568,34 @@ class Store::Impl {
     return {};
   }
 
-  Awaitable<Status> PutMemory(std::string_view key, Bytes value) {
+  // Memory mode: accounts for `size` bytes (evicting to make room) and
+  // returns an unpublished entry that holds them; dropping it gives them back.
+  Awaitable<Result<std::shared_ptr<Entry>>> ReserveMemory(std::string_view key, uint64_t size) {
     const uint64_t cap = opt.memory_max_size;
-    if (value.size() > cap) co_return errc::no_space;
+    if (size > cap) co_return errc::no_space;
     const uint64_t high = static_cast<uint64_t>(cap * opt.high_watermark);
     const uint64_t low = static_cast<uint64_t>(cap * opt.low_watermark);
-    if (mem_used.load() + value.size() > high) {
-      const uint64_t target = low > value.size() ? low - value.size() : 0;
+    if (mem_used.load() + size > high) {
+      const uint64_t target = low > size ? low - size : 0;
       co_await Evict([&] { return mem_used.load() <= target; },
                      [](const Entry&) { return true; });
     }
-    if (mem_used.fetch_add(value.size()) + value.size() > cap) {
-      mem_used.fetch_sub(value.size());
+    if (mem_used.fetch_add(size) + size > cap) {
+      mem_used.fetch_sub(size);
       co_return errc::no_space;
     }
     auto e = NewEntry(key);
-    e->value_size = value.size();
-    e->bytes.reset(new std::byte[value.size()]);
-    std::memcpy(e->bytes.get(), value.data(), value.size());
-    e->version = next_version.fetch_add(1);
-    index.Publish(std::move(e));
+    e->value_size = size;
+    e->bytes.reset(new std::byte[size]);
+    co_return e;
+  }
+
+  Awaitable<Status> PutMemory(std::string_view key, Bytes value) {
+    auto e = co_await ReserveMemory(key, value.size());
+    if (!e) co_return e.error();
+    std::memcpy((*e)->bytes.get(), value.data(), value.size());
+    (*e)->version = next_version.fetch_add(1);
+    index.Publish(std::move(*e));
     co_return Status{};
   }
 
@@ -614,15 +622,17 @@ class Store::Impl {
     co_return d.alloc->Allocate(pages);
   }
 
-  Awaitable<Status> PutDrives(std::string_view key, Bytes value) {
-    const uint64_t pages = PagesOf(value.size());
+  // Drive modes: plans and allocates the pages of a value of `size` bytes
+  // and returns an unpublished entry that owns them (dropping it frees them).
+  Awaitable<Result<std::shared_ptr<Entry>>> ReserveDrives(std::string_view key, uint64_t size) {
+    const uint64_t pages = PagesOf(size);
     const size_t home = NextOnline(FirstDrive(key));
     if (home == drives.size()) co_return errc::unavailable;
 
     // Plan: one extent if the value fits a stripe unit, else stripes
     // round-robin from the home drive over the drives in service.
     auto entry = NewEntry(key);
-    entry->value_size = value.size();
+    entry->value_size = size;
     entry->home = static_cast<uint16_t>(home);
     const bool inline_sums = pages <= kInlineChecksumPages;
     size_t drive = home;
@@ -639,16 +649,28 @@ class Store::Impl {
     }
     // Allocate. Pages are the entry's from here: dropping it frees them.
     entry->allocated = true;
-    for (Extent& x : entry->extents) {
+    for (size_t i = 0; i < entry->extents.size(); ++i) {
+      Extent& x = entry->extents[i];
       Drive& d = *drives[x.drive];
       x.drive_generation = d.generation.load();
       auto p = co_await AllocatePages(d, x.pages + x.table_pages);
       if (!p) {
-        x.pages = x.table_pages = 0;  // nothing to free for this one
+        // Nothing to free for this extent nor for those not allocated yet.
+        for (size_t k = i; k < entry->extents.size(); ++k)
+          entry->extents[k].pages = entry->extents[k].table_pages = 0;
         co_return errc::no_space;
       }
       x.page = *p;
     }
+    co_return entry;
+  }
+
+  Awaitable<Status> PutDrives(std::string_view key, Bytes value) {
+    auto reserved = co_await ReserveDrives(key, value.size());
+    if (!reserved) co_return reserved.error();
+    std::shared_ptr<Entry> entry = std::move(*reserved);
+    const size_t home = entry->home;
+    const bool inline_sums = PagesOf(value.size()) <= kInlineChecksumPages;
     // Write data (and checksum tables), a staging chunk at a time. An extent
     // that fits one chunk with its table goes down in a single write.
     const uint64_t chunk_pages = std::max<uint64_t>(1, opt.staging_chunk / kPageSize);
@@ -714,6 +736,22 @@ class Store::Impl {
       cache->Insert(key, op.ops[0].version, value);
     }
     co_return st;
+  }
+
+  // Commits a written, unpublished drive entry in its home drive's journal;
+  // the leader publishes it once durable.
+  Awaitable<Status> CommitDrives(std::shared_ptr<Entry> entry) {
+    const size_t home = entry->home;
+    PendingOp op;
+    PendingOp::Op o;
+    o.kind = OpKind::kPut;
+    o.key = entry->key;
+    o.value_size = entry->value_size;
+    o.extents = entry->extents;
+    o.checksums = entry->page_checksums;
+    o.entry = std::move(entry);
+    op.ops.push_back(std::move(o));
+    co_return co_await Commit(*drives[home], op);
   }
 
   Awaitable<Status> DeleteDrives(std::string_view key, const EntryRef& e) {
@@ -1063,12 +1101,31 @@ Result<ValueInfo> Store::Stat(std::string_view key) const {
 Awaitable<Result<size_t>> Store::Get(std::string_view key, uint64_t offset,
                                      std::span<std::byte> out) {
   Impl& s = *impl_;
-  s.gets.fetch_add(1, std::memory_order_relaxed);
   EntryRef e = s.index.Find(key);  // held to the end: its pages stay put
   if (!e) {
+    s.gets.fetch_add(1, std::memory_order_relaxed);
     s.misses.fetch_add(1, std::memory_order_relaxed);
     co_return errc::not_found;
   }
+  // A named pin, not a temporary: GCC 12 may destroy a temporary of a
+  // co_await expression twice.
+  const Pinned pinned{e, e->value_size};
+  co_return co_await Get(pinned, offset, out);
+}
+
+Result<Store::Pinned> Store::Pin(std::string_view key) const {
+  EntryRef e = impl_->index.Find(key);
+  if (!e) return errc::not_found;
+  return Pinned{e, e->value_size};
+}
+
+Awaitable<Result<size_t>> Store::Get(const Pinned& value, uint64_t offset,
+                                     std::span<std::byte> out) {
+  Impl& s = *impl_;
+  s.gets.fetch_add(1, std::memory_order_relaxed);
+  auto e = std::static_pointer_cast<const Entry>(value.entry);
+  if (!e) co_return errc::not_found;
+  const std::string_view key = e->key;
   if (offset > e->value_size || out.size() > e->value_size - offset)
     co_return errc::range_out_of_bounds;
   e->last_access.store(s.clock.fetch_add(1, std::memory_order_relaxed),
@@ -1093,7 +1150,7 @@ Awaitable<Result<size_t>> Store::Get(std::string_view key, uint64_t offset,
     }
     co_return st.error();
   }
-  if (offset == 0 && out.size() == e->value_size) s.cache->Insert(key, e->version, out);
+  if (offset == 0 && out.size() == e->value_size && s.cache) s.cache->Insert(key, e->version, out);
   co_return out.size();
 }
 
@@ -1109,6 +1166,125 @@ Awaitable<Status> Store::Delete(std::string_view key) {
     co_return Status{};
   }
   co_return co_await s.DeleteDrives(key, e);
+}
+
+// ---- a value written in pieces ----
+
+class Store::PendingPut::State {
+ public:
+  Store::Impl* s = nullptr;
+  std::shared_ptr<Entry> entry;  // unpublished until Commit
+  uint64_t written = 0;
+  bool committed = false;
+  // Drive modes: the pages being filled and the extent they belong to.
+  std::unique_ptr<AlignedBuffer> stage;
+  uint64_t stage_fill = 0;    // bytes in stage
+  size_t extent = 0;          // the extent being written
+  uint64_t extent_page = 0;   // its pages already written
+  std::vector<uint64_t> sums; // its page checksums so far
+
+  // Writes the staged bytes (the last page zero-padded) to the current
+  // extent, and the extent's checksum table once it is full.
+  Awaitable<Status> Flush() {
+    Extent& x = entry->extents[extent];
+    Drive& d = *s->drives[x.drive];
+    const uint64_t pages = PagesOf(stage_fill);
+    if (stage_fill < pages * kPageSize)
+      std::memset(stage->data() + stage_fill, 0, pages * kPageSize - stage_fill);
+    for (uint64_t i = 0; i < pages; ++i) sums.push_back(Xxh3(stage->data() + i * kPageSize, kPageSize));
+    auto st = co_await d.dev->Write(d.DataOffset(x.page + extent_page),
+                                    stage->first(pages * kPageSize));
+    if (!st) co_return s->FailDrive(d, st.error(), "writing data");
+    extent_page += pages;
+    stage_fill = 0;
+    if (extent_page < x.pages) co_return Status{};
+    if (x.table_pages == 0) {
+      entry->page_checksums = std::move(sums);  // a small value: checksums in its record
+    } else {
+      AlignedBuffer table(uint64_t{x.table_pages} * kPageSize);
+      std::memset(table.data(), 0, table.size());
+      std::memcpy(table.data(), sums.data(), sums.size() * sizeof(uint64_t));
+      x.table_checksum = Xxh3(table.data(), table.size());
+      auto tst = co_await d.dev->Write(d.DataOffset(x.page + x.pages),
+                                       std::span<const std::byte>(table.data(), table.size()));
+      if (!tst) co_return s->FailDrive(d, tst.error(), "writing a checksum table");
+    }
+    sums.clear();
+    extent_page = 0;
+    ++extent;
+    co_return Status{};
+  }
+};
+
+Store::PendingPut::PendingPut(std::unique_ptr<State> state) : state_(std::move(state)) {}
+// Not committed: the entry goes, and with it the space it held.
+Store::PendingPut::~PendingPut() = default;
+uint64_t Store::PendingPut::size() const { return state_->entry->value_size; }
+uint64_t Store::PendingPut::written() const { return state_->written; }
+
+Awaitable<Status> Store::PendingPut::Append(Bytes bytes) {
+  State& w = *state_;
+  Entry& e = *w.entry;
+  if (w.committed || bytes.size() > e.value_size - w.written) co_return errc::range_out_of_bounds;
+  if (e.bytes) {
+    std::memcpy(e.bytes.get() + w.written, bytes.data(), bytes.size());
+    w.written += bytes.size();
+    co_return Status{};
+  }
+  while (!bytes.empty()) {
+    const Extent& x = e.extents[w.extent];
+    // Room in the stage, and in the extent past what is staged.
+    const uint64_t extent_left = (x.pages - w.extent_page) * kPageSize - w.stage_fill;
+    const uint64_t take = std::min<uint64_t>(
+        {w.stage->size() - w.stage_fill, extent_left, bytes.size()});
+    std::memcpy(w.stage->data() + w.stage_fill, bytes.data(), take);
+    w.stage_fill += take;
+    w.written += take;
+    bytes = bytes.subspan(take);
+    if (w.stage_fill == w.stage->size() || take == extent_left || w.written == e.value_size)
+      MEMKV_CO_TRY(co_await w.Flush());
+  }
+  co_return Status{};
+}
+
+Awaitable<Status> Store::PendingPut::Commit() {
+  State& w = *state_;
+  if (w.committed || w.written != w.entry->value_size) co_return errc::truncated;
+  w.committed = true;
+  if (w.entry->bytes) {
+    w.entry->version = w.s->next_version.fetch_add(1);
+    w.s->index.Publish(std::move(w.entry));
+    co_return Status{};
+  }
+  w.stage.reset();
+  co_return co_await w.s->CommitDrives(std::move(w.entry));
+}
+
+Awaitable<Result<std::unique_ptr<Store::PendingPut>>> Store::BeginPut(std::string_view key,
+                                                                      uint64_t size) {
+  Impl& s = *impl_;
+  MEMKV_CO_TRY(s.CheckKey(key));
+  if (size == 0) co_return errc::empty_value;
+  if (size > s.opt.max_value_size) co_return errc::too_large;
+  if (s.closed.load()) co_return errc::closed;
+  s.puts.fetch_add(1, std::memory_order_relaxed);
+  auto w = std::make_unique<PendingPut::State>();
+  w->s = &s;
+  Result<std::shared_ptr<Entry>> entry = errc::closed;
+  if (s.memory()) {
+    entry = co_await s.ReserveMemory(key, size);
+  } else {
+    entry = co_await s.ReserveDrives(key, size);
+  }
+  if (!entry) co_return entry.error();
+  w->entry = std::move(*entry);
+  if (!s.memory()) {
+    const uint64_t chunk_pages = std::max<uint64_t>(1, s.opt.staging_chunk / kPageSize);
+    uint64_t largest = 0;
+    for (const Extent& x : w->entry->extents) largest = std::max<uint64_t>(largest, x.pages);
+    w->stage = std::make_unique<AlignedBuffer>(std::min(chunk_pages, largest) * kPageSize);
+  }
+  co_return std::make_unique<PendingPut>(std::move(w));
 }
 
 Awaitable<std::vector<Status>> Store::PutBatch(std::span<const PutItem> items,

@@ -112,6 +112,42 @@ class Store {
   // Removes a key durably; not_found if there was none.
   io::Awaitable<Status> Delete(std::string_view key);
 
+  // A value written in pieces into its own allocation (a value streamed in
+  // chunks): BeginPut allocates all of it, Append writes the next bytes in
+  // order, Commit makes it visible (durably) once every byte is in. A
+  // PendingPut dropped before Commit releases its space, and the key never
+  // sees it. Used by one coroutine at a time; may outlive nothing but the
+  // store.
+  class PendingPut {
+   public:
+    class State;
+    explicit PendingPut(std::unique_ptr<State> state);
+    ~PendingPut();
+    PendingPut(const PendingPut&) = delete;
+    PendingPut& operator=(const PendingPut&) = delete;
+
+    uint64_t size() const;
+    uint64_t written() const;
+    // Writes the next bytes of the value (no more than size() - written()).
+    io::Awaitable<Status> Append(Bytes bytes);
+    // Publishes the value; fails unless every byte was written.
+    io::Awaitable<Status> Commit();
+
+   private:
+    std::unique_ptr<State> state_;
+  };
+  io::Awaitable<Result<std::unique_ptr<PendingPut>>> BeginPut(std::string_view key, uint64_t size);
+
+  // A value pinned for reading in pieces: every read of it sees the same
+  // version, even when the key is overwritten or deleted meanwhile (its
+  // storage is kept until the pin is dropped).
+  struct Pinned {
+    std::shared_ptr<const void> entry;
+    uint64_t size = 0;
+  };
+  Result<Pinned> Pin(std::string_view key) const;
+  io::Awaitable<Result<size_t>> Get(const Pinned& value, uint64_t offset, std::span<std::byte> out);
+
   // Batches: each entry gets its own status, in order; a batch is not
   // atomic. Up to `concurrency` entries are in flight at once, so puts of a
   // batch share journal records and flushes (group commit).

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <future>
 #include <mutex>
 #include <string>
@@ -163,13 +164,34 @@ TEST(ConnectionTest, BadArgumentsAreRefusedBeforeSending) {
   EXPECT_TRUE(empty->empty());
 }
 
-TEST(ConnectionTest, ValueLargerThanAFrameNeedsShm) {
+// Once refused with value_too_large_for_frame: now streamed in chunks over tcp.
+TEST(ConnectionTest, ValueLargerThanAFrameIsStreamedInChunks) {
   FakeServer server({});
   Connection conn = MustConnect(Options(server));
-  auto big = std::make_shared<Buffer>(proto::kMaxPayload);
-  auto put = conn.Put({{{"big", *big}}, big});
-  ASSERT_FALSE(put);
-  EXPECT_EQ(put.error(), errc::value_too_large_for_frame);
+  auto big = std::make_shared<Buffer>(proto::kMaxPayload + 12345);
+  for (size_t i = 0; i < big->size(); ++i) (*big)[i] = static_cast<std::byte>(i * 7 + i / 4099);
+  auto put = conn.Put({{{"big", *big}, {"small", Bytes(big->data(), 10)}}, big});
+  ASSERT_TRUE(put) << put.error().message();
+  EXPECT_EQ((*put)[0], StatusCode::kOk);
+  EXPECT_EQ((*put)[1], StatusCode::kOk);
+  EXPECT_EQ(server.chunks_received.load(), 3);  // 8 MiB, 8 MiB, the rest
+
+  Buffer whole(big->size()), range(proto::kMaxPayload);
+  auto got = conn.Get({{"big", 0, 0, whole}, {"big", 100, proto::kMaxPayload, range}});
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ((*got)[0].status, StatusCode::kOk);
+  EXPECT_EQ((*got)[0].length, big->size());
+  EXPECT_TRUE(whole == *big);
+  EXPECT_EQ((*got)[1].status, StatusCode::kOk);
+  EXPECT_EQ((*got)[1].length, proto::kMaxPayload);
+  EXPECT_TRUE(std::memcmp(range.data(), big->data() + 100, range.size()) == 0);
+  EXPECT_GE(server.chunks_sent.load(), 12);  // 3 MiB chunks
+
+  // A destination too small for what streams back is reported, not overrun.
+  Buffer small(proto::kMaxPayload);
+  got = conn.Get({{"big", 0, 0, small}});
+  ASSERT_TRUE(got);
+  EXPECT_EQ((*got)[0].status, StatusCode::kBufferTooSmall);
   EXPECT_TRUE(conn.Ping());
 }
 

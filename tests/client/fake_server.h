@@ -8,7 +8,9 @@
 // concurrent requests see their replies out of order, and splits every batch
 // reply into frames of at most `reply_split` results. Exists takes commands
 // as keys: "__hold__" is answered only after the next frame's reply,
-// "__noreply__" never, "__close__" closes the connection.
+// "__noreply__" never, "__close__" closes the connection. Values larger
+// than a frame are streamed in chunks both ways (frames with chunks in them
+// are answered in order); reads stream in chunks of `stream_chunk` bytes.
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -20,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -32,6 +35,7 @@
 #include <vector>
 
 #include "common/checksum.h"
+#include "proto/chunk.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
 
@@ -42,6 +46,7 @@ struct FakeServerOptions {
   bool unix_socket = false;
   uint32_t reply_split = 3;  // results per reply frame
   uint32_t reorder = 8;      // frames answered together, last first
+  uint64_t stream_chunk = 3u << 20;  // bytes per ReadChunk
 };
 
 class FakeServer {
@@ -106,6 +111,8 @@ class FakeServer {
   std::atomic<int> write_frames{0};       // BatchWrite requests received
   std::atomic<int> read_reply_frames{0};  // BatchRead reply frames sent
   std::atomic<int> regions_mapped{0};
+  std::atomic<int> chunks_received{0};    // WriteChunk frames
+  std::atomic<int> chunks_sent{0};        // ReadChunk frames
 
  private:
   struct Frame {
@@ -126,6 +133,18 @@ class FakeServer {
     std::map<uint32_t, Region> regions;
     std::optional<Buffer> held;
     bool answered = false;  // a reply other than the held one went out in this round
+    // BatchWrites waiting for their streamed entries' chunks, by request id.
+    struct Stream {
+      std::string key;
+      uint64_t size = 0, checksum = 0;
+      Buffer bytes;
+    };
+    struct PendingWrite {
+      proto::FrameHeader h;
+      std::vector<proto::StatusCode> statuses;
+      std::map<uint32_t, Stream> streams;  // by entry
+    };
+    std::map<uint64_t, PendingWrite> writes;
   };
 
   void AcceptLoop() {
@@ -211,13 +230,14 @@ class FakeServer {
   }
   // Splits `n` results into reply frames of at most reply_split.
   template <class Fill>
-  void AddSplit(std::vector<Buffer>& out, const proto::FrameHeader& req, uint32_t n, Fill fill) {
+  void AddSplit(std::vector<Buffer>& out, const proto::FrameHeader& req, uint32_t n, Fill fill,
+                bool more_after = false) {
     const uint32_t step = std::max<uint32_t>(1, opts_.reply_split);
     for (uint32_t first = 0; first < n || (n == 0 && first == 0); first += step) {
       const uint32_t count = std::min(step, n - first);
       Buffer control, data;
       fill(proto::BatchHead{n, first, count}, control, data);
-      AddReply(out, req, control, data, first + count < n);
+      AddReply(out, req, control, data, first + count < n || more_after);
       if (n == 0) break;
     }
   }
@@ -240,7 +260,14 @@ class FakeServer {
         batch.push_back(std::move(g));
       }
       s.answered = false;
-      for (auto it = batch.rbegin(); it != batch.rend() && open; ++it) open = Handle(s, *it);
+      const bool in_order = std::any_of(batch.begin(), batch.end(), [](const Frame& x) {
+        return x.h.opcode == proto::Opcode::kWriteChunk;
+      });
+      if (in_order) {
+        for (auto it = batch.begin(); it != batch.end() && open; ++it) open = Handle(s, *it);
+      } else {
+        for (auto it = batch.rbegin(); it != batch.rend() && open; ++it) open = Handle(s, *it);
+      }
       // A held reply goes out once some other frame has been answered after it arrived.
       if (open && s.held && s.answered) {
         open = SendAll(fd, *s.held);
@@ -390,6 +417,13 @@ class FakeServer {
               continue;
             }
             bytes = Bytes(it->second.p + e.src.address, e.value_len);
+          } else if (e.src.kind == proto::LocationKind::kStream) {
+            auto& st = s.writes[h.request_id];
+            st.h = h;
+            st.streams[static_cast<uint32_t>(statuses.size())] = {std::string(e.key), e.value_len,
+                                                                 e.checksum, {}};
+            statuses.push_back(StatusCode::kOk);  // decided by its chunks
+            continue;
           } else {
             statuses.push_back(StatusCode::kInvalidArgument);
             continue;
@@ -401,6 +435,10 @@ class FakeServer {
           std::lock_guard lock(mu_);
           store_[std::string(e.key)] = Buffer(bytes.begin(), bytes.end());
           statuses.push_back(StatusCode::kOk);
+        }
+        if (auto w = s.writes.find(h.request_id); w != s.writes.end()) {
+          w->second.statuses = statuses;  // answered once the chunks are in
+          return true;
         }
         AddSplit(out, h, static_cast<uint32_t>(statuses.size()),
                  [&](proto::BatchHead b, Buffer& control, Buffer&) {
@@ -416,6 +454,7 @@ class FakeServer {
         if (!proto::Decode(f.control(), f.data(), req)) return false;
         std::vector<proto::ReadResult> results;
         std::vector<Buffer> bytes;
+        bool streamed = false;
         for (const proto::ReadEntry& e : req.entries) {
           proto::ReadResult& r = results.emplace_back();
           Buffer& b = bytes.emplace_back();
@@ -435,7 +474,12 @@ class FakeServer {
           Bytes piece(v.data() + e.offset, len);
           r.length = len;
           r.checksum = Xxh3(piece);
-          if (e.dest.kind == proto::LocationKind::kShm) {
+          if (e.dest.kind == proto::LocationKind::kInline && len > proto::kMaxPayload - 4096) {
+            r.delivery = proto::Delivery::kStreamed;
+            r.checksum = 0;
+            b.assign(piece.begin(), piece.end());
+            streamed = true;
+          } else if (e.dest.kind == proto::LocationKind::kShm) {
             auto rg = s.regions.find(e.dest.region);
             if (rg == s.regions.end() || e.dest.address + e.dest.capacity > rg->second.size) {
               r = {StatusCode::kBadRegion, proto::Delivery::kNone, v.size(), 0, 0};
@@ -459,7 +503,65 @@ class FakeServer {
                    r.batch = b;
                    r.results.assign(results.begin() + b.first, results.begin() + b.first + b.count);
                    for (uint32_t i = b.first; i < b.first + b.count; ++i)
-                     data.insert(data.end(), bytes[i].begin(), bytes[i].end());
+                     if (results[i].delivery == proto::Delivery::kInline)
+                       data.insert(data.end(), bytes[i].begin(), bytes[i].end());
+                   proto::Encode(r, control);
+                 },
+                 streamed);
+        if (!streamed) return true;
+        size_t last = 0;
+        for (size_t i = 0; i < results.size(); ++i)
+          if (results[i].delivery == proto::Delivery::kStreamed) last = i;
+        proto::FrameHeader ch = h;
+        ch.opcode = proto::Opcode::kReadChunk;
+        for (size_t i = 0; i < results.size(); ++i) {
+          if (results[i].delivery != proto::Delivery::kStreamed) continue;
+          const Buffer& v = bytes[i];
+          for (proto::ChunkHeader c : proto::PlanChunks(static_cast<uint32_t>(i), v.size(),
+                                                        opts_.stream_chunk)) {
+            if (c.last) c.checksum = Xxh3(v);
+            Buffer control;
+            proto::Encode(c, control);
+            const uint64_t n = std::min<uint64_t>(opts_.stream_chunk, v.size() - c.offset);
+            AddReply(out, ch, control, Bytes(v.data() + c.offset, n), !(c.last && i == last));
+            ++chunks_sent;
+          }
+        }
+        return true;
+      }
+      case proto::Opcode::kWriteChunk: {
+        ++chunks_received;
+        proto::ChunkHeader c;
+        if (!proto::Decode(f.control(), f.data(), c)) return false;
+        auto w = s.writes.find(h.request_id);
+        if (w == s.writes.end() || !w->second.streams.count(c.entry)) {
+          AddHead(out, h, StatusCode::kChunkOutOfOrder);
+          return true;
+        }
+        auto& st = w->second.streams[c.entry];
+        if (c.offset != st.bytes.size() || c.offset + f.data().size() > st.size) {
+          w->second.statuses[c.entry] = StatusCode::kChunkOutOfOrder;
+        } else {
+          st.bytes.insert(st.bytes.end(), f.data().begin(), f.data().end());
+        }
+        if (!c.last) return true;
+        StatusCode& status = w->second.statuses[c.entry];
+        if (status == StatusCode::kOk && (st.bytes.size() != st.size || Xxh3(st.bytes) != st.checksum))
+          status = StatusCode::kChecksumMismatch;
+        if (status == StatusCode::kOk) {
+          std::lock_guard lock(mu_);
+          store_[st.key] = std::move(st.bytes);
+        }
+        w->second.streams.erase(c.entry);
+        if (!w->second.streams.empty()) return true;
+        const auto statuses = std::move(w->second.statuses);
+        const proto::FrameHeader wh = w->second.h;
+        s.writes.erase(w);
+        AddSplit(out, wh, static_cast<uint32_t>(statuses.size()),
+                 [&](proto::BatchHead b, Buffer& control, Buffer&) {
+                   proto::StatusReply r;
+                   r.batch = b;
+                   r.statuses.assign(statuses.begin() + b.first, statuses.begin() + b.first + b.count);
                    proto::Encode(r, control);
                  });
         return true;

@@ -106,6 +106,10 @@ int main(int argc, char** argv) {
   Write(dir, "chunk", Opcode::kWriteChunk, false, b, AsBytes(v));
 
   b.clear();
+  Encode(ChunkHeader{0, 3, 24 << 20, true, memkv::Xxh3(v)}, b);
+  Write(dir, "read_chunk_last", Opcode::kReadChunk, true, b, AsBytes(v));
+
+  b.clear();
   Encode(RegisterRegion{1, 1 << 20}, b);
   Write(dir, "register", Opcode::kRegisterRegion, false, b);
 

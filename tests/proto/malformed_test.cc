@@ -271,6 +271,18 @@ TEST(MalformedMessage, UnknownRailBits) {
   EXPECT_EQ(Decode(b, d).error(), errc::bad_flags);
 }
 
+TEST(MalformedMessage, ChecksumOnAChunkThatIsNotTheLast) {
+  Buffer b;
+  Encode(ChunkHeader{0, 0, 0, false, 7}, b);
+  ChunkHeader c;
+  EXPECT_EQ(Decode(b, AsBytes("x"), c).error(), errc::trailing_bytes);
+  // A last chunk with a partial checksum is refused too.
+  b.clear();
+  Encode(ChunkHeader{0, 0, 0, true, 7}, b);
+  b.pop_back();
+  EXPECT_EQ(Decode(b, AsBytes("x"), c).error(), errc::trailing_bytes);
+}
+
 TEST(MalformedMessage, ChunkWithoutBytes) {
   Buffer b;
   Encode(ChunkHeader{0, 0, 0, false}, b);

@@ -194,6 +194,23 @@ TEST(Messages, SmallMessagesRoundTrip) {
   EXPECT_EQ(c.seq, 9u);
   EXPECT_EQ(c.offset, 9u << 20);
   EXPECT_TRUE(c.last);
+  EXPECT_FALSE(c.checksum);
+
+  // The last chunk may carry the streamed bytes' checksum.
+  b.clear();
+  Encode(ChunkHeader{1, 2, 16 << 20, true, 0x1234567890abcdefull}, b);
+  EXPECT_EQ(b.size(), 25u);
+  ASSERT_TRUE(Decode(b, AsBytes(bytes), c));
+  EXPECT_EQ(c.entry, 1u);
+  EXPECT_EQ(c.seq, 2u);
+  EXPECT_TRUE(c.last);
+  ASSERT_TRUE(c.checksum);
+  EXPECT_EQ(*c.checksum, 0x1234567890abcdefull);
+  // Decoding into a used message clears a checksum the frame does not have.
+  b.clear();
+  Encode(ChunkHeader{1, 3, 0, true}, b);
+  ASSERT_TRUE(Decode(b, AsBytes(bytes), c));
+  EXPECT_FALSE(c.checksum);
 
   b.clear();
   Encode(RegisterRegion{5, 1 << 30}, b);

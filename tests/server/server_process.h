@@ -37,6 +37,24 @@ inline uint16_t FreePort() {
   return ntohs(a.sin_port);
 }
 
+// A free port whose next port is free too (the server's admin HTTP listens
+// on port + 1).
+inline uint16_t FreePortPair() {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const uint16_t port = FreePort();
+    if (port == 0 || port == 65535) continue;
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port + 1));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool free = ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(s);
+    if (free) return port;
+  }
+  return FreePort();
+}
+
 inline int ConnectTcp(uint16_t port) {
   int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
@@ -69,7 +87,7 @@ inline int ConnectUnix(const std::string& path) {
 class ServerProcess {
  public:
   ServerProcess(const std::string& dir, std::vector<std::string> extra) : dir_(dir) {
-    port_ = FreePort();
+    port_ = FreePortPair();
     socket_ = dir + "/memkv.sock";
     std::vector<std::string> args = {MEMKV_BINARY, "--log-level", "warn", "server",
                                      "--address", "127.0.0.1:" + std::to_string(port_),
@@ -116,6 +134,7 @@ class ServerProcess {
 
   bool ready() const { return ready_; }
   uint16_t port() const { return port_; }
+  uint16_t admin_port() const { return static_cast<uint16_t>(port_ + 1); }
   const std::string& socket_path() const { return socket_; }
   pid_t pid() const { return pid_; }
 

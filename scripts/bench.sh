@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Measures memkv on this machine and regenerates docs/performance.md and
+# docs/performance.svg: installs what the baselines need (redis-server,
+# iperf3, fio, through scripts/deps.sh), builds the release memkv-bench,
+# runs the drive tier against fio and the rail sweep with its baselines
+# (memcpy, iperf3, Redis) interleaved, and lets memkv-bench write the
+# Markdown. Run it on a quiet machine: the full sweep takes about an hour
+# with the defaults.
+#
+#   scripts/bench.sh                 # everything, into docs/
+#   scripts/bench.sh --smoke         # a short run into build/release/bench-results/,
+#                                    # labelled as a smoke run (not figures to quote)
+#   scripts/bench.sh -- --threads 1  # anything after -- goes to the rail sweep
+#
+# Environment: BUILD (build dir, default build/release), RUNS (3), SECONDS_PER_RUN
+# (rail 2, drive 5), JOBS (build parallelism, default nproc), DRIVE_DIR (where
+# the drive tier puts its sparse files, default ./var/bench).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+build="${BUILD:-build/release}"
+runs="${RUNS:-3}"
+jobs="${JOBS:-$(nproc)}"
+smoke=0
+extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) smoke=1 ;;
+    --) shift; extra=("$@"); break ;;
+    *) echo "bench.sh: unknown argument '$1' (--smoke, or -- then memkv-bench options)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+"$root/scripts/deps.sh" redis-server iperf3 fio
+
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" --target memkv memkv-bench -j "$jobs" >/dev/null
+bench="$build/bench/memkv-bench"
+
+if [ "$smoke" -eq 1 ]; then
+  out="$build/bench-results"
+  label="SMOKE RUN: one short run per point on $(hostname), not figures to quote"
+  rail=(--sizes 4K,1M,16M --threads 1 --runs 1 --seconds "${SECONDS_PER_RUN:-0.5}")
+  drive=(--size 256MiB --runs 1 --seconds 1 --reopen-keys 10000 --replay-keys 1000)
+else
+  out="docs"
+  label=""
+  rail=(--runs "$runs" ${SECONDS_PER_RUN:+--seconds "$SECONDS_PER_RUN"})
+  drive=(--runs "$runs" ${SECONDS_PER_RUN:+--seconds "$SECONDS_PER_RUN"})
+fi
+mkdir -p "$out"
+results="$build/bench-results"
+mkdir -p "$results"
+
+status=0
+echo "bench.sh: drive tier (memkv-bench --tier drive, against fio)" >&2
+"$bench" --tier drive --dir "${DRIVE_DIR:-./var/bench}" "${drive[@]}" \
+  --json "$results/drive.json" > "$results/drive.txt" || status=1
+
+echo "bench.sh: rail sweep with baselines (memkv-bench --tier rail --baseline)" >&2
+"$bench" --tier rail --baseline "${rail[@]}" "${extra[@]}" \
+  --json "$results/rail.json" --csv "$results/rail.csv" \
+  --svg "$out/performance.svg" --markdown "$out/performance.md" \
+  --markdown-drive "$results/drive.txt" ${label:+--label "$label"} || status=1
+
+echo "bench.sh: wrote $out/performance.md and $out/performance.svg (JSON, CSV and the" \
+     "drive tier's table in $results/)" >&2
+exit "$status"

@@ -1,0 +1,1129 @@
+// memkv::Engine: routing, the process's shared connections per (server,
+// rail), batches split by server and by rail, fallback along the HRW
+// ranking, and the memory registry.
+
+#include "memkv/engine.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <future>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include "client/connection.h"
+#include "client/engine_internal.h"
+#include "client/error.h"
+#include "client/memory_registry.h"
+#include "client/shared_region.h"
+#include "common/hrw.h"
+#include "proto/auth.h"
+
+namespace memkv {
+
+using client::Connection;
+using client::IoThreads;
+using client::Registration;
+using client::SharedRegion;
+using ConnPtr = std::shared_ptr<Connection>;
+using Clock = std::chrono::steady_clock;
+using Ms = std::chrono::milliseconds;
+
+namespace {
+
+Code FromStatus(proto::StatusCode s) {
+  using S = proto::StatusCode;
+  switch (s) {
+    case S::kOk:
+      return Code::kOk;
+    case S::kNotFound:
+      return Code::kNotFound;
+    case S::kInvalidArgument:
+      return Code::kInvalidArgument;
+    case S::kTooLarge:
+      return Code::kTooLarge;
+    case S::kTooManyEntries:
+      return Code::kTooManyEntries;
+    case S::kTooManyInflight:
+    case S::kBufferLimit:
+    case S::kTooManySessions:
+    case S::kTooManyRegions:
+    case S::kBusy:
+      return Code::kBusy;
+    case S::kNoSpace:
+      return Code::kNoSpace;
+    case S::kUnsupportedVersion:
+      return Code::kUnsupported;
+    case S::kUnauthorized:
+    case S::kNotAttached:
+      return Code::kUnauthorized;
+    case S::kChecksumMismatch:
+      return Code::kChecksumMismatch;
+    case S::kRangeOutOfBounds:
+      return Code::kRangeOutOfBounds;
+    case S::kBufferTooSmall:
+      return Code::kBufferTooSmall;
+    case S::kUnavailable:
+      return Code::kUnavailable;
+    case S::kBadRegion:
+    case S::kInternal:
+    case S::kProtocolError:
+      return Code::kInternal;
+    default:  // a status newer than this table: treat as the server's failure
+      return Code::kInternal;
+  }
+}
+
+}  // namespace
+
+namespace client {
+
+Code CodeFromError(const error_code& ec) {
+  if (!ec) return Code::kOk;
+  if (ec.category() == status_category())
+    return FromStatus(static_cast<proto::StatusCode>(ec.value()));
+  if (ec.category() != category()) return Code::kInternal;
+  switch (static_cast<errc>(ec.value())) {
+    case errc::ok:
+      return Code::kOk;
+    case errc::bad_address:
+    case errc::connect_failed:
+    case errc::connect_timeout:
+    case errc::not_attached:
+    case errc::connection_lost:
+    case errc::closed:
+      return Code::kUnavailable;
+    case errc::attach_refused:
+      return Code::kUnauthorized;
+    case errc::timeout:
+      return Code::kTimeout;
+    case errc::bad_argument:
+      return Code::kInvalidArgument;
+    case errc::value_too_large_for_frame:
+      return Code::kTooLarge;
+    case errc::shm_needs_unix_socket:
+      return Code::kUnavailable;
+    case errc::bad_reply:
+    case errc::region_not_registered:
+    case errc::region_out_of_bounds:
+      return Code::kInternal;
+  }
+  return Code::kInternal;
+}
+
+Ms BackoffAfter(int failures, Ms base, Ms max) {
+  Ms b = base;
+  for (int i = 1; i < failures && b < max; ++i) b *= 2;
+  return std::min(b, max);
+}
+
+namespace {
+
+bool IsReachableSocket(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+std::atomic<size_t> g_live_links{0};
+
+}  // namespace
+
+size_t LiveServerLinks() { return g_live_links.load(); }
+
+// ---------------------------------------------------------------------------
+// ServerLink: one server's connections, one per rail (main: the configured
+// address; shm: the server's Unix socket named in Attach), shared by every
+// Engine of the process that names the same server, key and transport.
+// Made on first use; a server that cannot be reached is retried after a
+// backoff, and until then its requests fail at once.
+//
+// Thread-safe: mu_ guards the rails; connect completions run on an I/O
+// thread and take mu_ briefly. No callback is called with mu_ held, and no
+// Connection is destroyed with mu_ held (its destructor may wait for the
+// I/O thread).
+class ServerLink : public std::enable_shared_from_this<ServerLink> {
+ public:
+  struct Config {
+    std::string address;
+    std::optional<proto::AuthKey> key;
+    Transport transport = Transport::kAuto;
+    Ms connect_timeout{5000};
+    Ms backoff{200};
+    Ms max_backoff{5000};
+  };
+  // What a batch needs: the main connection, and the shm one (null when
+  // shared memory moves inline on this server).
+  struct Conns {
+    Result<ConnPtr> main = ConnPtr{};
+    Result<ConnPtr> shm = ConnPtr{};
+  };
+
+  ServerLink(Config c, std::shared_ptr<IoThreads> threads)
+      : config_(std::move(c)), threads_(std::move(threads)) {
+    g_live_links.fetch_add(1);
+  }
+  ~ServerLink() {
+    ConnPtr a, b;
+    {
+      std::lock_guard lock(mu_);
+      a = std::move(main_.conn);
+      b = std::move(shm_.conn);
+    }
+    a.reset();
+    b.reset();
+    g_live_links.fetch_sub(1);
+  }
+
+  const Config& config() const { return config_; }
+
+  void AcquireMain(Callback<ConnPtr> cb) { Acquire(main_, config_.address, std::move(cb)); }
+
+  // Both connections; `want_shm` false skips the shm rail.
+  void AcquireConns(bool want_shm, Completion<Conns> done) {
+    AcquireMain([self = shared_from_this(), want_shm,
+                 done = std::move(done)](Result<ConnPtr> m) mutable {
+      Conns c;
+      c.main = m;
+      if (!m || !want_shm || self->config_.transport == Transport::kTcp) return done(std::move(c));
+      ConnPtr main = *m;
+      if (main->is_unix_socket()) {
+        c.shm = main;
+        return done(std::move(c));
+      }
+      const std::string path = main->attach_info().unix_socket;
+      if (path.empty() || !IsReachableSocket(path)) {
+        if (self->config_.transport == Transport::kShm) {
+          self->WarnShmOnce(
+              "transport shm: the server is not on this host (no Unix socket in its "
+              "Attach reply)");
+          c.shm = error_code(errc::shm_needs_unix_socket);
+        }
+        return done(std::move(c));
+      }
+      self->Acquire(
+          self->shm_, path,
+          [self, c = std::move(c), done = std::move(done)](Result<ConnPtr> s) mutable {
+            if (s) {
+              c.shm = *s;
+            } else {
+              self->WarnShmOnce("its shm rail failed (" + s.error().message() + "); moving to tcp");
+              if (self->config_.transport == Transport::kShm) c.shm = s.error();
+            }
+            done(std::move(c));
+          });
+    });
+  }
+
+  // Registers `region` on `conn` once (concurrent callers wait for the one
+  // registration).
+  void EnsureRegion(const ConnPtr& conn, std::shared_ptr<SharedRegion> region, Callback<void> cb) {
+    std::unique_lock lock(mu_);
+    Rail* r = RailOf(conn.get());
+    if (!r) {
+      lock.unlock();
+      return cb(error_code(errc::connection_lost));
+    }
+    RegionState& st = r->regions[region->id()];
+    if (st.done) {
+      lock.unlock();
+      return cb(Status{});
+    }
+    st.waiters.push_back(std::move(cb));
+    if (st.waiters.size() > 1) return;
+    lock.unlock();
+    Connection* raw = conn.get();
+    const uint32_t id = region->id();
+    conn->AsyncRegisterRegion(std::move(region), config_.connect_timeout,
+                              [self = shared_from_this(), raw, id](Status s) {
+                                std::vector<Callback<void>> waiters;
+                                {
+                                  std::lock_guard lock(self->mu_);
+                                  if (Rail* r = self->RailOf(raw)) {
+                                    auto it = r->regions.find(id);
+                                    if (it != r->regions.end()) {
+                                      waiters.swap(it->second.waiters);
+                                      if (s)
+                                        it->second.done = true;
+                                      else
+                                        r->regions.erase(it);
+                                    }
+                                  }
+                                }
+                                for (auto& w : waiters) w(s);
+                              });
+  }
+
+  // The region is freed: the connections that hold it let it go.
+  void ReleaseRegion(const std::shared_ptr<SharedRegion>& region) {
+    std::vector<ConnPtr> conns;
+    {
+      std::lock_guard lock(mu_);
+      for (Rail* r : {&main_, &shm_}) {
+        auto it = r->regions.find(region->id());
+        if (it == r->regions.end() || !it->second.done) continue;
+        r->regions.erase(it);
+        if (r->conn && r->conn->is_open()) conns.push_back(r->conn);
+      }
+    }
+    for (auto& c : conns) c->AsyncReleaseRegion(region, config_.connect_timeout, [](Status) {});
+  }
+
+  // The one warning of a faster rail given up for a slower one.
+  void WarnShmOnce(const std::string& what) {
+    if (!shm_warned_.exchange(true)) spdlog::warn("memkv client: {}: {}", config_.address, what);
+  }
+
+  ServerState State() {
+    std::lock_guard lock(mu_);
+    ServerState s;
+    s.address = config_.address;
+    s.connected = main_.conn && main_.conn->is_open();
+    s.backing_off = !s.connected && Clock::now() < main_.retry_at;
+    s.shm = (shm_.conn && shm_.conn->is_open()) ||
+            (s.connected && main_.conn->is_unix_socket() && config_.transport != Transport::kTcp);
+    return s;
+  }
+
+ private:
+  struct RegionState {
+    bool done = false;
+    std::vector<Callback<void>> waiters;
+  };
+  struct Rail {
+    ConnPtr conn;
+    bool connecting = false;
+    std::vector<Callback<ConnPtr>> waiters;
+    int failures = 0;
+    Clock::time_point retry_at{};
+    bool down = false;                                  // logged as unreachable
+    std::unordered_map<uint32_t, RegionState> regions;  // on conn
+  };
+
+  Rail* RailOf(const Connection* c) {
+    if (c == nullptr) return nullptr;
+    if (main_.conn.get() == c) return &main_;
+    if (shm_.conn.get() == c) return &shm_;
+    return nullptr;
+  }
+
+  void Acquire(Rail& r, const std::string& address, Callback<ConnPtr> cb) {
+    ConnPtr stale;  // destroyed after the lock is released
+    std::unique_lock lock(mu_);
+    if (r.conn && r.conn->is_open()) {
+      ConnPtr c = r.conn;
+      lock.unlock();
+      return cb(std::move(c));
+    }
+    if (r.conn) {  // broken: reconnect now, then back off if that fails
+      stale = std::move(r.conn);
+      r.regions.clear();
+    }
+    if (r.connecting) {
+      r.waiters.push_back(std::move(cb));
+      return;
+    }
+    if (Clock::now() < r.retry_at) {
+      lock.unlock();
+      return cb(error_code(errc::connect_failed));
+    }
+    r.connecting = true;
+    r.waiters.push_back(std::move(cb));
+    lock.unlock();
+    client::ConnectionOptions o;
+    o.address = address;
+    o.auth_key = config_.key;
+    o.connect_timeout = config_.connect_timeout;
+    Connection::AsyncConnect(o, threads_,
+                             [self = shared_from_this(), &r, address](Result<Connection> c) {
+                               self->OnConnected(r, address, std::move(c));
+                             });
+  }
+
+  void OnConnected(Rail& r, const std::string& address, Result<Connection> c) {
+    std::vector<Callback<ConnPtr>> waiters;
+    Result<ConnPtr> out = ConnPtr{};
+    {
+      std::lock_guard lock(mu_);
+      r.connecting = false;
+      if (c) {
+        r.conn = std::make_shared<Connection>(std::move(*c));
+        r.regions.clear();
+        r.failures = 0;
+        r.retry_at = {};
+        if (r.down) spdlog::info("memkv client: {}: connected again", address);
+        r.down = false;
+        out = r.conn;
+      } else {
+        ++r.failures;
+        const Ms wait = BackoffAfter(r.failures, config_.backoff, config_.max_backoff);
+        r.retry_at = Clock::now() + wait;
+        if (!r.down)
+          spdlog::warn(
+              "memkv client: {}: {}; its keys fail as unavailable, retrying in the "
+              "background of later calls (backoff from {} ms)",
+              address, c.error().message(), wait.count());
+        r.down = true;
+        out = c.error();
+      }
+      waiters.swap(r.waiters);
+    }
+    for (auto& w : waiters) w(out);
+  }
+
+  const Config config_;
+  const std::shared_ptr<IoThreads> threads_;
+  std::atomic<bool> shm_warned_{false};
+
+  std::mutex mu_;
+  Rail main_;  // guarded by mu_
+  Rail shm_;   // guarded by mu_
+};
+
+namespace {
+
+// The process's links, by (address, key, transport): every Engine naming the
+// same server shares its connections.
+std::mutex g_links_mu;
+std::map<std::string, std::weak_ptr<ServerLink>>& Links() {
+  static auto* links = new std::map<std::string, std::weak_ptr<ServerLink>>;
+  return *links;
+}
+
+std::shared_ptr<ServerLink> GetLink(ServerLink::Config c,
+                                    const std::shared_ptr<IoThreads>& threads) {
+  const std::string id =
+      c.address + "|" + (c.key ? c.key->ToHex() : "") + "|" + TransportName(c.transport);
+  std::lock_guard lock(g_links_mu);
+  auto& links = Links();
+  for (auto it = links.begin(); it != links.end();) {  // drop dead entries
+    if (it->second.expired())
+      it = links.erase(it);
+    else
+      ++it;
+  }
+  if (auto l = links[id].lock()) return l;
+  auto l = std::make_shared<ServerLink>(std::move(c), threads);
+  links[id] = l;
+  return l;
+}
+
+}  // namespace
+}  // namespace client
+
+// ---------------------------------------------------------------------------
+// Engine::Impl
+
+class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
+ public:
+  explicit Impl(EngineOptions o)
+      : options(std::move(o)),
+        hrw(options.servers),
+        threads(IoThreads::Acquire({options.io_threads})) {
+    std::optional<proto::AuthKey> key;
+    if (!options.auth_key.empty()) key = *proto::AuthKey::FromHex(options.auth_key);
+    for (const auto& s : options.servers) {
+      client::ServerLink::Config c;
+      c.address = s;
+      c.key = key;
+      c.transport = options.transport;
+      c.connect_timeout = options.connect_timeout;
+      c.backoff = options.reconnect_backoff;
+      c.max_backoff = options.max_reconnect_backoff;
+      links.push_back(client::GetLink(std::move(c), threads));
+    }
+  }
+
+  // Destroyed off the pool (the usual case: the user drops the last
+  // Engine), first let every I/O thread finish the handler it is in: a
+  // completion that has just woken a caller may still hold a server link,
+  // and the links, their connections and the pool must be released here, on
+  // the caller's thread, not later on an I/O thread.
+  ~Impl() {
+    if (threads->InPool()) return;
+    for (size_t i = 0; i < threads->size(); ++i) {
+      std::promise<void> passed;
+      auto f = passed.get_future();
+      boost::asio::post(threads->context(i), [&passed] { passed.set_value(); });
+      f.wait();
+    }
+  }
+
+  // Lets go of `self` on an I/O thread, after the current handler: a
+  // completion may drop the last reference, and the connections must not be
+  // closed from inside their own reply dispatch.
+  static void ReleaseLater(std::shared_ptr<Impl> self) {
+    // Off the pool (a batch refused before sending) it is dropped here.
+    if (!self || !self->threads->InPool()) return;
+    auto& ctx = self->threads->context(0);
+    boost::asio::post(ctx, [self = std::move(self)]() mutable { self.reset(); });
+  }
+
+  const EngineOptions options;
+  const Rendezvous hrw;
+  const std::shared_ptr<IoThreads> threads;
+  std::vector<std::shared_ptr<client::ServerLink>> links;
+  client::MemoryRegistry registry;
+};
+
+struct MemoryHandle::Impl {
+  std::shared_ptr<const Registration> reg;
+};
+
+struct SharedBuffer::Impl {
+  std::shared_ptr<SharedRegion> region;
+  std::shared_ptr<const Registration> reg;
+  std::weak_ptr<Engine::Impl> engine;
+  ~Impl() {
+    auto e = engine.lock();
+    if (!e) return;
+    e->registry.Unregister(reg->id);
+    for (auto& l : e->links) l->ReleaseRegion(region);
+  }
+};
+
+void* MemoryHandle::data() const { return impl_ ? impl_->reg->base : nullptr; }
+size_t MemoryHandle::size() const { return impl_ ? impl_->reg->size : 0; }
+uint64_t MemoryHandle::id() const { return impl_ ? impl_->reg->id : 0; }
+void* SharedBuffer::data() const { return impl_ ? impl_->region->data() : nullptr; }
+size_t SharedBuffer::size() const { return impl_ ? impl_->region->size() : 0; }
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// A batch in flight: entries grouped by server, each group sent over that
+// server's connections; a group that finds its server unavailable moves, with
+// immutable_keys, to the next server of each entry's ranking. `pending_`
+// counts launched groups (plus the launcher); the last one to finish calls
+// the completion.
+template <class R>
+class BatchOp : public std::enable_shared_from_this<BatchOp<R>> {
+ public:
+  BatchOp(std::shared_ptr<Engine::Impl> engine, size_t n, bool failover,
+          Completion<BatchResult<R>> done)
+      : engine_(std::move(engine)),
+        deadline_(Clock::now() + engine_->options.timeout),
+        failover_(failover && engine_->links.size() > 1),
+        done_(std::move(done)),
+        results_(n),
+        attempt_(n, 0),
+        hashes_(n, 0) {}
+  virtual ~BatchOp() = default;
+
+  // Routes entry i by its key hash and launches every group.
+  void Start(std::optional<size_t> fixed_server) {
+    std::map<size_t, std::vector<uint32_t>> groups;
+    for (uint32_t i = 0; i < results_.size(); ++i)
+      groups[fixed_server ? *fixed_server : engine_->hrw.Pick(hashes_[i])].push_back(i);
+    for (auto& [server, idx] : groups) Launch(server, std::move(idx));
+    Release();
+  }
+
+  std::vector<uint64_t>& hashes() { return hashes_; }
+
+ protected:
+  // Sends entries `idx` to `server`; calls Release() once when they all
+  // have results (or have moved on through GroupFailed).
+  virtual void Send(size_t server, std::vector<uint32_t> idx) = 0;
+  virtual void SetCode(R& r, Code c) = 0;
+
+  void Launch(size_t server, std::vector<uint32_t> idx) {
+    pending_.fetch_add(1);
+    const auto left = deadline_ - Clock::now();
+    if (left <= Clock::duration::zero()) {
+      Fail(idx, Code::kTimeout);
+      return Release();
+    }
+    Send(server, std::move(idx));
+  }
+
+  Ms Remaining() const {
+    const auto left = std::chrono::duration_cast<Ms>(deadline_ - Clock::now());
+    return std::max(left, Ms{1});
+  }
+
+  void Fail(const std::vector<uint32_t>& idx, Code c) {
+    std::lock_guard lock(mu_);
+    for (uint32_t i : idx) SetCode(results_[i], c);
+  }
+
+  // A whole request for `idx` on `server` failed with `ec`.
+  void GroupFailed(size_t server, const std::vector<uint32_t>& idx, const error_code& ec) {
+    const Code c = client::CodeFromError(ec);
+    if (!failover_ || c != Code::kUnavailable) return Fail(idx, c);
+    const size_t n = engine_->links.size();
+    std::vector<size_t> rank(n);
+    std::map<size_t, std::vector<uint32_t>> next;
+    std::vector<uint32_t> exhausted;
+    for (uint32_t i : idx) {
+      if (++attempt_[i] >= n) {
+        exhausted.push_back(i);
+        continue;
+      }
+      engine_->hrw.Rank(hashes_[i], rank);
+      next[rank[attempt_[i]]].push_back(i);
+    }
+    (void)server;
+    Fail(exhausted, c);
+    for (auto& [s, v] : next) Launch(s, std::move(v));
+  }
+
+  template <class F>
+  void WithResults(F f) {
+    std::lock_guard lock(mu_);
+    f(results_);
+  }
+
+  void Hold() { pending_.fetch_add(1); }
+  void Release() {
+    if (pending_.fetch_sub(1) != 1) return;
+    BatchResult<R> out;
+    {
+      std::lock_guard lock(mu_);
+      out.entries = std::move(results_);
+    }
+    // A caller blocked on this batch holds the engine too: drop ours before
+    // waking it, so that an Engine it destroys next closes on its thread.
+    auto engine = std::move(engine_);
+    if (engine.use_count() > 1) engine.reset();
+    done_(std::move(out));
+    Engine::Impl::ReleaseLater(std::move(engine));
+  }
+
+  std::shared_ptr<Engine::Impl> engine_;
+  const Clock::time_point deadline_;
+  const bool failover_;
+
+ private:
+  Completion<BatchResult<R>> done_;
+  std::atomic<size_t> pending_{1};
+  std::mutex mu_;
+  std::vector<R> results_;        // guarded by mu_
+  std::vector<uint8_t> attempt_;  // entry i's place in its ranking; touched by one group at a time
+  std::vector<uint64_t> hashes_;  // constant after Start
+};
+
+// ---- Exists and Delete: keys only, over the main connection ----
+
+template <class R>
+class KeysOp final : public BatchOp<R> {
+ public:
+  using Base = BatchOp<R>;
+  KeysOp(std::shared_ptr<Engine::Impl> e, std::vector<std::string> keys, bool failover,
+         Completion<BatchResult<R>> done)
+      : Base(std::move(e), keys.size(), failover, std::move(done)), keys_(std::move(keys)) {
+    for (size_t i = 0; i < keys_.size(); ++i) this->hashes()[i] = HrwKeyHash(keys_[i]);
+  }
+
+ private:
+  void SetCode(R& r, Code c) override {
+    if constexpr (std::is_same_v<R, Code>)
+      r = c;
+    else
+      r.status = c;
+  }
+
+  void Send(size_t server, std::vector<uint32_t> idx) override {
+    auto self = std::static_pointer_cast<KeysOp>(this->shared_from_this());
+    this->engine_->links[server]->AcquireMain(
+        [self, server, idx = std::move(idx)](Result<ConnPtr> c) mutable {
+          if (!c) {
+            self->GroupFailed(server, idx, c.error());
+            return self->Release();
+          }
+          std::vector<std::string> keys;
+          keys.reserve(idx.size());
+          for (uint32_t i : idx) keys.push_back(self->keys_[i]);
+          if constexpr (std::is_same_v<R, ExistsResult>) {
+            (*c)->AsyncExists(
+                std::move(keys), self->Remaining(),
+                [self, server, idx = std::move(idx)](Result<std::vector<client::KeyInfo>> r) {
+                  if (!r) {
+                    self->GroupFailed(server, idx, r.error());
+                  } else {
+                    self->WithResults([&](std::vector<R>& out) {
+                      for (size_t k = 0; k < idx.size(); ++k)
+                        out[idx[k]] = {FromStatus((*r)[k].status), (*r)[k].size};
+                    });
+                  }
+                  self->Release();
+                });
+          } else {
+            (*c)->AsyncDelete(
+                std::move(keys), self->Remaining(),
+                [self, server, idx = std::move(idx)](Result<std::vector<proto::StatusCode>> r) {
+                  if (!r) {
+                    self->GroupFailed(server, idx, r.error());
+                  } else {
+                    self->WithResults([&](std::vector<R>& out) {
+                      for (size_t k = 0; k < idx.size(); ++k) out[idx[k]] = FromStatus((*r)[k]);
+                    });
+                  }
+                  self->Release();
+                });
+          }
+        });
+  }
+
+  const std::vector<std::string> keys_;
+};
+
+// ---- Put and Get: bytes in the caller's memory ----
+
+// One entry of a put or get as the engine keeps it.
+struct DataEntry {
+  std::string key;
+  std::byte* data = nullptr;
+  size_t size = 0;                          // value size (put) or capacity (get)
+  uint64_t offset = 0;                      // get
+  uint64_t length = 0;                      // get
+  std::shared_ptr<const Registration> reg;  // registered or shared memory holding it
+};
+
+template <class R>
+class DataOp final : public BatchOp<R> {
+ public:
+  using Base = BatchOp<R>;
+  static constexpr bool kPut = std::is_same_v<R, Code>;
+
+  DataOp(std::shared_ptr<Engine::Impl> e, std::vector<DataEntry> entries, bool failover,
+         Completion<BatchResult<R>> done)
+      : Base(std::move(e), entries.size(), failover, std::move(done)),
+        entries_(std::move(entries)) {
+    for (size_t i = 0; i < entries_.size(); ++i) this->hashes()[i] = HrwKeyHash(entries_[i].key);
+  }
+
+ private:
+  void SetCode(R& r, Code c) override {
+    if constexpr (kPut)
+      r = c;
+    else
+      r.status = c;
+  }
+
+  bool InShared(uint32_t i) const { return entries_[i].reg && entries_[i].reg->region; }
+
+  void Send(size_t server, std::vector<uint32_t> idx) override {
+    auto self = std::static_pointer_cast<DataOp>(this->shared_from_this());
+    bool want_shm = false;
+    for (uint32_t i : idx) want_shm |= InShared(i);
+    this->engine_->links[server]->AcquireConns(
+        want_shm, [self, server, idx = std::move(idx)](client::ServerLink::Conns c) mutable {
+          self->SendOver(server, std::move(idx), std::move(c));
+        });
+  }
+
+  void SendOver(size_t server, std::vector<uint32_t> idx, client::ServerLink::Conns c) {
+    // Split: shm entries by region (when the shm rail is up), the rest inline.
+    std::vector<uint32_t> inline_idx;
+    std::map<uint32_t, std::vector<uint32_t>> by_region;
+    std::vector<uint32_t> shm_failed;
+    for (uint32_t i : idx) {
+      if (InShared(i) && c.shm && *c.shm) {
+        by_region[entries_[i].reg->region->id()].push_back(i);
+      } else if (InShared(i) && !c.shm) {
+        shm_failed.push_back(i);
+      } else {
+        inline_idx.push_back(i);
+      }
+    }
+    if (!shm_failed.empty()) this->GroupFailed(server, shm_failed, c.shm.error());
+    if (!inline_idx.empty()) {
+      this->pending_add();
+      if (!c.main) {
+        this->GroupFailed(server, inline_idx, c.main.error());
+        this->Release();
+      } else {
+        SendInline(server, *c.main, std::move(inline_idx));
+      }
+    }
+    for (auto& [id, v] : by_region) {
+      this->pending_add();
+      SendShm(server, *c.shm, c.main ? *c.main : ConnPtr{}, std::move(v));
+    }
+    this->Release();  // the group's own count
+  }
+
+  void SendInline(size_t server, const ConnPtr& conn, std::vector<uint32_t> idx) {
+    auto self = std::static_pointer_cast<DataOp>(this->shared_from_this());
+    if constexpr (kPut) {
+      client::PutBatch batch;
+      batch.entries.reserve(idx.size());
+      bool all_registered = true;
+      for (uint32_t i : idx) {
+        const DataEntry& e = entries_[i];
+        batch.entries.push_back({e.key, {e.data, e.size}});
+        all_registered &= e.reg != nullptr;
+      }
+      // Registered memory is sent in place (the registration keeps shared
+      // memory alive); anything else is copied by the connection.
+      if (all_registered) {
+        auto regs = std::make_shared<std::vector<std::shared_ptr<const Registration>>>();
+        for (uint32_t i : idx) regs->push_back(entries_[i].reg);
+        batch.owner = regs;
+      }
+      conn->AsyncPut(
+          std::move(batch), this->Remaining(),
+          [self, server, idx = std::move(idx)](Result<std::vector<proto::StatusCode>> r) {
+            self->OnPut(server, idx, std::move(r));
+          });
+    } else {
+      std::vector<client::GetEntry> gets;
+      gets.reserve(idx.size());
+      for (uint32_t i : idx) {
+        const DataEntry& e = entries_[i];
+        gets.push_back({e.key, e.offset, e.length, {e.data, e.size}});
+      }
+      conn->AsyncGet(
+          std::move(gets), this->Remaining(),
+          [self, server, idx = std::move(idx)](Result<std::vector<client::GetResult>> r) {
+            self->OnGet(server, idx, std::move(r));
+          });
+    }
+  }
+
+  void SendShm(size_t server, const ConnPtr& shm, ConnPtr main, std::vector<uint32_t> idx) {
+    auto self = std::static_pointer_cast<DataOp>(this->shared_from_this());
+    auto region = entries_[idx.front()].reg->region;
+    this->engine_->links[server]->EnsureRegion(
+        shm, region, [self, server, shm, main, region, idx = std::move(idx)](Status s) mutable {
+          if (!s) {
+            // auto: the region could not be registered; move it inline.
+            if (self->engine_->options.transport != Transport::kShm && main) {
+              return self->SendInline(server, main, std::move(idx));
+            }
+            self->GroupFailed(server, idx, s.error());
+            return self->Release();
+          }
+          if constexpr (kPut) {
+            client::ShmPutBatch b;
+            b.region = region;
+            for (uint32_t i : idx) {
+              const DataEntry& e = self->entries_[i];
+              b.entries.push_back({e.key, static_cast<uint64_t>(e.data - region->data()), e.size});
+            }
+            shm->AsyncPutShm(std::move(b), self->Remaining(),
+                             [self, server, main, idx = std::move(idx)](
+                                 Result<std::vector<proto::StatusCode>> r) mutable {
+                               if (!r && self->MoveToTcp(server, main, r.error()))
+                                 return self->SendInline(server, main, std::move(idx));
+                               self->OnPut(server, idx, std::move(r));
+                             });
+          } else {
+            client::ShmGetBatch b;
+            b.region = region;
+            for (uint32_t i : idx) {
+              const DataEntry& e = self->entries_[i];
+              b.entries.push_back({e.key, e.offset, e.length,
+                                   static_cast<uint64_t>(e.data - region->data()), e.size});
+            }
+            shm->AsyncGetShm(std::move(b), self->Remaining(),
+                             [self, server, main, idx = std::move(idx)](
+                                 Result<std::vector<client::GetResult>> r) mutable {
+                               if (!r && self->MoveToTcp(server, main, r.error()))
+                                 return self->SendInline(server, main, std::move(idx));
+                               self->OnGet(server, idx, std::move(r));
+                             });
+          }
+        });
+  }
+
+  // With transport auto, a request whose shm connection broke is sent again
+  // inline over the main connection (the shm rail is reconnected, or left
+  // for tcp, by the next batch).
+  bool MoveToTcp(size_t server, const ConnPtr& main, const error_code& ec) {
+    if (this->engine_->options.transport == Transport::kShm || !main || !main->is_open() ||
+        main->is_unix_socket() || client::CodeFromError(ec) != Code::kUnavailable)
+      return false;
+    this->engine_->links[server]->WarnShmOnce("its shm rail failed (" + ec.message() +
+                                              "); moving to tcp");
+    return true;
+  }
+
+  void OnPut(size_t server, const std::vector<uint32_t>& idx,
+             Result<std::vector<proto::StatusCode>> r) {
+    if constexpr (kPut) {
+      if (!r) {
+        this->GroupFailed(server, idx, r.error());
+      } else {
+        this->WithResults([&](std::vector<R>& out) {
+          for (size_t k = 0; k < idx.size(); ++k) out[idx[k]] = FromStatus((*r)[k]);
+        });
+      }
+    }
+    this->Release();
+  }
+
+  void OnGet(size_t server, const std::vector<uint32_t>& idx,
+             Result<std::vector<client::GetResult>> r) {
+    if constexpr (!kPut) {
+      if (!r) {
+        this->GroupFailed(server, idx, r.error());
+      } else {
+        this->WithResults([&](std::vector<R>& out) {
+          for (size_t k = 0; k < idx.size(); ++k) {
+            const auto& g = (*r)[k];
+            out[idx[k]] = {FromStatus(g.status), g.value_size, g.length};
+          }
+        });
+      }
+    }
+    this->Release();
+  }
+
+  void pending_add() { this->Hold(); }
+
+  const std::vector<DataEntry> entries_;
+};
+
+Outcome CheckKey(std::string_view key, size_t i, const char* what) {
+  if (key.empty() || key.size() > 1024)
+    return {Code::kInvalidArgument, std::string(what) + "[" + std::to_string(i) +
+                                        "].key: keys are 1 to 1024 bytes (this one is " +
+                                        std::to_string(key.size()) + ")"};
+  return {};
+}
+
+template <class R>
+void RefuseAll(size_t n, Outcome why, Completion<BatchResult<R>>& done) {
+  BatchResult<R> out;
+  out.entries.resize(n);
+  for (auto& e : out.entries) {
+    if constexpr (std::is_same_v<R, Code>)
+      e = why.code;
+    else
+      e.status = why.code;
+  }
+  out.outcome = std::move(why);
+  done(std::move(out));
+}
+
+template <class T, class Start>
+T Block(const std::shared_ptr<IoThreads>& threads, size_t n, Start start) {
+  if (threads->InPool()) {
+    T out;
+    out.outcome = {Code::kInvalidArgument,
+                   "a blocking call on one of the library's I/O threads (from a completion) would "
+                   "deadlock: use the Async form"};
+    out.entries.resize(n);
+    for (auto& e : out.entries) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(e)>, Code>)
+        e = Code::kInvalidArgument;
+      else
+        e.status = Code::kInvalidArgument;
+    }
+    return out;
+  }
+  std::promise<T> p;
+  auto f = p.get_future();
+  start(Completion<T>([&p](T r) { p.set_value(std::move(r)); }));
+  return f.get();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Engine
+
+Expected<Engine> Engine::Create(EngineOptions options) {
+  if (auto v = options.Validate(); !v) return v;
+  return Engine(std::make_shared<Impl>(std::move(options)));
+}
+
+Expected<Engine> Engine::FromEnvironment() {
+  auto o = EngineOptions::FromEnvironment();
+  if (!o) return o.error();
+  return Create(std::move(*o));
+}
+
+const EngineOptions& Engine::options() const { return impl_->options; }
+size_t Engine::server_count() const { return impl_->hrw.size(); }
+const std::string& Engine::server(size_t i) const { return impl_->hrw.server(i); }
+
+std::vector<ServerState> Engine::Servers() const {
+  std::vector<ServerState> out;
+  for (auto& l : impl_->links) out.push_back(l->State());
+  return out;
+}
+
+size_t Engine::RouteKey(std::string_view key) const { return impl_->hrw.PickKey(key); }
+size_t Engine::RouteBlock(uint64_t block) const { return impl_->hrw.Pick(HrwBlockHash(block)); }
+std::vector<size_t> Engine::RankKey(std::string_view key) const {
+  std::vector<size_t> out(impl_->hrw.size());
+  impl_->hrw.Rank(HrwKeyHash(key), out);
+  return out;
+}
+
+void Engine::AsyncExists(std::span<const std::string_view> keys, Completion<ExistsResults> done) {
+  std::vector<std::string> k;
+  k.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (auto c = CheckKey(keys[i], i, "keys"); !c)
+      return RefuseAll(keys.size(), std::move(c), done);
+    k.emplace_back(keys[i]);
+  }
+  auto op = std::make_shared<KeysOp<ExistsResult>>(impl_, std::move(k),
+                                                   impl_->options.immutable_keys, std::move(done));
+  op->Start(std::nullopt);
+}
+
+void Engine::AsyncDelete(std::span<const std::string_view> keys, Completion<DeleteResults> done) {
+  std::vector<std::string> k;
+  k.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (auto c = CheckKey(keys[i], i, "keys"); !c)
+      return RefuseAll(keys.size(), std::move(c), done);
+    k.emplace_back(keys[i]);
+  }
+  auto op = std::make_shared<KeysOp<Code>>(impl_, std::move(k), impl_->options.immutable_keys,
+                                           std::move(done));
+  op->Start(std::nullopt);
+}
+
+namespace {
+
+template <class R>
+void StartData(const std::shared_ptr<Engine::Impl>& impl, std::vector<DataEntry> entries,
+               std::optional<size_t> server, Completion<BatchResult<R>> done) {
+  for (auto& e : entries) e.reg = impl->registry.Find(e.data, e.size);
+  const bool failover = impl->options.immutable_keys && !server;
+  auto op = std::make_shared<DataOp<R>>(impl, std::move(entries), failover, std::move(done));
+  op->Start(server);
+}
+
+Outcome CheckPut(std::string_view key, const void* data, size_t size, size_t i) {
+  if (auto c = CheckKey(key, i, "entries"); !c) return c;
+  if (data == nullptr || size == 0)
+    return {Code::kInvalidArgument,
+            "entries[" + std::to_string(i) + "]: a value is 1 byte or more, at a non-null address"};
+  return {};
+}
+
+Outcome CheckGet(std::string_view key, const void* buffer, size_t capacity, size_t i) {
+  if (auto c = CheckKey(key, i, "entries"); !c) return c;
+  if (buffer == nullptr || capacity == 0)
+    return {Code::kInvalidArgument,
+            "entries[" + std::to_string(i) + "]: the buffer is null or has no room"};
+  return {};
+}
+
+}  // namespace
+
+void Engine::AsyncBatchPut(std::span<const PutEntry> entries, Completion<PutResults> done) {
+  std::vector<DataEntry> v(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const PutEntry& e = entries[i];
+    if (auto c = CheckPut(e.key, e.data, e.size, i); !c)
+      return RefuseAll(entries.size(), std::move(c), done);
+    v[i].key = e.key;
+    v[i].data = static_cast<std::byte*>(const_cast<void*>(e.data));
+    v[i].size = e.size;
+  }
+  StartData<Code>(impl_, std::move(v), std::nullopt, std::move(done));
+}
+
+void Engine::AsyncBatchGet(std::span<const GetEntry> entries, Completion<GetResults> done) {
+  std::vector<DataEntry> v(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const GetEntry& e = entries[i];
+    if (auto c = CheckGet(e.key, e.buffer, e.capacity, i); !c)
+      return RefuseAll(entries.size(), std::move(c), done);
+    v[i] = {std::string(e.key), static_cast<std::byte*>(e.buffer),
+            e.capacity,         e.offset,
+            e.length,           nullptr};
+  }
+  StartData<GetResult>(impl_, std::move(v), std::nullopt, std::move(done));
+}
+
+void Engine::AsyncBatchXferForServer(size_t server, XferOp op, std::span<const XferEntry> entries,
+                                     Completion<GetResults> done) {
+  if (server >= impl_->links.size())
+    return RefuseAll(entries.size(),
+                     {Code::kInvalidArgument, "server " + std::to_string(server) + ": there are " +
+                                                  std::to_string(impl_->links.size()) + " servers"},
+                     done);
+  std::vector<DataEntry> v(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const XferEntry& e = entries[i];
+    Outcome c = op == XferOp::kPut ? CheckPut(e.key, e.buffer, e.size, i)
+                                   : CheckGet(e.key, e.buffer, e.size, i);
+    if (!c) return RefuseAll(entries.size(), std::move(c), done);
+    v[i] = {std::string(e.key),
+            static_cast<std::byte*>(e.buffer),
+            e.size,
+            op == XferOp::kGet ? e.offset : 0,
+            op == XferOp::kGet ? e.length : 0,
+            nullptr};
+  }
+  if (op == XferOp::kGet) return StartData<GetResult>(impl_, std::move(v), server, std::move(done));
+  std::vector<uint64_t> sizes;
+  for (auto& e : v) sizes.push_back(e.size);
+  StartData<Code>(
+      impl_, std::move(v), server,
+      [sizes = std::move(sizes), done = std::move(done)](PutResults r) mutable {
+        GetResults g;
+        g.outcome = std::move(r.outcome);
+        g.entries.resize(r.entries.size());
+        for (size_t i = 0; i < r.entries.size(); ++i)
+          g.entries[i] = {r.entries[i], sizes[i], r.entries[i] == Code::kOk ? sizes[i] : 0};
+        done(std::move(g));
+      });
+}
+
+ExistsResults Engine::Exists(std::span<const std::string_view> keys) {
+  return Block<ExistsResults>(impl_->threads, keys.size(), [&](Completion<ExistsResults> cb) {
+    AsyncExists(keys, std::move(cb));
+  });
+}
+DeleteResults Engine::Delete(std::span<const std::string_view> keys) {
+  return Block<DeleteResults>(impl_->threads, keys.size(), [&](Completion<DeleteResults> cb) {
+    AsyncDelete(keys, std::move(cb));
+  });
+}
+PutResults Engine::BatchPut(std::span<const PutEntry> entries) {
+  return Block<PutResults>(impl_->threads, entries.size(), [&](Completion<PutResults> cb) {
+    AsyncBatchPut(entries, std::move(cb));
+  });
+}
+GetResults Engine::BatchGet(std::span<const GetEntry> entries) {
+  return Block<GetResults>(impl_->threads, entries.size(), [&](Completion<GetResults> cb) {
+    AsyncBatchGet(entries, std::move(cb));
+  });
+}
+GetResults Engine::BatchXferForServer(size_t server, XferOp op,
+                                      std::span<const XferEntry> entries) {
+  return Block<GetResults>(impl_->threads, entries.size(), [&](Completion<GetResults> cb) {
+    AsyncBatchXferForServer(server, op, entries, std::move(cb));
+  });
+}
+
+Expected<MemoryHandle> Engine::RegisterMemory(void* ptr, size_t len) {
+  if (ptr == nullptr || len == 0)
+    return Outcome{Code::kInvalidArgument, "RegisterMemory: a null or empty range"};
+  auto r = impl_->registry.Register(ptr, len);
+  if (!r) return Outcome{Code::kInternal, "RegisterMemory: " + r.error().message()};
+  return MemoryHandle(std::make_shared<const MemoryHandle::Impl>(MemoryHandle::Impl{*r}));
+}
+
+void Engine::UnregisterMemory(const MemoryHandle& handle) {
+  if (handle.impl_) impl_->registry.Unregister(handle.impl_->reg->id);
+}
+
+Expected<SharedBuffer> Engine::AllocateShared(size_t size) {
+  if (size == 0) return Outcome{Code::kInvalidArgument, "AllocateShared: size must be more than 0"};
+  auto region = SharedRegion::Create(size, "memkv-shared");
+  if (!region)
+    return Outcome{Code::kNoMemory,
+                   "AllocateShared(" + std::to_string(size) + "): " + region.error().message()};
+  auto impl = std::make_shared<SharedBuffer::Impl>();
+  impl->region = *region;
+  impl->reg = impl_->registry.AddRegion(*region);
+  impl->engine = impl_;
+  return SharedBuffer(std::move(impl));
+}
+
+}  // namespace memkv

@@ -1,0 +1,230 @@
+// EngineOptions: the client config of DESIGN.md from MEMKV_CONFIG (YAML)
+// and the environment, and the names of codes and transports.
+
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "client/options.h"
+#include "memkv/engine.h"
+#include "proto/auth.h"
+
+namespace memkv {
+namespace {
+
+Outcome Bad(std::string message) { return {Code::kInvalidArgument, std::move(message)}; }
+
+std::optional<Transport> ParseTransport(std::string_view s) {
+  if (s == "auto") return Transport::kAuto;
+  if (s == "shm") return Transport::kShm;
+  if (s == "tcp") return Transport::kTcp;
+  if (s == "rdma") return Transport::kRdma;
+  return std::nullopt;
+}
+
+// "30s", "500ms", "2m", "1.5s" or a bare number of milliseconds.
+std::optional<std::chrono::milliseconds> ParseDuration(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+  if (i == 0) return std::nullopt;
+  double v = 0;
+  try {
+    v = std::stod(s.substr(0, i));
+  } catch (...) {
+    return std::nullopt;
+  }
+  std::string unit = s.substr(i);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  double ms = 0;
+  if (unit.empty() || unit == "ms")
+    ms = v;
+  else if (unit == "s")
+    ms = v * 1000;
+  else if (unit == "m" || unit == "min")
+    ms = v * 60000;
+  else if (unit == "h")
+    ms = v * 3600000;
+  else
+    return std::nullopt;
+  if (ms < 0 || ms > 1e12) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<int64_t>(ms));
+}
+
+}  // namespace
+
+const char* CodeName(Code code) {
+  switch (code) {
+    case Code::kOk:
+      return "Ok";
+    case Code::kNotFound:
+      return "NotFound";
+    case Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Code::kTooLarge:
+      return "TooLarge";
+    case Code::kTooManyEntries:
+      return "TooManyEntries";
+    case Code::kBusy:
+      return "Busy";
+    case Code::kNoSpace:
+      return "NoSpace";
+    case Code::kChecksumMismatch:
+      return "ChecksumMismatch";
+    case Code::kUnavailable:
+      return "Unavailable";
+    case Code::kTimeout:
+      return "Timeout";
+    case Code::kUnauthorized:
+      return "Unauthorized";
+    case Code::kUnsupported:
+      return "Unsupported";
+    case Code::kBufferTooSmall:
+      return "BufferTooSmall";
+    case Code::kRangeOutOfBounds:
+      return "RangeOutOfBounds";
+    case Code::kInternal:
+      return "Internal";
+    case Code::kNoMemory:
+      return "NoMemory";
+  }
+  return "Unknown";
+}
+
+const char* TransportName(Transport t) {
+  switch (t) {
+    case Transport::kAuto:
+      return "auto";
+    case Transport::kShm:
+      return "shm";
+    case Transport::kTcp:
+      return "tcp";
+    case Transport::kRdma:
+      return "rdma";
+  }
+  return "unknown";
+}
+
+Outcome EngineOptions::Validate() const {
+  if (servers.empty())
+    return Bad(
+        "servers: no server given (set MEMKV_SERVERS=host:port,... or servers: in MEMKV_CONFIG)");
+  std::set<std::string> seen;
+  for (size_t i = 0; i < servers.size(); ++i) {
+    const std::string& s = servers[i];
+    const std::string field = "servers[" + std::to_string(i) + "]";
+    if (s.empty()) return Bad(field + ": empty address");
+    if (s.find('/') == std::string::npos) {
+      const size_t colon = s.rfind(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
+        return Bad(field + ": '" + s + "' is neither host:port nor a Unix socket path");
+    }
+    if (!seen.insert(s).second) return Bad(field + ": '" + s + "' is listed twice");
+  }
+  if (!auth_key.empty() && !proto::AuthKey::FromHex(auth_key))
+    return Bad("auth_key: must be 64 hex characters (the server's network.auth_key)");
+  if (transport == Transport::kRdma)
+    return {
+        Code::kUnsupported,
+        "transport: rdma is not available in this build (no RDMA rail yet); use auto, shm or tcp"};
+  if (timeout.count() <= 0) return Bad("timeout: must be more than 0");
+  if (connect_timeout.count() <= 0) return Bad("connect_timeout: must be more than 0");
+  if (io_threads == 0 || io_threads > 64) return Bad("io_threads: must be 1 to 64");
+  if (reconnect_backoff.count() <= 0 || max_reconnect_backoff < reconnect_backoff)
+    return Bad("reconnect_backoff: must be more than 0 and at most max_reconnect_backoff");
+  return {};
+}
+
+Expected<EngineOptions> EngineOptions::FromYaml(std::string_view yaml, std::string_view origin) {
+  const std::string where(origin);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    return Bad(where + ": not valid YAML: " + e.what());
+  }
+  EngineOptions o;
+  if (root.IsNull()) return o;
+  if (!root.IsMap()) return Bad(where + ": expected a mapping of client settings");
+  for (const auto& kv : root) {
+    const std::string name = kv.first.as<std::string>("");
+    const YAML::Node& v = kv.second;
+    const std::string field = where + ": " + name;
+    try {
+      if (name == "servers") {
+        o.servers.clear();
+        if (v.IsSequence()) {
+          for (const auto& s : v) o.servers.push_back(s.as<std::string>());
+        } else if (v.IsScalar()) {
+          o.servers = client::SplitServers(v.as<std::string>());
+        } else {
+          return Bad(field + ": expected a list of host:port (or a comma-separated string)");
+        }
+      } else if (name == "auth_key") {
+        o.auth_key = v.as<std::string>();
+      } else if (name == "transport") {
+        auto t = ParseTransport(v.as<std::string>());
+        if (!t)
+          return Bad(field + ": '" + v.as<std::string>() + "' is not one of auto, rdma, shm, tcp");
+        o.transport = *t;
+      } else if (name == "timeout" || name == "connect_timeout") {
+        auto d = ParseDuration(v.as<std::string>());
+        if (!d || d->count() <= 0)
+          return Bad(field + ": '" + v.as<std::string>() + "' is not a duration (e.g. 500ms, 30s)");
+        (name == "timeout" ? o.timeout : o.connect_timeout) = *d;
+      } else if (name == "io_threads") {
+        const int n = v.as<int>();
+        if (n < 1 || n > 64) return Bad(field + ": must be 1 to 64");
+        o.io_threads = static_cast<size_t>(n);
+      } else if (name == "immutable_keys") {
+        o.immutable_keys = v.as<bool>();
+      } else {
+        return Bad(field +
+                   ": unknown field (known: servers, auth_key, transport, timeout, "
+                   "connect_timeout, io_threads, immutable_keys)");
+      }
+    } catch (const YAML::Exception&) {
+      return Bad(field + ": bad value");
+    }
+  }
+  return o;
+}
+
+Expected<EngineOptions> EngineOptions::FromEnvironment(const char* (*getenv)(const char*)) {
+  EngineOptions o;
+  if (const char* path = getenv("MEMKV_CONFIG"); path && *path) {
+    std::ifstream in(path);
+    if (!in) return Bad(std::string("MEMKV_CONFIG: cannot read ") + path);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto parsed = FromYaml(text.str(), std::string("MEMKV_CONFIG (") + path + ")");
+    if (!parsed) return parsed.error();
+    o = std::move(*parsed);
+  }
+  if (const char* s = getenv("MEMKV_SERVERS"); s && *s) {
+    o.servers = client::SplitServers(s);
+    if (o.servers.empty()) return Bad("MEMKV_SERVERS: no server in the list");
+  }
+  if (const char* k = getenv("MEMKV_AUTH_KEY"); k && *k) {
+    if (!proto::AuthKey::FromHex(k)) return Bad("MEMKV_AUTH_KEY: must be 64 hex characters");
+    o.auth_key = k;
+  }
+  if (const char* t = getenv("MEMKV_TRANSPORT"); t && *t) {
+    auto tr = ParseTransport(t);
+    if (!tr)
+      return Bad(std::string("MEMKV_TRANSPORT: '") + t + "' is not one of auto, rdma, shm, tcp");
+    o.transport = *tr;
+  }
+  if (auto v = o.Validate(); !v) return v;
+  return o;
+}
+
+Expected<EngineOptions> EngineOptions::FromEnvironment() {
+  return FromEnvironment([](const char* name) -> const char* { return std::getenv(name); });
+}
+
+}  // namespace memkv

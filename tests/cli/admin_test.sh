@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# e2e: `memkv admin` against a running `memkv server`, as an operator runs
+# it. Usage: admin_test.sh MEMKV
+set -u
+memkv=$1
+dir=$(mktemp -d)
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+cd "$dir"
+failures=0
+passed=0
+check() {  # check NAME CONDITION...
+  local name=$1
+  shift
+  if "$@"; then echo "ok: $name"; passed=$((passed + 1)); else echo "FAILED: $name"; failures=$((failures + 1)); fi
+}
+
+# A server on the embedded default, on a random port pair (retried if taken).
+admin=
+for attempt in 1 2 3 4 5; do
+  port=$((20000 + (RANDOM % 20000) * 2))
+  "$memkv" --log-level warn server --address "127.0.0.1:$port" --unix-socket "$dir/memkv.sock" \
+    2>server.err &
+  server_pid=$!
+  for _ in $(seq 1 100); do
+    if "$memkv" admin health --server "127.0.0.1:$((port + 1))" >/dev/null 2>&1; then
+      admin="http://127.0.0.1:$((port + 1))"
+      break
+    fi
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$admin" ] && break
+  kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; server_pid=
+done
+check "the server's admin API answers" test -n "$admin"
+
+"$memkv" admin status --json --server "$admin" >status.json 2>status.err
+check "admin status --json exits 0 for a healthy server" test $? -eq 0
+check "the JSON names the server" grep -q "\"server\": \"$admin\"" status.json
+check "the JSON has the server's status" grep -q '"status": "healthy"' status.json
+check "the JSON has storage totals" grep -q '"raw_bytes_total": 2147483648' status.json
+check "the JSON has both drives" grep -q '"name": ".*drive1.img"' status.json
+
+"$memkv" admin status --server "$admin" >status.txt 2>&1
+check "admin status prints a table" grep -q '^SERVER  *STATUS  *DRIVES' status.txt
+check "the table has the server's row" grep -q "^$admin  *healthy  *2/2 online" status.txt
+
+"$memkv" admin health --server "$admin" >health.txt
+check "admin health prints the drives online" grep -Eq "^$admin +healthy +2 +0 +2 +inactive" health.txt
+"$memkv" admin health --json --server "$admin" >health.json
+check "admin health --json has drives_online" grep -q '"drives_online": 2' health.json
+
+"$memkv" admin status --json --server "$admin" --server 127.0.0.1:1 >both.json 2>both.err
+check "an unreachable server makes the exit status non-zero" test $? -ne 0
+check "the reachable server is still reported" grep -q '"status": "healthy"' both.json
+check "the unreachable one is marked" grep -q '"reachable": false' both.json
+"$memkv" admin health --server 127.0.0.1:1 >/dev/null 2>down.err
+check "health of an unreachable server fails" test $? -ne 0
+check "the error names the server" grep -q "127.0.0.1:1" down.err
+
+"$memkv" --help >help.txt
+check "--help lists admin" grep -q "admin" help.txt
+
+kill -TERM "$server_pid"
+wait "$server_pid"
+check "the server stops cleanly" test $? -eq 0
+server_pid=
+
+echo "$passed passed, $failures failed"
+[ "$failures" -eq 0 ]

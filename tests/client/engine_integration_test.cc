@@ -1,0 +1,381 @@
+// The engine against three real `memkv server` processes on loopback (memory
+// mode): HRW spread, 64 threads with 7,500-entry batches over tcp and shm,
+// short-lived threads, and a server killed and restarted mid-run.
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../io/test_util.h"
+#include "../server/server_process.h"
+#include "client/engine_internal.h"
+#include "client/io_threads.h"
+#include "common/checksum.h"
+#include "memkv/engine.h"
+
+namespace memkv::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// One server on a fixed port that can be killed and started again there.
+class Server {
+ public:
+  // Ports are taken at random; the admin API takes port + 1, so both must be
+  // free, and a start that loses a race for them is tried on another pair.
+  explicit Server(std::string dir) : dir_(std::move(dir)) {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      port_ = FreePortPair();
+      if (Start(/*report=*/attempt == 4)) return;
+    }
+  }
+  ~Server() { Kill(SIGTERM); }
+
+  static bool Bindable(uint16_t port) {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(s);
+    return ok;
+  }
+  static uint16_t FreePortPair() {
+    for (;;) {
+      const uint16_t p = FreePort();
+      if (p < 65535 && Bindable(p + 1)) return p;
+    }
+  }
+
+  // Starts the server on its port; false if it exited or never accepted.
+  bool Start(bool report = true) {
+    std::filesystem::remove(socket());
+    std::vector<std::string> args = {
+        MEMKV_BINARY, "--log-level",   "error",     "server", "--address",
+        address(),    "--unix-socket", socket(),    "--mode", "memory",
+        "--memory",   "1GiB",          "--threads", "1"};
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (::chdir(dir_.c_str()) != 0) _exit(126);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      _exit(127);
+    }
+    for (int i = 0; i < 300; ++i) {
+      int s = ConnectTcp(port_);
+      if (s >= 0) {
+        ::close(s);
+        return true;
+      }
+      int status;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    Kill();
+    if (report) ADD_FAILURE() << "server on " << address() << " did not start";
+    return false;
+  }
+
+  void Kill(int sig = SIGKILL) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, sig);
+    int status;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string socket() const { return dir_ + "/memkv.sock"; }
+
+ private:
+  std::string dir_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+class EngineIntegration : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 3; ++i) {
+      dirs_.push_back(std::make_unique<io::testing::TempDir>());
+      servers_.push_back(std::make_unique<Server>(dirs_.back()->path().string()));
+    }
+  }
+  std::vector<std::string> Addresses() const {
+    std::vector<std::string> a;
+    for (auto& s : servers_) a.push_back(s->address());
+    return a;
+  }
+  EngineOptions Options(std::vector<std::string> servers = {}) const {
+    EngineOptions o;
+    o.servers = servers.empty() ? Addresses() : std::move(servers);
+    o.timeout = 60s;
+    o.connect_timeout = 5s;
+    return o;
+  }
+  static Engine Make(EngineOptions o) {
+    auto e = Engine::Create(std::move(o));
+    EXPECT_TRUE(e) << e.error().message;
+    return *e;
+  }
+
+  std::vector<std::unique_ptr<io::testing::TempDir>> dirs_;
+  std::vector<std::unique_ptr<Server>> servers_;
+};
+
+// The bytes of (thread, entry): their size and content follow from them.
+size_t SizeOf(int t, int i) { return 8 + Xxh3(&i, sizeof i, t * 131 + 7) % 249; }
+void Fill(std::byte* p, size_t n, int t, int i) {
+  uint64_t x = Xxh3(&i, sizeof i, uint64_t(t) << 32);
+  for (size_t k = 0; k < n; ++k) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    p[k] = static_cast<std::byte>(x >> 56);
+  }
+}
+bool Check(const std::byte* p, size_t n, int t, int i) {
+  std::vector<std::byte> want(n);
+  Fill(want.data(), n, t, i);
+  return std::memcmp(p, want.data(), n) == 0;
+}
+
+TEST_F(EngineIntegration, KeysSpreadByHrwAndRemovingAServerMovesOnlyItsKeys) {
+  Engine all = Make(Options());
+  constexpr int kKeys = 3000;
+  std::vector<std::string> keys;
+  for (int i = 0; i < kKeys; ++i) keys.push_back("spread/" + std::to_string(i));
+  std::string v = "0123456789";
+  std::vector<PutEntry> puts;
+  for (auto& k : keys) puts.push_back({k, v.data(), v.size()});
+  ASSERT_TRUE(all.BatchPut(puts).ok());
+
+  // Each key is on its HRW server and nowhere else.
+  std::vector<int> per(3, 0);
+  for (size_t s = 0; s < 3; ++s) {
+    Engine one = Make(Options({servers_[s]->address()}));
+    std::vector<std::string_view> names(keys.begin(), keys.end());
+    auto x = one.Exists(names);
+    for (int i = 0; i < kKeys; ++i) {
+      const bool home = all.RouteKey(keys[i]) == s;
+      EXPECT_EQ(x.entries[i].status, home ? Code::kOk : Code::kNotFound) << keys[i];
+      per[s] += home;
+    }
+  }
+  for (int n : per) EXPECT_GT(n, kKeys / 5);
+
+  // Without server 1, keys of servers 0 and 2 are still found where they
+  // were; only server 1's keys miss (they now route elsewhere).
+  Engine two = Make(Options({servers_[0]->address(), servers_[2]->address()}));
+  std::vector<std::string_view> names(keys.begin(), keys.end());
+  auto x = two.Exists(names);
+  int misses = 0;
+  for (int i = 0; i < kKeys; ++i) {
+    if (all.RouteKey(keys[i]) == 1) {
+      EXPECT_EQ(x.entries[i].status, Code::kNotFound);
+      ++misses;
+    } else {
+      EXPECT_EQ(x.entries[i].status, Code::kOk) << keys[i];
+    }
+  }
+  EXPECT_EQ(misses, per[1]);
+}
+
+void FanIn(Engine& engine, bool shared_memory) {
+  constexpr int kThreads = 64;
+  constexpr int kEntries = 7500;
+  std::atomic<uint64_t> bad{0}, checked{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<size_t> at(kEntries);
+      size_t total = 0;
+      for (int i = 0; i < kEntries; ++i) {
+        at[i] = total;
+        total += SizeOf(t, i);
+      }
+      std::vector<std::byte> heap;
+      SharedBuffer shm;
+      std::byte* src;
+      std::byte* dst;
+      if (shared_memory) {
+        auto b = engine.AllocateShared(2 * total);
+        if (!b) {
+          bad += kEntries;
+          return;
+        }
+        shm = *b;
+        src = static_cast<std::byte*>(shm.data());
+      } else {
+        heap.resize(2 * total);
+        src = heap.data();
+      }
+      dst = src + total;
+      std::vector<std::string> keys(kEntries);
+      std::vector<PutEntry> puts(kEntries);
+      for (int i = 0; i < kEntries; ++i) {
+        keys[i] = (shared_memory ? "shm/" : "tcp/") + std::to_string(t) + "/" + std::to_string(i);
+        Fill(src + at[i], SizeOf(t, i), t, i);
+        puts[i] = {keys[i], src + at[i], SizeOf(t, i)};
+      }
+      auto p = engine.BatchPut(puts);
+      if (!p.ok()) {
+        ADD_FAILURE() << "put: " << p.outcome.message << " failed " << p.failed();
+        bad += kEntries;
+        return;
+      }
+      std::vector<GetEntry> gets(kEntries);
+      for (int i = 0; i < kEntries; ++i) gets[i] = {keys[i], dst + at[i], SizeOf(t, i)};
+      auto g = engine.BatchGet(gets);
+      for (int i = 0; i < kEntries; ++i) {
+        if (g.entries[i].status != Code::kOk || g.entries[i].length != SizeOf(t, i) ||
+            !Check(dst + at[i], SizeOf(t, i), t, i)) {
+          ++bad;
+        } else {
+          ++checked;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0u);
+  EXPECT_EQ(checked.load(), uint64_t(kThreads) * kEntries);
+}
+
+TEST_F(EngineIntegration, SixtyFourThreadsOverTcp) {
+  EngineOptions o = Options();
+  o.transport = Transport::kTcp;
+  Engine e = Make(o);
+  FanIn(e, false);
+  for (auto& s : e.Servers()) {
+    EXPECT_TRUE(s.connected);
+    EXPECT_FALSE(s.shm);
+  }
+  EXPECT_EQ(client::LiveServerLinks(), 3u);
+}
+
+TEST_F(EngineIntegration, SixtyFourThreadsOverShm) {
+  Engine e = Make(Options());  // auto: same host, so shared memory moves over shm
+  FanIn(e, true);
+  for (auto& s : e.Servers()) {
+    EXPECT_TRUE(s.connected);
+    EXPECT_TRUE(s.shm) << s.address;
+  }
+}
+
+TEST_F(EngineIntegration, ThousandShortLivedThreadsLeaveNothingBehind) {
+  ASSERT_EQ(client::IoThreads::LiveThreads(), 0u);
+  Engine shared = Make(Options());
+  std::atomic<int> failed{0};
+  for (int wave = 0; wave < 20; ++wave) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 50; ++t) {
+      threads.emplace_back([&, wave, t] {
+        const std::string key = "short/" + std::to_string(wave) + "/" + std::to_string(t);
+        std::string v = key;
+        PutEntry put{key, v.data(), v.size()};
+        if (t % 2) {
+          if (!shared.BatchPut({&put, 1}).ok()) ++failed;
+        } else {  // an engine of its own, for one call
+          auto own = Engine::Create(Options());
+          if (!own || !own->BatchPut({&put, 1}).ok()) ++failed;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  EXPECT_EQ(failed.load(), 0);
+  // Only the shared engine's state is left: one pool, one link per server.
+  EXPECT_EQ(client::IoThreads::LiveThreads(), 1u);
+  EXPECT_EQ(client::LiveServerLinks(), 3u);
+  shared = Make(Options({servers_[0]->address()}));  // drop the three-server engine
+  EXPECT_EQ(client::LiveServerLinks(), 1u);
+}
+
+TEST_F(EngineIntegration, KilledServerFailsFastOthersGoOnAndItComesBack) {
+  EngineOptions o = Options();
+  o.timeout = 3s;
+  o.connect_timeout = 1s;
+  o.reconnect_backoff = 100ms;
+  o.max_reconnect_backoff = 400ms;
+  Engine plain = Make(o);
+  o.immutable_keys = true;
+  Engine immutable = Make(o);
+
+  std::vector<std::string> keys;
+  for (int i = 0; i < 600; ++i) keys.push_back("kill/" + std::to_string(i));
+  std::string v = "value";
+  auto puts_of = [&](const std::string& prefix) {
+    auto names = std::make_shared<std::vector<std::string>>();
+    for (auto& k : keys) names->push_back(prefix + k);
+    return names;
+  };
+  auto run = [&](Engine& e, const std::vector<std::string>& names) {
+    std::vector<PutEntry> puts;
+    for (auto& k : names) puts.push_back({k, v.data(), v.size()});
+    return e.BatchPut(puts);
+  };
+
+  auto before = puts_of("a/");
+  ASSERT_TRUE(run(plain, *before).ok());
+
+  servers_[1]->Kill();
+  // The victim's keys fail as unavailable (never hang); the others succeed.
+  for (int round = 0; round < 3; ++round) {
+    auto names = puts_of("b" + std::to_string(round) + "/");
+    auto r = run(plain, *names);
+    for (size_t i = 0; i < names->size(); ++i) {
+      if (plain.RouteKey((*names)[i]) == 1) {
+        EXPECT_TRUE(r.entries[i] == Code::kUnavailable || r.entries[i] == Code::kTimeout)
+            << CodeName(r.entries[i]);
+      } else {
+        EXPECT_EQ(r.entries[i], Code::kOk) << (*names)[i];
+      }
+    }
+  }
+  // With immutable_keys every write lands, the victim's on their next server,
+  // and reads find them there.
+  auto imm = puts_of("c/");
+  auto r = run(immutable, *imm);
+  EXPECT_TRUE(r.ok()) << r.failed();
+  std::vector<std::string_view> names(imm->begin(), imm->end());
+  auto x = immutable.Exists(names);
+  EXPECT_TRUE(x.ok()) << x.failed();
+  Engine server2_only = Make(Options({servers_[2]->address()}));
+  Engine server0_only = Make(Options({servers_[0]->address()}));
+  for (auto& k : *imm) {
+    const auto rank = immutable.RankKey(k);
+    if (rank[0] != 1) continue;
+    std::string_view n = k;
+    Engine& next = rank[1] == 0 ? server0_only : server2_only;
+    EXPECT_EQ(next.Exists({&n, 1}).entries[0].status, Code::kOk) << k;
+  }
+
+  // Restarted, the server is found again without any help.
+  ASSERT_TRUE(servers_[1]->Start());
+  bool back = false;
+  for (int i = 0; i < 100 && !back; ++i) {
+    auto names = puts_of("d" + std::to_string(i) + "/");
+    back = run(plain, *names).ok();
+    if (!back) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(back);
+  EXPECT_TRUE(plain.Servers()[1].connected);
+}
+
+}  // namespace
+}  // namespace memkv::testing

@@ -1,0 +1,445 @@
+// The admin HTTP API of a real `memkv server` on loopback: every endpoint
+// and field, auth, limits, errors, HTTPS, and an online drive reset while
+// the other drive serves traffic.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include "../http/http_test_util.h"
+#include "../io/test_util.h"
+#include "common/checksum.h"
+#include "http/client.h"
+#include "server_process.h"
+
+namespace memkv::testing {
+namespace {
+
+namespace json = boost::json;
+using http::testing::RawHttp;
+using proto::Opcode;
+using proto::StatusCode;
+
+constexpr const char* kKeyHex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+proto::Bytes B(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+std::vector<StatusCode> Put(RawClient& c,
+                            const std::vector<std::pair<std::string, std::string>>& kv,
+                            uint64_t id = 10) {
+  proto::BatchWriteRequest req;
+  req.batch = {static_cast<uint32_t>(kv.size()), 0, static_cast<uint32_t>(kv.size())};
+  std::string data;
+  for (auto& [k, v] : kv) {
+    req.entries.push_back({k, v.size(), Xxh3(v), {}});
+    data += v;
+  }
+  proto::Buffer control;
+  proto::Encode(req, control);
+  if (!c.Send(Opcode::kBatchWrite, control, B(data), id)) return {};
+  auto f = c.Recv();
+  if (!f) return {};
+  proto::StatusReply rep;
+  if (!proto::Decode(f->control, rep)) return {};
+  if (rep.head.status != StatusCode::kOk) return {rep.head.status};
+  return rep.statuses;
+}
+
+// (status, bytes) per key; empty when the exchange itself failed.
+std::vector<std::pair<StatusCode, std::string>> Get(RawClient& c,
+                                                    const std::vector<std::string>& keys,
+                                                    uint64_t id = 20) {
+  proto::BatchReadRequest req;
+  req.batch = {static_cast<uint32_t>(keys.size()), 0, static_cast<uint32_t>(keys.size())};
+  for (auto& k : keys) req.entries.push_back({k, 0, 0, {}});
+  proto::Buffer control;
+  proto::Encode(req, control);
+  if (!c.Send(Opcode::kBatchRead, control, {}, id)) return {};
+  std::vector<std::pair<StatusCode, std::string>> out;
+  for (;;) {
+    auto f = c.Recv();
+    if (!f) return {};
+    proto::BatchReadReply rep;
+    if (!proto::Decode(f->control, f->data, rep)) return {};
+    if (rep.head.status != StatusCode::kOk) return {{rep.head.status, ""}};
+    size_t at = 0;
+    for (auto& r : rep.results) {
+      std::string v;
+      if (r.delivery == proto::Delivery::kInline) {
+        v.assign(reinterpret_cast<const char*>(rep.data.data()) + at, r.length);
+        at += r.length;
+      }
+      out.push_back({r.status, v});
+    }
+    if (!f->header.has_more()) break;
+  }
+  return out;
+}
+
+std::string ValueOf(const std::string& key) { return "value of " + key + std::string(3000, 'v'); }
+
+class AdminTest : public ::testing::Test {
+ protected:
+  // A server on the embedded default (two 1 GiB file drives) plus `extra`,
+  // with its admin port accepting.
+  std::unique_ptr<ServerProcess> Start(std::vector<std::string> extra = {}) {
+    auto s = std::make_unique<ServerProcess>(dir_.path().string(), extra);
+    EXPECT_TRUE(s->ready()) << "the server did not start";
+    bool admin = false;
+    for (int i = 0; i < 200 && !admin; ++i) {
+      admin = RawHttp(s->admin_port()).ok();
+      if (!admin) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(admin) << "the admin port does not accept";
+    url_ = *http::ParseUrl("http://127.0.0.1:" + std::to_string(s->admin_port()));
+    return s;
+  }
+
+  http::ClientResponse Fetch(std::string_view method, std::string_view target,
+                             const http::ClientOptions& opt = {}) {
+    auto r = http::Fetch(url_, method, target, opt);
+    EXPECT_TRUE(r) << method << " " << target << ": " << r.error().message();
+    return r ? *r : http::ClientResponse{};
+  }
+  json::value GetJson(std::string_view target, int want_status = 200) {
+    const auto r = Fetch("GET", target);
+    EXPECT_EQ(r.status, want_status) << target << ": " << r.body;
+    EXPECT_EQ(r.content_type, "application/json") << target;
+    return json::parse(r.body);
+  }
+
+  io::testing::TempDir dir_;
+  http::Url url_;
+};
+
+uint64_t U(const json::value& v) { return v.to_number<uint64_t>(); }
+
+TEST_F(AdminTest, HealthAndReadyOfAHealthyServer) {
+  auto s = Start();
+  const json::value h = GetJson("/v1/health");
+  EXPECT_EQ(h.at("status"), "healthy");
+  EXPECT_EQ(h.at("rdma_active"), false);
+  EXPECT_EQ(U(h.at("drives_online")), 2u);
+  EXPECT_EQ(U(h.at("drives_offline")), 0u);
+  EXPECT_EQ(U(h.at("drives_total")), 2u);
+  EXPECT_EQ(h.as_object().size(), 5u);
+  const json::value r = GetJson("/v1/ready");
+  EXPECT_EQ(r.at("ready"), true);
+}
+
+TEST_F(AdminTest, StatusDrivesSessionsAndMetricsReportEveryField) {
+  auto s = Start();
+  auto c = std::make_unique<RawClient>(ConnectTcp(s->port()));
+  ASSERT_TRUE(c->Attach("admin-test-host"));
+  std::vector<std::pair<std::string, std::string>> kv;
+  for (int i = 0; i < 8; ++i)
+    kv.push_back({"k" + std::to_string(i), ValueOf("k" + std::to_string(i))});
+  for (StatusCode st : Put(*c, kv)) ASSERT_EQ(st, StatusCode::kOk);
+  ASSERT_EQ(Get(*c, {"k0", "missing"}).size(), 2u);
+
+  const json::value st = GetJson("/v1/status");
+  EXPECT_EQ(st.at("status"), "healthy");
+  EXPECT_TRUE(st.at("version").is_string());
+  EXPECT_TRUE(st.at("uptime_seconds").is_number());
+  EXPECT_EQ(U(st.at("memory").at("capacity_bytes")), 256ull << 20);
+  EXPECT_TRUE(st.at("memory").at("used_bytes").is_number());
+  const json::value& storage = st.at("storage");
+  EXPECT_EQ(storage.at("mode"), "file");
+  EXPECT_EQ(U(storage.at("raw_bytes_total")), 2ull << 30);
+  EXPECT_LE(U(storage.at("usable_bytes_total")), U(storage.at("raw_bytes_total")));
+  EXPECT_GT(U(storage.at("usable_bytes_total")), 1ull << 30);
+  EXPECT_GE(U(storage.at("used_bytes_total")), 8u * 3000);
+  EXPECT_EQ(U(storage.at("keys")), 8u);
+  const json::array& drives = storage.at("drives").as_array();
+  ASSERT_EQ(drives.size(), 2u);
+  uint64_t raw = 0, usable = 0, used = 0;
+  for (size_t i = 0; i < drives.size(); ++i) {
+    const json::value& d = drives[i];
+    EXPECT_EQ(U(d.at("id")), i);
+    EXPECT_NE(d.at("name").as_string().find("drive" + std::to_string(i)), json::string::npos);
+    EXPECT_EQ(d.at("online"), true);
+    EXPECT_EQ(d.at("resetting"), false);
+    EXPECT_TRUE(d.at("generation").is_number());
+    raw += U(d.at("raw_bytes"));
+    usable += U(d.at("usable_bytes"));
+    used += U(d.at("used_bytes"));
+  }
+  EXPECT_EQ(raw, U(storage.at("raw_bytes_total")));
+  EXPECT_EQ(usable, U(storage.at("usable_bytes_total")));
+  EXPECT_EQ(used, U(storage.at("used_bytes_total")));
+  EXPECT_EQ(U(st.at("sessions").at("active")), 1u);
+  EXPECT_EQ(U(st.at("sessions").at("max")), 1024u);
+  EXPECT_GE(U(st.at("connections").at("open")), 1u);
+  EXPECT_GE(U(st.at("connections").at("total")), 1u);
+  EXPECT_EQ(st.at("rails").at("tcp"), true);
+  EXPECT_EQ(st.at("rails").at("shm"), true);
+  EXPECT_EQ(st.at("rails").at("rdma"), false);
+  EXPECT_GE(U(st.at("operations").at("requests")), 3u);
+  EXPECT_EQ(U(st.at("operations").at("puts")), 8u);
+  for (const char* k : {"misses", "gets", "deletes", "cache_hits", "evictions", "checksum_errors",
+                        "protocol_errors"})
+    EXPECT_TRUE(st.at("operations").at(k).is_number()) << k;
+
+  const json::value dv = GetJson("/v1/drives");
+  EXPECT_EQ(dv.at("mode"), "file");
+  EXPECT_EQ(dv.at("drives").as_array().size(), 2u);
+  EXPECT_EQ(dv.at("drives").as_array()[1].at("id"), drives[1].at("id"));
+
+  const json::value ss = GetJson("/v1/sessions");
+  EXPECT_EQ(U(ss.at("count")), 1u);
+  EXPECT_EQ(U(ss.at("max")), 1024u);
+  const json::value& session = ss.at("sessions").as_array().at(0);
+  EXPECT_EQ(session.at("host_id"), "admin-test-host");
+  EXPECT_EQ(session.at("rail"), "tcp");
+  EXPECT_NE(session.at("peer").as_string().find("127.0.0.1:"), json::string::npos);
+  for (const char* k : {"id", "attached_unix", "regions", "requests"})
+    EXPECT_TRUE(session.at(k).is_number()) << k;
+
+  for (const char* path : {"/v1/metrics", "/metrics"}) {
+    const auto m = Fetch("GET", path);
+    EXPECT_EQ(m.status, 200);
+    EXPECT_EQ(m.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    for (const std::string& line : std::vector<std::string>{
+             "memkv_requests_total{op=\"put\"} 1\n", "memkv_entries_total{op=\"put\"} 8\n",
+             "memkv_entries_total{op=\"get\"} 2\n", "memkv_entry_misses_total{op=\"get\"} 1\n",
+             "memkv_value_bytes_total{op=\"put\"} " + std::to_string(8 * ValueOf("k0").size()) +
+                 "\n",
+             "memkv_value_bytes_total{op=\"get\"} " + std::to_string(ValueOf("k0").size()) + "\n",
+             "memkv_request_duration_seconds_count{op=\"put\"} 1\n",
+             "memkv_request_duration_seconds_bucket{op=\"put\",le=\"+Inf\"} 1\n",
+             "# TYPE memkv_request_duration_seconds histogram\n", "memkv_sessions 1\n",
+             "memkv_store_keys 8\n", "memkv_store_evictions_total 0\n",
+             "memkv_protocol_errors_total 0\n", "memkv_drive_online{drive=\"0\"",
+             "memkv_drive_used_bytes{drive=\"1\"", "memkv_drive_raw_bytes{drive=\"0\"",
+             "memkv_memory_capacity_bytes 268435456\n", "memkv_entry_errors_total{op=\"put\"} 0\n"})
+      EXPECT_NE(m.body.find(line), std::string::npos) << path << " lacks " << line;
+  }
+}
+
+TEST_F(AdminTest, UnknownPathsWrongMethodsAndTraversalAreRefused) {
+  auto s = Start();
+  auto r = Fetch("GET", "/v1/nothing");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(json::parse(r.body).at("status"), 404);
+  EXPECT_TRUE(json::parse(r.body).at("error").is_string());
+  r = Fetch("POST", "/v1/health");
+  EXPECT_EQ(r.status, 405);
+  bool allow = false;
+  for (const auto& [k, v] : r.headers) allow = allow || (k == "Allow" && v == "GET, HEAD");
+  EXPECT_TRUE(allow);
+  EXPECT_EQ(Fetch("GET", "/v1/drives/0/reset").status, 405);
+  EXPECT_EQ(Fetch("DELETE", "/v1/drives").status, 405);
+  for (const char* t :
+       {"/docs/../v1/health", "/docs/%2e%2e/v1/health", "/v1/../v1/health", "/v1/%2e%2e/v1/health",
+        "/docs/..%2f..%2fetc%2fpasswd", "/../../../../etc/passwd",
+        "/docs/%2e%2e%5c%2e%2e%5cetc%5cpasswd", "/v1//health", "/v1/health%00"}) {
+    r = Fetch("GET", t);
+    EXPECT_EQ(r.status, 404) << t;
+    EXPECT_EQ(r.body.find("root:"), std::string::npos) << t;
+    EXPECT_EQ(r.body.find("healthy"), std::string::npos) << t;
+  }
+}
+
+TEST_F(AdminTest, OversizedBodyIs413) {
+  auto s = Start();
+  RawHttp c(s->admin_port());
+  ASSERT_TRUE(c.Send("POST /v1/drives/0/reset HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                     std::to_string(64 << 20) + "\r\n\r\n"));
+  auto r = c.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_TRUE(json::parse(r->body).at("error").is_string());
+  EXPECT_TRUE(c.ClosedWithin(10000));
+  // Nothing was reset.
+  EXPECT_EQ(GetJson("/v1/status").at("status"), "healthy");
+}
+
+TEST_F(AdminTest, ClientSendingHeadersTooSlowlyIsDisconnected) {
+  auto s = Start();
+  RawHttp c(s->admin_port());
+  ASSERT_TRUE(c.Send("GET /v1/health HTTP/1.1\r\n"));
+  bool closed = false;
+  // One header byte every half second: never a complete request.
+  for (int i = 0; i < 60 && !closed; ++i) {
+    c.Send("X");
+    closed = c.ClosedWithin(500);
+  }
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(c.buffered().find("200 OK"), std::string::npos);
+  // The server still answers others.
+  EXPECT_EQ(GetJson("/v1/health").at("status"), "healthy");
+}
+
+TEST_F(AdminTest, ResetNeedsTheAuthKeyWhenOneIsSet) {
+  auto s = Start({"--set", std::string("network.auth_key=") + kKeyHex});
+  // Reading needs no key.
+  EXPECT_EQ(GetJson("/v1/health").at("status"), "healthy");
+  auto r = Fetch("POST", "/v1/drives/0/reset");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_TRUE(json::parse(r.body).at("error").is_string());
+  http::ClientOptions wrong;
+  wrong.bearer_token = std::string(64, 'f');
+  EXPECT_EQ(Fetch("POST", "/v1/drives/0/reset", wrong).status, 401);
+  http::ClientOptions right;
+  right.bearer_token = kKeyHex;
+  r = Fetch("POST", "/v1/drives/0/reset", right);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body).at("reset"), true);
+}
+
+TEST_F(AdminTest, ResetRefusesBadIdsAndArguments) {
+  auto s = Start();
+  auto r = Fetch("POST", "/v1/drives/2/reset");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(U(json::parse(r.body).at("drives_total")), 2u);
+  EXPECT_EQ(Fetch("POST", "/v1/drives/abc/reset").status, 400);
+  EXPECT_EQ(Fetch("POST", "/v1/drives/-1/reset").status, 400);
+  EXPECT_EQ(Fetch("POST", "/v1/drives/0/reset?secure=maybe").status, 400);
+}
+
+TEST_F(AdminTest, ResetThroughTheApiWhileTheOtherDriveServesTraffic) {
+  auto s = Start();
+  auto c = std::make_unique<RawClient>(ConnectTcp(s->port()));
+  ASSERT_TRUE(c->Attach());
+  std::vector<std::pair<std::string, std::string>> kv;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 64; ++i) {
+    keys.push_back("key-" + std::to_string(i));
+    kv.push_back({keys.back(), ValueOf(keys.back())});
+  }
+  for (StatusCode st : Put(*c, kv)) ASSERT_EQ(st, StatusCode::kOk);
+  const json::value before = GetJson("/v1/drives");
+  const uint64_t gen0 = U(before.at("drives").as_array()[0].at("generation"));
+  ASSERT_GT(U(before.at("drives").as_array()[0].at("used_bytes")), 0u);
+  ASSERT_GT(U(before.at("drives").as_array()[1].at("used_bytes")), 0u);
+
+  // First reset: find which keys live on drive 1 only (the survivors).
+  auto r = Fetch("POST", "/v1/drives/0/reset");
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::vector<std::string> survivors;
+  size_t lost = 0;
+  const auto got = Get(*c, keys);
+  ASSERT_EQ(got.size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (got[i].first == StatusCode::kOk) {
+      EXPECT_EQ(got[i].second, ValueOf(keys[i]));
+      survivors.push_back(keys[i]);
+    } else {
+      EXPECT_EQ(got[i].first, StatusCode::kNotFound) << keys[i];
+      ++lost;
+    }
+  }
+  ASSERT_FALSE(survivors.empty());
+  ASSERT_GT(lost, 0u);
+
+  // Refill drive 0, then reset it (zero-filled, so it takes a while) while
+  // another connection reads drive 1's keys without pause.
+  for (StatusCode st : Put(*c, kv)) ASSERT_EQ(st, StatusCode::kOk);
+  std::atomic<bool> stop{false};
+  std::atomic<int> rounds{0}, failures{0};
+  std::thread reader([&] {
+    RawClient rc(ConnectTcp(s->port()));
+    if (!rc.Attach("reader")) {
+      failures.fetch_add(1);
+      return;
+    }
+    uint64_t id = 100;
+    while (!stop.load()) {
+      const auto g = Get(rc, survivors, id++);
+      if (g.size() != survivors.size()) {
+        failures.fetch_add(1);
+        return;
+      }
+      for (size_t i = 0; i < g.size(); ++i)
+        if (g[i].first != StatusCode::kOk || g[i].second != ValueOf(survivors[i]))
+          failures.fetch_add(1);
+      rounds.fetch_add(1);
+    }
+  });
+  while (rounds.load() == 0 && failures.load() == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  http::ClientOptions slow;
+  slow.timeout = std::chrono::seconds(120);
+  r = Fetch("POST", "/v1/drives/0/reset?secure=true", slow);
+  const int rounds_at_end = rounds.load();
+  // Let the reader go on a little past the reset too.
+  while (rounds.load() < rounds_at_end + 3 && failures.load() == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  stop.store(true);
+  reader.join();
+  ASSERT_EQ(r.status, 200) << r.body << " (server exit status " << s->Stop() << ")";
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_GT(rounds.load(), 0);
+  const json::value reply = json::parse(r.body);
+  EXPECT_EQ(reply.at("reset"), true);
+  EXPECT_EQ(reply.at("secure"), true);
+  EXPECT_TRUE(reply.at("duration_ms").is_number());
+  EXPECT_EQ(U(reply.at("drive").at("id")), 0u);
+
+  // Drive 0 is back, empty and healthy; the keys it held are misses.
+  const json::value after = GetJson("/v1/drives");
+  const json::value& d0 = after.at("drives").as_array()[0];
+  EXPECT_EQ(d0.at("online"), true);
+  EXPECT_EQ(d0.at("resetting"), false);
+  EXPECT_EQ(U(d0.at("used_bytes")), 0u);
+  EXPECT_GT(U(d0.at("generation")), gen0);
+  EXPECT_EQ(GetJson("/v1/health").at("status"), "healthy");
+  const auto final_get = Get(*c, keys);
+  ASSERT_EQ(final_get.size(), keys.size());
+  size_t ok = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (final_get[i].first == StatusCode::kOk) {
+      EXPECT_EQ(final_get[i].second, ValueOf(keys[i]));
+      ++ok;
+    }
+  }
+  EXPECT_EQ(ok, survivors.size());
+  // And it takes new values.
+  for (StatusCode st : Put(*c, kv)) EXPECT_EQ(st, StatusCode::kOk);
+  for (const auto& [status, value] : Get(*c, keys)) EXPECT_EQ(status, StatusCode::kOk);
+}
+
+TEST_F(AdminTest, HttpsWhenCertificateAndKeyAreSet) {
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl";
+  const std::string cert = dir_.File("cert.pem"), key = dir_.File("key.pem");
+  const std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto s = Start({"--set", "network.tls_cert=" + cert, "--set", "network.tls_key=" + key});
+  url_ = *http::ParseUrl("https://127.0.0.1:" + std::to_string(s->admin_port()));
+  http::ClientOptions trust;
+  trust.ca_file = cert;
+  auto r = http::Fetch(url_, "GET", "/v1/health", trust);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(json::parse(r->body).at("status"), "healthy");
+  // Not trusted without the CA; plain HTTP gets no answer.
+  EXPECT_FALSE(http::Fetch(url_, "GET", "/v1/health"));
+  http::Url plain = url_;
+  plain.tls = false;
+  http::ClientOptions quick;
+  quick.timeout = std::chrono::seconds(15);
+  auto p = http::Fetch(plain, "GET", "/v1/health", quick);
+  EXPECT_TRUE(!p || p->status != 200);
+}
+
+TEST_F(AdminTest, GracefulShutdownStopsTheAdminListener) {
+  auto s = Start();
+  EXPECT_EQ(GetJson("/v1/ready").at("ready"), true);
+  const uint16_t admin = s->admin_port();
+  EXPECT_EQ(s->Stop(), 0);
+  EXPECT_FALSE(RawHttp(admin).ok());
+}
+
+}  // namespace
+}  // namespace memkv::testing
