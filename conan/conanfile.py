@@ -38,6 +38,7 @@ class MemkvConan(ConanFile):
         self.requires("jemalloc/5.3.0")
 
     def build_requirements(self):
+        self.tool_requires("cmark/0.30.3")     # renders docs/ into the binary (find_program)
         self.test_requires("gtest/1.12.1")
         self.test_requires("benchmark/1.7.1")
 

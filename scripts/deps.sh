@@ -8,6 +8,8 @@ set -euo pipefail
 packages=(
   # toolchain
   cmake ninja-build g++ clang libclang-rt-14-dev pkg-config ccache git
+  # renders docs/ into the binary at build time
+  cmark
   # libraries (Boost 1.81 by component, not the 1.74 default nor -all-dev)
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   liburing-dev libibverbs-dev librdmacm-dev libsimdjson-dev libyaml-cpp-dev

@@ -30,17 +30,21 @@ const std::map<std::string, std::string>& ConanNames() {
       {"simdjson", "simdjson"},   {"GTest", "gtest"},         {"benchmark", "benchmark"},
       {"libxxhash", "xxhash"},    {"liburing", "liburing"},   {"libibverbs", "rdma-core"},
       {"librdmacm", "rdma-core"}, {"jemalloc", "jemalloc"},   {"libcmark", "cmark"},
+      {"cmark", "cmark"},
   };
   return names;
 }
 
-// Found by CMake itself or the system, not packages.
-const std::set<std::string> kBuiltIn = {"Threads", "PkgConfig"};
+// Found by CMake itself or the system, not packages; ccache is an optional
+// speed-up of local rebuilds, used when present.
+const std::set<std::string> kBuiltIn = {"Threads", "PkgConfig", "ccache"};
 
 // Every package the CMake files of `root` look for.
 std::set<std::string> CMakeDependencies(const fs::path& root) {
   std::set<std::string> found;
   const std::regex find_re(R"(find_package\(\s*([A-Za-z0-9_+-]+))");
+  // Build tools: find_program(VAR name ...).
+  const std::regex program_re(R"(find_program\(\s*\w+\s+([A-Za-z0-9_+-]+))");
   const std::regex pkg_re(R"(pkg_check_modules\(\s*\w+\s+(?:REQUIRED\s+|QUIET\s+|IMPORTED_TARGET\s+)*([A-Za-z0-9_+-]+))");
   for (const auto& f : fs::recursive_directory_iterator(root)) {
     const std::string rel = fs::relative(f.path(), root).string();
@@ -48,7 +52,7 @@ std::set<std::string> CMakeDependencies(const fs::path& root) {
     const std::string name = f.path().filename().string();
     if (name != "CMakeLists.txt" && f.path().extension() != ".cmake") continue;
     const std::string text = ReadFile(f.path());
-    for (const std::regex* re : {&find_re, &pkg_re}) {
+    for (const std::regex* re : {&find_re, &pkg_re, &program_re}) {
       for (auto it = std::sregex_iterator(text.begin(), text.end(), *re);
            it != std::sregex_iterator(); ++it) {
         if (!kBuiltIn.count((*it)[1])) found.insert((*it)[1]);
