@@ -406,7 +406,9 @@ class Store::Impl {
     const uint64_t bytes = builder.PagesNeeded() * kPageSize;
     if (bytes > ring / 2) co_return errc::too_large;
     const uint64_t skip = j.tail + bytes > ring ? ring - j.tail : 0;
-    if (j.used + skip + bytes > ring) {
+    // The ring never fills up completely: a replay that comes back round to
+    // the head could not tell a full ring from an empty one.
+    if (j.used + skip + bytes >= ring) {
       // The ring is full: a checkpoint covers everything so far and frees it.
       auto st = co_await WriteCheckpoint(d);
       if (!st) co_return st;
@@ -943,6 +945,10 @@ class Store::Impl {
       d.journal.used = end.next_offset >= d.sb.journal_head
                            ? end.next_offset - d.sb.journal_head
                            : d.sb.layout.journal_size - d.sb.journal_head + end.next_offset;
+      // Records that end back at the head filled the whole ring (a journal
+      // written before the ring kept a gap): full, not empty.
+      if (end.records > 0 && end.next_offset == d.sb.journal_head)
+        d.journal.used = d.sb.layout.journal_size;
       if (end.records == 0) d.journal.used = 0;
       spdlog::info("{}: drive {} of {}: checkpoint at seq {}, replayed {} records ({} ops)",
                    d.dev->name(), d.index, drives.size(), d.sb.checkpoint_seq, end.records,
