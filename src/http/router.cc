@@ -176,11 +176,25 @@ Router::Resolution Router::Resolve(Method method, const Target& target) const {
     }
     allowed.push_back(r.method);
   }
+  // A route's path with another method is 405, even under a static prefix
+  // ("/" serving files).
+  if (!allowed.empty()) {
+    res.status = 405;
+    std::sort(allowed.begin(), allowed.end());
+    allowed.erase(std::unique(allowed.begin(), allowed.end()), allowed.end());
+    for (Method m : allowed) {
+      if (!res.allow.empty()) res.allow += ", ";
+      res.allow += MethodName(m);
+      if (m == Method::kGet) res.allow += ", HEAD";
+    }
+    return res;
+  }
   for (const StaticRoute& s : statics_) {
     if (target.segments.size() < s.prefix.size()) continue;
     if (!std::equal(s.prefix.begin(), s.prefix.end(), target.segments.begin())) continue;
-    // "/docs" (no slash) is not under "/docs/".
-    if (target.segments.size() == s.prefix.size() && !target.trailing_slash) continue;
+    // "/docs" (no slash) is not under "/docs/"; "/" is the root's index.
+    if (target.segments.size() == s.prefix.size() && !target.trailing_slash && !s.prefix.empty())
+      continue;
     std::string key;
     for (size_t i = s.prefix.size(); i < target.segments.size(); ++i) {
       if (!key.empty()) key += '/';
@@ -197,16 +211,6 @@ Router::Resolution Router::Resolve(Method method, const Target& target) const {
     res.status = 200;
     res.file = &it->second;
     return res;
-  }
-  if (!allowed.empty()) {
-    res.status = 405;
-    std::sort(allowed.begin(), allowed.end());
-    allowed.erase(std::unique(allowed.begin(), allowed.end()), allowed.end());
-    for (Method m : allowed) {
-      if (!res.allow.empty()) res.allow += ", ";
-      res.allow += MethodName(m);
-      if (m == Method::kGet) res.allow += ", HEAD";
-    }
   }
   return res;
 }

@@ -415,6 +415,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (auto st = proto::Decode(control, m); !st)
         return ErrorFrame(h, StatusCode::kProtocolError, st.error().message());
       if (!regions_.erase(m.region_id)) return ErrorFrame(h, StatusCode::kBadRegion, "no such region");
+      RecordSession();
       return ErrorFrame(h, StatusCode::kOk, "");
     }
     proto::RegisterRegion m;
@@ -441,7 +442,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return ErrorFrame(h, StatusCode::kBadRegion, why);
     }
     regions_.emplace(m.region_id, std::move(*region));
+    RecordSession();
     return ErrorFrame(h, StatusCode::kOk, "");
+  }
+
+  // What GET /v1/sessions shows of this session: its regions now, and its
+  // requests as of the last region change or every 64th request (the
+  // registry's lock is not taken per request).
+  void RecordSession() {
+    if (session_id_) impl_.server.sessions().Update(*session_id_, regions_.size(), requests_);
   }
 
   // The region slice an entry names, pinned for the request.
@@ -458,6 +467,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                          std::shared_ptr<proto::BatchWriteRequest> write = nullptr) {
     const proto::Bytes control(payload->data.get(), h.control_len);
     const proto::Bytes data(payload->data.get() + h.control_len, h.data_len);
+    if (++requests_ % 64 == 1) RecordSession();
     switch (h.opcode) {
       case proto::Opcode::kPing: {
         proto::Ping p;
@@ -982,6 +992,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t buffered_ = 0;
   uint64_t requests_ = 0;
   std::optional<uint64_t> session_id_;
+  uint64_t requests_ = 0;  // requests handled on this connection
   std::deque<int> pending_fds_;
   std::unordered_map<uint32_t, std::shared_ptr<Region>> regions_;
 

@@ -162,6 +162,20 @@ TEST_F(RouterTest, WrongMethodIs405WithAllow) {
   EXPECT_EQ(Header(r, "Allow"), "GET, HEAD");
 }
 
+TEST_F(RouterTest, WrongMethodIs405EvenUnderAStaticRootAndTheRootServesItsFiles) {
+  StaticFiles root;
+  root["index.html"] = {"<h1>dashboard</h1>", "text/html; charset=utf-8"};
+  router_.AddStatic("/", std::move(root));  // after /docs/: the more specific prefix first
+  Response r = Serve(router_, Method::kPost, "/v1/health");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(Header(r, "Allow"), "GET, HEAD");
+  EXPECT_EQ(Serve(router_, Method::kDelete, "/v1/drives").status, 405);
+  EXPECT_EQ(Serve(router_, Method::kGet, "/").body, "<h1>dashboard</h1>");
+  EXPECT_EQ(Serve(router_, Method::kGet, "/docs/").body, "<h1>docs</h1>");
+  EXPECT_EQ(Serve(router_, Method::kGet, "/v1/nothing").status, 404);
+  EXPECT_EQ(Serve(router_, Method::kGet, "/nothing.html").status, 404);
+}
+
 TEST_F(RouterTest, MalformedTargetIs400) {
   EXPECT_EQ(Serve(router_, Method::kGet, "/v1/%zz").status, 400);
   EXPECT_EQ(Serve(router_, Method::kGet, "*").status, 400);

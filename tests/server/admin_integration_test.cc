@@ -202,6 +202,8 @@ TEST_F(AdminTest, StatusDrivesSessionsAndMetricsReportEveryField) {
   EXPECT_NE(session.at("peer").as_string().find("127.0.0.1:"), json::string::npos);
   for (const char* k : {"id", "attached_unix", "regions", "requests"})
     EXPECT_TRUE(session.at(k).is_number()) << k;
+  EXPECT_GE(U(session.at("requests")), 1u);  // its first request is recorded
+  EXPECT_EQ(U(session.at("regions")), 0u);    // tcp: no shared memory
 
   for (const char* path : {"/v1/metrics", "/metrics"}) {
     const auto m = Fetch("GET", path);
@@ -222,6 +224,25 @@ TEST_F(AdminTest, StatusDrivesSessionsAndMetricsReportEveryField) {
              "memkv_memory_capacity_bytes 268435456\n", "memkv_entry_errors_total{op=\"put\"} 0\n"})
       EXPECT_NE(m.body.find(line), std::string::npos) << path << " lacks " << line;
   }
+}
+
+TEST_F(AdminTest, TheDashboardAndTheDocsSiteAreServedFromTheBinary) {
+  auto s = Start();
+  auto r = Fetch("GET", "/");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("id=\"chart-ops\""), std::string::npos);
+  EXPECT_NE(r.body.find("src=\"/dashboard.js\""), std::string::npos);
+  r = Fetch("GET", "/dashboard.js");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("/v1/status"), std::string::npos);
+  r = Fetch("GET", "/docs/");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("<h1>memkv documentation</h1>"), std::string::npos);
+  r = Fetch("GET", "/docs/operations.html");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("Troubleshooting"), std::string::npos);
+  EXPECT_EQ(Fetch("GET", "/docs/style.css").status, 200);
+  EXPECT_EQ(Fetch("GET", "/docs/nothing.html").status, 404);
 }
 
 TEST_F(AdminTest, UnknownPathsWrongMethodsAndTraversalAreRefused) {
