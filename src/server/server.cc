@@ -450,7 +450,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // requests as of the last region change or every 64th request (the
   // registry's lock is not taken per request).
   void RecordSession() {
-    if (session_id_) impl_.server.sessions().Update(*session_id_, regions_.size(), requests_);
+    if (!session_id_) return;
+    impl_.server.sessions().Update(*session_id_, regions_.size(), requests_);
+    recorded_requests_ = requests_;
   }
 
   // The region slice an entry names, pinned for the request.
@@ -467,7 +469,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                          std::shared_ptr<proto::BatchWriteRequest> write = nullptr) {
     const proto::Bytes control(payload->data.get(), h.control_len);
     const proto::Bytes data(payload->data.get() + h.control_len, h.data_len);
-    if (++requests_ % 64 == 1) RecordSession();
+    if (recorded_requests_ == 0 || requests_ - recorded_requests_ >= 64) RecordSession();
     switch (h.opcode) {
       case proto::Opcode::kPing: {
         proto::Ping p;
@@ -992,7 +994,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t buffered_ = 0;
   uint64_t requests_ = 0;
   std::optional<uint64_t> session_id_;
-  uint64_t requests_ = 0;  // requests handled on this connection
+  uint64_t recorded_requests_ = 0;  // requests_ as last given to the registry
   std::deque<int> pending_fds_;
   std::unordered_map<uint32_t, std::shared_ptr<Region>> regions_;
 
