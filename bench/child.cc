@@ -126,6 +126,23 @@ uint16_t FreePort() {
   return port;
 }
 
+uint16_t FreePortPair() {
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const uint16_t p = FreePort();
+    if (p == 0 || p == 65535) continue;
+    const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return 0;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(p + 1));
+    const bool free = ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(s);
+    if (free) return p;
+  }
+  return 0;
+}
+
 bool PortAccepts(uint16_t port) {
   const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s < 0) return false;

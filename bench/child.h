@@ -32,6 +32,9 @@ bool OnPath(const std::string& name);
 
 // A loopback TCP port nobody listens on now (bound once, then released).
 uint16_t FreePort();
+// A port p free on loopback with p + 1 free too (a memkv server's data and
+// admin ports); 0 when none was found.
+uint16_t FreePortPair();
 // Whether something accepts TCP connections on 127.0.0.1:port.
 bool PortAccepts(uint16_t port);
 

@@ -220,51 +220,62 @@ Status RailBench::StartServers() {
   for (bool auth : {false, true}) {
     if (std::find(o_.auth.begin(), o_.auth.end(), auth) == o_.auth.end()) continue;
     const std::string name = auth ? "auth" : "open";
-    const uint16_t port = FreePort();
     Target t;
-    t.address = "127.0.0.1:" + std::to_string(port);
     const std::string sock = dir_ + "/" + name + ".sock";
     const std::string log = dir_ + "/" + name + ".log";
     for (const std::string& p : {sock, log}) {
       RegisterPath(p);
       registered_.push_back(p);
     }
-    std::vector<std::string> args = {o_.memkv_binary, "--log-level", "warn", "server",
-                                     "--mode", "memory", "--memory", std::to_string(memory),
-                                     "--address", t.address, "--unix-socket", sock};
-    if (o_.server_threads) {
-      args.push_back("--threads");
-      args.push_back(std::to_string(o_.server_threads));
-    }
-    if (auth) {
-      t.auth_hex = proto::AuthKey::Generate().ToHex();
-      args.push_back("--set");
-      args.push_back("network.auth_key=" + t.auth_hex);
-    }
-    std::string shown;
-    for (const std::string& a : args)
-      shown += (shown.empty() ? "" : " ") +
-               (a.rfind("network.auth_key=", 0) == 0 ? std::string("network.auth_key=<random>") : a);
-    r_.server_commands.push_back(shown);
+    if (auth) t.auth_hex = proto::AuthKey::Generate().ToHex();
     progress_.Begin("starting memkv server (" + name + ", " + FormatSize(memory) + ")");
-    std::string error;
-    auto child = ChildProcess::Spawn(args, log, error, dir_);
-    if (!child) {
-      progress_.End("failed: " + error);
-      return client::errc::connect_failed;
-    }
-    bool up = false;
-    int status = 0;
-    for (int i = 0; i < 200 && !up; ++i) {
-      if (child->Exited(&status)) break;
-      up = PortAccepts(port);
-      if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (!up) {
+    // Another process may take the port pair between the probe and the
+    // server's bind: a server that exits at start is tried on another pair.
+    std::optional<ChildProcess> child;
+    std::string failure;
+    for (int attempt = 0; attempt < 5 && !child; ++attempt) {
+      const uint16_t port = FreePortPair();
+      t.address = "127.0.0.1:" + std::to_string(port);
+      std::vector<std::string> args = {o_.memkv_binary, "--log-level", "warn", "server",
+                                       "--mode", "memory", "--memory", std::to_string(memory),
+                                       "--address", t.address, "--unix-socket", sock};
+      if (o_.server_threads) {
+        args.push_back("--threads");
+        args.push_back(std::to_string(o_.server_threads));
+      }
+      if (auth) {
+        args.push_back("--set");
+        args.push_back("network.auth_key=" + t.auth_hex);
+      }
+      std::string error;
+      child = ChildProcess::Spawn(args, log, error, dir_);
+      if (!child) {
+        progress_.End("failed: " + error);
+        return client::errc::connect_failed;
+      }
+      bool up = false;
+      int status = 0;
+      for (int i = 0; i < 200 && !up; ++i) {
+        if (child->Exited(&status)) break;
+        up = PortAccepts(port);
+        if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (up) {
+        std::string shown;
+        for (const std::string& a : args)
+          shown += (shown.empty() ? "" : " ") +
+                   (a.rfind("network.auth_key=", 0) == 0 ? std::string("network.auth_key=<random>") : a);
+        r_.server_commands.push_back(shown);
+        break;
+      }
       std::ifstream in(log);
       std::stringstream text;
       text << in.rdbuf();
-      progress_.End("failed: the server did not start; its log: " + text.str());
+      failure = text.str();
+      child.reset();  // stopped and reaped
+    }
+    if (!child) {
+      progress_.End("failed: the server did not start; its log: " + failure);
       return client::errc::connect_failed;
     }
     progress_.End("listening on " + t.address + " and " + sock);

@@ -11,9 +11,11 @@ function(memkv_add_library name)
   target_link_libraries(memkv_${name} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
 endfunction()
 
-# memkv_add_test(NAME SOURCES ... DEPS ... LABEL unit|integration|e2e)
+# memkv_add_test(NAME SOURCES ... DEPS ... LABEL unit|integration|e2e
+#                [RESOURCE_LOCK lock]): tests sharing a lock never run at once
+# (the fan-in tests, which each hold about 17 GiB between client and server).
 function(memkv_add_test name)
-  cmake_parse_arguments(ARG "" "LABEL" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "LABEL;RESOURCE_LOCK" "SOURCES;DEPS" ${ARGN})
   if(NOT ARG_LABEL IN_LIST MEMKV_TEST_LABELS)
     return()
   endif()
@@ -21,5 +23,9 @@ function(memkv_add_test name)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
   target_compile_definitions(${name} PRIVATE
     MEMKV_SOURCE_DIR="${PROJECT_SOURCE_DIR}" MEMKV_BINARY_DIR="${PROJECT_BINARY_DIR}")
-  gtest_discover_tests(${name} PROPERTIES LABELS "${ARG_LABEL}" DISCOVERY_TIMEOUT 60)
+  set(lock "")
+  if(ARG_RESOURCE_LOCK)
+    set(lock RESOURCE_LOCK "${ARG_RESOURCE_LOCK}")
+  endif()
+  gtest_discover_tests(${name} PROPERTIES LABELS "${ARG_LABEL}" ${lock} DISCOVERY_TIMEOUT 60)
 endfunction()

@@ -2,9 +2,10 @@
 #
 # The documentation site, rendered at build time and embedded in the binary:
 # every docs/*.md page through cmark (cmake/RenderDoc.cmake) into the
-# template of docs/site/, plus the site's static files, into one generated
-# source (cmake/EmbedFiles.cmake). Pages appear in the navigation in the
-# order below; a page missing from the list still renders, after them.
+# template of docs/site/, plus the site's static files and the images next
+# to the pages, into one generated source (cmake/EmbedFiles.cmake). Pages
+# appear in the navigation in the order below; a page missing from the list
+# still renders, after them.
 find_program(MEMKV_CMARK cmark REQUIRED)
 
 set(MEMKV_DOCS_ORDER
@@ -66,7 +67,9 @@ function(memkv_docs_site)
     list(APPEND rendered "${html}")
     list(APPEND embed "${page}.html=${html}")
   endforeach()
-  file(GLOB assets CONFIGURE_DEPENDS "${docs}/site/*.css" "${docs}/site/*.js" "${docs}/site/*.svg")
+  # The site's own files, and the images pages link (docs/performance.svg).
+  file(GLOB assets CONFIGURE_DEPENDS "${docs}/site/*.css" "${docs}/site/*.js" "${docs}/site/*.svg"
+       "${docs}/*.svg")
   foreach(asset IN LISTS assets)
     get_filename_component(name "${asset}" NAME)
     list(APPEND embed "${name}=${asset}")

@@ -2,11 +2,15 @@
 # Builds memkv and runs every test, as CI does (.ci/run calls this script).
 #   1. clang with ASan + UBSan (build/asan): unit tests, then each fuzz target
 #      for MEMKV_FUZZ_SECONDS (default 60) over its seed corpus.
-#   2. release (build/release): the binaries, integration and e2e tests.
+#   2. release (build/release): the binaries, integration and e2e tests
+#      (the dashboard and docs in headless Chromium among them; screenshots in
+#      build/release/test-artifacts/).
 # Each test is compiled in one of the two builds only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+# chromium and curl: the browser test of the dashboard and the docs site.
+scripts/deps.sh chromium curl
+export MEMKV_REQUIRE_BROWSER=1
 
 jobs=$(nproc)
 fuzz_seconds=${MEMKV_FUZZ_SECONDS:-60}

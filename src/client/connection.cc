@@ -38,6 +38,7 @@ namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr uint64_t kBatchOverhead = 12;  // BatchHead
+constexpr uint64_t kReadResultSize = 26;  // a ReadResult in a BatchReadReply
 constexpr size_t kMaxFramesPerWrite = 64;
 constexpr size_t kMaxBytesPerWrite = 4u << 20;
 
@@ -50,6 +51,9 @@ struct OutFrame {
   std::shared_ptr<const void> keep;
   int fd = -1;  // sent in SCM_RIGHTS with the frame (RegisterRegion)
   bool request = true;  // false: a WriteChunk of a request already counted in flight
+  // Bytes this request puts on the wire both ways (the frame and the reply
+  // it expects), counted against max_outstanding_bytes until it is answered.
+  uint64_t budget = 0;
 };
 
 struct Sub;
@@ -77,6 +81,7 @@ struct Sub {
   uint32_t count = 0;
   uint32_t received = 0;
   std::shared_ptr<const void> keep;  // held until the reply (shm regions)
+  uint64_t budget = 0;               // its frame's, returned with the last reply
 };
 
 template <class T>
@@ -454,6 +459,9 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
       subs.push_back({MakeFrame(opcode, std::move(control), std::move(data),
                                 values.empty() ? nullptr : frame_keep),
                       s.first, s.count, reply_keep});
+      uint64_t budget = proto::kHeaderSize + kBatchOverhead;
+      for (uint32_t i = s.first; i < s.first + s.count; ++i) budget += cost[i];
+      subs.back().frame.budget = budget;
     }
     return subs;
   }
@@ -503,6 +511,7 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
   std::unordered_map<uint64_t, Sub> pending_;
   std::unordered_map<uint32_t, std::shared_ptr<SharedRegion>> regions_;
   uint32_t inflight_ = 0;  // request ids written and not yet fully answered
+  uint64_t outstanding_ = 0;  // their budgets (OutFrame::budget)
   error_code close_reason_ = errc::connection_lost;
 };
 
@@ -666,6 +675,7 @@ void Connection::Impl::Shutdown(error_code why, const std::string& detail) {
   queue_.clear();
   regions_.clear();
   inflight_ = 0;
+  outstanding_ = 0;
   for (auto& [id, sub] : pending) sub.op->Finish(why);
 }
 
@@ -689,7 +699,7 @@ void Connection::Impl::OnSubmit(std::shared_ptr<Op> op, std::vector<Planned> sub
   for (Planned& p : subs) {
     uint64_t id;
     std::memcpy(&id, p.frame.header.data() + 8, sizeof id);  // request id, little-endian
-    pending_.emplace(id, Sub{op, p.base, p.count, 0, std::move(p.keep_until_reply)});
+    pending_.emplace(id, Sub{op, p.base, p.count, 0, std::move(p.keep_until_reply), p.frame.budget});
     queue_.push_back(std::move(p.frame));
     for (OutFrame& c : p.chunks) queue_.push_back(std::move(c));
   }
@@ -721,8 +731,13 @@ void Connection::Impl::Dispatch(const proto::FrameHeader& h, Bytes control, Byte
   }
   if (h.has_more()) return;
   auto keep_op = std::move(sub.op);
+  const uint64_t budget = sub.budget;
   pending_.erase(it);
   if (inflight_ > 0 && inflight_-- == limit_) writer_wake_.cancel();
+  if (budget > 0) {
+    outstanding_ -= std::min(outstanding_, budget);
+    writer_wake_.cancel();
+  }
   if (--keep_op->subs_left == 0) keep_op->Finish({});
 }
 
@@ -808,8 +823,17 @@ asio::awaitable<void> Connection::Impl::Writer(std::shared_ptr<Impl> self) {
   std::vector<OutFrame> batch;
   batch.reserve(kMaxFramesPerWrite);
   std::vector<asio::const_buffer> bufs;
+  // A request waits while the requests in flight are at the limit, or
+  // their bytes both ways would pass max_outstanding_bytes with it (a
+  // request larger than that goes once nothing else is in flight). The
+  // server then never has to stop reading this connection, and neither
+  // side's socket queue runs over.
+  const auto must_wait = [this](const OutFrame& f) {
+    return f.request && (inflight_ >= limit_ || (outstanding_ > 0 && outstanding_ + f.budget >
+                                                                         options_.max_outstanding_bytes));
+  };
   while (open_) {
-    if (queue_.empty() || (queue_.front().request && inflight_ >= limit_)) {
+    if (queue_.empty() || must_wait(queue_.front())) {
       writer_wake_.expires_at(asio::steady_timer::time_point::max());
       co_await writer_wake_.async_wait(kTuple);
       continue;
@@ -818,6 +842,7 @@ asio::awaitable<void> Connection::Impl::Writer(std::shared_ptr<Impl> self) {
       OutFrame f = std::move(queue_.front());
       queue_.pop_front();
       ++inflight_;
+      outstanding_ += f.budget;
       if (error_code ec = co_await SendWithFd(f); ec) {
         Shutdown(errc::connection_lost, "send: " + ec.message());
         co_return;
@@ -827,12 +852,14 @@ asio::awaitable<void> Connection::Impl::Writer(std::shared_ptr<Impl> self) {
     // Gather several frames into one write: headers, control payloads and
     // the callers' value bytes, none of them copied.
     size_t bytes = 0;
-    while (!queue_.empty() && queue_.front().fd < 0 &&
-           (inflight_ < limit_ || !queue_.front().request) && batch.size() < kMaxFramesPerWrite &&
-           bytes < kMaxBytesPerWrite) {
+    while (!queue_.empty() && queue_.front().fd < 0 && !must_wait(queue_.front()) &&
+           batch.size() < kMaxFramesPerWrite && bytes < kMaxBytesPerWrite) {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
-      if (batch.back().request) ++inflight_;
+      if (batch.back().request) {
+        ++inflight_;
+        outstanding_ += batch.back().budget;
+      }
       const OutFrame& f = batch.back();
       bytes += f.header.size() + f.control.size();
       for (Bytes b : f.data) bytes += b.size();
@@ -1034,7 +1061,9 @@ void Connection::AsyncGet(std::vector<GetEntry> entries, Duration timeout,
     if (!proto::CheckKey(e.key)) bad = true;
     dests[i] = {e.dest.data(), e.dest.size()};
     wire[i] = {e.key, e.offset, e.length, {}};
-    cost[i] = proto::EncodedSize(wire[i]);
+    // The reply's bytes count too: a request's inline reply then fits a
+    // frame, and its bytes count against max_outstanding_bytes.
+    cost[i] = proto::EncodedSize(wire[i]) + kReadResultSize + e.dest.size();
   }
   auto op = std::make_shared<GetOp>(std::move(done), std::move(dests), false);
   if (bad) return impl_->Reject(std::move(op), errc::bad_argument);

@@ -67,6 +67,11 @@ struct ConnectionOptions {
   // Requests written and not yet answered; more wait in the write queue.
   // The server's max in-flight (from Attach) lowers it.
   uint32_t max_inflight = 512;
+  // Bytes of those requests and of the replies they expect (inline values
+  // read); more wait in the write queue, and a request larger than this goes
+  // alone. Half the server's default limits.max_buffered_bytes_per_connection,
+  // so that the server never has to stop reading this connection.
+  uint64_t max_outstanding_bytes = 32ull << 20;
 };
 
 // What the server said in its AttachReply.

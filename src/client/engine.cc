@@ -55,6 +55,8 @@ Code FromStatus(proto::StatusCode s) {
     case S::kTooManyRegions:
     case S::kBusy:
       return Code::kBusy;
+    case S::kStreamTimeout:
+      return Code::kTimeout;
     case S::kNoSpace:
       return Code::kNoSpace;
     case S::kUnsupportedVersion:

@@ -26,6 +26,7 @@ const char* StatusName(StatusCode s) {
     case StatusCode::kNotAttached: return "NotAttached";
     case StatusCode::kProtocolError: return "ProtocolError";
     case StatusCode::kChunkOutOfOrder: return "ChunkOutOfOrder";
+    case StatusCode::kStreamTimeout: return "StreamTimeout";
   }
   return "Unknown";
 }

@@ -30,9 +30,10 @@ enum class StatusCode : uint8_t {
   kNotAttached = 19,        // a request before Attach
   kProtocolError = 20,      // a malformed frame (the connection is closed after)
   kChunkOutOfOrder = 21,    // a streamed value's chunk out of sequence, at the wrong offset or past its end
+  kStreamTimeout = 22,      // limits.stream_idle_seconds passed with no chunk of a streamed value
 };
 
-inline constexpr uint8_t kMaxStatus = 21;
+inline constexpr uint8_t kMaxStatus = 22;
 
 const char* StatusName(StatusCode s);
 

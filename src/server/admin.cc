@@ -234,6 +234,11 @@ Response AdminServer::Impl::StatusResponse() {
     usable += d.usable_bytes;
     used += d.used_bytes;
   }
+  if (store.mode() == store::Mode::kMemory) {
+    // No drives: the values live in the memory pool, which is the storage.
+    raw = usable = st.memory_capacity;
+    used = st.memory_used;
+  }
   storage["raw_bytes_total"] = raw;
   storage["usable_bytes_total"] = usable;
   storage["used_bytes_total"] = used;
@@ -256,10 +261,14 @@ Response AdminServer::Impl::StatusResponse() {
   json::object ops;
   ops["requests"] = ss.requests;
   ops["protocol_errors"] = ss.protocol_errors;
+  // Lookups as clients make them: the keys of BatchRead and Exists entries,
+  // and those not found (the store's own counters are in /v1/metrics).
+  const Metrics::OpCounters reads = server.metrics().Get(Op::kGet);
+  const Metrics::OpCounters exists = server.metrics().Get(Op::kExists);
   ops["puts"] = st.puts;
-  ops["gets"] = st.gets;
+  ops["gets"] = reads.entries + exists.entries;
   ops["deletes"] = st.deletes;
-  ops["misses"] = st.misses;
+  ops["misses"] = reads.entry_misses + exists.entry_misses;
   ops["cache_hits"] = st.cache_hits;
   ops["evictions"] = st.evictions;
   ops["checksum_errors"] = st.checksum_errors;

@@ -240,6 +240,8 @@ const Field<LimitsConfig> kLimitsFields[] = {
     {"max_sessions", [](LimitsConfig& c, const YN& n, const Str& p) { c.max_sessions = Count(n, p); }},
     {"max_regions_per_session",
      [](LimitsConfig& c, const YN& n, const Str& p) { c.max_regions_per_session = Count(n, p); }},
+    {"stream_idle_seconds",
+     [](LimitsConfig& c, const YN& n, const Str& p) { c.stream_idle_seconds = Count(n, p); }},
 };
 
 const Field<Config> kTopFields[] = {
@@ -600,6 +602,7 @@ void Validate(const Config& c) {
   positive("limits.max_buffered_bytes_per_connection", c.limits.max_buffered_bytes_per_connection);
   positive("limits.max_sessions", c.limits.max_sessions);
   positive("limits.max_regions_per_session", c.limits.max_regions_per_session);
+  positive("limits.stream_idle_seconds", c.limits.stream_idle_seconds);
 }
 
 // ---- Writing and deriving ------------------------------------------------
@@ -657,6 +660,7 @@ std::string ToYaml(const Config& c) {
   out << YAML::Key << "max_sessions" << YAML::Value << std::to_string(l.max_sessions);
   out << YAML::Key << "max_regions_per_session" << YAML::Value
       << std::to_string(l.max_regions_per_session);
+  out << YAML::Key << "stream_idle_seconds" << YAML::Value << std::to_string(l.stream_idle_seconds);
   out << YAML::EndMap;
 
   out << YAML::EndMap;

@@ -116,6 +116,9 @@ struct LimitsConfig {
   // fits.
   uint32_t max_sessions = 1024;
   uint32_t max_regions_per_session = 64;  // registered memory regions (RDMA, shm)
+  // A value streamed in chunks holds its whole allocation until its last
+  // chunk: a stream with no chunk for this long is dropped (StreamTimeout).
+  uint32_t stream_idle_seconds = 30;
   bool operator==(const LimitsConfig&) const = default;
 };
 

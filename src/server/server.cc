@@ -657,6 +657,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
         continue;
       }
     }
+    // The connection's replies stay within its buffer limit too: while
+    // earlier ones are being written, a read whose bytes would pass it waits
+    // for them to drain (as a stream's pieces do).
+    const uint64_t limit = opt_.limits.max_buffered_bytes_per_connection;
+    while (!closed_ && writing_ && inline_total > 0 && buffered_ + inline_total > limit)
+      co_await WaitFlow();
     auto inline_bytes = std::make_shared<RawBuffer>(inline_total);
     buffered_ += inline_total;
     for (size_t i = 0; i < n; ++i) {
@@ -766,6 +772,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     explicit StreamedWrite(const Socket::executor_type& ex) : wake(ex) {}
     std::vector<std::unique_ptr<PutStream>> streams;
     asio::steady_timer wake;  // cancelled when a stream is decided
+    std::chrono::steady_clock::time_point last_chunk = std::chrono::steady_clock::now();
     bool handled = false;     // the request has been answered
   };
   // Decodes a BatchWrite as it is read and, for each entry whose value
@@ -822,6 +829,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     const std::shared_ptr<StreamedWrite> hold = it->second;
     StreamedWrite& sw = *hold;
+    sw.last_chunk = std::chrono::steady_clock::now();
     if (c.last) ps->drained = true;
     if (!ps->finished) {
       if (!ps->seq.Accept(c, data.size())) {
@@ -878,8 +886,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::shared_ptr<StreamedWrite> sw = it->second;
     for (auto& p : sw->streams) {
       while (!p->finished) {
-        sw->wake.expires_at(asio::steady_timer::time_point::max());
-        co_await sw->wake.async_wait(kTuple);
+        // A client that stops sending chunks must not hold the values'
+        // space until it disconnects: after limits.stream_idle with no
+        // chunk, the request's undecided streams fail and their space is
+        // released; chunks that still come are answered ChunkOutOfOrder.
+        const auto deadline = sw->last_chunk + opt_.limits.stream_idle;
+        sw->wake.expires_at(deadline);
+        auto [ec] = co_await sw->wake.async_wait(kTuple);
+        if (!ec && !p->finished && std::chrono::steady_clock::now() >= sw->last_chunk + opt_.limits.stream_idle)
+          for (auto& q : sw->streams)
+            if (!q->finished) {
+              q->drained = true;
+              EndStream(*sw, *q, StatusCode::kStreamTimeout);
+            }
       }
       statuses[p->entry] = p->status;
       if (p->status != StatusCode::kOk || !wins(p->entry)) {
@@ -1076,6 +1095,7 @@ ServerOptions ToServerOptions(const Config& cfg) {
   opt.limits.max_buffered_bytes_per_connection = cfg.limits.max_buffered_bytes_per_connection;
   opt.limits.max_sessions = cfg.limits.max_sessions;
   opt.limits.max_regions_per_session = cfg.limits.max_regions_per_session;
+  opt.limits.stream_idle = std::chrono::seconds(cfg.limits.stream_idle_seconds);
   return opt;
 }
 

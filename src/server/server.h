@@ -40,6 +40,7 @@ struct Limits {
   uint64_t max_buffered_bytes_per_connection = 64ull << 20;
   uint32_t max_sessions = 10000;
   uint32_t max_regions_per_session = 64;
+  std::chrono::milliseconds stream_idle{30000};  // no chunk for this long: StreamTimeout
 };
 
 struct ServerOptions {

@@ -759,10 +759,13 @@ class Store::Impl {
   Awaitable<Status> DeleteDrives(std::string_view key, const EntryRef& e) {
     size_t home = e->home;
     if (home >= drives.size() || !drives[home]->online.load()) {
-      // Its journal is out of service: the value is a miss already.
+      // Its journal is out of service: the value is a miss already and
+      // stays one while this store runs, but no record can say it was
+      // deleted, so the delete is not acknowledged. (A drive that opens
+      // again after a restart still holds it.)
       index.RemoveIf(e);
       if (cache) cache->Erase(key);
-      co_return Status{};
+      co_return errc::unavailable;
     }
     PendingOp op;
     PendingOp::Op o;

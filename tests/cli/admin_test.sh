@@ -2,41 +2,13 @@
 # e2e: `memkv admin` against a running `memkv server`, as an operator runs
 # it. Usage: admin_test.sh MEMKV
 set -u
-memkv=$1
+memkv=$(realpath "$1")
+source "$(dirname "$0")/e2e_lib.sh"
 dir=$(mktemp -d)
-server_pid=
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+trap 'stop_server; rm -rf "$dir"' EXIT
 cd "$dir"
-failures=0
-passed=0
-check() {  # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then echo "ok: $name"; passed=$((passed + 1)); else echo "FAILED: $name"; failures=$((failures + 1)); fi
-}
 
-# A server on the embedded default, on a random port pair (retried if taken).
-admin=
-for attempt in 1 2 3 4 5; do
-  port=$((20000 + (RANDOM % 20000) * 2))
-  "$memkv" --log-level warn server --address "127.0.0.1:$port" --unix-socket "$dir/memkv.sock" \
-    2>server.err &
-  server_pid=$!
-  for _ in $(seq 1 100); do
-    if "$memkv" admin health --server "127.0.0.1:$((port + 1))" >/dev/null 2>&1; then
-      admin="http://127.0.0.1:$((port + 1))"
-      break
-    fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ -n "$admin" ] && break
-  kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; server_pid=
-done
+start_server
 check "the server's admin API answers" test -n "$admin"
 
 "$memkv" admin status --json --server "$admin" >status.json 2>status.err
@@ -71,5 +43,4 @@ wait "$server_pid"
 check "the server stops cleanly" test $? -eq 0
 server_pid=
 
-echo "$passed passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

@@ -1,17 +1,11 @@
 #!/usr/bin/env bash
 # e2e: the drive tools as an operator runs them. Usage: drive_tools_test.sh MEMKV
 set -u
-memkv=$1
+memkv=$(realpath "$1")
+source "$(dirname "$0")/e2e_lib.sh"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cd "$dir"
-failures=0
-passed=0
-check() {  # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then echo "ok: $name"; passed=$((passed + 1)); else echo "FAILED: $name"; failures=$((failures + 1)); fi
-}
 
 "$memkv" drive init d0.img --size 64MiB 2>init.err
 check "drive init creates a sparse file" test "$(stat -c %s d0.img)" = 67108864
@@ -60,5 +54,4 @@ check "drive reset --secure succeeds" test $? -eq 0
 check "reset keeps the device id" test "$(grep device_id after.json)" = "$id_before"
 check "reset bumps the drive generation" grep -q '"drive_generation": 2' after.json
 
-echo "$passed passed, $failures failed"
-[ $failures -eq 0 ]
+finish

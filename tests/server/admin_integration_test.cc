@@ -184,6 +184,10 @@ TEST_F(AdminTest, StatusDrivesSessionsAndMetricsReportEveryField) {
   EXPECT_EQ(st.at("rails").at("rdma"), false);
   EXPECT_GE(U(st.at("operations").at("requests")), 3u);
   EXPECT_EQ(U(st.at("operations").at("puts")), 8u);
+  // One BatchRead of two entries, one of them missing: the dashboard's hit
+  // ratio (1 - misses / gets) is 50 %.
+  EXPECT_EQ(U(st.at("operations").at("gets")), 2u);
+  EXPECT_EQ(U(st.at("operations").at("misses")), 1u);
   for (const char* k : {"misses", "gets", "deletes", "cache_hits", "evictions", "checksum_errors",
                         "protocol_errors"})
     EXPECT_TRUE(st.at("operations").at(k).is_number()) << k;

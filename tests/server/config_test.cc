@@ -83,6 +83,7 @@ TEST(Config, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.limits.max_buffered_bytes_per_connection, 64 * kMiB);
   EXPECT_EQ(c.limits.max_sessions, 1024u);
   EXPECT_EQ(c.limits.max_regions_per_session, 64u);
+  EXPECT_EQ(c.limits.stream_idle_seconds, 30u);
 }
 
 TEST(Config, AnEmptyDocumentGivesTheDefaults) {
@@ -144,6 +145,7 @@ limits:
   max_buffered_bytes_per_connection: 1048576
   max_sessions: 300
   max_regions_per_session: 7
+  stream_idle_seconds: 5
 )";
   const Config c = ParseConfig(yaml);
   EXPECT_EQ(c.network.address, "0.0.0.0:7000");
@@ -170,6 +172,7 @@ limits:
   EXPECT_EQ(c.limits.max_buffered_bytes_per_connection, kMiB);
   EXPECT_EQ(c.limits.max_sessions, 300u);
   EXPECT_EQ(c.limits.max_regions_per_session, 7u);
+  EXPECT_EQ(c.limits.stream_idle_seconds, 5u);
   EXPECT_NO_THROW(Validate(c));
 }
 

@@ -194,6 +194,47 @@ TEST_F(StreamTest, PutCutOffMidStreamNeverBecomesVisible) {
   EXPECT_EQ((*exists)[2].status, StatusCode::kOk);
 }
 
+TEST_F(StreamTest, AStreamThatStopsSendingChunksTimesOutAndFreesItsSpace) {
+  // A 128 MiB pool, and a client that announces 72 MiB and sends one chunk:
+  // after limits.stream_idle_seconds the entry fails with StreamTimeout on
+  // the same connection, and the 72 MiB reserved are free again.
+  StartServer(false, {"--set", "limits.stream_idle_seconds=1"}, "128MiB");
+  auto v = Value(72 * kMiB, 9);
+  auto raw = std::make_unique<RawClient>(ConnectTcp(server_->port()));
+  ASSERT_TRUE(raw->Attach());
+  SendStreamHead(*raw, "stalled", v->size(), Xxh3(*v), 11);
+  const auto chunks = proto::PlanChunks(0, v->size(), 8 * kMiB);
+  SendChunk(*raw, chunks[0], proto::Bytes(v->data(), 8 * kMiB), 11);
+  const auto sent = std::chrono::steady_clock::now();
+  auto f = raw->Recv();
+  ASSERT_TRUE(f) << "no reply to the stalled stream";
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, std::chrono::milliseconds(900));
+  EXPECT_EQ(f->header.request_id, 11u);
+  proto::StatusReply rep;
+  ASSERT_TRUE(proto::Decode(f->control, rep));
+  ASSERT_EQ(rep.statuses.size(), 1u);
+  EXPECT_EQ(rep.statuses[0], StatusCode::kStreamTimeout);
+  // A chunk that comes late is refused, and the connection goes on.
+  SendChunk(*raw, chunks[1], proto::Bytes(v->data() + chunks[1].offset, 8 * kMiB), 11);
+  f = raw->Recv();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->header.opcode, Opcode::kWriteChunk);
+  proto::ReplyHead head;
+  ASSERT_TRUE(proto::Decode(f->control, head));
+  EXPECT_EQ(head.status, StatusCode::kChunkOutOfOrder);
+
+  // The same 72 MiB again fits the pool only if the stalled stream's 72 MiB
+  // reservation was released (reservations are never evicted).
+  client::Connection conn = Connect();
+  auto put = conn.Put({{{"a", *v}}, v});
+  ASSERT_TRUE(put);
+  EXPECT_EQ((*put)[0], StatusCode::kOk);
+  auto exists = conn.Exists({"stalled", "a"});
+  ASSERT_TRUE(exists);
+  EXPECT_EQ((*exists)[0].status, StatusCode::kNotFound);
+  EXPECT_EQ((*exists)[1].status, StatusCode::kOk);
+}
+
 TEST_F(StreamTest, ChunkOutOfSequenceFailsThePutWithItsOwnStatus) {
   StartServer(false);
   auto v = Value(20 * kMiB, 4);
