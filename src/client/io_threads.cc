@@ -119,6 +119,7 @@ IoThreads::IoThreads(size_t threads) : state_(std::make_unique<State>()) {
           spdlog::error("memkv client I/O thread: unhandled exception: {}", e.what());
         }
       }
+      proto::ReleaseThreadCrypto();  // its HMAC state, before the process may exit
       --g_live_threads;
     });
     state_->loops.push_back(std::move(loop));

@@ -89,6 +89,8 @@ Tag AuthKey::Hmac(Bytes a, Bytes b) const {
 
 void InitCrypto() { OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, nullptr); }
 
+void ReleaseThreadCrypto() { OPENSSL_thread_stop(); }
+
 bool TagsEqual(const Tag& a, const Tag& b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }

@@ -41,4 +41,10 @@ bool TagsEqual(const Tag& a, const Tag& b);
 // first (exit handlers run in reverse order).
 void InitCrypto();
 
+// Frees OpenSSL's state for the calling thread (its error queue and the
+// like) now. A thread that used OpenSSL calls this as it finishes, so that
+// nothing of it is left for OpenSSL's exit handler, whatever order threads
+// and exit handlers end in.
+void ReleaseThreadCrypto();
+
 }  // namespace memkv::proto
