@@ -38,7 +38,6 @@ namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr uint64_t kBatchOverhead = 12;  // BatchHead
-constexpr uint64_t kReadResultSize = 26;  // a ReadResult in a BatchReadReply
 constexpr size_t kMaxFramesPerWrite = 64;
 constexpr size_t kMaxBytesPerWrite = 4u << 20;
 
@@ -1063,7 +1062,7 @@ void Connection::AsyncGet(std::vector<GetEntry> entries, Duration timeout,
     wire[i] = {e.key, e.offset, e.length, {}};
     // The reply's bytes count too: a request's inline reply then fits a
     // frame, and its bytes count against max_outstanding_bytes.
-    cost[i] = proto::EncodedSize(wire[i]) + kReadResultSize + e.dest.size();
+    cost[i] = proto::EncodedSize(wire[i]) + proto::kReadResultSize + e.dest.size();
   }
   auto op = std::make_shared<GetOp>(std::move(done), std::move(dests), false);
   if (bad) return impl_->Reject(std::move(op), errc::bad_argument);

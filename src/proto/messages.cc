@@ -13,7 +13,7 @@ constexpr uint32_t kKnownRails = kRailTcp | kRailShm | kRailRdma;
 constexpr size_t kMinKeyBytes = 2;  // the length alone: an empty key must reach its own error
 constexpr size_t kMinReadEntry = kMinKeyBytes + 8 + 8 + 1;
 constexpr size_t kMinWriteEntry = kMinKeyBytes + 8 + 8 + 1;
-constexpr size_t kReadResultBytes = 1 + 1 + 8 + 8 + 8;
+
 constexpr size_t kExistsResultBytes = 1 + 8;
 
 Status ToStatus(errc e) {
@@ -235,7 +235,7 @@ Status Decode(Bytes control, Bytes data, BatchReadReply& m, const DecodeLimits& 
     if (r.ok() && !data.empty()) return errc::length_mismatch;
     return ToStatus(r.Finish());
   }
-  if (errc e = GetHead(r, m.batch, kReadResultBytes, limits); e != errc::ok) return e;
+  if (errc e = GetHead(r, m.batch, kReadResultSize, limits); e != errc::ok) return e;
   m.results.reserve(m.batch.count);
   uint64_t inline_bytes = 0;
   for (uint32_t i = 0; i < m.batch.count && r.ok(); ++i) {

@@ -124,6 +124,8 @@ struct ReadResult {
   uint64_t length = 0;      // bytes delivered
   uint64_t checksum = 0;    // XXH3 of the delivered bytes
 };
+// Bytes of one ReadResult in a BatchReadReply's control payload.
+inline constexpr uint64_t kReadResultSize = 1 + 1 + 8 + 8 + 8;
 
 struct BatchReadReply {
   ReplyHead head;

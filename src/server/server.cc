@@ -708,7 +708,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       size_t count = 0;
       while (first + count < n) {
         const proto::ReadResult& r = results[first + count];
-        const uint64_t need = 26 + (r.delivery == proto::Delivery::kInline ? r.length : 0);
+        const uint64_t need = proto::kReadResultSize + (r.delivery == proto::Delivery::kInline ? r.length : 0);
         if (count > 0 && bytes + need > proto::kMaxPayload) break;
         bytes += need;
         ++count;

@@ -163,6 +163,33 @@ class StoreTest : public ::testing::Test {
     return RunSync(ctx_, s.Put(k, B(v)));
   }
 
+  // After a reopen: every acknowledged put reads back exactly (`acked`: the
+  // last acknowledged seed, nullopt once deleted) and no key holds bytes it
+  // was never given (`given`: every seed each key was given).
+  void CheckAfterReopen(Store& st, int round,
+                        const std::map<std::string, std::optional<uint64_t>>& acked,
+                        const std::map<std::string, std::set<uint64_t>>& given) {
+    for (auto& [k, seed] : acked) {
+      auto got = Get(st, k);
+      if (!seed) {
+        EXPECT_FALSE(got) << "round " << round << ": " << k << " came back after its delete";
+        continue;
+      }
+      if (!got) {
+        ADD_FAILURE() << "round " << round << ": acked " << k << " lost: " << got.error().message();
+        continue;
+      }
+      EXPECT_TRUE(got.value() == Value(got->size(), *seed)) << k << " wrong bytes";
+    }
+    for (auto& [k, seeds] : given) {
+      auto got = Get(st, k);
+      if (!got) continue;
+      bool matches = false;
+      for (uint64_t seed : seeds) matches |= got.value() == Value(got->size(), seed);
+      EXPECT_TRUE(matches) << "round " << round << ": " << k << " holds bytes it was never given";
+    }
+  }
+
   // The whole value, or the error.
   Result<std::string> Get(Store& s, const std::string& k) {
     auto info = s.Stat(k);
@@ -611,25 +638,7 @@ TEST_F(StoreTest, PowerCutsNeverLoseAcknowledgedPutsOrReturnWrongBytes) {
     auto s = Open({fa, fb});
     ASSERT_TRUE(s) << "round " << round << ": " << s.error().message();
     Store& st = **s;
-    for (auto& [k, seed] : acked) {
-      auto got = Get(st, k);
-      if (!seed) {
-        EXPECT_FALSE(got) << "round " << round << ": " << k << " came back after its delete";
-        continue;
-      }
-      if (!got) {
-        ADD_FAILURE() << "round " << round << ": acked " << k << " lost: " << got.error().message();
-        continue;
-      }
-      EXPECT_TRUE(got.value() == Value(got->size(), *seed)) << k << " wrong bytes";
-    }
-    for (auto& [k, seeds] : given) {
-      auto got = Get(st, k);
-      if (!got) continue;
-      bool matches = false;
-      for (uint64_t seed : seeds) matches |= got.value() == Value(got->size(), seed);
-      EXPECT_TRUE(matches) << "round " << round << ": " << k << " holds bytes it was never given";
-    }
+    CheckAfterReopen(st, round, acked, given);
     // A burst of work; one drive tears a write somewhere in it.
     io::FaultyDevice& victim = rng() % 2 ? *fa : *fb;
     victim.TearNthWrite(1 + rng() % 120, (rng() % 64) * 4096);
@@ -751,25 +760,7 @@ TEST_F(StoreTest, PowerCutsDuringConcurrentPutsNeverLoseAcknowledgedOnes) {
                    std::make_shared<SwitchedDevice>(pb, power)});
     ASSERT_TRUE(s) << "round " << round << ": " << s.error().message();
     Store& st = **s;
-    for (auto& [k, seed] : acked) {
-      auto got = Get(st, k);
-      if (!seed) {
-        EXPECT_FALSE(got) << "round " << round << ": " << k << " came back after its delete";
-        continue;
-      }
-      if (!got) {
-        ADD_FAILURE() << "round " << round << ": acked " << k << " lost: " << got.error().message();
-        continue;
-      }
-      EXPECT_TRUE(got.value() == Value(got->size(), *seed)) << k << " wrong bytes";
-    }
-    for (auto& [k, seeds] : given) {
-      auto got = Get(st, k);
-      if (!got) continue;
-      bool matches = false;
-      for (uint64_t seed : seeds) matches |= got.value() == Value(got->size(), seed);
-      EXPECT_TRUE(matches) << "round " << round << ": " << k << " holds bytes it was never given";
-    }
+    CheckAfterReopen(st, round, acked, given);
     // A burst of work: puts of distinct keys, deletes of others, all at once.
     std::vector<std::string> put_keys, values, del_keys;
     std::vector<uint64_t> seeds;
