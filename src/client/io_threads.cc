@@ -24,40 +24,57 @@ std::weak_ptr<IoThreads> g_pool;  // guarded by g_pool_mu
 
 // Joins the pools whose last reference went away on one of their own
 // threads. Their helper threads are joined here, at the latest when the
-// process exits (a static destructor), so no I/O thread is still tearing
-// down when exit handlers and leak checkers run.
+// process exits (Close(), from a static destructor), so no I/O thread is
+// still tearing down when exit handlers and leak checkers run.
+//
+// The reaper itself is never destroyed: a pool thread can drop its pool's
+// last reference while the process is exiting, after Close(). Such a pool
+// is kept, idle, until the process is gone.
 class Reaper {
  public:
-  // OpenSSL's exit handler must run after this object's destructor, which
-  // joins threads that may hold OpenSSL's per-thread state: initialized
-  // here, OpenSSL registers its handler before this object is registered.
-  Reaper() { proto::InitCrypto(); }
+  static Reaper& Get() {
+    static Reaper* const reaper = new Reaper();
+    return *reaper;
+  }
 
-  void Add(std::function<void()> stop, std::vector<std::thread::id> pool_threads) {
+  void Add(std::shared_ptr<IoThreads::State> state, std::vector<std::thread::id> pool_threads) {
     std::lock_guard lock(mu_);
+    if (closed_) {
+      abandoned_.push_back(std::move(state));
+      return;
+    }
     JoinFinishedLocked();
     auto job = std::make_unique<Job>();
     job->pool_threads = std::move(pool_threads);
     Job* j = job.get();
-    job->thread = std::thread([j, stop = std::move(stop)] {
-      stop();
+    job->thread = std::thread([j, state = std::move(state)] {
+      Stop(*state);
       j->done.store(true, std::memory_order_release);
     });
     jobs_.push_back(std::move(job));
   }
 
-  ~Reaper() {
-    std::lock_guard lock(mu_);
+  // Joins every helper; later pools are abandoned (see above). The joins
+  // run outside the lock: a pool thread being joined may call Add().
+  void Close() {
+    std::vector<std::unique_ptr<Job>> jobs;
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+      jobs.swap(jobs_);
+    }
     const auto self = std::this_thread::get_id();
-    for (auto& j : jobs_) {
+    for (auto& j : jobs) {
       // exit() called from a pool thread that is being joined: that join
       // can never finish, so let the helper go.
       const bool joins_us =
           std::find(j->pool_threads.begin(), j->pool_threads.end(), self) != j->pool_threads.end();
-      if (joins_us)
+      if (joins_us) {
         j->thread.detach();
-      else
+        (void)j.release();  // the helper still writes its `done`
+      } else {
         j->thread.join();
+      }
     }
   }
 
@@ -68,6 +85,9 @@ class Reaper {
     std::atomic<bool> done{false};
   };
 
+  Reaper() = default;
+  static void Stop(IoThreads::State& state);
+
   void JoinFinishedLocked() {
     std::erase_if(jobs_, [](std::unique_ptr<Job>& j) {
       if (!j->done.load(std::memory_order_acquire)) return false;
@@ -77,10 +97,22 @@ class Reaper {
   }
 
   std::mutex mu_;
-  std::vector<std::unique_ptr<Job>> jobs_;  // guarded by mu_
+  bool closed_ = false;                                      // guarded by mu_
+  std::vector<std::unique_ptr<Job>> jobs_;                   // guarded by mu_
+  std::vector<std::shared_ptr<IoThreads::State>> abandoned_;  // guarded by mu_
 };
 
-Reaper g_reaper;
+// Closes the reaper when the process exits. OpenSSL's exit handler must run
+// after that, since the joined threads may hold OpenSSL's per-thread state:
+// initialized here, OpenSSL registers its handler before this object's
+// destructor is registered.
+struct ReaperCloser {
+  ReaperCloser() {
+    proto::InitCrypto();
+    Reaper::Get();
+  }
+  ~ReaperCloser() { Reaper::Get().Close(); }
+} g_reaper_closer;
 }  // namespace
 
 struct IoThreads::State {
@@ -101,6 +133,8 @@ struct IoThreads::State {
     }
   }
 };
+
+void Reaper::Stop(IoThreads::State& state) { state.Stop(); }
 
 IoThreads::IoThreads(size_t threads) : state_(std::make_unique<State>()) {
   if (threads == 0) threads = 1;
@@ -132,8 +166,7 @@ IoThreads::~IoThreads() {
     // to a helper, which finishes once this thread returns from run().
     std::vector<std::thread::id> ids;
     for (const auto& l : state_->loops) ids.push_back(l->thread.get_id());
-    g_reaper.Add([state = std::shared_ptr<State>(std::move(state_))] { state->Stop(); },
-                 std::move(ids));
+    Reaper::Get().Add(std::shared_ptr<State>(std::move(state_)), std::move(ids));
     return;
   }
   state_->Stop();
