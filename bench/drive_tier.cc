@@ -607,7 +607,8 @@ Status Bench::WriteWorkload() {
   Series mk = MakeSeries("memkv", "memkv Put (durable)",
             "memkv Store::Put of 1 MiB values, " + q +
                 " concurrent coroutines: returns once data and journal record are flushed "
-                "(group commit: data flush, journal write, journal flush per group)");
+                "(group commit: per group, a data flush unless an earlier journal flush covered the "
+                "data, then the journal write and its flush)");
   mk.memkv = true;
   if (!fio_) {
     plain.skipped = synced.skipped =

@@ -85,10 +85,44 @@ void PowerCutDevice::EndFlushTurn() {
 
 void PowerCutDevice::CutPower() {
   std::lock_guard lock(mu_);
+  if (keep_ > 0) {
+    std::bernoulli_distribution keep(keep_);
+    // The flush in progress is older than pending_: pending_ overrides it.
+    if (flushing_)
+      for (const auto& [index, bytes] : *flushing_)
+        if (keep(keep_rng_)) survivors_[index] = bytes;
+    for (const auto& [index, bytes] : pending_)
+      if (keep(keep_rng_)) survivors_[index] = bytes;
+  }
   pending_.clear();
   flushing_.reset();
   ++epoch_;
   ++cuts_;
+}
+
+void PowerCutDevice::KeepAtCut(double probability, uint64_t seed) {
+  std::lock_guard lock(mu_);
+  keep_ = probability;
+  keep_rng_.seed(seed);
+}
+
+Awaitable<Status> PowerCutDevice::LandSurvivors() {
+  Layer survivors;
+  {
+    std::lock_guard lock(mu_);
+    survivors.swap(survivors_);
+  }
+  const uint64_t bs = block_size();
+  AlignedBytes block = AllocAligned(bs, bs);
+  for (const auto& [index, bytes] : survivors) {
+    if (bytes) {
+      std::memcpy(block.get(), bytes.get(), bs);
+    } else {
+      std::memset(block.get(), 0, bs);
+    }
+    MEMKV_CO_TRY(co_await stable_->Write(index * bs, {block.get(), bs}));
+  }
+  co_return co_await stable_->Flush();
 }
 
 uint64_t PowerCutDevice::unflushed_bytes() const {

@@ -7,6 +7,11 @@
 // Discard keeps the old data (as a drive may), so code that needs zeros has
 // to write them (ZeroFill writes zeros through the volatile layer).
 //
+// A real cache also writes blocks back on its own, in any order, before any
+// flush asks it to. KeepAtCut(p) models that: at a cut, each unflushed block
+// survives with probability p, so a write can land without an earlier one,
+// or in part (torn); LandSurvivors() puts the survivors on the medium.
+//
 // Flushes take turns (a later one waits, suspended, for the one in progress),
 // so an older flush never lands stale blocks over a newer one's. A flush in
 // progress when the power is cut may have moved part of its writes to the
@@ -21,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 
 #include "io/block_device.h"
@@ -37,8 +43,15 @@ class PowerCutDevice final : public BlockDevice {
   explicit PowerCutDevice(std::shared_ptr<BlockDevice> stable);
   ~PowerCutDevice() override;
 
-  // Drops every write not covered by a completed flush.
+  // Drops every write not covered by a completed flush (but the blocks
+  // KeepAtCut keeps).
   void CutPower();
+  // From now on, each unflushed block survives a cut with `probability`,
+  // drawn from a generator seeded with `seed`. 0 (the default): none does.
+  void KeepAtCut(double probability, uint64_t seed);
+  // Writes the blocks that survived the cuts so far to the medium, after
+  // the work in flight at the cut has ended.
+  Awaitable<Status> LandSurvivors();
   // Bytes written (or zero-filled) since they were last flushed.
   uint64_t unflushed_bytes() const;
   uint64_t cuts() const;
@@ -74,6 +87,9 @@ class PowerCutDevice final : public BlockDevice {
   std::list<detail::PostedHandler<>> flush_waiters_;
   uint64_t epoch_ = 0;  // bumped by each cut
   uint64_t cuts_ = 0;
+  double keep_ = 0;         // KeepAtCut's probability
+  std::mt19937_64 keep_rng_;
+  Layer survivors_;         // kept by cuts, for LandSurvivors
 };
 
 }  // namespace memkv::io

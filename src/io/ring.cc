@@ -81,8 +81,12 @@ class Ring::Impl {
   };
   using OpList = boost::intrusive::list<Op>;
 
-  Impl(asio::io_context& loop, uint32_t max_waiting)
-      : loop_(loop), efd_(loop), retry_timer_(loop), max_waiting_(max_waiting) {}
+  Impl(asio::io_context& loop, uint32_t max_waiting, uint32_t submit_batch)
+      : loop_(loop),
+        efd_(loop),
+        retry_timer_(loop),
+        max_waiting_(max_waiting),
+        submit_batch_(std::max<uint32_t>(1, submit_batch)) {}
 
   ~Impl() {
     if (ring_ready_) io_uring_queue_exit(&ring_);
@@ -157,9 +161,13 @@ class Ring::Impl {
     ScheduleSubmit();
   }
 
-  // One io_uring_submit per loop turn: the first SQE of a turn posts the
+  // A full batch goes at once; otherwise the first SQE of a turn posts the
   // flush, which runs after every handler already queued on the loop.
   void ScheduleSubmit() {
+    if (io_uring_sq_ready(&ring_) >= submit_batch_) {
+      SubmitNow();
+      return;
+    }
     if (submit_posted_) return;
     submit_posted_ = true;
     asio::post(loop_, [weak = self_] {
@@ -323,6 +331,7 @@ class Ring::Impl {
   asio::posix::stream_descriptor efd_;
   asio::steady_timer retry_timer_;
   const uint32_t max_waiting_;
+  const uint32_t submit_batch_;
 
   // Loop-confined.
   uint64_t efd_value_ = 0;  // the eventfd read lands here
@@ -349,7 +358,7 @@ Result<std::unique_ptr<Ring>> Ring::Create(asio::io_context& loop, const RingOpt
   auto& slot = asio::use_service<RingSlot>(static_cast<asio::execution_context&>(loop));
   if (slot.ring.load() != nullptr) return errc::ring_attached;
 
-  auto impl = std::make_shared<Impl>(loop, options.max_waiting);
+  auto impl = std::make_shared<Impl>(loop, options.max_waiting, options.submit_batch);
   impl->self_ = impl;
   if (auto st = impl->Init(options.depth); !st) return st.error();
 

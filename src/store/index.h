@@ -36,6 +36,10 @@ struct Entry {
   bool allocated = false;
   // Coarse clock of the last access, for eviction. Relaxed: a hint only.
   mutable std::atomic<uint64_t> last_access{0};
+  // Chosen by an evictor whose delete is on its way: other evictors pass it
+  // over, so concurrent puts on a full drive do not evict the same space
+  // twice.
+  mutable std::atomic<bool> evicting{false};
   // Runs when the last reference goes: gives the storage back.
   std::function<void(Entry&)> release;
 

@@ -5,13 +5,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <random>
-#include <set>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
@@ -111,6 +112,9 @@ struct PendingOp {
     std::vector<uint64_t> checksums;
     std::shared_ptr<Entry> entry;  // put: published once durable
     uint64_t version = 0;
+    // Put: for each drive holding its data, that drive's flushes_started
+    // once every write had completed (see Drive::flushed_through).
+    std::vector<std::pair<uint16_t, uint64_t>> data_marks;
   };
   std::vector<Op> ops;
 
@@ -207,6 +211,16 @@ struct Drive {
   std::unique_ptr<PageAllocator> alloc;  // the pointer is constant after open
   std::atomic<bool> online{true};
   std::atomic<uint64_t> generation{0};
+  // Pages of values chosen for eviction whose deletes are not done yet:
+  // space on its way back, which other allocations count as free.
+  std::atomic<uint64_t> evicting_pages{0};
+  // Flushes of the group commit, numbered as they start, and the highest
+  // number of one that succeeded. A put's data is durable once a flush
+  // numbered above its mark (flushes_started read after its writes
+  // completed) has succeeded: the journal's own flush of one group usually
+  // covers the data of the next, whose data flush is then skipped.
+  std::atomic<uint64_t> flushes_started{0};
+  std::atomic<uint64_t> flushed_through{0};
   Journal journal;
 
   uint64_t DataOffset(uint64_t page) const { return layout.data_offset + page * kPageSize; }
@@ -384,13 +398,17 @@ class Store::Impl {
 
   Awaitable<Status> WriteRecord(Drive& d, std::vector<PendingOp*>& batch) {
     if (!d.online.load()) co_return errc::unavailable;
-    // 1. The data of every put in the batch is durable before its record.
-    std::set<uint16_t> data_drives;
+    // 1. The data of every put in the batch is durable before its record:
+    //    a drive is flushed unless a flush that started after the last of
+    //    the batch's writes there completed has already succeeded.
+    std::map<uint16_t, uint64_t> data_drives;  // drive -> highest mark
     for (PendingOp* p : batch)
       for (const auto& o : p->ops)
-        for (const Extent& x : o.extents) data_drives.insert(x.drive);
-    for (uint16_t dd : data_drives) {
-      auto st = co_await drives[dd]->dev->Flush();
+        for (const auto& [dd, mark] : o.data_marks)
+          data_drives[dd] = std::max(data_drives[dd], mark);
+    for (const auto& [dd, mark] : data_drives) {
+      if (mark < drives[dd]->flushed_through.load()) continue;
+      auto st = co_await FlushCounted(*drives[dd]);
       if (!st) co_return FailDrive(*drives[dd], st.error(), "flushing data");
     }
     // 2. The record, with the set-wide versions of its ops.
@@ -425,7 +443,7 @@ class Store::Impl {
     }
     const Buffer record = builder.Finish(d.sb.format_epoch, j.next_seq);
     auto st = co_await WriteAligned(*d.dev, d.sb.layout.journal_offset + j.tail, record);
-    if (st) st = co_await d.dev->Flush();
+    if (st) st = co_await FlushCounted(d);
     if (!st) co_return FailDrive(d, st.error(), "writing the journal");
     ++j.next_seq;
     ++j.records;
@@ -433,6 +451,29 @@ class Store::Impl {
     j.used += record.size();
     if (j.tail >= ring) j.tail = 0;
     co_return Status{};
+  }
+
+  // A flush of the group commit, counted (Drive::flushed_through).
+  Awaitable<Status> FlushCounted(Drive& d) {
+    const uint64_t ticket = d.flushes_started.fetch_add(1) + 1;
+    auto st = co_await d.dev->Flush();
+    if (st) {
+      uint64_t seen = d.flushed_through.load();
+      while (seen < ticket && !d.flushed_through.compare_exchange_weak(seen, ticket)) {
+      }
+    }
+    co_return st;
+  }
+
+  // Marks of a put whose writes have all completed (PendingOp::Op::data_marks).
+  std::vector<std::pair<uint16_t, uint64_t>> DataMarks(std::span<const Extent> extents) const {
+    std::vector<std::pair<uint16_t, uint64_t>> marks;
+    for (const Extent& x : extents) {
+      if (std::any_of(marks.begin(), marks.end(), [&](const auto& m) { return m.first == x.drive; }))
+        continue;
+      marks.emplace_back(x.drive, drives[x.drive]->flushes_started.load());
+    }
+    return marks;
   }
 
   error_code FailDrive(Drive& d, error_code ec, const char* what) {
@@ -541,26 +582,56 @@ class Store::Impl {
       } else {
         // One delete record per home drive.
         std::vector<PendingOp> per_drive(drives.size());
+        std::vector<std::vector<EntryRef>> chosen(drives.size());
         for (const EntryRef& e : victims) {
           if (e->home >= drives.size() || !drives[e->home]->online.load()) {
             evicted += index.RemoveIf(e) ? 1 : 0;  // its journal is gone with its drive
             continue;
           }
+          if (e->evicting.exchange(true)) continue;  // another evictor has it
+          CountEvicting(e->extents, true);
           PendingOp::Op op;
           op.kind = OpKind::kDelete;
           op.key = e->key;
           per_drive[e->home].ops.push_back(std::move(op));
+          chosen[e->home].push_back(e);
           if (cache) cache->Erase(e->key);
         }
+        // Only `chosen` holds the victims now: their pages go back to the
+        // allocator as it lets go of them, before they stop being counted.
+        sample.clear();
+        victims.clear();
         for (size_t dd = 0; dd < drives.size(); ++dd) {
           if (per_drive[dd].ops.empty()) continue;
           auto st = co_await Commit(*drives[dd], per_drive[dd]);
           if (st) evicted += per_drive[dd].ops.size();
+          std::vector<std::vector<Extent>> counted;
+          for (const EntryRef& e : chosen[dd]) {
+            if (!st) e->evicting.store(false);  // still there: a later evictor may try again
+            counted.push_back(e->extents);
+          }
+          chosen[dd].clear();
+          for (const auto& x : counted) CountEvicting(x, false);
         }
       }
     }
     evictions.fetch_add(evicted);
     co_return evicted;
+  }
+
+  // Adds (or takes back) an eviction victim's pages to its drives' space on
+  // its way back.
+  void CountEvicting(std::span<const Extent> extents, bool add) {
+    for (const Extent& x : extents) {
+      if (x.drive >= drives.size()) continue;
+      auto& n = drives[x.drive]->evicting_pages;
+      const uint64_t pages = uint64_t{x.pages} + x.table_pages;
+      if (add) {
+        n.fetch_add(pages);
+      } else {
+        n.fetch_sub(pages);
+      }
+    }
   }
 
   // ---- operations ----
@@ -607,19 +678,34 @@ class Store::Impl {
     const uint64_t total = d.alloc->pages();
     const uint64_t high = static_cast<uint64_t>(total * opt.high_watermark);
     const uint64_t low = static_cast<uint64_t>(total * opt.low_watermark);
+    const uint64_t target = low > pages ? low - pages : 0;
+    // Used pages, less those of values other evictors are deleting: without
+    // that, every put that finds the drive above its high watermark while
+    // deletes are in flight would evict the same space again.
+    auto settled = [&d] {
+      const uint64_t used = d.alloc->used_pages();
+      return used - std::min(used, d.evicting_pages.load());
+    };
+    // Waits for other evictors this many times (1 ms each) when the drive is
+    // full and only their deletes can make room.
+    int waits = 2000;
     for (int attempt = 0; attempt < 3; ++attempt) {
-      if (d.alloc->used_pages() + pages <= high || attempt > 0) {
+      if (settled() + pages <= high || attempt > 0) {
         if (auto p = d.alloc->Allocate(pages)) co_return p;
       }
-      const uint64_t target = low > pages ? low - pages : 0;
       const size_t drive = d.index;
-      const size_t n = co_await Evict([&] { return d.alloc->used_pages() <= target; },
+      const size_t n = co_await Evict([&] { return settled() <= target; },
                                       [drive](const Entry& e) {
                                         for (const Extent& x : e.extents)
                                           if (x.drive == drive) return true;
                                         return false;
                                       });
-      if (n == 0 && attempt > 0) break;
+      if (n == 0 && attempt > 0) {
+        if (d.evicting_pages.load() == 0 || waits-- == 0) break;
+        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(1));
+        co_await t.async_wait(asio::use_awaitable);
+        attempt = 0;  // and try again
+      }
     }
     co_return d.alloc->Allocate(pages);
   }
@@ -729,6 +815,7 @@ class Store::Impl {
     o.value_size = value.size();
     o.extents = entry->extents;
     o.checksums = entry->page_checksums;
+    o.data_marks = DataMarks(o.extents);
     o.entry = entry;
     op.ops.push_back(std::move(o));
     entry.reset();  // the op owns it now; published by the leader once durable
@@ -751,6 +838,7 @@ class Store::Impl {
     o.value_size = entry->value_size;
     o.extents = entry->extents;
     o.checksums = entry->page_checksums;
+    o.data_marks = DataMarks(o.extents);
     o.entry = std::move(entry);
     op.ops.push_back(std::move(o));
     co_return co_await Commit(*drives[home], op);

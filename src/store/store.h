@@ -7,7 +7,8 @@
 // journal record are on stable storage: data written, every drive that took
 // data flushed, the record written to the key's home drive, that drive
 // flushed. Puts that wait at the same time share one record and its flushes
-// (group commit). A value's pages are never written in place; an overwritten,
+// (group commit); a data flush is skipped where a flush begun after the data
+// was written has already succeeded. A value's pages are never written in place; an overwritten,
 // deleted or evicted value's pages are reused only after the record that
 // freed them is durable and no reader holds the value. Every 4 KiB page is
 // checksummed and verified on every read from a drive; a mismatch is an

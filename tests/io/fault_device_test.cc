@@ -175,6 +175,41 @@ TEST_F(PowerCutDeviceTest, DiscardKeepsTheOldDataSoOnlyZeroFillErases) {
 
 // Over a medium whose writes really suspend (a file through the ring), two
 // flushes in flight at once take turns, and the newer data ends on the medium.
+// A cache that writes back on its own: some unflushed blocks reach the
+// medium, others do not, so one write can land in part.
+TEST_F(PowerCutDeviceTest, KeepAtCutLandsSomeUnflushedBlocksAndTearsWrites) {
+  constexpr size_t kBlocks = 64;
+  AlignedBuf data(kBlocks * 4096);
+  data.Fill(11);
+  device_.KeepAtCut(0.5, 42);
+  ASSERT_TRUE(RunSync(ctx_, device_.Write(0, data.span())));
+  device_.CutPower();
+  EXPECT_TRUE(AllZero(medium_->contents().first(data.size())));  // not yet landed
+  ASSERT_TRUE(RunSync(ctx_, device_.LandSurvivors()));
+  auto back = ReadBack(0, data.size());
+  size_t kept = 0;
+  for (size_t b = 0; b < kBlocks; ++b) {
+    auto block = back.span().subspan(b * 4096, 4096);
+    if (Equal(block, data.span().subspan(b * 4096, 4096))) {
+      ++kept;
+    } else {
+      EXPECT_TRUE(AllZero(block)) << "block " << b << " is neither old nor new";
+    }
+  }
+  EXPECT_GT(kept, 0u);
+  EXPECT_LT(kept, kBlocks);
+
+  // Nothing kept at 0; a second landing has nothing left to write.
+  AlignedBuf other(4096);
+  other.Fill(12);
+  device_.KeepAtCut(0, 0);
+  ASSERT_TRUE(RunSync(ctx_, device_.Write(kBlocks * 4096, other.span())));
+  device_.CutPower();
+  ASSERT_TRUE(RunSync(ctx_, device_.LandSurvivors()));
+  EXPECT_TRUE(ReadBack(kBlocks * 4096, 4096).AllZero());
+  EXPECT_TRUE(Equal(ReadBack(0, data.size()).span(), back.span()));
+}
+
 class PowerCutOverFileTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -162,17 +162,19 @@ TEST_F(RingTest, ManyCallersBeyondTheDepthAllCompleteWithinTheBound) {
   EXPECT_EQ(std::memcmp(back.data(), data.data(), back.size()), 0);
 }
 
-// Operations started in one loop turn go to the kernel in one submit.
-TEST_F(RingTest, SubmitsOncePerLoopTurn) {
+// Operations started in one loop turn go to the kernel in batches of
+// submit_batch (8 by default), the rest in one submit at the end of the turn.
+TEST_F(RingTest, SubmitsFullBatchesAtOnceAndTheRestOncePerLoopTurn) {
   Fd fd = OpenFile("batch");
-  AlignedBuf buf(8 * 4096);
-  std::vector<std::optional<Result<size_t>>> results(8);
-  for (int i = 0; i < 8; ++i)
+  constexpr int kOps = 20;
+  AlignedBuf buf(kOps * 4096);
+  std::vector<std::optional<Result<size_t>>> results(kOps);
+  for (int i = 0; i < kOps; ++i)
     Spawn(ctx_, ring_->Write(fd.get(), buf.data() + i * 4096, 4096, i * 4096), results[i]);
   ctx_.run();
   for (auto& r : results) EXPECT_EQ(r.value().value(), 4096u);
-  EXPECT_EQ(ring_->stats().submitted, 8u);
-  EXPECT_EQ(ring_->stats().submit_calls, 1u);
+  EXPECT_EQ(ring_->stats().submitted, uint64_t{kOps});
+  EXPECT_EQ(ring_->stats().submit_calls, 3u);  // 8, 8, then 4 at the end of the turn
 }
 
 // With every completion already in the CQ when the loop wakes, one eventfd
