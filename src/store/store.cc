@@ -444,13 +444,35 @@ class Store::Impl {
     const Buffer record = builder.Finish(d.sb.format_epoch, j.next_seq);
     auto st = co_await WriteAligned(*d.dev, d.sb.layout.journal_offset + j.tail, record);
     if (st) st = co_await FlushCounted(d);
-    if (!st) co_return FailDrive(d, st.error(), "writing the journal");
+    if (!st) {
+      KeepPagesUntilRestart(d, batch);
+      co_return FailDrive(d, st.error(), "writing the journal");
+    }
     ++j.next_seq;
     ++j.records;
     j.tail += record.size();
     j.used += record.size();
     if (j.tail >= ring) j.tail = 0;
     co_return Status{};
+  }
+
+  // The puts of a record whose write or flush failed: the record may have
+  // reached the drive all the same, and a restart would replay it, so their
+  // pages stay taken (on every drive) until then instead of going to other
+  // values. The restart rebuilds allocation from what it finds.
+  void KeepPagesUntilRestart(const Drive& d, std::vector<PendingOp*>& batch) {
+    uint64_t pages = 0;
+    for (PendingOp* p : batch) {
+      for (auto& o : p->ops) {
+        if (o.kind != OpKind::kPut || !o.entry || !o.entry->allocated) continue;
+        o.entry->allocated = false;  // unpublished: this leader's alone
+        for (const Extent& x : o.entry->extents) pages += uint64_t{x.pages} + x.table_pages;
+      }
+    }
+    if (pages > 0)
+      spdlog::warn("drive {} ({}): {} pages of puts whose journal record may have landed stay "
+                   "taken until a restart",
+                   d.index, d.dev->name(), pages);
   }
 
   // A flush of the group commit, counted (Drive::flushed_through).

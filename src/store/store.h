@@ -10,7 +10,8 @@
 // (group commit); a data flush is skipped where a flush begun after the data
 // was written has already succeeded. A value's pages are never written in place; an overwritten,
 // deleted or evicted value's pages are reused only after the record that
-// freed them is durable and no reader holds the value. Every 4 KiB page is
+// freed them is durable and no reader holds the value (and those of a put
+// whose record write or flush failed, not before a restart). Every 4 KiB page is
 // checksummed and verified on every read from a drive; a mismatch is an
 // error for that key only, counted, and the entry dropped.
 //
