@@ -611,7 +611,8 @@ class Store::Impl {
             continue;
           }
           if (e->evicting.exchange(true)) continue;  // another evictor has it
-          CountEvicting(e->extents, true);
+          for (const Extent& x : e->extents)
+            drives[x.drive]->evicting_pages.fetch_add(uint64_t{x.pages} + x.table_pages);
           PendingOp::Op op;
           op.kind = OpKind::kDelete;
           op.key = e->key;
@@ -627,33 +628,18 @@ class Store::Impl {
           if (per_drive[dd].ops.empty()) continue;
           auto st = co_await Commit(*drives[dd], per_drive[dd]);
           if (st) evicted += per_drive[dd].ops.size();
-          std::vector<std::vector<Extent>> counted;
+          std::vector<uint64_t> pages(drives.size());
           for (const EntryRef& e : chosen[dd]) {
             if (!st) e->evicting.store(false);  // still there: a later evictor may try again
-            counted.push_back(e->extents);
+            for (const Extent& x : e->extents) pages[x.drive] += uint64_t{x.pages} + x.table_pages;
           }
           chosen[dd].clear();
-          for (const auto& x : counted) CountEvicting(x, false);
+          for (size_t i = 0; i < pages.size(); ++i) drives[i]->evicting_pages.fetch_sub(pages[i]);
         }
       }
     }
     evictions.fetch_add(evicted);
     co_return evicted;
-  }
-
-  // Adds (or takes back) an eviction victim's pages to its drives' space on
-  // its way back.
-  void CountEvicting(std::span<const Extent> extents, bool add) {
-    for (const Extent& x : extents) {
-      if (x.drive >= drives.size()) continue;
-      auto& n = drives[x.drive]->evicting_pages;
-      const uint64_t pages = uint64_t{x.pages} + x.table_pages;
-      if (add) {
-        n.fetch_add(pages);
-      } else {
-        n.fetch_sub(pages);
-      }
-    }
   }
 
   // ---- operations ----
@@ -726,7 +712,7 @@ class Store::Impl {
         if (d.evicting_pages.load() == 0 || waits-- == 0) break;
         asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(1));
         co_await t.async_wait(asio::use_awaitable);
-        attempt = 0;  // and try again
+        attempt = 0;  // the loop makes it 1: allocate, else evict, again
       }
     }
     co_return d.alloc->Allocate(pages);
