@@ -109,6 +109,11 @@ int RunServer(const ServerFlags& f) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // Before any drive is opened: two servers must never share drives.
+  if (const std::string live = server::LiveServerOn(cfg.network.unix_socket); !live.empty()) {
+    std::fprintf(stderr, "memkv: %s\n", live.c_str());
+    return 1;
+  }
   auto loops = server::Loops::Create(cfg.server.threads);
   if (!loops) {
     spdlog::error("cannot set up io_uring for {} loops: {}", cfg.server.threads,

@@ -44,7 +44,7 @@ constexpr size_t kMaxBytesPerWrite = 4u << 20;
 // One frame waiting in the write queue. `data` points into memory kept
 // alive by `keep` (the caller's owner or the request's copy).
 struct OutFrame {
-  proto::HeaderBytes header{};
+  proto::HeaderBytes header{};  // untagged: sealed by the writer, in wire order
   Buffer control;
   std::vector<Bytes> data;
   std::shared_ptr<const void> keep;
@@ -204,7 +204,7 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
         at += r.length;
         if (r.length > dest.capacity) {
           out.status = StatusCode::kBufferTooSmall;
-        } else if (Xxh3(bytes) != r.checksum) {
+        } else if (!proto::ChecksumsMatch(r, bytes)) {
           out.status = StatusCode::kChecksumMismatch;
         } else {
           if (r.length) std::memcpy(dest.p, bytes.data(), r.length);
@@ -212,7 +212,7 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
         }
       } else if (r.delivery == proto::Delivery::kPlaced && shm_) {
         if (r.length > dest.capacity) return errc::bad_reply;
-        if (Xxh3(dest.p, r.length) != r.checksum) {
+        if (!proto::ChecksumsMatch(r, Bytes(dest.p, r.length))) {
           out.status = StatusCode::kChecksumMismatch;
         } else {
           out.length = r.length;
@@ -314,8 +314,18 @@ void LogFailure(const char* what, std::exception_ptr e) {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
     spdlog::error("memkv client: {} failed: {}", what, ex.what());
+  } catch (...) {
+    spdlog::error("memkv client: {} failed: an exception that is not a std::exception", what);
   }
 }
+
+// One frame of the handshake, read before the reader runs.
+struct HandshakeReply {
+  proto::HeaderBytes raw{};
+  proto::FrameHeader header;
+  Buffer payload;
+  Bytes control() const { return Bytes(payload.data(), header.control_len); }
+};
 
 }  // namespace
 
@@ -332,7 +342,9 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
         writer_wake_(ctx_) {}
 
 
-  const proto::AuthKey* key() const { return options_.auth_key ? &*options_.auth_key : nullptr; }
+  // The key frames are tagged with: the session key Hello made, when an
+  // auth key is set.
+  const proto::AuthKey* key() const { return session_key_ ? &*session_key_ : nullptr; }
 
   asio::awaitable<Status> ConnectAndAttach();
   void Start();
@@ -353,7 +365,7 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
     size_t data_len = 0;
     for (Bytes b : data) data_len += b.size();
     h.data_len = static_cast<uint32_t>(data_len);
-    f.header = proto::EncodeHeader(h, control, key());
+    f.header = proto::EncodeHeader(h, control, nullptr);
     f.control = std::move(control);
     f.data = std::move(data);
     f.keep = std::move(keep);
@@ -392,7 +404,7 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
                                                                             values[i].size() - c.offset));
           ch.data_len = static_cast<uint32_t>(bytes.size());
           OutFrame f;
-          f.header = proto::EncodeHeader(ch, control, key());
+          f.header = proto::EncodeHeader(ch, control, nullptr);
           f.control = std::move(control);
           f.data = {bytes};
           f.keep = keep;
@@ -403,10 +415,10 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
       if (p.chunks.empty()) continue;
       // More frames of the request follow its BatchWrite and every chunk but the last.
       h->flags |= proto::kFlagMore;
-      p.frame.header = proto::EncodeHeader(*h, p.frame.control, key());
+      p.frame.header = proto::EncodeHeader(*h, p.frame.control, nullptr);
       auto last = proto::DecodeHeader(p.chunks.back().header);
       last->flags &= ~proto::kFlagMore;
-      p.chunks.back().header = proto::EncodeHeader(*last, p.chunks.back().control, key());
+      p.chunks.back().header = proto::EncodeHeader(*last, p.chunks.back().control, nullptr);
     }
   }
 
@@ -474,7 +486,12 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
   void Dispatch(const proto::FrameHeader& h, Bytes control, Bytes data);
   asio::awaitable<void> Reader(std::shared_ptr<Impl> self);
   asio::awaitable<void> Writer(std::shared_ptr<Impl> self);
-  asio::awaitable<error_code> SendWithFd(const OutFrame& f);
+  asio::awaitable<error_code> SendWithFd(OutFrame& f);
+  // Numbers and tags a frame as it takes its place on the wire.
+  void Seal(OutFrame& f) { proto::SealHeader(f.header, out_seq_++, f.control, key()); }
+  // The handshake: sends one frame, reads its one reply (checked: a reply,
+  // the same opcode, the next sequence number, the tag).
+  asio::awaitable<Result<HandshakeReply>> RoundTrip(proto::Opcode opcode, Buffer control);
   void Spawn(asio::awaitable<void> aw, const char* what) {
     asio::co_spawn(ctx_, std::move(aw), [what](std::exception_ptr e) { LogFailure(what, e); });
   }
@@ -499,6 +516,7 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
   // Written by ConnectAndAttach before the handle exists; constant after.
   AttachInfo attach_;
   uint32_t limit_ = 1;
+  std::optional<proto::AuthKey> session_key_;
   // Any thread.
   std::atomic<bool> open_{false};
   std::atomic<uint64_t> next_id_{1};
@@ -511,6 +529,8 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
   std::unordered_map<uint32_t, std::shared_ptr<SharedRegion>> regions_;
   uint32_t inflight_ = 0;  // request ids written and not yet fully answered
   uint64_t outstanding_ = 0;  // their budgets (OutFrame::budget)
+  uint64_t out_seq_ = 0;      // the next frame's sequence number
+  proto::SequenceCheck in_seq_;  // the server's frames
   error_code close_reason_ = errc::connection_lost;
 };
 
@@ -582,6 +602,29 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   }
 
+  // Hello: versions and nonces; every frame after it is tagged with the
+  // session key both nonces make.
+  const auto refused = [&](std::string_view step, const proto::ReplyHead& head) {
+    spdlog::warn("memkv client: {} refused {}: {} {}", options_.address, step,
+                 proto::StatusName(head.status), head.message);
+    return finish(errc::attach_refused);
+  };
+  proto::Hello hello;
+  hello.nonce = proto::RandomNonce();
+  Buffer hello_control;
+  proto::Encode(hello, hello_control);
+  auto hr = co_await RoundTrip(proto::Opcode::kHello, std::move(hello_control));
+  if (!hr) co_return finish(hr.error());
+  proto::HelloReply hello_reply;
+  if (!proto::Decode(hr->control(), hello_reply)) {
+    proto::ReplyHead head;
+    if (proto::Decode(hr->control(), head) && head.status != StatusCode::kOk)
+      co_return refused("Hello", head);
+    co_return finish(errc::bad_reply);
+  }
+  if (hello_reply.head.status != StatusCode::kOk) co_return refused("Hello", hello_reply.head);
+  if (options_.auth_key) session_key_ = options_.auth_key->Session(hello.nonce, hello_reply.nonce);
+
   // Attach.
   std::random_device rd;
   std::mt19937_64 rng((uint64_t{rd()} << 32) ^ rd());
@@ -590,56 +633,20 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
   req.rails = proto::kRailTcp | (unix_ ? proto::kRailShm : 0);
   const std::string host = HostName();
   req.host_id = host;
-  req.nonce = rng();
-  if (key()) req.proof = proto::AttachProof(*key(), req.client_id, req.nonce);
-  Buffer frame;
-  {
-    Buffer control;
-    proto::Encode(req, control);
-    proto::FrameHeader h;
-    h.opcode = proto::Opcode::kAttach;
-    h.request_id = next_id_.fetch_add(1);
-    proto::AppendFrame(frame, h, control, {}, key());
-  }
-  if (auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(frame), kTuple); ec)
-    co_return finish(errc::connection_lost);
-  proto::HeaderBytes raw;
-  if (auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(raw), kTuple); ec) {
-    // A server that refuses (wrong key, too many sessions) may just close.
-    co_return finish(guard->timed_out ? Status(errc::connect_timeout) : Status(errc::attach_refused));
-  }
-  auto h = proto::DecodeHeader(raw);
-  if (!h) {
-    spdlog::warn("memkv client: {}: bad Attach reply header: {}", options_.address,
-                 h.error().message());
-    co_return finish(h.error() == proto::errc::unsupported_version ? Status(errc::attach_refused)
-                                                                   : Status(errc::bad_reply));
-  }
-  Buffer payload(h->payload_len());
-  if (auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(payload), kTuple); ec)
-    co_return finish(errc::connection_lost);
-  Bytes control(payload.data(), h->control_len);
-  if (!h->is_response() || h->opcode != proto::Opcode::kAttach) co_return finish(errc::bad_reply);
-  if (auto t = proto::VerifyTag(raw, *h, control, key()); !t) {
-    spdlog::warn("memkv client: {} refused Attach: {} (do the auth keys match?)", options_.address,
-                 t.error().message());
-    co_return finish(errc::attach_refused);
-  }
+  if (key()) req.proof = proto::AttachProof(*key(), req.client_id);
+  Buffer attach_control;
+  proto::Encode(req, attach_control);
+  auto ar = co_await RoundTrip(proto::Opcode::kAttach, std::move(attach_control));
+  if (!ar) co_return finish(ar.error());
+  const Bytes control = ar->control();
   proto::AttachReply reply;
   if (!proto::Decode(control, reply)) {
     proto::ReplyHead head;
-    if (proto::Decode(control, head) && head.status != StatusCode::kOk) {
-      spdlog::warn("memkv client: {} refused Attach: {} {}", options_.address,
-                   proto::StatusName(head.status), head.message);
-      co_return finish(errc::attach_refused);
-    }
+    if (proto::Decode(control, head) && head.status != StatusCode::kOk)
+      co_return refused("Attach", head);
     co_return finish(errc::bad_reply);
   }
-  if (reply.head.status != StatusCode::kOk) {
-    spdlog::warn("memkv client: {} refused Attach: {} {}", options_.address,
-                 proto::StatusName(reply.head.status), reply.head.message);
-    co_return finish(errc::attach_refused);
-  }
+  if (reply.head.status != StatusCode::kOk) co_return refused("Attach", reply.head);
   attach_.version = reply.version;
   attach_.session_id = reply.session_id;
   attach_.rails = reply.rails;
@@ -648,10 +655,54 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
   attach_.max_value_size = reply.max_value_size;
   attach_.max_batch_entries = reply.max_batch_entries;
   attach_.max_inflight = reply.max_inflight;
+  attach_.features = reply.features;
   limit_ = std::max<uint32_t>(1, options_.max_inflight);
   if (reply.max_inflight) limit_ = std::min(limit_, reply.max_inflight);
   if (guard->timed_out) co_return finish(errc::connect_timeout);
   co_return finish({});
+}
+
+asio::awaitable<Result<HandshakeReply>> Connection::Impl::RoundTrip(proto::Opcode opcode,
+                                                                     Buffer control) {
+  OutFrame f = MakeFrame(opcode, std::move(control), {}, nullptr);
+  Seal(f);
+  const std::array<asio::const_buffer, 2> bufs = {asio::buffer(f.header), asio::buffer(f.control)};
+  if (auto [ec, n] = co_await asio::async_write(socket_, bufs, kTuple); ec)
+    co_return errc::connection_lost;
+  HandshakeReply r;
+  if (auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(r.raw), kTuple); ec) {
+    // A server that refuses (wrong key, too many sessions) may just close.
+    co_return errc::attach_refused;
+  }
+  auto h = proto::DecodeHeader(r.raw);
+  if (!h) {
+    spdlog::warn("memkv client: {}: bad {} reply header: {}", options_.address,
+                 proto::OpcodeName(opcode), h.error().message());
+    co_return h.error() == proto::errc::unsupported_version ? errc::attach_refused : errc::bad_reply;
+  }
+  if (h->version < proto::kMinProtocolVersion) {
+    spdlog::warn("memkv client: {} speaks memkv protocol version {}; this client speaks version {}: "
+                 "upgrade the server",
+                 options_.address, h->version, proto::kProtocolVersion);
+    co_return errc::attach_refused;
+  }
+  r.header = *h;
+  r.payload.resize(h->payload_len());
+  if (auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(r.payload), kTuple); ec)
+    co_return errc::connection_lost;
+  if (!h->is_response() || h->opcode != opcode) co_return errc::bad_reply;
+  // A refusal may come before the session key exists (untagged): read it
+  // for its message, but take nothing else that way.
+  Status checked = proto::VerifyTag(r.raw, *h, r.control(), key());
+  if (checked) checked = in_seq_.Accept(*h);
+  if (!checked) {
+    proto::ReplyHead head;
+    if (proto::Decode(r.control(), head) && head.status != StatusCode::kOk) co_return r;
+    spdlog::warn("memkv client: {} refused {}: {} (do the auth keys match?)", options_.address,
+                 proto::OpcodeName(opcode), checked.error().message());
+    co_return errc::attach_refused;
+  }
+  co_return r;
 }
 
 void Connection::Impl::Start() {
@@ -768,6 +819,10 @@ asio::awaitable<void> Connection::Impl::Reader(std::shared_ptr<Impl> self) {
       Shutdown(errc::connection_lost, "reply refused: " + t.error().message());
       co_return;
     }
+    if (auto t = in_seq_.Accept(*h); !t) {
+      Shutdown(errc::connection_lost, "reply refused: " + t.error().message());
+      co_return;
+    }
     if (!h->is_response()) {
       Shutdown(errc::connection_lost, "the server sent a request frame");
       co_return;
@@ -777,7 +832,8 @@ asio::awaitable<void> Connection::Impl::Reader(std::shared_ptr<Impl> self) {
   }
 }
 
-asio::awaitable<error_code> Connection::Impl::SendWithFd(const OutFrame& f) {
+asio::awaitable<error_code> Connection::Impl::SendWithFd(OutFrame& f) {
+  Seal(f);
   Buffer bytes(f.header.begin(), f.header.end());
   bytes.insert(bytes.end(), f.control.begin(), f.control.end());
   for (Bytes b : f.data) bytes.insert(bytes.end(), b.begin(), b.end());
@@ -855,6 +911,7 @@ asio::awaitable<void> Connection::Impl::Writer(std::shared_ptr<Impl> self) {
            batch.size() < kMaxFramesPerWrite && bytes < kMaxBytesPerWrite) {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
+      Seal(batch.back());
       if (batch.back().request) {
         ++inflight_;
         outstanding_ += batch.back().budget;

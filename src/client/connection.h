@@ -84,6 +84,7 @@ struct AttachInfo {
   uint64_t max_value_size = 0;
   uint32_t max_batch_entries = 0;  // 0: no limit given
   uint32_t max_inflight = 0;       // 0: no limit given
+  uint32_t features = 0;           // proto::kFeature* the server offers
 };
 
 // ---- requests and their per-entry results ----

@@ -60,7 +60,10 @@ Code FromStatus(proto::StatusCode s) {
     case S::kNoSpace:
       return Code::kNoSpace;
     case S::kUnsupportedVersion:
+    case S::kUnsupported:
       return Code::kUnsupported;
+    case S::kVersionChanged:
+      return Code::kNotFound;  // the version read is gone
     case S::kUnauthorized:
     case S::kNotAttached:
       return Code::kUnauthorized;

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -41,6 +42,25 @@ AuthKey AuthKey::Generate() {
     throw std::runtime_error("OpenSSL RAND_bytes failed: cannot generate an auth key");
   }
   return k;
+}
+
+AuthKey AuthKey::Session(const Nonce& client, const Nonce& server) const {
+  static constexpr char kDomain[] = "memkv-session-v2";
+  std::array<std::byte, sizeof kDomain - 1 + 2 * sizeof(Nonce)> msg;
+  std::memcpy(msg.data(), kDomain, sizeof kDomain - 1);
+  std::memcpy(msg.data() + sizeof kDomain - 1, client.data(), client.size());
+  std::memcpy(msg.data() + sizeof kDomain - 1 + client.size(), server.data(), server.size());
+  AuthKey k;
+  const Tag t = Hmac(Bytes(msg.data(), msg.size()), {});
+  std::memcpy(k.key_.data(), t.data(), t.size());
+  return k;
+}
+
+Nonce RandomNonce() {
+  Nonce n;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(n.data()), static_cast<int>(n.size())) != 1)
+    throw std::runtime_error("OpenSSL RAND_bytes failed: cannot make a connection nonce");
+  return n;
 }
 
 std::string AuthKey::ToHex() const {

@@ -13,6 +13,8 @@
 namespace memkv::proto {
 
 using Tag = std::array<std::byte, 32>;
+// A connection's fresh random contribution, one from each side (Hello).
+using Nonce = std::array<std::byte, 32>;
 
 class AuthKey {
  public:
@@ -23,6 +25,11 @@ class AuthKey {
 
   std::string ToHex() const;
 
+  // The key of one connection: HMAC(key, "memkv-session-v2" ‖ client nonce
+  // ‖ server nonce). Every frame after Hello is tagged with it, so a frame
+  // recorded on one connection does not verify on another.
+  AuthKey Session(const Nonce& client, const Nonce& server) const;
+
   // HMAC-SHA256 over the concatenation of `a` and `b` (the frame header and
   // the control payload), without copying them together.
   Tag Hmac(Bytes a, Bytes b) const;
@@ -30,6 +37,9 @@ class AuthKey {
  private:
   std::array<std::byte, 32> key_{};
 };
+
+// 32 bytes from OpenSSL's generator.
+Nonce RandomNonce();
 
 // Constant-time comparison of two tags.
 bool TagsEqual(const Tag& a, const Tag& b);

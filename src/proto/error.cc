@@ -31,6 +31,7 @@ const char* Describe(errc e) {
     case errc::bad_tag: return "auth tag does not match";
     case errc::unexpected_tag: return "frame has an auth tag but no key is configured";
     case errc::bad_auth_key: return "auth key must be 64 hex characters";
+    case errc::bad_sequence: return "frame out of sequence (replayed or reordered)";
   }
   return "unknown proto error";
 }

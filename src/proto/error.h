@@ -34,6 +34,7 @@ enum class errc {
   bad_tag,              // the HMAC tag does not match
   unexpected_tag,       // a tag, but no key is configured here
   bad_auth_key,         // an auth key that is not 64 hex characters
+  bad_sequence,         // a frame whose sequence number is not the next one (replayed or reordered)
 };
 
 const char* Describe(errc e);

@@ -17,6 +17,10 @@ const char* OpcodeName(Opcode op) {
     case Opcode::kReadChunk: return "ReadChunk";
     case Opcode::kRegisterRegion: return "RegisterRegion";
     case Opcode::kReleaseRegion: return "ReleaseRegion";
+    case Opcode::kHello: return "Hello";
+    case Opcode::kList: return "List";
+    case Opcode::kCapacity: return "Capacity";
+    case Opcode::kRename: return "Rename";
   }
   return "Unknown";
 }
@@ -37,7 +41,8 @@ Result<FrameHeader> DecodeHeader(Bytes bytes, uint16_t max_version) {
   h.request_id = r.U64();
   h.control_len = r.U32();
   h.data_len = r.U32();
-  if (r.U64() != 0) return errc::bad_reserved;
+  h.seq = r.U64();
+  if (h.version == 1 && h.seq != 0) return errc::bad_reserved;
   if (h.payload_len() > kMaxPayload) return errc::frame_too_large;
   std::memcpy(h.tag.data(), r.Raw(h.tag.size()).data(), h.tag.size());
   return h;
@@ -55,7 +60,7 @@ HeaderBytes EncodeHeader(FrameHeader h, Bytes control, const AuthKey* key) {
   w.U64(h.request_id);
   w.U32(h.control_len);
   w.U32(h.data_len);
-  w.U64(0);
+  w.U64(h.version == 1 ? 0 : h.seq);
   HeaderBytes out{};
   std::memcpy(out.data(), buf.data(), kTaggedPrefix);
   if (key) {
@@ -63,6 +68,15 @@ HeaderBytes EncodeHeader(FrameHeader h, Bytes control, const AuthKey* key) {
     std::memcpy(out.data() + kTaggedPrefix, tag.data(), tag.size());
   }
   return out;
+}
+
+void SealHeader(HeaderBytes& raw, uint64_t seq, Bytes control, const AuthKey* key) {
+  for (size_t i = 0; i < 8; ++i) raw[24 + i] = static_cast<std::byte>(seq >> (8 * i));
+  const uint8_t flags = std::to_integer<uint8_t>(raw[7]);
+  raw[7] = static_cast<std::byte>(key ? (flags | kFlagAuth) : (flags & ~kFlagAuth));
+  Tag tag{};
+  if (key) tag = key->Hmac(Bytes(raw.data(), kTaggedPrefix), control);
+  std::memcpy(raw.data() + kTaggedPrefix, tag.data(), tag.size());
 }
 
 Status VerifyTag(const HeaderBytes& raw, const FrameHeader& h, Bytes control,

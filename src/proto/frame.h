@@ -4,18 +4,24 @@
 //
 //   offset size field
 //        0    4 magic "MKVF"
-//        4    2 version (1 = this build)
+//        4    2 version (2 = this build; 1 is only read, to refuse it)
 //        6    1 opcode
 //        7    1 flags (kFlagResponse | kFlagAuth | kFlagMore)
 //        8    8 request id (a reply carries its request's id)
 //       16    4 control length
 //       20    4 data length; control + data <= kMaxPayload (16 MiB)
-//       24    8 reserved, zero
-//       32   32 HMAC-SHA256 tag over bytes 0..31 and the control payload
-//              (zero when kFlagAuth is clear)
+//       24    8 sequence number: 0, 1, 2, ... per direction of a connection
+//              (version 1: reserved, zero)
+//       32   32 HMAC-SHA256 tag over bytes 0..31 and the control payload,
+//              under the connection's session key (zero when kFlagAuth is
+//              clear)
 //
 // All integers are little-endian. Inline data is bound to the tag through
-// the per-entry checksums that the control payload carries.
+// the per-entry checksums that the control payload carries. The tag binds
+// the connection (its session key mixes both sides' Hello nonces) and the
+// frame's place in it (the sequence number), so a frame captured on one
+// connection is refused on another, and one replayed on its own connection
+// is out of sequence.
 
 #include <array>
 #include <cstdint>
@@ -27,7 +33,10 @@
 namespace memkv::proto {
 
 inline constexpr uint32_t kMagic = 0x46564B4D;  // "MKVF" in little-endian byte order
-inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr uint16_t kProtocolVersion = 2;
+// The oldest version this build speaks. A peer of an older one is answered
+// UnsupportedVersion, in its own version's framing so that it can read why.
+inline constexpr uint16_t kMinProtocolVersion = 2;
 inline constexpr size_t kHeaderSize = 64;
 inline constexpr size_t kTaggedPrefix = 32;  // header bytes the tag covers
 inline constexpr uint32_t kMaxPayload = 16u << 20;
@@ -45,8 +54,12 @@ enum class Opcode : uint8_t {
   kReadChunk = 9,       // server -> client: the next piece of a streamed value
   kRegisterRegion = 10, // shm rail: a memfd region, its descriptor in SCM_RIGHTS
   kReleaseRegion = 11,
+  kHello = 12,          // the first frame each way: versions and nonces
+  kList = 13,           // keys by prefix, with a cursor and a limit
+  kCapacity = 14,       // the store's size, use and limits (statvfs)
+  kRename = 15,         // moves values to new keys
 };
-inline constexpr uint8_t kMaxOpcode = 11;
+inline constexpr uint8_t kMaxOpcode = 15;
 const char* OpcodeName(Opcode op);
 
 inline constexpr uint8_t kFlagResponse = 1;  // a reply
@@ -59,6 +72,7 @@ struct FrameHeader {
   Opcode opcode = Opcode::kPing;
   uint8_t flags = 0;
   uint64_t request_id = 0;
+  uint64_t seq = 0;  // the sender's sequence number (version 2 on)
   uint32_t control_len = 0;
   uint32_t data_len = 0;
   Tag tag{};
@@ -71,14 +85,36 @@ struct FrameHeader {
 using HeaderBytes = std::array<std::byte, kHeaderSize>;
 
 // Decodes and checks a header: magic, version (<= max_version, refused with
-// unsupported_version when newer), opcode, flags, reserved bytes, and the
-// payload cap. The tag is checked separately, once the control payload is in.
+// unsupported_version when newer), opcode, flags, reserved bytes (version
+// 1), and the payload cap. A version older than kMinProtocolVersion decodes,
+// so that its sender can be told; the receiver refuses it. The tag and the
+// sequence number are checked separately (VerifyTag, SequenceCheck).
 Result<FrameHeader> DecodeHeader(Bytes bytes, uint16_t max_version = kProtocolVersion);
 
 // Writes the header. With a key, sets kFlagAuth and the tag over the header
 // and `control`; without one, clears both. control.size() must equal
 // header.control_len.
 HeaderBytes EncodeHeader(FrameHeader header, Bytes control, const AuthKey* key);
+
+// Stamps `seq` into encoded header bytes and tags them anew with `key`
+// (nullptr: untagged). Senders encode frames early, on any thread, and seal
+// each one as it takes its place on the wire, where its number is known.
+void SealHeader(HeaderBytes& raw, uint64_t seq, Bytes control, const AuthKey* key);
+
+// One direction of a connection as its receiver sees it: each frame must
+// carry the next sequence number (bad_sequence otherwise).
+class SequenceCheck {
+ public:
+  Status Accept(const FrameHeader& h) {
+    if (h.seq != next_) return errc::bad_sequence;
+    ++next_;
+    return {};
+  }
+  uint64_t next() const { return next_; }
+
+ private:
+  uint64_t next_ = 0;
+};
 
 // Checks the tag of a decoded frame against the receiver's key (nullptr when
 // none is configured): missing_tag, bad_tag or unexpected_tag on failure.

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/checksum.h"
+
 namespace memkv::proto {
 namespace {
 
@@ -11,10 +13,12 @@ constexpr uint32_t kKnownRails = kRailTcp | kRailShm | kRailRdma;
 // Smallest encoding of one entry of each kind: a bound on how many entries a
 // payload can hold, checked before anything is reserved for them.
 constexpr size_t kMinKeyBytes = 2;  // the length alone: an empty key must reach its own error
-constexpr size_t kMinReadEntry = kMinKeyBytes + 8 + 8 + 1;
+constexpr size_t kMinReadEntry = kMinKeyBytes + 8 + 8 + 8 + 1;
 constexpr size_t kMinWriteEntry = kMinKeyBytes + 8 + 8 + 1;
+constexpr size_t kMinRenameEntry = 2 * kMinKeyBytes;
 
-constexpr size_t kExistsResultBytes = 1 + 8;
+constexpr size_t kExistsResultBytes = 1 + 8 + 8;
+constexpr size_t kListEntryBytes = kMinKeyBytes + 8 + 8;
 
 Status ToStatus(errc e) {
   if (e == errc::ok) return {};
@@ -102,16 +106,75 @@ bool GetReplyHead(Reader& r, ReplyHead& h) {
   return r.ok() && h.status == StatusCode::kOk;
 }
 
+void PutNonce(Writer& w, const Nonce& n) { w.Raw(n.data(), n.size()); }
+
+void GetNonce(Reader& r, Nonce& n) {
+  Bytes b = r.Raw(n.size());
+  if (r.ok()) std::memcpy(n.data(), b.data(), b.size());
+}
+
 }  // namespace
 
-Tag AttachProof(const AuthKey& key, const ClientId& client_id, uint64_t nonce) {
-  static constexpr char kDomain[] = "memkv-attach-v1";
+Tag AttachProof(const AuthKey& session_key, const ClientId& client_id) {
+  static constexpr char kDomain[] = "memkv-attach-v2";
   Buffer msg;
   Writer w(msg);
   w.Raw(kDomain, sizeof kDomain - 1);
   w.Raw(client_id.data(), client_id.size());
-  w.U64(nonce);
-  return key.Hmac(msg, {});
+  return session_key.Hmac(msg, {});
+}
+
+uint64_t ReadResult::page_sum(size_t i) const {
+  uint64_t v = 0;
+  for (size_t b = 0; b < 8; ++b) v |= uint64_t{std::to_integer<uint8_t>(page_sums[8 * i + b])} << (8 * b);
+  return v;
+}
+
+size_t EncodedSize(const ReadResult& r) { return kReadResultSize + r.page_sums.size(); }
+
+bool ChecksumsMatch(const ReadResult& r, Bytes delivered) {
+  if (delivered.size() != r.length) return false;
+  if (r.pages() == 0) return Xxh3(delivered.data(), delivered.size()) == r.checksum;
+  if (r.pages() != (delivered.size() + kPageSize - 1) / kPageSize) return false;
+  for (size_t i = 0; i < r.pages(); ++i) {
+    const Bytes page = delivered.subspan(i * kPageSize, std::min(kPageSize, delivered.size() - i * kPageSize));
+    if (Xxh3(page.data(), page.size()) != r.page_sum(i)) return false;
+  }
+  return true;
+}
+
+// ---- Hello ----
+
+void Encode(const Hello& m, Buffer& out) {
+  Writer w(out);
+  w.U16(m.max_version);
+  PutNonce(w, m.nonce);
+}
+
+Status Decode(Bytes control, Hello& m) {
+  Reader r(control);
+  m.max_version = r.U16();
+  if (r.ok() && m.max_version == 0) r.Fail(errc::bad_version);
+  GetNonce(r, m.nonce);
+  return ToStatus(r.Finish());
+}
+
+void Encode(const HelloReply& m, Buffer& out) {
+  Writer w(out);
+  PutReplyHead(w, m.head);
+  if (m.head.status != StatusCode::kOk) return;
+  w.U16(m.version);
+  PutNonce(w, m.nonce);
+}
+
+Status Decode(Bytes control, HelloReply& m) {
+  Reader r(control);
+  if (GetReplyHead(r, m.head)) {
+    m.version = r.U16();
+    if (r.ok() && m.version == 0) r.Fail(errc::bad_version);
+    GetNonce(r, m.nonce);
+  }
+  return ToStatus(r.Finish());
 }
 
 Status CheckKey(std::string_view key) {
@@ -127,7 +190,7 @@ void Encode(const AttachRequest& m, Buffer& out) {
   w.Raw(m.client_id.data(), m.client_id.size());
   w.U32(m.rails);
   w.Str16(m.host_id);
-  w.U64(m.nonce);
+  w.Str16(m.rdma_endpoint);
   w.Raw(m.proof.data(), m.proof.size());
 }
 
@@ -138,7 +201,7 @@ Status Decode(Bytes control, AttachRequest& m) {
   m.rails = r.U32();
   if (r.ok() && (m.rails & ~kKnownRails)) r.Fail(errc::bad_flags);
   m.host_id = GetName(r, kMaxNameSize);
-  m.nonce = r.U64();
+  m.rdma_endpoint = GetName(r, kMaxNameSize);
   Bytes proof = r.Raw(m.proof.size());
   if (r.ok()) std::memcpy(m.proof.data(), proof.data(), proof.size());
   return ToStatus(r.Finish());
@@ -156,6 +219,8 @@ void Encode(const AttachReply& m, Buffer& out) {
   w.U64(m.max_value_size);
   w.U32(m.max_batch_entries);
   w.U32(m.max_inflight);
+  w.U32(m.features);
+  w.Str16(m.rdma_endpoint);
 }
 
 Status Decode(Bytes control, AttachReply& m) {
@@ -171,6 +236,8 @@ Status Decode(Bytes control, AttachReply& m) {
     m.max_value_size = r.U64();
     m.max_batch_entries = r.U32();
     m.max_inflight = r.U32();
+    m.features = r.U32();
+    m.rdma_endpoint = GetName(r, kMaxNameSize);
   }
   return ToStatus(r.Finish());
 }
@@ -179,7 +246,7 @@ Status Decode(Bytes control, AttachReply& m) {
 
 size_t EncodedSize(const ReadEntry& e) {
   const bool addressed = e.dest.kind == LocationKind::kShm || e.dest.kind == LocationKind::kRdma;
-  return 2 + e.key.size() + 8 + 8 + 1 + (addressed ? 20 : 0);
+  return 2 + e.key.size() + 8 + 8 + 8 + 1 + (addressed ? 20 : 0);
 }
 
 void Encode(const BatchReadRequest& m, Buffer& out) {
@@ -189,6 +256,7 @@ void Encode(const BatchReadRequest& m, Buffer& out) {
     PutKey(w, e.key);
     w.U64(e.offset);
     w.U64(e.length);
+    w.U64(e.version);
     PutLocation(w, e.dest);
   }
 }
@@ -203,9 +271,11 @@ Status Decode(Bytes control, Bytes data, BatchReadRequest& m, const DecodeLimits
     e.key = GetKey(r);
     e.offset = r.U64();
     e.length = r.U64();
+    e.version = r.U64();
     e.dest = GetLocation(r);
     // The server decides how bytes travel back; a client names only where.
-    if (r.ok() && e.dest.kind == LocationKind::kStream) r.Fail(errc::bad_location);
+    if (r.ok() && (e.dest.kind == LocationKind::kStream || e.dest.kind == LocationKind::kOpenStream))
+      r.Fail(errc::bad_location);
     if (r.ok() && e.dest.kind != LocationKind::kInline && e.dest.capacity == 0)
       r.Fail(errc::length_mismatch);
   }
@@ -223,7 +293,10 @@ void Encode(const BatchReadReply& m, Buffer& out) {
     w.U8(static_cast<uint8_t>(res.delivery));
     w.U64(res.value_size);
     w.U64(res.length);
+    w.U64(res.version);
     w.U64(res.checksum);
+    w.U32(static_cast<uint32_t>(res.pages()));
+    w.Raw(res.page_sums.data(), res.page_sums.size());
   }
 }
 
@@ -244,7 +317,16 @@ Status Decode(Bytes control, Bytes data, BatchReadReply& m, const DecodeLimits& 
     const uint8_t d = r.U8();
     res.value_size = r.U64();
     res.length = r.U64();
+    res.version = r.U64();
     res.checksum = r.U64();
+    const uint32_t pages = r.U32();
+    if (!r.ok()) break;
+    // Page sums, when given, cover the delivered bytes 4 KiB at a time.
+    if (pages != 0 && pages != (res.length + kPageSize - 1) / kPageSize) {
+      r.Fail(errc::length_mismatch);
+      break;
+    }
+    res.page_sums = r.Raw(size_t{pages} * 8);
     if (!r.ok()) break;
     if (d > kMaxDelivery) {
       r.Fail(errc::bad_location);
@@ -301,7 +383,10 @@ Status Decode(Bytes control, Bytes data, BatchWriteRequest& m, const DecodeLimit
     e.checksum = r.U64();
     e.src = GetLocation(r);
     if (!r.ok()) break;
-    if (e.value_len == 0) {
+    if (e.src.kind == LocationKind::kOpenStream) {
+      // Its length and checksum come with its last chunk.
+      if (e.value_len != 0 || e.checksum != 0) r.Fail(errc::length_mismatch);
+    } else if (e.value_len == 0) {
       r.Fail(errc::zero_length_value);
     } else if (e.src.kind == LocationKind::kInline) {
       // Inline bytes must be in this frame: bounded by what the frame holds.
@@ -363,6 +448,7 @@ void Encode(const ExistsReply& m, Buffer& out) {
   for (const ExistsResult& res : m.results) {
     w.U8(static_cast<uint8_t>(res.status));
     w.U64(res.value_size);
+    w.U64(res.version);
   }
 }
 
@@ -376,6 +462,7 @@ Status Decode(Bytes control, ExistsReply& m, const DecodeLimits& limits) {
       ExistsResult& res = m.results.emplace_back();
       res.status = GetStatus(r);
       res.value_size = r.U64();
+      res.version = r.U64();
     }
   }
   return ToStatus(r.Finish());
@@ -445,6 +532,99 @@ void Encode(const ReleaseRegion& m, Buffer& out) { Writer(out).U32(m.region_id);
 Status Decode(Bytes control, ReleaseRegion& m) {
   Reader r(control);
   m.region_id = r.U32();
+  return ToStatus(r.Finish());
+}
+
+// ---- List / Capacity / Rename ----
+
+void Encode(const ListRequest& m, Buffer& out) {
+  Writer w(out);
+  w.Str16(m.prefix);
+  w.Str16(m.cursor);
+  w.U32(m.limit);
+}
+
+Status Decode(Bytes control, ListRequest& m) {
+  Reader r(control);
+  m.prefix = GetName(r, kMaxKeySize);
+  m.cursor = GetName(r, kMaxKeySize);
+  m.limit = r.U32();
+  if (r.ok() && m.limit == 0) r.Fail(errc::length_mismatch);
+  return ToStatus(r.Finish());
+}
+
+void Encode(const ListReply& m, Buffer& out) {
+  Writer w(out);
+  PutReplyHead(w, m.head);
+  if (m.head.status != StatusCode::kOk) return;
+  w.U32(static_cast<uint32_t>(m.entries.size()));
+  for (const ListEntry& e : m.entries) {
+    PutKey(w, e.key);
+    w.U64(e.value_size);
+    w.U64(e.version);
+  }
+  w.Str16(m.cursor);
+}
+
+Status Decode(Bytes control, ListReply& m) {
+  Reader r(control);
+  m.entries.clear();
+  m.cursor = {};
+  if (GetReplyHead(r, m.head)) {
+    const uint32_t count = r.U32();
+    if (r.ok() && uint64_t{count} * kListEntryBytes > r.remaining()) r.Fail(errc::truncated);
+    if (r.ok()) m.entries.reserve(count);
+    for (uint32_t i = 0; i < count && r.ok(); ++i) {
+      ListEntry& e = m.entries.emplace_back();
+      e.key = GetKey(r);
+      e.value_size = r.U64();
+      e.version = r.U64();
+    }
+    m.cursor = GetName(r, kMaxKeySize);
+  }
+  return ToStatus(r.Finish());
+}
+
+void Encode(const CapacityReply& m, Buffer& out) {
+  Writer w(out);
+  PutReplyHead(w, m.head);
+  if (m.head.status != StatusCode::kOk) return;
+  w.U64(m.total_bytes);
+  w.U64(m.used_bytes);
+  w.U64(m.keys);
+  w.U64(m.max_value_size);
+}
+
+Status Decode(Bytes control, CapacityReply& m) {
+  Reader r(control);
+  if (GetReplyHead(r, m.head)) {
+    m.total_bytes = r.U64();
+    m.used_bytes = r.U64();
+    m.keys = r.U64();
+    m.max_value_size = r.U64();
+  }
+  return ToStatus(r.Finish());
+}
+
+void Encode(const RenameRequest& m, Buffer& out) {
+  Writer w(out);
+  PutHead(w, m.batch);
+  for (const RenameEntry& e : m.entries) {
+    PutKey(w, e.from);
+    PutKey(w, e.to);
+  }
+}
+
+Status Decode(Bytes control, RenameRequest& m, const DecodeLimits& limits) {
+  Reader r(control);
+  if (errc e = GetHead(r, m.batch, kMinRenameEntry, limits); e != errc::ok) return e;
+  m.entries.clear();
+  m.entries.reserve(m.batch.count);
+  for (uint32_t i = 0; i < m.batch.count && r.ok(); ++i) {
+    RenameEntry& e = m.entries.emplace_back();
+    e.from = GetKey(r);
+    e.to = GetKey(r);
+  }
   return ToStatus(r.Finish());
 }
 

@@ -14,6 +14,8 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -29,7 +31,18 @@ inline constexpr uint32_t kRailTcp = 1;
 inline constexpr uint32_t kRailShm = 2;
 inline constexpr uint32_t kRailRdma = 4;
 
-inline constexpr size_t kMaxNameSize = 255;      // host ids, socket paths
+// What a server offers beyond the core messages, as bits of AttachReply's
+// `features`. A message whose bit is clear is answered kUnsupported.
+inline constexpr uint32_t kFeatureList = 1;         // List
+inline constexpr uint32_t kFeatureCapacity = 2;     // Capacity
+inline constexpr uint32_t kFeatureRename = 4;       // Rename
+inline constexpr uint32_t kFeatureOpenStream = 8;   // writes of kOpenStream (length at the end)
+inline constexpr uint32_t kFeaturePinnedReads = 16; // ReadEntry::version is honoured
+inline constexpr uint32_t kFeaturePageSums = 32;    // read replies may carry per-4 KiB checksums
+inline constexpr uint32_t kFeatureRdma = 64;        // the rdma rail (endpoints exchanged at Attach)
+
+inline constexpr size_t kMaxNameSize = 255;      // host ids, socket paths, rdma endpoints
+inline constexpr size_t kPageSize = 4096;        // the unit of per-page checksums
 inline constexpr size_t kMaxMessageSize = 1024;  // error text in a reply
 
 // What the receiver allows; the decoder enforces the entry count so that a
@@ -44,8 +57,12 @@ enum class LocationKind : uint8_t {
   kShm = 1,     // a registered shared-memory region
   kRdma = 2,    // a registered RDMA buffer
   kStream = 3,  // too large for a frame: in numbered chunk frames
+  // Writes only: a value of a length not known when the request is sent;
+  // its chunks follow as for kStream, and the last one carries the checksum
+  // (value_len and checksum are 0 in the entry).
+  kOpenStream = 4,
 };
-inline constexpr uint8_t kMaxLocationKind = 3;
+inline constexpr uint8_t kMaxLocationKind = 4;
 
 struct Location {
   LocationKind kind = LocationKind::kInline;
@@ -67,16 +84,31 @@ struct ReplyHead {
   std::string_view message;
 };
 
-// ---- Attach / Detach ----
+// ---- Hello / Attach / Detach ----
+
+// The first frame each way, untagged (the session key comes from it): the
+// newest version the client speaks and its nonce; the server's answer, its
+// version and its nonce. From then on every frame of the connection is
+// tagged with AuthKey::Session(client nonce, server nonce) when a key is set.
+struct Hello {
+  uint16_t max_version = kProtocolVersion;
+  Nonce nonce{};
+};
+
+struct HelloReply {
+  ReplyHead head;
+  uint16_t version = kProtocolVersion;
+  Nonce nonce{};
+};
 
 using ClientId = std::array<std::byte, 16>;
 
 struct AttachRequest {
   ClientId client_id{};
   uint32_t rails = kRailTcp;
-  std::string_view host_id;  // the client's host, so the server can offer shm
-  uint64_t nonce = 0;
-  Tag proof{};               // AttachProof(key, client_id, nonce), zero without a key
+  std::string_view host_id;        // the client's host, so the server can offer shm
+  std::string_view rdma_endpoint;  // the client's fabric address (empty: no rdma)
+  Tag proof{};                     // AttachProof(session key, client_id), zero without a key
 };
 
 struct AttachReply {
@@ -89,11 +121,14 @@ struct AttachReply {
   uint64_t max_value_size = 0;
   uint32_t max_batch_entries = 0;
   uint32_t max_inflight = 0;
+  uint32_t features = 0;            // kFeature* bits
+  std::string_view rdma_endpoint;   // the server's fabric address (empty: no rdma)
 };
 
-// The proof a client sends with Attach: HMAC over a domain string, its id and
-// a nonce, showing it holds the key before any other request is taken.
-Tag AttachProof(const AuthKey& key, const ClientId& client_id, uint64_t nonce);
+// The proof a client sends with Attach: HMAC under the connection's session
+// key over a domain string and its id, showing it holds the key (and took
+// part in this connection's Hello) before any other request is taken.
+Tag AttachProof(const AuthKey& session_key, const ClientId& client_id);
 
 // ---- BatchRead ----
 
@@ -102,6 +137,7 @@ struct ReadEntry {
   uint64_t offset = 0;  // first byte of the value to read
   uint64_t length = 0;  // bytes to read; 0 = to the end of the value
   Location dest;        // where to put them
+  uint64_t version = 0; // the value's version seen before (Exists, an earlier read); 0 = any
 };
 
 struct BatchReadRequest {
@@ -122,10 +158,22 @@ struct ReadResult {
   Delivery delivery = Delivery::kNone;
   uint64_t value_size = 0;  // size of the whole value
   uint64_t length = 0;      // bytes delivered
-  uint64_t checksum = 0;    // XXH3 of the delivered bytes
+  uint64_t checksum = 0;    // XXH3 of the delivered bytes; 0 when page_sums are given
+  uint64_t version = 0;     // the version read (a later read can pin it)
+  // Per-4 KiB checksums instead: XXH3 of each 4 KiB of the delivered bytes
+  // (the last piece may be shorter), little-endian u64s. A view into the
+  // reply's control payload.
+  Bytes page_sums;
+  size_t pages() const { return page_sums.size() / 8; }
+  uint64_t page_sum(size_t i) const;
 };
-// Bytes of one ReadResult in a BatchReadReply's control payload.
-inline constexpr uint64_t kReadResultSize = 1 + 1 + 8 + 8 + 8;
+// Bytes of one ReadResult without page sums in a BatchReadReply's control
+// payload; EncodedSize(result) with them.
+inline constexpr uint64_t kReadResultSize = 1 + 1 + 8 + 8 + 8 + 8 + 4;
+size_t EncodedSize(const ReadResult& r);
+// Whether the bytes delivered for `r` match its checksums: each 4 KiB
+// against its page sum when the reply has them, else all of them at once.
+bool ChecksumsMatch(const ReadResult& r, Bytes delivered);
 
 struct BatchReadReply {
   ReplyHead head;
@@ -165,6 +213,45 @@ struct KeysRequest {  // Exists and Delete
 struct ExistsResult {
   StatusCode status = StatusCode::kOk;  // kOk or kNotFound, or an error
   uint64_t value_size = 0;
+  uint64_t version = 0;  // what a later range read may pin
+};
+
+// ---- List / Capacity / Rename ----
+
+struct ListRequest {
+  std::string_view prefix;  // 0 to kMaxKeySize bytes; empty lists every key
+  std::string_view cursor;  // empty to start; else the previous reply's `cursor`
+  uint32_t limit = 0;       // keys wanted at most (the server may send fewer)
+};
+
+struct ListEntry {
+  std::string_view key;
+  uint64_t value_size = 0;
+  uint64_t version = 0;
+};
+
+struct ListReply {
+  ReplyHead head;
+  std::vector<ListEntry> entries;
+  std::string_view cursor;  // empty: no more keys
+};
+
+struct CapacityReply {  // the request has an empty payload
+  ReplyHead head;
+  uint64_t total_bytes = 0;  // usable bytes of the store
+  uint64_t used_bytes = 0;
+  uint64_t keys = 0;
+  uint64_t max_value_size = 0;
+};
+
+struct RenameEntry {
+  std::string_view from;
+  std::string_view to;  // replaced if it exists
+};
+
+struct RenameRequest {  // answered with a StatusReply
+  BatchHead batch;
+  std::vector<RenameEntry> entries;
 };
 
 struct ExistsReply {
@@ -207,6 +294,8 @@ struct ReleaseRegion {
 // payload (and, where the message has one, the data section) and check it
 // whole: keys, lengths, counts, enum values, trailing bytes.
 
+void Encode(const Hello& m, Buffer& out);
+void Encode(const HelloReply& m, Buffer& out);
 void Encode(const AttachRequest& m, Buffer& out);
 void Encode(const AttachReply& m, Buffer& out);
 void Encode(const BatchReadRequest& m, Buffer& out);
@@ -220,7 +309,13 @@ void Encode(const Ping& m, Buffer& out);
 void Encode(const ChunkHeader& m, Buffer& out);
 void Encode(const RegisterRegion& m, Buffer& out);
 void Encode(const ReleaseRegion& m, Buffer& out);
+void Encode(const ListRequest& m, Buffer& out);
+void Encode(const ListReply& m, Buffer& out);
+void Encode(const CapacityReply& m, Buffer& out);
+void Encode(const RenameRequest& m, Buffer& out);
 
+Status Decode(Bytes control, Hello& m);
+Status Decode(Bytes control, HelloReply& m);
 Status Decode(Bytes control, AttachRequest& m);
 Status Decode(Bytes control, AttachReply& m);
 Status Decode(Bytes control, Bytes data, BatchReadRequest& m, const DecodeLimits& limits = {});
@@ -234,6 +329,10 @@ Status Decode(Bytes control, Ping& m);
 Status Decode(Bytes control, Bytes data, ChunkHeader& m);
 Status Decode(Bytes control, RegisterRegion& m);
 Status Decode(Bytes control, ReleaseRegion& m);
+Status Decode(Bytes control, ListRequest& m);
+Status Decode(Bytes control, ListReply& m);
+Status Decode(Bytes control, CapacityReply& m);
+Status Decode(Bytes control, RenameRequest& m, const DecodeLimits& limits = {});
 
 // Checks a key against the protocol's rule (1 to kMaxKeySize bytes).
 Status CheckKey(std::string_view key);

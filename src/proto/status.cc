@@ -27,6 +27,8 @@ const char* StatusName(StatusCode s) {
     case StatusCode::kProtocolError: return "ProtocolError";
     case StatusCode::kChunkOutOfOrder: return "ChunkOutOfOrder";
     case StatusCode::kStreamTimeout: return "StreamTimeout";
+    case StatusCode::kUnsupported: return "Unsupported";
+    case StatusCode::kVersionChanged: return "VersionChanged";
   }
   return "Unknown";
 }

@@ -19,7 +19,7 @@ enum class StatusCode : uint8_t {
   kTooManyRegions = 8,      // limits.max_regions_per_session
   kNoSpace = 9,             // store full and nothing can be evicted
   kBusy = 10,               // try again later
-  kUnsupportedVersion = 11, // protocol version newer than the server's
+  kUnsupportedVersion = 11, // a protocol version the server does not speak (the message names both)
   kUnauthorized = 12,       // missing or wrong auth proof or tag
   kChecksumMismatch = 13,   // data does not match its checksum
   kBadRegion = 14,          // unknown shm region, or offset/length outside it
@@ -31,9 +31,11 @@ enum class StatusCode : uint8_t {
   kProtocolError = 20,      // a malformed frame (the connection is closed after)
   kChunkOutOfOrder = 21,    // a streamed value's chunk out of sequence, at the wrong offset or past its end
   kStreamTimeout = 22,      // limits.stream_idle_seconds passed with no chunk of a streamed value
+  kUnsupported = 23,        // a message or feature of this version the server does not offer (yet)
+  kVersionChanged = 24,     // a read pinned to a version the key no longer holds
 };
 
-inline constexpr uint8_t kMaxStatus = 22;
+inline constexpr uint8_t kMaxStatus = 24;
 
 const char* StatusName(StatusCode s);
 

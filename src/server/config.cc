@@ -93,6 +93,30 @@ uint32_t Count(const YAML::Node& n, const std::string& path) {
   return static_cast<uint32_t>(v);
 }
 
+// A duration: "2s", "500ms", or a whole number of seconds; in milliseconds.
+uint32_t Millis(const YAML::Node& n, const std::string& path) {
+  const std::string text = Text(n, path);
+  std::string_view digits = text;
+  uint64_t scale = 1000;
+  if (digits.ends_with("ms")) {
+    digits.remove_suffix(2);
+    scale = 1;
+  } else if (digits.ends_with("s")) {
+    digits.remove_suffix(1);
+  }
+  uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  if (digits.empty() || ec == std::errc::invalid_argument || end != digits.data() + digits.size())
+    Fail(path, Quote(text) + ": expected a duration such as \"2s\" or \"500ms\"", &n);
+  if (ec == std::errc::result_out_of_range || v > std::numeric_limits<uint32_t>::max() / scale)
+    Fail(path, Quote(text) + ": too long", &n);
+  return static_cast<uint32_t>(v * scale);
+}
+
+std::string MillisText(uint32_t ms) {
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+}
+
 double Fraction(const YAML::Node& n, const std::string& path) {
   const std::string text = Text(n, path);
   double v = 0;
@@ -242,6 +266,10 @@ const Field<LimitsConfig> kLimitsFields[] = {
      [](LimitsConfig& c, const YN& n, const Str& p) { c.max_regions_per_session = Count(n, p); }},
     {"stream_idle_seconds",
      [](LimitsConfig& c, const YN& n, const Str& p) { c.stream_idle_seconds = Count(n, p); }},
+    {"attach_timeout",
+     [](LimitsConfig& c, const YN& n, const Str& p) { c.attach_timeout_ms = Millis(n, p); }},
+    {"max_unattached_connections",
+     [](LimitsConfig& c, const YN& n, const Str& p) { c.max_unattached_connections = Count(n, p); }},
 };
 
 const Field<Config> kTopFields[] = {
@@ -603,6 +631,8 @@ void Validate(const Config& c) {
   positive("limits.max_sessions", c.limits.max_sessions);
   positive("limits.max_regions_per_session", c.limits.max_regions_per_session);
   positive("limits.stream_idle_seconds", c.limits.stream_idle_seconds);
+  positive("limits.attach_timeout", c.limits.attach_timeout_ms);
+  positive("limits.max_unattached_connections", c.limits.max_unattached_connections);
 }
 
 // ---- Writing and deriving ------------------------------------------------
@@ -661,6 +691,9 @@ std::string ToYaml(const Config& c) {
   out << YAML::Key << "max_regions_per_session" << YAML::Value
       << std::to_string(l.max_regions_per_session);
   out << YAML::Key << "stream_idle_seconds" << YAML::Value << std::to_string(l.stream_idle_seconds);
+  out << YAML::Key << "attach_timeout" << YAML::Value << MillisText(l.attach_timeout_ms);
+  out << YAML::Key << "max_unattached_connections" << YAML::Value
+      << std::to_string(l.max_unattached_connections);
   out << YAML::EndMap;
 
   out << YAML::EndMap;

@@ -119,6 +119,14 @@ struct LimitsConfig {
   // A value streamed in chunks holds its whole allocation until its last
   // chunk: a stream with no chunk for this long is dropped (StreamTimeout).
   uint32_t stream_idle_seconds = 30;
+  // A connection must finish Hello and Attach within this (milliseconds;
+  // written "2s" or "500ms"), or it is closed: nobody holds a connection
+  // without proving the key.
+  uint32_t attach_timeout_ms = 2000;
+  // Connections not yet attached, at most; when full, the oldest of them is
+  // closed to admit a new one (so a flood of idle connections cannot keep
+  // real clients out, and memory stays bounded).
+  uint32_t max_unattached_connections = 256;
   bool operator==(const LimitsConfig&) const = default;
 };
 

@@ -14,13 +14,13 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
@@ -80,12 +80,30 @@ struct RawBuffer {
 // One frame on its way out: header, control, and data that `hold` keeps
 // alive (a slice of a read's buffer: sent without another copy).
 struct OutFrame {
-  proto::HeaderBytes header;
+  proto::HeaderBytes header;  // sealed (sequence number, tag) as it is queued
   proto::Buffer control;
   std::shared_ptr<const RawBuffer> hold;
   proto::Bytes data;
+  bool sealed = false;  // already final: an answer in an old version's framing
   size_t bytes() const { return header.size() + control.size() + data.size(); }
 };
+
+// Logs what ended a spawned coroutine, whatever was thrown: an exception
+// that escaped a completion handler would end its loop's thread.
+void LogFailure(std::string_view what, std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("{} failed: {}", what, ex.what());
+  } catch (...) {
+    spdlog::error("{} failed: an exception that is not a std::exception", what);
+  }
+}
+
+// Frames a peer may send before it has attached: Hello and Attach are
+// small, and nothing larger is read from a peer that has proven nothing.
+constexpr size_t kMaxPayloadBeforeAttach = 64 << 10;
 
 }  // namespace
 
@@ -109,9 +127,16 @@ class Server::Impl {
 
   std::mutex mu;
   std::vector<std::weak_ptr<Connection>> connections;  // guarded by mu
+  // Connections not yet attached, oldest first (guarded by mu): bounded by
+  // limits.max_unattached_connections, the oldest closed to admit one more.
+  std::deque<std::weak_ptr<Connection>> unattached;
 
   Awaitable<void> AcceptTcp();
   Awaitable<void> AcceptUnix();
+  // After a failed accept: true to go on (after a pause when the process or
+  // the system is out of descriptors, so the loop does not spin on a
+  // connection it cannot take), false to stop.
+  Awaitable<bool> AcceptFailed(const boost::system::error_code& ec, const char* where);
   void Adopt(int fd, bool is_unix, std::string peer);
 };
 
@@ -126,7 +151,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         socket_(std::move(socket)),
         is_unix_(is_unix),
         peer_(std::move(peer)),
-        flow_(socket_.get_executor()) {
+        flow_(socket_.get_executor()),
+        attach_timer_(socket_.get_executor()) {
     flow_.expires_at(asio::steady_timer::time_point::max());
   }
 
@@ -138,7 +164,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // keeps the connection alive for as long as this runs.
   Awaitable<void> Run(std::shared_ptr<Connection> self) {
     impl_.open.fetch_add(1);
+    // Nobody holds a connection without attaching: closed at the deadline.
+    attach_timer_.expires_after(opt_.limits.attach_timeout);
+    attach_timer_.async_wait([weak = std::weak_ptr<Connection>(self)](boost::system::error_code ec) {
+      auto c = weak.lock();
+      if (ec || !c || c->session_id_ || c->closed_) return;
+      spdlog::warn("{}: closing the connection: not attached within limits.attach_timeout", c->peer_);
+      c->CloseNow();
+    });
     co_await ReadLoop();
+    attach_timer_.cancel();
+    unattached_ = false;
     closed_ = true;
     AbortStreams();  // values cut off mid-stream never become visible
     // Wait for requests in flight: they hold regions and buffers.
@@ -152,14 +188,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // From any thread: closes the socket on the connection's loop.
   void Close() {
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
-      boost::system::error_code ignored;
-      self->closed_ = true;
-      self->socket_.cancel(ignored);
-      self->socket_.shutdown(asio::socket_base::shutdown_both, ignored);
-      self->Wake();
-    });
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->CloseNow(); });
   }
+
+  // Whether it still counts against limits.max_unattached_connections.
+  bool unattached() const { return unattached_; }
 
  private:
   // ---- reading ----
@@ -190,6 +223,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
       auto [ec] = co_await socket_.async_wait(Socket::wait_read, kTuple);
       if (ec) co_return ec;
     }
+  }
+
+  // On the loop: stops reading and writing, and wakes every wait of the
+  // connection and its requests, so that they finish.
+  void CloseNow() {
+    boost::system::error_code ignored;
+    closed_ = true;
+    unattached_ = false;
+    socket_.cancel(ignored);
+    socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+    attach_timer_.cancel();
+    AbortStreams();
+    Wake();
   }
 
   void TakeDescriptors(msghdr& msg) {
@@ -233,14 +279,32 @@ class Connection : public std::enable_shared_from_this<Connection> {
         co_await FailFrame(raw, header.error());
         co_return;
       }
+      if (header->version < proto::kMinProtocolVersion) {
+        co_await RefuseOldVersion(*header);
+        co_return;
+      }
+      // A peer that has not attached has proven nothing: only a small frame
+      // is read from it (no 16 MiB buffer for a stranger).
+      if (!session_id_ && header->payload_len() > kMaxPayloadBeforeAttach) {
+        co_await Fail(*header, StatusCode::kProtocolError,
+                      "a frame of " + std::to_string(header->payload_len()) +
+                          " bytes before Attach (at most " +
+                          std::to_string(kMaxPayloadBeforeAttach) + ")");
+        co_return;
+      }
       // The payload buffer lives only while its request is handled.
       auto payload = std::make_shared<RawBuffer>(header->payload_len());
       if (!co_await ReadExactly(payload->data.get(), payload->size)) co_return;
       const proto::Bytes control(payload->data.get(), header->control_len);
       const proto::Bytes data(payload->data.get() + header->control_len, header->data_len);
-      const proto::AuthKey* key = opt_.auth_key ? &*opt_.auth_key : nullptr;
-      if (auto st = proto::VerifyTag(raw, *header, control, key); !st) {
-        co_await Reply(ErrorFrame(*header, StatusCode::kUnauthorized, st.error().message()));
+      // Tagged with the session key from Hello on; a frame recorded on
+      // another connection, or replayed out of its place, is refused.
+      if (auto st = proto::VerifyTag(raw, *header, control, FrameKey()); !st) {
+        co_await Fail(*header, StatusCode::kUnauthorized, st.error().message());
+        co_return;
+      }
+      if (auto st = in_seq_.Accept(*header); !st) {
+        co_await Fail(*header, StatusCode::kUnauthorized, st.error().message());
         co_return;
       }
       if (header->is_response()) {
@@ -249,6 +313,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       impl_.requests.fetch_add(1, std::memory_order_relaxed);
       ++requests_;
+      if (!hello_done_) {
+        if (header->opcode != proto::Opcode::kHello) {
+          co_await Fail(*header, StatusCode::kNotAttached, "send Hello, then Attach");
+          co_return;
+        }
+        if (!co_await Hello(*header, control)) co_return;
+        continue;
+      }
+      if (header->opcode == proto::Opcode::kHello) {
+        co_await Fail(*header, StatusCode::kProtocolError, "a second Hello");
+        co_return;
+      }
       if (header->opcode == proto::Opcode::kAttach) {
         // Attach is answered before anything else is read.
         if (!co_await Attach(*header, control)) co_return;
@@ -279,13 +355,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                      [self = shared_from_this(), size = payload->size, op = OpOf(header->opcode),
                       t0 = std::chrono::steady_clock::now()](std::exception_ptr e) {
                        self->impl_.metrics.Request(op, size, std::chrono::steady_clock::now() - t0);
-                       if (e) {
-                         try {
-                           std::rethrow_exception(e);
-                         } catch (const std::exception& ex) {
-                           spdlog::error("{}: request failed: {}", self->peer_, ex.what());
-                         }
-                       }
+                       LogFailure(self->peer_ + ": request", e);
                        --self->inflight_;
                        self->buffered_ -= size;
                        self->Wake();
@@ -309,6 +379,38 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (why != proto::errc::bad_magic) co_await Reply(ErrorFrame(h, status, why.message()));
   }
 
+  // Answers a request with an error and ends the connection.
+  Awaitable<void> Fail(const proto::FrameHeader& h, StatusCode status, std::string why) {
+    if (status == StatusCode::kProtocolError) impl_.protocol_errors.fetch_add(1);
+    spdlog::warn("{}: closing the connection: {}", peer_, why);
+    co_await Reply(ErrorFrame(h, status, why));
+  }
+
+  // A client of an older protocol is told, in its own version's framing
+  // (which it can read), which versions the two sides speak.
+  Awaitable<void> RefuseOldVersion(const proto::FrameHeader& req) {
+    const std::string why = "the client speaks memkv protocol version " +
+                            std::to_string(req.version) + "; this server speaks version " +
+                            std::to_string(proto::kProtocolVersion) + ": upgrade the client";
+    spdlog::warn("{}: closing the connection: {}", peer_, why);
+    proto::Buffer control;
+    proto::Encode(proto::ReplyHead{StatusCode::kUnsupportedVersion, why}, control);
+    proto::FrameHeader h;
+    h.version = req.version;
+    h.opcode = req.opcode;
+    h.request_id = req.request_id;
+    h.flags = proto::kFlagResponse;
+    h.control_len = static_cast<uint32_t>(control.size());
+    OutFrame f;
+    f.header = proto::EncodeHeader(h, control, opt_.auth_key ? &*opt_.auth_key : nullptr);
+    f.control = std::move(control);
+    f.sealed = true;
+    co_await Reply(std::move(f));
+  }
+
+  // The key frames are tagged with: none before Hello, the session key after.
+  const proto::AuthKey* FrameKey() const { return session_key_ ? &*session_key_ : nullptr; }
+
   // ---- writing ----
 
   OutFrame Frame(const proto::FrameHeader& req, proto::Buffer control,
@@ -321,7 +423,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     h.flags = proto::kFlagResponse | (more ? proto::kFlagMore : 0);
     h.control_len = static_cast<uint32_t>(control.size());
     h.data_len = static_cast<uint32_t>(data.size());
-    f.header = proto::EncodeHeader(h, control, opt_.auth_key ? &*opt_.auth_key : nullptr);
+    f.header = proto::EncodeHeader(h, control, nullptr);  // sealed by Reply
     f.control = std::move(control);
     f.hold = std::move(hold);
     f.data = data;
@@ -337,6 +439,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Queues a reply; one writer at a time drains the queue, so frames never
   // interleave on the socket (no lock: the connection is loop-confined).
   Awaitable<void> Reply(OutFrame frame) {
+    // Numbered and tagged here, in the order the writer sends them.
+    if (!frame.sealed) proto::SealHeader(frame.header, out_seq_++, frame.control, FrameKey());
     buffered_ += frame.bytes();
     out_.push_back(std::move(frame));
     if (writing_) co_return;
@@ -364,6 +468,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // ---- requests ----
 
+  // The first frame: versions and nonces. From its answer on, every frame
+  // both ways is tagged with the session key both nonces make.
+  Awaitable<bool> Hello(const proto::FrameHeader& h, proto::Bytes control) {
+    proto::Hello req;
+    if (auto st = proto::Decode(control, req); !st) {
+      co_await Fail(h, StatusCode::kProtocolError, st.error().message());
+      co_return false;
+    }
+    proto::HelloReply rep;
+    rep.version = proto::kProtocolVersion;
+    rep.nonce = proto::RandomNonce();
+    proto::Buffer out;
+    proto::Encode(rep, out);
+    co_await Reply(Frame(h, std::move(out)));
+    if (opt_.auth_key) session_key_ = opt_.auth_key->Session(req.nonce, rep.nonce);
+    hello_done_ = true;
+    co_return true;
+  }
+
   Awaitable<bool> Attach(const proto::FrameHeader& h, proto::Bytes control) {
     proto::AttachRequest req;
     if (auto st = proto::Decode(control, req); !st) {
@@ -374,8 +497,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       co_await Reply(ErrorFrame(h, StatusCode::kInvalidArgument, "already attached"));
       co_return true;
     }
-    if (opt_.auth_key &&
-        !proto::TagsEqual(req.proof, proto::AttachProof(*opt_.auth_key, req.client_id, req.nonce))) {
+    if (session_key_ && !proto::TagsEqual(req.proof, proto::AttachProof(*session_key_, req.client_id))) {
       co_await Reply(ErrorFrame(h, StatusCode::kUnauthorized, "wrong attach proof"));
       co_return false;
     }
@@ -403,8 +525,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     rep.max_value_size = opt_.limits.max_value_size;
     rep.max_batch_entries = opt_.limits.max_batch_entries;
     rep.max_inflight = opt_.limits.max_inflight_per_connection;
+    rep.features = proto::kFeatureCapacity;
     proto::Buffer control_out;
     proto::Encode(rep, control_out);
+    attach_timer_.cancel();
+    unattached_ = false;
     co_await Reply(Frame(h, std::move(control_out)));
     co_return true;
   }
@@ -491,6 +616,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
       case proto::Opcode::kBatchRead: co_await HandleRead(h, control); co_return;
       case proto::Opcode::kExists: co_await HandleExists(h, control); co_return;
       case proto::Opcode::kDelete: co_await HandleDelete(h, control); co_return;
+      case proto::Opcode::kCapacity: co_await Reply(CapacityFrame(h, control)); co_return;
+      case proto::Opcode::kList:
+      case proto::Opcode::kRename:
+        co_await Reply(ErrorFrame(h, StatusCode::kUnsupported,
+                                  std::string(proto::OpcodeName(h.opcode)) +
+                                      " is not offered by this server yet"));
+        co_return;
       default:
         co_await Reply(ErrorFrame(h, StatusCode::kInvalidArgument,
                                   std::string(proto::OpcodeName(h.opcode)) + " is not a request"));
@@ -498,6 +630,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   proto::DecodeLimits DecodeLimits() const { return {opt_.limits.max_batch_entries}; }
+
+  // The store's size and use, as `statvfs` wants them.
+  OutFrame CapacityFrame(const proto::FrameHeader& h, proto::Bytes control) {
+    if (!control.empty())
+      return ErrorFrame(h, StatusCode::kProtocolError, "Capacity carries no payload");
+    const store::StoreStats st = store_.stats();
+    proto::CapacityReply rep;
+    for (const store::DriveStats& d : st.drives) {
+      if (!d.online) continue;
+      rep.total_bytes += d.usable_bytes;
+      rep.used_bytes += d.used_bytes;
+    }
+    if (store_.mode() == store::Mode::kMemory) {
+      rep.total_bytes = st.memory_capacity;
+      rep.used_bytes = st.memory_used;
+    }
+    rep.keys = st.keys;
+    rep.max_value_size = opt_.limits.max_value_size;
+    proto::Buffer out;
+    proto::Encode(rep, out);
+    return Frame(h, std::move(out));
+  }
 
   // A batch decode error as a reply: the limit's own status, or a protocol error.
   OutFrame DecodeError(const proto::FrameHeader& h, const error_code& ec) {
@@ -546,6 +700,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
         src = *s;
       } else if (e.src.kind == proto::LocationKind::kStream) {
         continue;  // below, once its chunks are in
+      } else if (e.src.kind == proto::LocationKind::kOpenStream) {
+        rep.statuses[i] = StatusCode::kUnsupported;  // not offered yet (no kFeatureOpenStream)
+        continue;
       } else {
         rep.statuses[i] = StatusCode::kInvalidArgument;  // rdma: not on this server yet
         continue;
@@ -568,6 +725,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     co_await FinishStreams(h.request_id, rep.statuses, [&](size_t i) {
       return last[req.entries[i].key] == i;
     });
+    // An earlier entry for a key was not written: it shares the fate of the
+    // entry that superseded it, so a failed put never reports Ok.
+    for (size_t i = 0; i < n; ++i) {
+      const size_t winner = last[req.entries[i].key];
+      if (winner != i && rep.statuses[i] == StatusCode::kOk) rep.statuses[i] = rep.statuses[winner];
+    }
     uint64_t put_bytes = 0;
     for (size_t k = 0; k < results.size(); ++k) put_bytes += results[k] ? items[k].value.size() : 0;
     impl_.metrics.Entries(Op::kPut, rep.statuses, put_bytes);
@@ -597,12 +760,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
       proto::ReadResult& r = results[i];
       // Inline: pinned, in case it is streamed (its pieces then all come
       // from one version).
+      if (e.version != 0) {
+        r.status = StatusCode::kUnsupported;  // pinned reads: not offered yet (kFeaturePinnedReads)
+        continue;
+      }
       Result<store::Store::Pinned> pin = store::errc::not_found;
       Result<store::ValueInfo> info = store::ValueInfo{};
       if (e.dest.kind == proto::LocationKind::kInline) {
         pin = store_.Pin(e.key);
         if (pin) {
           info->size = pin->size;
+          info->version = pin->version;
         } else {
           info = pin.error();
         }
@@ -614,6 +782,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         continue;
       }
       r.value_size = info->size;
+      r.version = info->version;
       if (e.offset > info->size) {
         r.status = StatusCode::kRangeOutOfBounds;
         continue;
@@ -708,7 +877,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       size_t count = 0;
       while (first + count < n) {
         const proto::ReadResult& r = results[first + count];
-        const uint64_t need = proto::kReadResultSize + (r.delivery == proto::Delivery::kInline ? r.length : 0);
+        const uint64_t need = proto::EncodedSize(r) + (r.delivery == proto::Delivery::kInline ? r.length : 0);
         if (count > 0 && bytes + need > proto::kMaxPayload) break;
         bytes += need;
         ++count;
@@ -971,8 +1140,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     rep.batch = {req.batch.count, 0, req.batch.count};
     for (std::string_view k : req.keys) {
       auto info = store_.Stat(k);
-      rep.results.push_back(info ? proto::ExistsResult{StatusCode::kOk, info->size}
-                                 : proto::ExistsResult{ToStatus(info.error()), 0});
+      rep.results.push_back(info ? proto::ExistsResult{StatusCode::kOk, info->size, info->version}
+                                 : proto::ExistsResult{ToStatus(info.error()), 0, 0});
     }
     impl_.metrics.Entries(Op::kExists, rep.results);
     proto::Buffer out;
@@ -1013,6 +1182,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t buffered_ = 0;
   uint64_t requests_ = 0;
   std::optional<uint64_t> session_id_;
+  asio::steady_timer attach_timer_;  // limits.attach_timeout
+  std::atomic<bool> unattached_{true};  // read by Adopt on loop 0 as well
+  bool hello_done_ = false;
+  std::optional<proto::AuthKey> session_key_;  // after Hello, with an auth key
+  proto::SequenceCheck in_seq_;                // the client's frames
+  uint64_t out_seq_ = 0;                       // the next reply's number
   uint64_t recorded_requests_ = 0;  // requests_ as last given to the registry
   std::deque<int> pending_fds_;
   std::unordered_map<uint32_t, std::shared_ptr<Region>> regions_;
@@ -1034,28 +1209,52 @@ void Server::Impl::Adopt(int fd, bool is_unix, std::string peer) {
     return;
   }
   auto conn = std::make_shared<Connection>(*this, std::move(socket), is_unix, std::move(peer));
+  std::shared_ptr<Connection> evict;
   {
     std::lock_guard lock(mu);
     std::erase_if(connections, [](const std::weak_ptr<Connection>& w) { return w.expired(); });
     connections.push_back(conn);
+    // A flood of connections that never attach must not lock clients out:
+    // past the budget, the oldest unattached one makes room.
+    std::erase_if(unattached, [](const std::weak_ptr<Connection>& w) {
+      auto c = w.lock();
+      return !c || !c->unattached();
+    });
+    if (unattached.size() >= server.options().limits.max_unattached_connections) {
+      evict = unattached.front().lock();
+      unattached.pop_front();
+    }
+    unattached.push_back(conn);
+  }
+  if (evict) {
+    spdlog::warn("{} connections not attached (limits.max_unattached_connections): closing the oldest",
+                 server.options().limits.max_unattached_connections);
+    evict->Close();
   }
   total.fetch_add(1);
-  asio::co_spawn(loop, conn->Run(conn), [](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("connection failed: {}", ex.what());
-    }
-  });
+  asio::co_spawn(loop, conn->Run(conn), [](std::exception_ptr e) { LogFailure("connection", e); });
+}
+
+Awaitable<bool> Server::Impl::AcceptFailed(const boost::system::error_code& ec, const char* where) {
+  if (stopping.load() || ec == asio::error::operation_aborted) co_return false;
+  if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec.value() == ENOBUFS ||
+      ec.value() == ENOMEM) {
+    // The connection stays in the backlog and accept would fail again at
+    // once: pause, so that closing connections can free descriptors.
+    spdlog::warn("{}: {}; pausing accepts for 100 ms", where, ec.message());
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
+    co_await pause.async_wait(kTuple);
+    co_return !stopping.load();
+  }
+  spdlog::warn("{}: {}", where, ec.message());
+  co_return true;
 }
 
 Awaitable<void> Server::Impl::AcceptTcp() {
   for (;;) {
     auto [ec, sock] = co_await tcp->async_accept(kTuple);
     if (ec) {
-      if (stopping.load() || ec == asio::error::operation_aborted) co_return;
-      spdlog::warn("accept: {}", ec.message());
+      if (!co_await AcceptFailed(ec, "accept")) co_return;
       continue;
     }
     boost::system::error_code ignored;
@@ -1069,8 +1268,7 @@ Awaitable<void> Server::Impl::AcceptUnix() {
   for (;;) {
     auto [ec, sock] = co_await unix_sock->async_accept(kTuple);
     if (ec) {
-      if (stopping.load() || ec == asio::error::operation_aborted) co_return;
-      spdlog::warn("accept on the Unix socket: {}", ec.message());
+      if (!co_await AcceptFailed(ec, "accept on the Unix socket")) co_return;
       continue;
     }
     Adopt(sock.release(), true, "unix");
@@ -1078,6 +1276,28 @@ Awaitable<void> Server::Impl::AcceptUnix() {
 }
 
 // ---- Server ----
+
+std::string LiveServerOn(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.empty() || path.size() >= sizeof addr.sun_path) return {};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {};
+  std::string live;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    const std::string who = ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0
+                                ? "process " + std::to_string(cred.pid)
+                                : "another process";
+    live = "network.unix_socket " + path + ": a server (" + who +
+           ") is running there; stop it, or give this server its own network.unix_socket, "
+           "network.address and drives";
+  }
+  ::close(fd);
+  return live;
+}
 
 ServerOptions ToServerOptions(const Config& cfg) {
   ServerOptions opt;
@@ -1096,6 +1316,8 @@ ServerOptions ToServerOptions(const Config& cfg) {
   opt.limits.max_sessions = cfg.limits.max_sessions;
   opt.limits.max_regions_per_session = cfg.limits.max_regions_per_session;
   opt.limits.stream_idle = std::chrono::seconds(cfg.limits.stream_idle_seconds);
+  opt.limits.attach_timeout = std::chrono::milliseconds(cfg.limits.attach_timeout_ms);
+  opt.limits.max_unattached_connections = cfg.limits.max_unattached_connections;
   return opt;
 }
 
@@ -1125,6 +1347,11 @@ Status Server::Start() {
     std::error_code fec;
     const auto path = std::filesystem::path(options_.unix_socket);
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), fec);
+    // A socket a live server still answers on is never taken over.
+    if (const std::string live = LiveServerOn(options_.unix_socket); !live.empty()) {
+      spdlog::error("{}", live);
+      return make_error_code(boost::system::errc::address_in_use);
+    }
     ::unlink(options_.unix_socket.c_str());  // a stale socket of a process gone
     impl_->unix_sock = std::make_unique<asio::local::stream_protocol::acceptor>(loop0);
     const asio::local::stream_protocol::endpoint uep(options_.unix_socket);
@@ -1133,8 +1360,10 @@ Status Server::Start() {
     if (!ec) impl_->unix_sock->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return ec;
   }
-  asio::co_spawn(loop0, impl_->AcceptTcp(), asio::detached);
-  if (impl_->unix_sock) asio::co_spawn(loop0, impl_->AcceptUnix(), asio::detached);
+  asio::co_spawn(loop0, impl_->AcceptTcp(), [](std::exception_ptr e) { LogFailure("accept", e); });
+  if (impl_->unix_sock)
+    asio::co_spawn(loop0, impl_->AcceptUnix(),
+                   [](std::exception_ptr e) { LogFailure("accept on the Unix socket", e); });
   return {};
 }
 
@@ -1157,12 +1386,28 @@ void Server::Shutdown() {
     impl_->connections.clear();
   }
   for (auto& c : live) c->Close();
+  const std::vector<std::weak_ptr<Connection>> closing(live.begin(), live.end());
   live.clear();
   const auto deadline = std::chrono::steady_clock::now() + options_.shutdown_deadline;
   while (impl_->open.load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  if (impl_->open.load() > 0)
-    spdlog::warn("{} connections still open after the shutdown deadline", impl_->open.load());
+  if (impl_->open.load() == 0) return;
+  // Past the deadline the rest are forced: closed again (a connection
+  // accepted meanwhile too), and waited for whatever it takes, since their
+  // suspended requests hold entries and buffers of the store that the
+  // caller frees once this returns.
+  spdlog::warn("{} connections still open after the shutdown deadline: forcing them closed",
+               impl_->open.load());
+  for (const auto& w : closing)
+    if (auto c = w.lock()) c->Close();
+  auto next_note = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (impl_->open.load() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (std::chrono::steady_clock::now() >= next_note) {
+      spdlog::warn("waiting for {} connections to finish their requests", impl_->open.load());
+      next_note += std::chrono::seconds(5);
+    }
+  }
 }
 
 const Metrics& Server::metrics() const { return impl_->metrics; }

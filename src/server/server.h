@@ -41,6 +41,8 @@ struct Limits {
   uint32_t max_sessions = 10000;
   uint32_t max_regions_per_session = 64;
   std::chrono::milliseconds stream_idle{30000};  // no chunk for this long: StreamTimeout
+  std::chrono::milliseconds attach_timeout{2000};  // accepted, not attached this long: closed
+  uint32_t max_unattached_connections = 256;      // one more closes the oldest unattached
 };
 
 struct ServerOptions {
@@ -63,6 +65,11 @@ struct ServerStats {
 // The server's part of a validated config.
 ServerOptions ToServerOptions(const Config& config);
 
+// Non-empty when a server answers on the Unix socket `path`: a message that
+// names it (its process id) and the fix. A second server with the same
+// config must refuse to start rather than take the socket (or drives) over.
+std::string LiveServerOn(const std::string& path);
+
 class Server {
  public:
   Server(Loops& loops, store::Store& store, ServerOptions options);
@@ -74,8 +81,11 @@ class Server {
   // address (in use, not permitted, ...).
   Status Start();
   // Stops accepting, closes every connection (requests in flight finish or
-  // are cancelled), and returns when all are gone or the deadline passed.
-  // Call from outside the loops; the loops must be running.
+  // are cancelled) and returns when all are gone. Connections still there
+  // at the deadline are forced closed (their sockets shut, their waits
+  // cancelled) and waited for: when this returns, no coroutine of the
+  // server holds anything of the store. Call from outside the loops; the
+  // loops must be running.
   void Shutdown();
 
   uint16_t port() const { return port_; }

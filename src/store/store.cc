@@ -1221,7 +1221,7 @@ Awaitable<Result<size_t>> Store::Get(std::string_view key, uint64_t offset,
 Result<Store::Pinned> Store::Pin(std::string_view key) const {
   EntryRef e = impl_->index.Find(key);
   if (!e) return errc::not_found;
-  return Pinned{e, e->value_size};
+  return Pinned{e, e->value_size, e->version};
 }
 
 Awaitable<Result<size_t>> Store::Get(const Pinned& value, uint64_t offset,

@@ -146,6 +146,7 @@ class Store {
   struct Pinned {
     std::shared_ptr<const void> entry;
     uint64_t size = 0;
+    uint64_t version = 0;
   };
   Result<Pinned> Pin(std::string_view key) const;
   io::Awaitable<Result<size_t>> Get(const Pinned& value, uint64_t offset, std::span<std::byte> out);

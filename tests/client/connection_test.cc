@@ -90,6 +90,29 @@ TEST(ConnectionTest, WrongOrMissingKeyIsRefused) {
   EXPECT_EQ(server.attaches, 0);
 }
 
+// A reply recorded on the path and played to the client again is out of
+// sequence: the client refuses it and drops the connection (and with it
+// every request the forger could have answered) rather than take it.
+TEST(ConnectionTest, AReplayedReplyIsRefused) {
+  FakeServerOptions so;
+  so.key = Key('a');
+  FakeServer server(so);
+  ConnectionOptions o = Options(server);
+  o.auth_key = Key('a');
+  Connection conn = MustConnect(o);
+  auto pending = std::make_shared<std::promise<Result<std::vector<KeyInfo>>>>();
+  auto waiting = pending->get_future();
+  conn.AsyncExists({"__noreply__"}, 600s, [pending](auto r) { pending->set_value(std::move(r)); });
+  ASSERT_TRUE(conn.Ping());
+  auto first = conn.Exists({"__replay__"}, 600s);  // answered, then the same bytes again
+  ASSERT_TRUE(first);
+  ASSERT_EQ(waiting.wait_for(30s), std::future_status::ready) << "the replayed reply was taken";
+  auto r = waiting.get();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::connection_lost);
+  EXPECT_FALSE(conn.is_open());
+}
+
 TEST(ConnectionTest, KeyOnClientOnlyIsRefused) {
   FakeServer server({});
   ConnectionOptions o = Options(server);

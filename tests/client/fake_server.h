@@ -8,7 +8,8 @@
 // concurrent requests see their replies out of order, and splits every batch
 // reply into frames of at most `reply_split` results. Exists takes commands
 // as keys: "__hold__" is answered only after the next frame's reply,
-// "__noreply__" never, "__close__" closes the connection. Values larger
+// "__noreply__" never, "__close__" closes the connection, "__replay__" is
+// answered twice with the same bytes (a replayed reply). Values larger
 // than a frame are streamed in chunks both ways (frames with chunks in them
 // are answered in order); reads stream in chunks of `stream_chunk` bytes.
 
@@ -131,8 +132,15 @@ class FakeServer {
     int fd = -1;
     bool attached = false;
     std::map<uint32_t, Region> regions;
-    std::optional<Buffer> held;
+    std::optional<std::vector<Buffer>> held;
     bool answered = false;  // a reply other than the held one went out in this round
+    // Protocol version 2: the session key Hello made (with a key), and the
+    // sequence numbers each way.
+    std::optional<proto::AuthKey> session_key;
+    bool hello = false;
+    uint64_t out_seq = 0;
+    proto::SequenceCheck in_seq;
+    bool replay_next = false;  // "__replay__": the next frame sent goes twice
     // BatchWrites waiting for their streamed entries' chunks, by request id.
     struct Stream {
       std::string key;
@@ -214,6 +222,8 @@ class FakeServer {
 
   const proto::AuthKey* key() const { return opts_.key ? &*opts_.key : nullptr; }
 
+  // Frames are built untagged and sealed (numbered, tagged with the session
+  // key) as they are sent, in the order they go out.
   void AddReply(std::vector<Buffer>& out, const proto::FrameHeader& req, const Buffer& control,
                 Bytes data = {}, bool more = false) {
     proto::FrameHeader h;
@@ -221,7 +231,27 @@ class FakeServer {
     h.request_id = req.request_id;
     h.flags = proto::kFlagResponse | (more ? proto::kFlagMore : 0);
     Buffer& b = out.emplace_back();
-    proto::AppendFrame(b, h, control, data, key());
+    proto::AppendFrame(b, h, control, data, nullptr);
+  }
+  bool SendFrame(Session& s, Buffer& frame) {
+    proto::HeaderBytes raw;
+    std::memcpy(raw.data(), frame.data(), raw.size());
+    uint32_t control_len;
+    std::memcpy(&control_len, frame.data() + 16, sizeof control_len);
+    proto::SealHeader(raw, s.out_seq++, Bytes(frame.data() + raw.size(), control_len),
+                      s.session_key ? &*s.session_key : nullptr);
+    std::memcpy(frame.data(), raw.data(), raw.size());
+    if (!SendAll(s.fd, frame)) return false;
+    if (s.replay_next) {
+      s.replay_next = false;
+      return SendAll(s.fd, frame);
+    }
+    return true;
+  }
+  bool SendFrames(Session& s, std::vector<Buffer>& frames) {
+    for (Buffer& b : frames)
+      if (!SendFrame(s, b)) return false;
+    return true;
   }
   void AddHead(std::vector<Buffer>& out, const proto::FrameHeader& req, proto::StatusCode s) {
     Buffer control;
@@ -249,11 +279,12 @@ class FakeServer {
     bool open = true;
     while (open) {
       Frame f;
-      if (!ReadFrame(fd, f)) break;
+      // Numbered in the order they come (they are answered out of order).
+      if (!ReadFrame(fd, f) || !s.in_seq.Accept(f.h)) break;
       batch.push_back(std::move(f));
       while (batch.size() < opts_.reorder && Readable(fd)) {
         Frame g;
-        if (!ReadFrame(fd, g)) {
+        if (!ReadFrame(fd, g) || !s.in_seq.Accept(g.h)) {
           open = false;
           break;
         }
@@ -270,7 +301,7 @@ class FakeServer {
       }
       // A held reply goes out once some other frame has been answered after it arrived.
       if (open && s.held && s.answered) {
-        open = SendAll(fd, *s.held);
+        open = SendFrames(s, *s.held);
         s.held.reset();
       }
       for (Frame& b : batch)
@@ -292,13 +323,10 @@ class FakeServer {
     bool hold = false;
     bool keep_open = Answer(s, f, out, hold);
     if (hold) {
-      Buffer all;
-      for (auto& b : out) all.insert(all.end(), b.begin(), b.end());
-      s.held = std::move(all);
+      s.held = std::move(out);
       return keep_open;
     }
-    for (auto& b : out)
-      if (!SendAll(s.fd, b)) return false;
+    if (!SendFrames(s, out)) return false;
     if (!out.empty()) s.answered = true;
     return keep_open;
   }
@@ -306,7 +334,22 @@ class FakeServer {
   bool Answer(Session& s, Frame& f, std::vector<Buffer>& out, bool& hold) {
     using proto::StatusCode;
     const proto::FrameHeader& h = f.h;
-    if (auto t = proto::VerifyTag(f.raw, h, f.control(), key()); !t) {
+    if (!s.hello) {
+      proto::Hello hello;
+      if (h.opcode != proto::Opcode::kHello || !proto::Decode(f.control(), hello)) return false;
+      proto::HelloReply r;
+      r.nonce = proto::RandomNonce();
+      Buffer control;
+      proto::Encode(r, control);
+      std::vector<Buffer> now;
+      AddReply(now, h, control);
+      if (!SendFrames(s, now)) return false;  // untagged: the session key comes after it
+      if (key()) s.session_key = key()->Session(hello.nonce, r.nonce);
+      s.hello = true;
+      return true;
+    }
+    const proto::AuthKey* session_key = s.session_key ? &*s.session_key : nullptr;
+    if (auto t = proto::VerifyTag(f.raw, h, f.control(), session_key); !t) {
       if (h.opcode == proto::Opcode::kAttach) {
         proto::AttachReply r;
         r.head = {StatusCode::kUnauthorized, "bad tag"};
@@ -316,7 +359,7 @@ class FakeServer {
       } else {
         AddHead(out, h, StatusCode::kProtocolError);
       }
-      for (auto& b : out) SendAll(s.fd, b);
+      SendFrames(s, out);
       out.clear();
       return false;
     }
@@ -325,8 +368,8 @@ class FakeServer {
       proto::AttachReply r;
       if (!proto::Decode(f.control(), req)) {
         r.head = {StatusCode::kProtocolError, "bad attach"};
-      } else if (key() &&
-                 !proto::TagsEqual(proto::AttachProof(*key(), req.client_id, req.nonce), req.proof)) {
+      } else if (session_key &&
+                 !proto::TagsEqual(proto::AttachProof(*session_key, req.client_id), req.proof)) {
         r.head = {StatusCode::kUnauthorized, "bad proof"};
       } else {
         r.session_id = 42;
@@ -341,7 +384,7 @@ class FakeServer {
       proto::Encode(r, control);
       AddReply(out, h, control);
       if (r.head.status != StatusCode::kOk) {
-        for (auto& b : out) SendAll(s.fd, b);
+        SendFrames(s, out);
         out.clear();
         return false;
       }
@@ -371,6 +414,7 @@ class FakeServer {
           if (k == "__hold__") hold = true;
           if (k == "__noreply__") return true;
           if (k == "__close__") return false;
+          if (k == "__replay__") s.replay_next = true;
           std::lock_guard lock(mu_);
           auto it = store_.find(std::string(k));
           if (it == store_.end()) {

@@ -41,8 +41,7 @@ int main(int argc, char** argv) {
   AttachRequest ar;
   ar.host_id = "host";
   ar.rails = kRailTcp | kRailShm;
-  ar.proof = AttachProof(key, ar.client_id, 7);
-  ar.nonce = 7;
+  ar.proof = AttachProof(key, ar.client_id);
   Encode(ar, b);
   Write(dir, "attach", Opcode::kAttach, false, b, {}, &key);
 

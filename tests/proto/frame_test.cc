@@ -127,5 +127,62 @@ TEST(AuthKey, HmacIsSha256HmacOfTheConcatenation) {
   EXPECT_EQ(tag, key.Hmac(all, {}));
 }
 
+TEST(Frame, SealedHeadersBindTheirSequenceNumberUnderTheSessionKey) {
+  const AuthKey key = testing::TestKey();
+  Nonce a{}, b{};
+  a[0] = std::byte{1};
+  const AuthKey session = key.Session(a, b);
+  FrameHeader h;
+  h.opcode = Opcode::kDelete;
+  h.request_id = 7;
+  const Buffer control = {std::byte{1}, std::byte{2}};
+  h.control_len = 2;
+  HeaderBytes raw = EncodeHeader(h, control, nullptr);
+  SealHeader(raw, 5, control, &session);
+  auto d = DecodeHeader(raw);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->seq, 5u);
+  EXPECT_TRUE(d->flags & kFlagAuth);
+  EXPECT_TRUE(VerifyTag(raw, *d, control, &session));
+  // Under the long-term key, or another connection's session key, it fails.
+  EXPECT_EQ(VerifyTag(raw, *d, control, &key).error(), errc::bad_tag);
+  b[0] = std::byte{9};
+  const AuthKey other = key.Session(a, b);
+  EXPECT_EQ(VerifyTag(raw, *d, control, &other).error(), errc::bad_tag);
+  // A frame renumbered by someone without the key fails too.
+  HeaderBytes moved = raw;
+  moved[24] = std::byte{6};
+  auto dm = DecodeHeader(moved);
+  ASSERT_TRUE(dm);
+  EXPECT_EQ(VerifyTag(moved, *dm, control, &session).error(), errc::bad_tag);
+}
+
+TEST(Frame, SequenceCheckTakesEachNumberOnceAndInOrder) {
+  SequenceCheck seq;
+  FrameHeader h;
+  for (uint64_t i = 0; i < 3; ++i) {
+    h.seq = i;
+    EXPECT_TRUE(seq.Accept(h));
+  }
+  h.seq = 2;  // the same frame again: a replay
+  EXPECT_EQ(seq.Accept(h).error(), errc::bad_sequence);
+  h.seq = 4;  // one skipped
+  EXPECT_EQ(seq.Accept(h).error(), errc::bad_sequence);
+  h.seq = 3;
+  EXPECT_TRUE(seq.Accept(h));
+}
+
+TEST(Frame, AnOldVersionDecodesSoThatItCanBeRefused) {
+  FrameHeader h;
+  h.version = 1;
+  HeaderBytes raw = EncodeHeader(h, {}, nullptr);
+  auto d = DecodeHeader(raw);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->version, 1);
+  EXPECT_LT(d->version, kMinProtocolVersion);
+  raw[24] = std::byte{1};  // version 1 had these bytes reserved
+  EXPECT_EQ(DecodeHeader(raw).error(), errc::bad_reserved);
+}
+
 }  // namespace
 }  // namespace memkv::proto

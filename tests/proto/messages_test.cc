@@ -18,12 +18,16 @@ using testing::AsString;
 
 TEST(Messages, AttachRequestRoundTrips) {
   const AuthKey key = testing::TestKey();
+  Nonce client{}, server{};
+  client[0] = std::byte{1};
+  server[0] = std::byte{2};
+  const AuthKey session = key.Session(client, server);
   AttachRequest m;
   for (size_t i = 0; i < m.client_id.size(); ++i) m.client_id[i] = std::byte(i * 7);
   m.rails = kRailTcp | kRailShm;
   m.host_id = "gpu-node-17";
-  m.nonce = 99;
-  m.proof = AttachProof(key, m.client_id, m.nonce);
+  m.rdma_endpoint = "fi_addr:127.0.0.1:7000";
+  m.proof = AttachProof(session, m.client_id);
   Buffer b;
   Encode(m, b);
   AttachRequest d;
@@ -31,9 +35,131 @@ TEST(Messages, AttachRequestRoundTrips) {
   EXPECT_EQ(d.client_id, m.client_id);
   EXPECT_EQ(d.rails, m.rails);
   EXPECT_EQ(d.host_id, "gpu-node-17");
-  EXPECT_EQ(d.nonce, 99u);
-  EXPECT_TRUE(TagsEqual(d.proof, AttachProof(key, d.client_id, d.nonce)));
-  EXPECT_FALSE(TagsEqual(d.proof, AttachProof(key, d.client_id, d.nonce + 1)));
+  EXPECT_EQ(d.rdma_endpoint, "fi_addr:127.0.0.1:7000");
+  EXPECT_TRUE(TagsEqual(d.proof, AttachProof(session, d.client_id)));
+  // The proof is bound to this connection's nonces: another Hello's session
+  // key (a replay on a new connection) does not verify it.
+  server[0] = std::byte{3};
+  EXPECT_FALSE(TagsEqual(d.proof, AttachProof(key.Session(client, server), d.client_id)));
+  EXPECT_FALSE(TagsEqual(d.proof, AttachProof(key, d.client_id)));
+}
+
+TEST(Messages, HelloRoundTrips) {
+  Hello h;
+  h.nonce[5] = std::byte{42};
+  Buffer b;
+  Encode(h, b);
+  Hello d;
+  ASSERT_TRUE(Decode(b, d));
+  EXPECT_EQ(d.max_version, kProtocolVersion);
+  EXPECT_EQ(d.nonce, h.nonce);
+  HelloReply r;
+  r.nonce[31] = std::byte{7};
+  b.clear();
+  Encode(r, b);
+  HelloReply dr;
+  ASSERT_TRUE(Decode(b, dr));
+  EXPECT_EQ(dr.version, kProtocolVersion);
+  EXPECT_EQ(dr.nonce, r.nonce);
+  b.pop_back();
+  EXPECT_EQ(Decode(b, dr).error(), errc::truncated);
+}
+
+TEST(Messages, ListCapacityAndRenameRoundTrip) {
+  ListRequest lr{"layer/3/", "layer/3/k9", 100};
+  Buffer b;
+  Encode(lr, b);
+  ListRequest dl;
+  ASSERT_TRUE(Decode(b, dl));
+  EXPECT_EQ(dl.prefix, "layer/3/");
+  EXPECT_EQ(dl.cursor, "layer/3/k9");
+  EXPECT_EQ(dl.limit, 100u);
+  ListReply rep;
+  rep.entries = {{"layer/3/a", 10, 1}, {"layer/3/b", 20, 2}};
+  rep.cursor = "layer/3/b";
+  b.clear();
+  Encode(rep, b);
+  ListReply drep;
+  ASSERT_TRUE(Decode(b, drep));
+  ASSERT_EQ(drep.entries.size(), 2u);
+  EXPECT_EQ(drep.entries[1].key, "layer/3/b");
+  EXPECT_EQ(drep.entries[1].value_size, 20u);
+  EXPECT_EQ(drep.entries[1].version, 2u);
+  EXPECT_EQ(drep.cursor, "layer/3/b");
+
+  CapacityReply cap;
+  cap.total_bytes = 1000;
+  cap.used_bytes = 10;
+  cap.keys = 3;
+  cap.max_value_size = 1 << 30;
+  b.clear();
+  Encode(cap, b);
+  CapacityReply dcap;
+  ASSERT_TRUE(Decode(b, dcap));
+  EXPECT_EQ(dcap.total_bytes, 1000u);
+  EXPECT_EQ(dcap.used_bytes, 10u);
+  EXPECT_EQ(dcap.keys, 3u);
+
+  RenameRequest rn;
+  rn.batch = {1, 0, 1};
+  rn.entries = {{"tmp/x", "x"}};
+  b.clear();
+  Encode(rn, b);
+  RenameRequest drn;
+  ASSERT_TRUE(Decode(b, drn));
+  ASSERT_EQ(drn.entries.size(), 1u);
+  EXPECT_EQ(drn.entries[0].from, "tmp/x");
+  EXPECT_EQ(drn.entries[0].to, "x");
+  rn.entries = {{"", "x"}};
+  b.clear();
+  Encode(rn, b);
+  EXPECT_EQ(Decode(b, drn).error(), errc::empty_key);
+}
+
+TEST(Messages, ReadRepliesCarryPerPageChecksumsThatCatchAFlippedByte) {
+  std::string value(10000, 'v');
+  const Bytes bytes = AsBytes(value);
+  Buffer sums;
+  Writer w(sums);
+  for (size_t at = 0; at < value.size(); at += kPageSize)
+    w.U64(Xxh3(value.data() + at, std::min(kPageSize, value.size() - at)));
+  BatchReadReply m;
+  m.batch = {1, 0, 1};
+  ReadResult r;
+  r.delivery = Delivery::kInline;
+  r.value_size = r.length = value.size();
+  r.version = 9;
+  r.page_sums = sums;
+  m.results = {r};
+  Buffer b;
+  Encode(m, b);
+  BatchReadReply d;
+  ASSERT_TRUE(Decode(b, bytes, d));
+  ASSERT_EQ(d.results[0].pages(), 3u);
+  EXPECT_EQ(d.results[0].version, 9u);
+  EXPECT_TRUE(ChecksumsMatch(d.results[0], bytes));
+  value[8191] = 'x';  // the last byte of the second page
+  EXPECT_FALSE(ChecksumsMatch(d.results[0], AsBytes(value)));
+  // A page count that does not cover the delivered bytes is refused.
+  b.clear();
+  m.results[0].length = 4096;
+  Encode(m, b);
+  EXPECT_EQ(Decode(b, bytes.first(4096), d).error(), errc::length_mismatch);
+}
+
+TEST(Messages, OpenStreamWritesCarryNoLengthUntilTheirLastChunk) {
+  BatchWriteRequest m;
+  m.batch = {1, 0, 1};
+  m.entries = {{"file", 0, 0, {LocationKind::kOpenStream}}};
+  Buffer b;
+  Encode(m, b);
+  BatchWriteRequest d;
+  ASSERT_TRUE(Decode(b, {}, d));
+  EXPECT_EQ(d.entries[0].src.kind, LocationKind::kOpenStream);
+  m.entries[0].value_len = 5;  // a length given up front: that is kStream's job
+  b.clear();
+  Encode(m, b);
+  EXPECT_EQ(Decode(b, {}, d).error(), errc::length_mismatch);
 }
 
 TEST(Messages, AttachReplyRoundTrips) {

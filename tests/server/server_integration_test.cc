@@ -280,6 +280,7 @@ TEST_F(ServerTest, AuthKeyIsRequiredWhenSet) {
   }
   {
     RawClient c(ConnectTcp(s->port()), &wrong);  // the wrong key: replies can't be verified
+    ASSERT_TRUE(c.Hello());
     proto::AttachRequest a;
     proto::Buffer b;
     proto::Encode(a, b);
@@ -525,6 +526,185 @@ TEST_F(ServerTest, TenThousandSessionsDroppedWithoutDetachReleaseEverything) {
   EXPECT_TRUE(Ping(*probe));
   std::printf("server resident memory: %ld KiB before, %ld KiB after 10,000 sessions\n", rss_before,
               rss_kib());
+}
+
+// ---- hardening: versions, replay, connections that never attach ----
+
+TEST_F(ServerTest, AnOldClientIsToldBothVersionsInItsOwnFraming) {
+  auto s = Start({"--mode", "memory"});
+  auto c = Tcp(*s);
+  proto::Buffer b(60, std::byte{0});  // a version-1 Attach's size; its body is not read
+  ASSERT_TRUE(c->Send(Opcode::kAttach, b, {}, 4, -1, /*version=*/1));
+  auto f = c->Recv();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->header.version, 1) << "a version-1 client could not read the answer";
+  proto::ReplyHead h;
+  ASSERT_TRUE(proto::Decode(f->control, h));
+  EXPECT_EQ(h.status, StatusCode::kUnsupportedVersion);
+  EXPECT_NE(h.message.find("version 1"), std::string_view::npos) << h.message;
+  EXPECT_NE(h.message.find("version 2"), std::string_view::npos) << h.message;
+  EXPECT_TRUE(c->Closed());
+}
+
+// Someone on the path records a client's Hello, Attach and Delete, and
+// plays them on a connection of their own, or again on the same one.
+TEST_F(ServerTest, ARecordedAttachAndDeleteReplayedDeleteNothing) {
+  const std::string hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+  const proto::AuthKey key = proto::AuthKey::FromHex(hex).value();
+  auto s = Start({"--mode", "memory", "--set", "network.auth_key=" + hex});
+  auto owner = Tcp(*s, &key);
+  ASSERT_EQ(owner->Attach()->head.status, StatusCode::kOk);
+  ASSERT_EQ(Put(*owner, {{"victim", "v1"}})[0], StatusCode::kOk);
+
+  auto c = Tcp(*s, &key);
+  c->record();
+  ASSERT_EQ(c->Attach()->head.status, StatusCode::kOk);
+  proto::Buffer b;
+  proto::Encode(proto::KeysRequest{{1, 0, 1}, {"other"}}, b);
+  ASSERT_TRUE(c->Send(Opcode::kDelete, b, {}, 77));
+  ASSERT_TRUE(c->Recv());
+  const std::vector<proto::Buffer> frames = c->recorded();  // Hello, Attach, Delete
+  ASSERT_EQ(frames.size(), 3u);
+  ASSERT_EQ(Put(*owner, {{"other", "still here"}})[0], StatusCode::kOk);
+
+  {  // on a new connection: its Hello gets a fresh nonce, so the Attach's tag is wrong
+    RawClient thief(ConnectTcp(s->port()));
+    for (const auto& f : frames) thief.SendBytes(f.data(), f.size());
+    auto hello = thief.Recv();
+    ASSERT_TRUE(hello);
+    auto refused = thief.Recv();
+    ASSERT_TRUE(refused);
+    proto::ReplyHead h;
+    ASSERT_TRUE(proto::Decode(refused->control, h));
+    EXPECT_EQ(h.status, StatusCode::kUnauthorized);
+    EXPECT_TRUE(thief.Closed());
+  }
+  {  // on the same connection: the Delete is out of sequence
+    c->SendBytes(frames[2].data(), frames[2].size());
+    auto refused = c->Recv();
+    ASSERT_TRUE(refused);
+    proto::ReplyHead h;
+    ASSERT_TRUE(proto::Decode(refused->control, h));
+    EXPECT_EQ(h.status, StatusCode::kUnauthorized);
+    EXPECT_NE(h.message.find("sequence"), std::string_view::npos) << h.message;
+    EXPECT_TRUE(c->Closed());
+  }
+  const auto got = Get(*owner, {"other", "victim"});
+  EXPECT_EQ(got[0].second, "still here");
+  EXPECT_EQ(got[1].second, "v1");
+}
+
+TEST_F(ServerTest, AConnectionThatDoesNotAttachInTimeIsClosed) {
+  auto s = Start({"--mode", "memory", "--set", "limits.attach_timeout=300ms"});
+  auto silent = Tcp(*s);
+  auto greeted = Tcp(*s);
+  ASSERT_TRUE(greeted->Hello());
+  EXPECT_TRUE(silent->Closed(5000));
+  EXPECT_TRUE(greeted->Closed(5000));
+  auto c = Tcp(*s);
+  ASSERT_EQ(c->Attach()->head.status, StatusCode::kOk);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_TRUE(Ping(*c)) << "an attached connection is not subject to the attach deadline";
+}
+
+TEST_F(ServerTest, AFloodOfIdleConnectionsCannotLockClientsOut) {
+  auto s = Start({"--mode", "memory", "--set", "limits.max_unattached_connections=8", "--set",
+                  "limits.attach_timeout=60s"});
+  std::vector<std::unique_ptr<RawClient>> idle;
+  for (int i = 0; i < 40; ++i) idle.push_back(Tcp(*s));
+  auto c = Tcp(*s);
+  auto a = c->Attach();
+  ASSERT_TRUE(a) << "a client could not attach past 40 idle connections";
+  EXPECT_EQ(a->head.status, StatusCode::kOk);
+  EXPECT_TRUE(Ping(*c));
+  int closed = 0;
+  for (auto& i : idle) closed += i->Closed(500);
+  EXPECT_GE(closed, 32) << "idle connections past limits.max_unattached_connections were kept";
+  EXPECT_TRUE(idle.back()->Hello()) << "the newest idle connection was closed, not the oldest";
+}
+
+TEST_F(ServerTest, ALargeFrameBeforeAttachIsRefusedWithoutReadingIt) {
+  auto s = Start({"--mode", "memory"});
+  auto c = Tcp(*s);
+  ASSERT_TRUE(c->Hello());
+  // Only the header of a 1 MiB frame: the server must not wait for its body.
+  proto::FrameHeader h;
+  h.opcode = Opcode::kBatchWrite;
+  h.seq = 1;
+  h.control_len = 1 << 20;
+  const auto raw = proto::EncodeHeader(h, {}, nullptr);
+  ASSERT_TRUE(c->SendBytes(raw.data(), raw.size()));
+  auto f = c->Recv(5000);
+  ASSERT_TRUE(f);
+  proto::ReplyHead rh;
+  ASSERT_TRUE(proto::Decode(f->control, rh));
+  EXPECT_EQ(rh.status, StatusCode::kProtocolError);
+  EXPECT_NE(rh.message.find("before Attach"), std::string_view::npos) << rh.message;
+  EXPECT_TRUE(c->Closed());
+}
+
+TEST_F(ServerTest, EarlierEntriesForAKeyShareTheFailureOfTheLastOne) {
+  auto s = Start({"--mode", "memory"});
+  auto c = Tcp(*s);
+  ASSERT_TRUE(c->Attach());
+  proto::BatchWriteRequest req;
+  req.batch = {2, 0, 2};
+  req.entries.push_back({"k", 5, Xxh3("first"), {}});
+  req.entries.push_back({"k", 6, Xxh3("second"), {}});  // its bytes will not match
+  proto::Buffer control;
+  proto::Encode(req, control);
+  ASSERT_TRUE(c->Send(Opcode::kBatchWrite, control, B("firstSECOND")));
+  auto f = c->Recv();
+  ASSERT_TRUE(f);
+  proto::StatusReply rep;
+  ASSERT_TRUE(proto::Decode(f->control, rep));
+  ASSERT_EQ(rep.statuses.size(), 2u);
+  EXPECT_EQ(rep.statuses[1], StatusCode::kChecksumMismatch);
+  EXPECT_EQ(rep.statuses[0], StatusCode::kChecksumMismatch)
+      << "an entry that was never written reported Ok";
+  EXPECT_EQ(Get(*c, {"k"})[0].first, StatusCode::kNotFound);
+}
+
+TEST_F(ServerTest, ASecondServerOnTheSameSocketIsRefusedAndNamesTheFirst) {
+  auto first = Start({"--mode", "memory"});
+  const std::string log = dir_.path().string() + "/second.log";
+  ServerProcess second(dir_.path().string(), {"--mode", "memory"}, log);
+  EXPECT_FALSE(second.ready());
+  const int st = second.exit_status();  // the raw wait status: it exited before it was ready
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << st;
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("process " + std::to_string(first->pid())), std::string::npos) << text;
+  auto c = Unix(*first);
+  ASSERT_TRUE(c->Attach()) << "the first server lost its socket";
+  EXPECT_TRUE(Ping(*c));
+}
+
+TEST_F(ServerTest, CapacityIsAnsweredAndMessagesNotOfferedYetAreUnsupported) {
+  auto s = Start({"--mode", "memory", "--memory", "64MiB"});
+  auto c = Tcp(*s);
+  auto a = c->Attach();
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(a->features & proto::kFeatureCapacity);
+  EXPECT_FALSE(a->features & proto::kFeatureList);
+  ASSERT_EQ(Put(*c, {{"a", std::string(5000, 'a')}})[0], StatusCode::kOk);
+  ASSERT_TRUE(c->Send(Opcode::kCapacity, {}, {}, 50));
+  auto f = c->Recv();
+  ASSERT_TRUE(f);
+  proto::CapacityReply cap;
+  ASSERT_TRUE(proto::Decode(f->control, cap));
+  EXPECT_EQ(cap.head.status, StatusCode::kOk);
+  EXPECT_GT(cap.total_bytes, 0u);
+  EXPECT_GE(cap.used_bytes, 5000u);
+  EXPECT_EQ(cap.keys, 1u);
+  proto::Buffer b;
+  proto::Encode(proto::ListRequest{"", "", 10}, b);
+  ASSERT_TRUE(c->Send(Opcode::kList, b, {}, 51));
+  f = c->Recv();
+  ASSERT_TRUE(f);
+  proto::ReplyHead h;
+  ASSERT_TRUE(proto::Decode(f->control, h));
+  EXPECT_EQ(h.status, StatusCode::kUnsupported);
 }
 
 }  // namespace

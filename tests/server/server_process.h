@@ -86,7 +86,9 @@ inline int ConnectUnix(const std::string& path) {
 // stopped with SIGTERM in Stop() (or the destructor).
 class ServerProcess {
  public:
-  ServerProcess(const std::string& dir, std::vector<std::string> extra) : dir_(dir) {
+  // With `log`, the server's stderr goes to that file.
+  ServerProcess(const std::string& dir, std::vector<std::string> extra, std::string log = {})
+      : dir_(dir) {
     port_ = FreePortPair();
     socket_ = dir + "/memkv.sock";
     std::vector<std::string> args = {MEMKV_BINARY, "--log-level", "warn", "server",
@@ -96,6 +98,10 @@ class ServerProcess {
     pid_ = ::fork();
     if (pid_ == 0) {
       if (::chdir(dir.c_str()) != 0) _exit(126);
+      if (!log.empty()) {
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) ::dup2(fd, 2);
+      }
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -133,6 +139,7 @@ class ServerProcess {
   }
 
   bool ready() const { return ready_; }
+  int exit_status() const { return exit_status_; }
   uint16_t port() const { return port_; }
   uint16_t admin_port() const { return static_cast<uint16_t>(port_ + 1); }
   const std::string& socket_path() const { return socket_; }
@@ -184,20 +191,29 @@ class RawClient {
     return true;
   }
 
+  // Sends a frame numbered in sequence and, after Hello with a key, tagged
+  // with the session key. With record(), its bytes are kept (to replay).
   bool Send(proto::Opcode op, const proto::Buffer& control, proto::Bytes data = {},
             uint64_t id = 1, int pass_fd = -1, uint16_t version = proto::kProtocolVersion) {
     proto::FrameHeader h;
     h.opcode = op;
     h.request_id = id;
     h.version = version;
+    h.seq = version == 1 ? 0 : out_seq_++;
     h.control_len = static_cast<uint32_t>(control.size());
     h.data_len = static_cast<uint32_t>(data.size());
-    const auto raw = proto::EncodeHeader(h, control, key_);
+    const proto::AuthKey* key = version == 1 ? key_ : session();
+    const auto raw = proto::EncodeHeader(h, control, key);
     proto::Buffer all(raw.begin(), raw.end());
     all.insert(all.end(), control.begin(), control.end());
     all.insert(all.end(), data.begin(), data.end());
+    if (record_) recorded_.push_back(all);
     return SendBytes(all.data(), all.size(), pass_fd);
   }
+
+  // Keeps the bytes of every frame sent from now on.
+  void record() { record_ = true; }
+  const std::vector<proto::Buffer>& recorded() const { return recorded_; }
 
   struct Frame {
     proto::FrameHeader header;
@@ -214,9 +230,29 @@ class RawClient {
     if (!ReadExactly(f.control.data(), f.control.size(), ms)) return std::nullopt;
     if (!ReadExactly(f.data.data(), f.data.size(), ms)) return std::nullopt;
     // A client without the key still reads replies (a server with a key tags
-    // them all): it checks tags only when it has the key.
-    if (key_ && !proto::VerifyTag(raw, *h, f.control, key_)) return std::nullopt;
+    // them all): it checks tags and order only when it has the key.
+    if (key_ && h->version >= 2 && !proto::VerifyTag(raw, *h, f.control, session())) return std::nullopt;
+    if (key_ && h->version >= 2 && !in_seq_.Accept(*h)) return std::nullopt;
     return f;
+  }
+
+  // Hello: nonces both ways; with a key, the session key from then on.
+  std::optional<proto::HelloReply> Hello() {
+    proto::Hello hello;
+    hello.nonce = proto::RandomNonce();
+    proto::Buffer b;
+    proto::Encode(hello, b);
+    if (!Send(proto::Opcode::kHello, b)) return std::nullopt;
+    auto f = Recv();
+    if (!f) return std::nullopt;
+    hello_storage_ = f->control;
+    proto::HelloReply r;
+    if (!proto::Decode(hello_storage_, r)) return std::nullopt;
+    client_nonce_ = hello.nonce;
+    server_nonce_ = r.nonce;
+    if (key_) session_ = key_->Session(hello.nonce, r.nonce);
+    said_hello_ = true;
+    return r;
   }
 
   // Whether the peer has closed the connection (EOF within `ms`).
@@ -230,10 +266,14 @@ class RawClient {
   // Attach with this client's key; the reply.
   std::optional<proto::AttachReply> Attach(std::string host = "test-host",
                                            const proto::AuthKey* proof_key = nullptr) {
+    if (!said_hello_ && !Hello()) return std::nullopt;
     proto::AttachRequest a;
     a.host_id = host;
-    a.nonce = 7;
-    if (proof_key || key_) a.proof = proto::AttachProof(proof_key ? *proof_key : *key_, a.client_id, 7);
+    if (proof_key) {
+      a.proof = proto::AttachProof(proof_key->Session(client_nonce_, server_nonce_), a.client_id);
+    } else if (session_) {
+      a.proof = proto::AttachProof(*session_, a.client_id);
+    }
     proto::Buffer b;
     proto::Encode(a, b);
     if (!Send(proto::Opcode::kAttach, b)) return std::nullopt;
@@ -258,9 +298,18 @@ class RawClient {
     return true;
   }
 
+  const proto::AuthKey* session() const { return session_ ? &*session_ : nullptr; }
+
   int fd_;
   const proto::AuthKey* key_;
-  proto::Buffer reply_storage_;
+  std::optional<proto::AuthKey> session_;
+  proto::Nonce client_nonce_{}, server_nonce_{};
+  bool said_hello_ = false;
+  uint64_t out_seq_ = 0;
+  proto::SequenceCheck in_seq_;
+  bool record_ = false;
+  std::vector<proto::Buffer> recorded_;
+  proto::Buffer reply_storage_, hello_storage_;
 };
 
 }  // namespace memkv::testing
