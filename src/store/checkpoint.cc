@@ -49,8 +49,9 @@ void EncodeEntry(Writer& w, std::string_view key, uint64_t value_size, uint64_t 
   w.U16(home);
 }
 
-// False when the input is short or the entry is not one the writer takes.
-bool DecodeEntry(Reader& r, CheckpointEntry& e) {
+// False when the input is short or the entry is not one the writer takes
+// (tombstones only from version 2 on).
+bool DecodeEntry(Reader& r, CheckpointEntry& e, uint16_t version) {
   e.key = r.Str16();
   e.version = r.U64();
   e.value_size = r.U64();
@@ -66,7 +67,9 @@ bool DecodeEntry(Reader& r, CheckpointEntry& e) {
   e.page_checksums.resize(r.U16());
   for (uint64_t& c : e.page_checksums) c = r.U64();
   e.home = r.U16();
-  return r.ok() && !e.key.empty() && e.value_size > 0 && !e.extents.empty();
+  if (!r.ok() || e.key.empty()) return false;
+  if (e.tombstone()) return version >= 2 && e.page_checksums.empty();
+  return e.value_size > 0 && !e.extents.empty();
 }
 
 // Where a node starts and the first key under it.
@@ -229,7 +232,7 @@ Status WalkLeaves(Bytes image, const Header& h,
     if (!node || node->kind != kLeaf) return errc::bad_record;
     Reader r(node->payload);
     for (uint32_t i = 0; i < node->count; ++i) {
-      if (!DecodeEntry(r, e)) return errc::bad_record;
+      if (!DecodeEntry(r, e, h.version)) return errc::bad_record;
       if (count > 0 && e.key <= prev) return errc::bad_record;
       if (i == 0 && leaves) leaves->push_back({pos, e.key});
       prev = e.key;
@@ -400,7 +403,7 @@ std::optional<CheckpointEntry> LookupInCheckpoint(Bytes image, std::string_view 
     if (level == 0) {
       CheckpointEntry e;
       for (uint32_t i = 0; i < node->count; ++i) {
-        if (!DecodeEntry(r, e) || e.key > key) return std::nullopt;
+        if (!DecodeEntry(r, e, h->version) || e.key > key) return std::nullopt;
         if (e.key == key) return e;
       }
       return std::nullopt;

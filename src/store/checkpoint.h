@@ -25,7 +25,9 @@
 // as many pages as it needs. Leaf items are entries in bytewise key order:
 // key (u16 length, bytes), version u64, value size u64, extents (u16 count,
 // 32 bytes each), inline page checksums (u16 count, u64 each), home u16; the
-// fields up to the checksums are laid out as in a journal put op. Inner
+// fields up to the checksums are laid out as in a journal put op. From
+// version 2 an item may be a tombstone: value size 0, no extents, no
+// checksums (a key deleted at that version; see Index::Remove). Inner
 // items are (first key of the child: u16 length, bytes; child offset u64).
 
 #include <cstdint>
@@ -41,7 +43,8 @@
 
 namespace memkv::store {
 
-inline constexpr uint16_t kCheckpointVersion = 1;
+// 2: tombstones. Version 1 images are still read.
+inline constexpr uint16_t kCheckpointVersion = 2;
 inline constexpr size_t kCheckpointHeaderSize = kPageSize;
 
 // What a checkpoint's header says about it.
@@ -62,6 +65,8 @@ struct CheckpointEntry {
   uint16_t home = 0;
   std::vector<Extent> extents;
   std::vector<uint64_t> page_checksums;
+  // A deleted key (version 2 on): no value, no extents.
+  bool tombstone() const { return value_size == 0 && extents.empty(); }
 };
 
 // Collects entries in any order and builds the image. Not thread-safe:
@@ -70,7 +75,8 @@ class CheckpointWriter {
  public:
   // Copies the entry. As in the journal: keys of 1 to 1,024 bytes, values
   // of 1 byte and up, 1 to 65,535 extents, at most 65,535 inline checksums
-  // (the caller's limits; the reader refuses anything else). A key added
+  // (the caller's limits; the reader refuses anything else), or a tombstone:
+  // value size 0 and no extents nor checksums. A key added
   // twice keeps the entry with the higher version (the later on a tie).
   void Add(std::string_view key, uint64_t value_size, uint64_t version, uint16_t home,
            std::span<const Extent> extents, std::span<const uint64_t> page_checksums);

@@ -26,6 +26,11 @@ EntryRef Index::Find(std::string_view key) const {
 EntryRef Index::Publish(EntryRef e) {
   Shard& s = ShardOf(e->key);
   std::lock_guard lock(s.mu);
+  if (auto t = s.tombstones.find(std::string_view(e->key)); t != s.tombstones.end()) {
+    if (t->second.version >= e->version) return e;
+    // The newer put's record now stands between the key and anything older.
+    s.tombstones.erase(t);
+  }
   auto it = s.map.find(std::string_view(e->key));
   if (it == s.map.end()) {
     s.map.emplace(std::string_view(e->key), std::move(e));
@@ -42,14 +47,30 @@ EntryRef Index::Publish(EntryRef e) {
   return old;
 }
 
-EntryRef Index::Remove(std::string_view key, uint64_t version) {
+void Index::Bury(Shard& s, std::string_view key, uint64_t version, uint16_t home) {
+  // Read under the shard lock, after the removal: a checkpoint whose tick
+  // is above `born` snapshots this shard after the removal.
+  const Tombstone t{version, home, tick_.load()};
+  auto it = s.tombstones.find(key);
+  if (it == s.tombstones.end()) {
+    s.tombstones.emplace(std::string(key), t);
+  } else if (it->second.version <= version) {
+    it->second = t;
+  }
+}
+
+EntryRef Index::Remove(std::string_view key, uint64_t version, uint16_t home) {
   Shard& s = ShardOf(key);
   std::lock_guard lock(s.mu);
   auto it = s.map.find(key);
-  if (it == s.map.end() || it->second->version > version) return nullptr;
-  EntryRef old = std::move(it->second);
-  s.map.erase(it);
-  size_.fetch_sub(1, std::memory_order_relaxed);
+  if (it != s.map.end() && it->second->version > version) return nullptr;  // newer than the delete
+  EntryRef old;
+  if (it != s.map.end()) {
+    old = std::move(it->second);
+    s.map.erase(it);
+    size_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  Bury(s, key, version, home);
   return old;
 }
 
@@ -61,6 +82,52 @@ bool Index::RemoveIf(const EntryRef& expected) {
   s.map.erase(it);
   size_.fetch_sub(1, std::memory_order_relaxed);
   return true;
+}
+
+bool Index::Drop(const EntryRef& expected) {
+  Shard& s = ShardOf(expected->key);
+  std::lock_guard lock(s.mu);
+  auto it = s.map.find(std::string_view(expected->key));
+  if (it == s.map.end() || it->second != expected) return false;
+  s.map.erase(it);
+  size_.fetch_sub(1, std::memory_order_relaxed);
+  Bury(s, expected->key, expected->version, expected->home);
+  return true;
+}
+
+size_t Index::tombstones() const {
+  size_t n = 0;
+  for (const auto& s : shards_) {
+    std::lock_guard lock(s->mu);
+    n += s->tombstones.size();
+  }
+  return n;
+}
+
+void Index::ForEachTombstone(
+    uint16_t home, const std::function<void(std::string_view, const Tombstone&)>& fn) const {
+  for (const auto& s : shards_) {
+    std::lock_guard lock(s->mu);
+    for (const auto& [k, t] : s->tombstones)
+      if (t.home == home) fn(k, t);
+  }
+}
+
+void Index::PruneTombstones(uint16_t home, uint64_t tick) {
+  for (const auto& s : shards_) {
+    std::lock_guard lock(s->mu);
+    std::erase_if(s->tombstones, [&](const auto& kv) {
+      return kv.second.home == home && kv.second.born < tick;
+    });
+  }
+}
+
+void Index::RehomeTombstones(uint16_t from, uint16_t to) {
+  for (const auto& s : shards_) {
+    std::lock_guard lock(s->mu);
+    for (auto& [k, t] : s->tombstones)
+      if (t.home == from) t.home = to;
+  }
 }
 
 size_t Index::size() const { return size_.load(std::memory_order_relaxed); }

@@ -1,5 +1,6 @@
 #pragma once
-// The in-memory index: key -> the committed entry of that key. Sharded by
+// The in-memory index: key -> the committed entry of that key, and in drive
+// modes the tombstones of removed keys (see Remove). Sharded by
 // key hash, each shard under its own short lock (never held across an I/O or
 // a co_await). Entries are immutable once published and shared by
 // reference: a reader holds its EntryRef for the length of its read, and an
@@ -57,15 +58,44 @@ class Index {
   EntryRef Find(std::string_view key) const;
 
   // Publishes `e` as its key's entry unless the index holds a newer version
-  // (then `e` is not published and is returned, to be released). Returns the
-  // entry it replaced, or `e` when refused, or nullptr.
+  // or a tombstone of at least e's version (then `e` is not published and is
+  // returned, to be released). A newer entry replaces the tombstone. Returns
+  // the entry it replaced, or `e` when refused, or nullptr.
   EntryRef Publish(EntryRef e);
 
-  // Removes the key's entry if its version is at most `version`; returns it.
-  EntryRef Remove(std::string_view key, uint64_t version);
+  // Removes the key's entry if its version is at most `version`, returns it,
+  // and leaves a tombstone of `version` homed on drive `home`: drives' journals
+  // are replayed and checkpointed one by one, so an older put of the key on
+  // another drive (one that was out of service, say) would otherwise come
+  // back once the record of this delete is checkpointed away. Drive modes.
+  EntryRef Remove(std::string_view key, uint64_t version, uint16_t home);
   // Removes the key's entry only if it is `expected` (eviction of what was
   // chosen, not of a newer value written since); returns whether it did.
+  // Memory mode, and teardown: leaves no tombstone.
   bool RemoveIf(const EntryRef& expected);
+  // RemoveIf, leaving a tombstone of expected's version on its home: a drive
+  // entry dropped without a delete record of its own.
+  bool Drop(const EntryRef& expected);
+
+  // Tombstones. Each is stamped with the tick (see Tick) current when it was
+  // made, so that a checkpoint can tell which ones every drive has seen.
+  struct Tombstone {
+    uint64_t version = 0;
+    uint16_t home = 0;
+    uint64_t born = 0;
+  };
+  // Advances the tick and returns the new value. A checkpoint takes one
+  // before its snapshot: every tombstone born before it is in the snapshot.
+  uint64_t Tick() { return tick_.fetch_add(1) + 1; }
+  size_t tombstones() const;
+  // Calls fn(key, tombstone) for each tombstone homed on `home`, one shard at
+  // a time, under the shard's lock (fn must not call the index).
+  void ForEachTombstone(uint16_t home,
+                        const std::function<void(std::string_view, const Tombstone&)>& fn) const;
+  // Forgets tombstones homed on `home` born before `tick`.
+  void PruneTombstones(uint16_t home, uint64_t tick);
+  // Moves the tombstones homed on `from` to `to`.
+  void RehomeTombstones(uint16_t from, uint16_t to);
 
   size_t size() const;
   // Calls fn for every entry, one shard at a time: a snapshot of each shard
@@ -83,11 +113,15 @@ class Index {
     mutable std::mutex mu;
     // The key views point into the entries' own key strings. Guarded by mu.
     std::unordered_map<std::string_view, EntryRef, Hash, std::equal_to<>> map;
+    std::unordered_map<std::string, Tombstone, Hash, std::equal_to<>> tombstones;
   };
+  // Shard lock held.
+  void Bury(Shard& s, std::string_view key, uint64_t version, uint16_t home);
   Shard& ShardOf(std::string_view key) const;
 
   std::vector<std::unique_ptr<Shard>> shards_;  // constant after construction
   std::atomic<size_t> size_{0};
+  std::atomic<uint64_t> tick_{0};
 };
 
 }  // namespace memkv::store

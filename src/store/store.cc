@@ -189,15 +189,6 @@ Awaitable<void> ForEachConcurrently(size_t n, size_t width,
   if (shared->failure) std::rethrow_exception(shared->failure);
 }
 
-// The checkpoint image of a drive's entries and allocation.
-Buffer BuildCheckpointImage(const std::vector<EntryRef>& entries, const Buffer& bitmap,
-                            uint64_t epoch, uint64_t seq) {
-  CheckpointWriter w;
-  for (const EntryRef& e : entries)
-    w.Add(e->key, e->value_size, e->version, e->home, e->extents, e->page_checksums);
-  return w.Finish(epoch, seq, bitmap);
-}
-
 }  // namespace
 
 // One drive of the set. `layout` is constant after open; `sb` is read and
@@ -221,6 +212,12 @@ struct Drive {
   // covers the data of the next, whose data flush is then skipped.
   std::atomic<uint64_t> flushes_started{0};
   std::atomic<uint64_t> flushed_through{0};
+  // Index::Tick of the snapshot of this drive's last checkpoint (or of its
+  // reset): everything this drive's metadata holds was in the index then,
+  // so a tombstone born before it is no longer needed against this drive.
+  // 0 until then, and frozen while the drive is out of service: its journal
+  // still holds whatever it held.
+  std::atomic<uint64_t> snapshot_tick{0};
   Journal journal;
 
   uint64_t DataOffset(uint64_t page) const { return layout.data_offset + page * kPageSize; }
@@ -390,7 +387,7 @@ class Store::Impl {
           o.entry->version = o.version;
           index.Publish(std::move(o.entry));
         } else {
-          index.Remove(o.key, o.version);
+          index.Remove(o.key, o.version, static_cast<uint16_t>(d.index));
         }
       }
     }
@@ -505,18 +502,31 @@ class Store::Impl {
     return ec;
   }
 
-  // Leader only: writes the drive's part of the index and its allocation
-  // into the inactive checkpoint slot, then a superblock that points at it.
+  // Leader only: writes the drive's part of the index (its entries and the
+  // tombstones still needed) and its allocation into the inactive checkpoint
+  // slot, then a superblock that points at it.
   Awaitable<Status> WriteCheckpoint(Drive& d) {
     if (!d.online.load()) co_return errc::unavailable;
     Journal& j = d.journal;
-    std::vector<EntryRef> mine;
+    const auto home = static_cast<uint16_t>(d.index);
+    // A tombstone is needed while another drive may still hold an older put
+    // of its key: until every other drive has checkpointed (or been reset)
+    // since it was made. Each drive drops its own.
+    uint64_t floor = UINT64_MAX;
+    for (const auto& other : drives)
+      if (other.get() != &d) floor = std::min(floor, other->snapshot_tick.load());
+    index.PruneTombstones(home, floor);
+    const uint64_t tick = index.Tick();
+    CheckpointWriter w;
     index.ForEach([&](const EntryRef& e) {
-      if (e->home == d.index) mine.push_back(e);
+      if (e->home == d.index)
+        w.Add(e->key, e->value_size, e->version, e->home, e->extents, e->page_checksums);
+    });
+    index.ForEachTombstone(home, [&](std::string_view key, const Index::Tombstone& t) {
+      w.Add(key, 0, t.version, home, {}, {});
     });
     const uint64_t last_seq = j.next_seq - 1;
-    const Buffer image = BuildCheckpointImage(mine, d.alloc->Serialize(), d.sb.format_epoch,
-                                              last_seq);
+    const Buffer image = w.Finish(d.sb.format_epoch, last_seq, d.alloc->Serialize());
     if (image.size() > d.sb.layout.slot_size) co_return errc::metadata_full;
     const uint32_t slot = 1 - d.sb.active_slot;
     auto st = co_await WriteAligned(*d.dev, d.sb.layout.slot_offset[slot], image);
@@ -533,6 +543,7 @@ class Store::Impl {
     if (!st) co_return FailDrive(d, st.error(), "writing the superblock");
     d.sb = sb;
     j.used = 0;
+    d.snapshot_tick.store(tick);
     checkpoints.fetch_add(1);
     co_return Status{};
   }
@@ -541,8 +552,9 @@ class Store::Impl {
   Awaitable<Status> ResetInService(Drive& d, bool secure) {
     d.online.store(false);
     // Values with any part on this drive, or recorded in its journal, are
-    // gone. Their pages on this drive are not freed (the generation moves
-    // on); their pages elsewhere are.
+    // gone: tombstones in their place, since another drive may hold older
+    // puts of their keys. Their pages on this drive are not freed (the
+    // generation moves on); their pages elsewhere are.
     std::vector<EntryRef> gone;
     index.ForEach([&](const EntryRef& e) {
       bool here = e->home == d.index;
@@ -552,10 +564,22 @@ class Store::Impl {
     // Before the drop: pages on this drive are not the dropped entries' to free.
     d.alloc->Reset(d.generation.fetch_add(1) + 1);
     for (const EntryRef& e : gone) {
-      index.RemoveIf(e);
+      index.Drop(e);
       if (cache) cache->Erase(e->key);
     }
     gone.clear();
+    // The reset erases this drive's record of its tombstones: another drive
+    // in service keeps them, durably (a checkpoint), before it does. With
+    // none, they stay here and go into the checkpoint written after the reset.
+    const auto home = static_cast<uint16_t>(d.index);
+    const size_t heir = NextOnline(d.index + 1);
+    if (heir != drives.size()) {
+      index.RehomeTombstones(home, static_cast<uint16_t>(heir));
+      PendingOp keep;
+      keep.kind = PendingOp::Kind::kCheckpoint;
+      auto kept = co_await Commit(*drives[heir], keep);
+      if (!kept) co_return kept.error();  // not reset: its journal still holds them
+    }
     auto st = co_await ResetDrive(*d.dev, secure, {});
     if (!st) co_return FailDrive(d, st.error(), "resetting");
     auto chosen = co_await ReadSuperblock(*d.dev);
@@ -566,7 +590,12 @@ class Store::Impl {
     d.journal.tail = 0;
     d.journal.used = 0;
     d.journal.next_seq = 1;
+    d.snapshot_tick.store(index.Tick());  // it holds nothing now
     d.online.store(true);
+    if (heir == drives.size()) {
+      st = co_await WriteCheckpoint(d);
+      if (!st) co_return st;
+    }
     spdlog::info("drive {} ({}) reset{} and back in service", d.index, d.dev->name(),
                  secure ? " (zero-filled)" : "");
     co_return Status{};
@@ -607,7 +636,7 @@ class Store::Impl {
         std::vector<std::vector<EntryRef>> chosen(drives.size());
         for (const EntryRef& e : victims) {
           if (e->home >= drives.size() || !drives[e->home]->online.load()) {
-            evicted += index.RemoveIf(e) ? 1 : 0;  // its journal is gone with its drive
+            evicted += index.Drop(e) ? 1 : 0;  // its journal is gone with its drive
             continue;
           }
           if (e->evicting.exchange(true)) continue;  // another evictor has it
@@ -859,7 +888,7 @@ class Store::Impl {
       // stays one while this store runs, but no record can say it was
       // deleted, so the delete is not acknowledged. (A drive that opens
       // again after a restart still holds it.)
-      index.RemoveIf(e);
+      index.Drop(e);
       if (cache) cache->Erase(key);
       co_return errc::unavailable;
     }
@@ -1005,6 +1034,10 @@ class Store::Impl {
         }
         auto loaded = ReadCheckpoint(bytes, [&](const CheckpointEntry& c) {
           max_version = std::max(max_version, c.version);
+          if (c.tombstone()) {
+            index.Remove(c.key, c.version, static_cast<uint16_t>(d.index));
+            return;
+          }
           auto e = NewEntry(c.key);
           e->value_size = c.value_size;
           e->version = c.version;
@@ -1028,7 +1061,7 @@ class Store::Impl {
           d.sb.format_epoch, [&](const JournalOp& op) {
             max_version = std::max(max_version, op.version);
             if (op.kind == OpKind::kDelete) {
-              index.Remove(op.key, op.version);
+              index.Remove(op.key, op.version, static_cast<uint16_t>(d.index));
               return;
             }
             auto e = NewEntry(op.key);
@@ -1079,7 +1112,7 @@ class Store::Impl {
       }
       const_cast<Entry&>(*e).allocated = true;  // single-threaded here
     });
-    for (const EntryRef& e : drop) index.RemoveIf(e);
+    for (const EntryRef& e : drop) index.Drop(e);
     if (!drop.empty()) spdlog::warn("{} entries refer to reset drives: dropped", drop.size());
     co_return Status{};
   }
@@ -1251,7 +1284,7 @@ Awaitable<Result<size_t>> Store::Get(const Pinned& value, uint64_t offset,
     if (st.error() == errc::checksum_mismatch) {
       s.checksum_errors.fetch_add(1);
       spdlog::error("checksum mismatch reading a value of {} bytes: entry dropped", e->value_size);
-      s.index.RemoveIf(e);
+      s.index.Drop(e);
     }
     co_return st.error();
   }

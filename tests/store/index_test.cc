@@ -23,7 +23,7 @@ TEST(Index, PublishFindRemove) {
   ASSERT_NE(idx.Find("a"), nullptr);
   EXPECT_EQ(idx.Find("a")->version, 1u);
   EXPECT_EQ(idx.size(), 1u);
-  auto old = idx.Remove("a", 5);
+  auto old = idx.Remove("a", 5, 0);
   ASSERT_NE(old, nullptr);
   EXPECT_EQ(idx.Find("a"), nullptr);
   EXPECT_EQ(idx.size(), 0u);
@@ -40,8 +40,26 @@ TEST(Index, TheHigherVersionWinsInEitherOrder) {
   EXPECT_EQ(replaced->version, 5u);
   EXPECT_EQ(idx.Find("k")->version, 9u);
   EXPECT_EQ(idx.size(), 1u);
-  EXPECT_EQ(idx.Remove("k", 8), nullptr);  // a delete older than the value
+  EXPECT_EQ(idx.Remove("k", 8, 0), nullptr);  // a delete older than the value
   EXPECT_NE(idx.Find("k"), nullptr);
+}
+
+// Drives replay one after another: a put of the key older than a delete
+// replayed earlier (from another drive's journal) stays deleted.
+TEST(Index, AnOlderPutPublishedAfterADeleteStaysDeleted) {
+  Index idx(4);
+  EXPECT_EQ(idx.Remove("k", 7, 1), nullptr);  // nothing to remove: a tombstone all the same
+  EXPECT_NE(idx.Publish(Make("k", 3)), nullptr);
+  EXPECT_EQ(idx.Find("k"), nullptr);
+  EXPECT_EQ(idx.tombstones(), 1u);
+  EXPECT_EQ(idx.Publish(Make("k", 9)), nullptr);  // newer: replaces the tombstone
+  EXPECT_EQ(idx.tombstones(), 0u);
+  EXPECT_TRUE(idx.Drop(idx.Find("k")));
+  EXPECT_NE(idx.Publish(Make("k", 9)), nullptr);
+  const uint64_t tick = idx.Tick();
+  idx.PruneTombstones(0, tick);
+  EXPECT_EQ(idx.tombstones(), 0u);
+  EXPECT_EQ(idx.Publish(Make("k", 4)), nullptr);
 }
 
 TEST(Index, StorageIsReleasedOnlyAfterTheLastReader) {

@@ -910,5 +910,183 @@ TEST_F(StoreTest, PowerCutsDuringConcurrentPutsNeverLoseAcknowledgedOnes) {
   EXPECT_GT(cut_rounds, 15);  // the cuts really hit work in flight
 }
 
+// ---- a drive taken out of service, and what it holds when it comes back ----
+
+class DriveFailureTest : public StoreTest {
+ protected:
+  static constexpr int kKeys = 60;
+  std::string K(int i) { return "k" + std::to_string(i); }
+
+  // kKeys keys put (seed i), then drive `drive` (`faulty`) made to fail a
+  // write: puts of fresh keys until one homed there fails and takes it out
+  // of service, so later records of its keys go to the other drive.
+  void PutThenFailDrive(Store& st, io::FaultyDevice& faulty, size_t drive = 0) {
+    for (int i = 0; i < kKeys; ++i) ASSERT_TRUE(Put(st, K(i), Value(5000, i)));
+    faulty.FailNthWrite(1);
+    for (int i = 0; st.stats().drives[drive].online; ++i) {
+      ASSERT_LT(i, 100) << "no put reached drive " << drive;
+      (void)Put(st, "trigger" + std::to_string(i), Value(5000, 9000 + i));
+    }
+  }
+
+  // Each key reads back its newest acknowledged value (`seed`), or is a
+  // miss where `seed` is nullopt (deleted) or where `may_miss` (evicted):
+  // never the bytes of an older value.
+  void ExpectNewest(Store& st, const std::map<std::string, std::optional<uint64_t>>& newest,
+                    bool may_miss) {
+    for (const auto& [k, seed] : newest) {
+      auto got = Get(st, k);
+      if (!seed) {
+        EXPECT_FALSE(got) << k << " came back after its acknowledged delete";
+        continue;
+      }
+      if (!got) {
+        EXPECT_TRUE(may_miss) << k << " lost: " << got.error().message();
+        continue;
+      }
+      EXPECT_TRUE(*got == Value(got->size(), *seed)) << k << " holds an older value";
+    }
+  }
+};
+
+// Reported: two file drives, the second on a small tmpfs that filled; after
+// it left service every key was overwritten and deleted, all acknowledged;
+// on a restart with the drive healthy again half of them came back with
+// their old values (the failed drive's journal, replayed after the other's
+// deletes, had nothing newer to lose to).
+TEST_F(DriveFailureTest, ADeleteAfterADriveFailureIsNotUndoneByReplayOfTheFailedDrive) {
+  auto ma = NewMedium(64 << 20, "a"), mb = NewMedium(64 << 20, "b");
+  Format({ma, mb}, 1 << 20);
+  std::map<std::string, std::optional<uint64_t>> newest;
+  {
+    auto fb = std::make_shared<io::FaultyDevice>(mb);  // the second drive, as reported
+    auto s = Open({ma, fb});
+    ASSERT_TRUE(s);
+    Store& st = **s;
+    PutThenFailDrive(st, *fb, 1);
+    for (int i = 0; i < kKeys; ++i) ASSERT_TRUE(Put(st, K(i), Value(6000, 100 + i))) << K(i);
+    for (int i = 0; i < kKeys; ++i) {
+      ASSERT_TRUE(RunSync(ctx_, st.Delete(K(i)))) << K(i);
+      newest[K(i)] = std::nullopt;
+    }
+  }
+  auto s = Open({ma, mb});  // drive a healthy again
+  ASSERT_TRUE(s) << s.error().message();
+  ExpectNewest(**s, newest, false);
+  // The same after a checkpoint of every drive and another restart.
+  ASSERT_TRUE(RunSync(ctx_, (*s)->Checkpoint()));
+  s->reset();
+  s = Open({ma, mb});
+  ASSERT_TRUE(s) << s.error().message();
+  ExpectNewest(**s, newest, false);
+}
+
+// The deletes' records dropped by a checkpoint of the drive that held them
+// must not let the failed drive's older puts back either.
+TEST_F(DriveFailureTest, ADeleteAfterADriveFailureSurvivesACheckpointOfTheDriveThatRecordedIt) {
+  auto ma = NewMedium(64 << 20, "a"), mb = NewMedium(64 << 20, "b");
+  Format({ma, mb}, 1 << 20);
+  std::map<std::string, std::optional<uint64_t>> newest;
+  {
+    auto fa = std::make_shared<io::FaultyDevice>(ma);
+    auto s = Open({fa, mb});
+    ASSERT_TRUE(s);
+    Store& st = **s;
+    PutThenFailDrive(st, *fa);
+    for (int i = 0; i < kKeys; ++i) ASSERT_TRUE(Put(st, K(i), Value(6000, 100 + i)));
+    for (int i = 0; i < kKeys; i += 2) {
+      ASSERT_TRUE(RunSync(ctx_, st.Delete(K(i))));
+      newest[K(i)] = std::nullopt;
+    }
+    for (int i = 1; i < kKeys; i += 2) newest[K(i)] = 100 + i;
+    ASSERT_TRUE(RunSync(ctx_, st.Checkpoint()));  // drive b only: a is out
+  }
+  auto s = Open({ma, mb});
+  ASSERT_TRUE(s) << s.error().message();
+  ExpectNewest(**s, newest, false);
+}
+
+TEST_F(DriveFailureTest, AnOverwriteAfterADriveFailureWinsOverTheFailedDrivesOldValue) {
+  auto ma = NewMedium(64 << 20, "a"), mb = NewMedium(64 << 20, "b");
+  Format({ma, mb}, 1 << 20);
+  std::map<std::string, std::optional<uint64_t>> newest;
+  {
+    auto fa = std::make_shared<io::FaultyDevice>(ma);
+    auto s = Open({fa, mb});
+    ASSERT_TRUE(s);
+    Store& st = **s;
+    PutThenFailDrive(st, *fa);
+    for (int i = 0; i < kKeys; ++i) {
+      ASSERT_TRUE(Put(st, K(i), Value(6000, 100 + i)));
+      newest[K(i)] = 100 + i;
+    }
+  }
+  for (int round = 0; round < 2; ++round) {
+    auto s = Open({ma, mb});
+    ASSERT_TRUE(s) << s.error().message();
+    ExpectNewest(**s, newest, false);
+    ASSERT_TRUE(RunSync(ctx_, (*s)->Checkpoint()));
+  }
+}
+
+// Evictions are deletes too: a value evicted from the drive in service
+// leaves a miss, not the failed drive's older value of the key.
+TEST_F(DriveFailureTest, AnEvictionAfterADriveFailureIsNotUndoneByReplayOfTheFailedDrive) {
+  auto ma = NewMedium(32 << 20, "a"), mb = NewMedium(32 << 20, "b");
+  Format({ma, mb}, 1 << 20);
+  std::map<std::string, std::optional<uint64_t>> newest;
+  uint64_t evictions = 0;
+  {
+    auto fa = std::make_shared<io::FaultyDevice>(ma);
+    auto s = Open({fa, mb});
+    ASSERT_TRUE(s);
+    Store& st = **s;
+    PutThenFailDrive(st, *fa);
+    for (int i = 0; i < kKeys; ++i) {
+      ASSERT_TRUE(Put(st, K(i), Value(6000, 100 + i)));
+      newest[K(i)] = 100 + i;
+    }
+    // Fill drive b with other values until the overwrites are evicted.
+    for (int i = 0; i < 800; ++i)
+      ASSERT_TRUE(Put(st, "fill" + std::to_string(i), Value(60 << 10, 5000 + i)));
+    evictions = st.stats().evictions;
+    ASSERT_TRUE(RunSync(ctx_, st.Checkpoint()));
+  }
+  ASSERT_GT(evictions, 0u);
+  auto s = Open({ma, mb});
+  ASSERT_TRUE(s) << s.error().message();
+  ExpectNewest(**s, newest, /*may_miss=*/true);
+}
+
+// A key whose records moved to drive b while a was out, then back to a once
+// a was reset and in service again: its delete on a must not let b's older
+// put back, whichever journal replays first and after checkpoints.
+TEST_F(DriveFailureTest, AKeyThatMovedBackToAResetDriveStaysDeleted) {
+  auto ma = NewMedium(64 << 20, "a"), mb = NewMedium(64 << 20, "b");
+  Format({ma, mb}, 1 << 20);
+  std::map<std::string, std::optional<uint64_t>> newest;
+  {
+    auto fa = std::make_shared<io::FaultyDevice>(ma);
+    auto s = Open({fa, mb});
+    ASSERT_TRUE(s);
+    Store& st = **s;
+    PutThenFailDrive(st, *fa);
+    for (int i = 0; i < kKeys; ++i) ASSERT_TRUE(Put(st, K(i), Value(6000, 100 + i)));
+    ASSERT_TRUE(RunSync(ctx_, st.ResetDriveOnline(0, /*secure=*/false)));
+    ASSERT_TRUE(st.stats().drives[0].online);
+    for (int i = 0; i < kKeys; ++i) ASSERT_TRUE(Put(st, K(i), Value(7000, 200 + i)));
+    for (int i = 0; i < kKeys; ++i) {
+      ASSERT_TRUE(RunSync(ctx_, st.Delete(K(i))));
+      newest[K(i)] = std::nullopt;
+    }
+  }
+  for (int round = 0; round < 2; ++round) {
+    auto s = Open({ma, mb});
+    ASSERT_TRUE(s) << s.error().message();
+    ExpectNewest(**s, newest, false);
+    ASSERT_TRUE(RunSync(ctx_, (*s)->Checkpoint()));
+  }
+}
+
 }  // namespace
 }  // namespace memkv::store
