@@ -65,16 +65,15 @@ int Connect(uint16_t port) {
   return s;
 }
 
-bool Attach(int s) {
+// Sends one frame (numbered `seq`) and reads the one reply's control bytes.
+bool RoundTrip(int s, memkv::proto::Opcode op, const memkv::proto::Buffer& control, uint64_t seq,
+               memkv::proto::Buffer& reply) {
   using namespace memkv::proto;
-  AttachRequest req;
-  req.host_id = "session-bench";
-  Buffer control;
-  Encode(req, control);
   Buffer frame;
   FrameHeader h;
-  h.opcode = Opcode::kAttach;
-  h.request_id = 1;
+  h.opcode = op;
+  h.request_id = seq + 1;
+  h.seq = seq;
   AppendFrame(frame, h, control, {}, nullptr);
   if (::send(s, frame.data(), frame.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(frame.size()))
     return false;
@@ -89,15 +88,33 @@ bool Attach(int s) {
   }
   auto header = DecodeHeader(raw);
   if (!header) return false;
-  Buffer payload(header->payload_len());
+  reply.resize(header->payload_len());
   got = 0;
-  while (got < payload.size()) {
-    const ssize_t n = ::recv(s, payload.data() + got, payload.size() - got, 0);
+  while (got < reply.size()) {
+    const ssize_t n = ::recv(s, reply.data() + got, reply.size() - got, 0);
     if (n <= 0) return false;
     got += static_cast<size_t>(n);
   }
+  reply.resize(header->control_len);
+  return true;
+}
+
+// Hello, then Attach (no auth key: the server under test has none).
+bool Attach(int s) {
+  using namespace memkv::proto;
+  Buffer control, reply;
+  Encode(Hello{}, control);
+  HelloReply hello;
+  if (!RoundTrip(s, Opcode::kHello, control, 0, reply) || !Decode(reply, hello) ||
+      hello.head.status != StatusCode::kOk)
+    return false;
+  AttachRequest req;
+  req.host_id = "session-bench";
+  control.clear();
+  Encode(req, control);
   AttachReply rep;
-  return Decode(Bytes(payload.data(), header->control_len), rep) && rep.head.status == StatusCode::kOk;
+  return RoundTrip(s, Opcode::kAttach, control, 1, reply) && Decode(reply, rep) &&
+         rep.head.status == StatusCode::kOk;
 }
 
 }  // namespace

@@ -113,6 +113,36 @@ void DecodeMessage(fuzz::Kind kind, Bytes control, Bytes data) {
       if (Decode(control, m)) SameBytes(m, control);
       break;
     }
+    case fuzz::Kind::kHello: {
+      Hello m;
+      if (Decode(control, m)) SameBytes(m, control);
+      break;
+    }
+    case fuzz::Kind::kHelloReply: {
+      HelloReply m;
+      if (Decode(control, m)) SameBytes(m, control);
+      break;
+    }
+    case fuzz::Kind::kListRequest: {
+      ListRequest m;
+      if (Decode(control, m)) SameBytes(m, control);
+      break;
+    }
+    case fuzz::Kind::kListReply: {
+      ListReply m;
+      if (Decode(control, m)) SameBytes(m, control);
+      break;
+    }
+    case fuzz::Kind::kCapacityReply: {
+      CapacityReply m;
+      if (Decode(control, m)) SameBytes(m, control);
+      break;
+    }
+    case fuzz::Kind::kRenameRequest: {
+      RenameRequest m;
+      if (Decode(control, m, limits)) SameBytes(m, control);
+      break;
+    }
     case fuzz::Kind::kCount: break;
   }
 }

@@ -11,7 +11,8 @@ namespace memkv::proto::fuzz {
 // The message a frame carries, from its opcode and direction.
 enum class Kind : uint8_t {
   kAttachRequest, kAttachReply, kReadRequest, kReadReply, kWriteRequest, kStatusReply,
-  kKeysRequest, kExistsReply, kReplyHead, kPing, kChunk, kRegister, kRelease, kCount
+  kKeysRequest, kExistsReply, kReplyHead, kPing, kChunk, kRegister, kRelease,
+  kHello, kHelloReply, kListRequest, kListReply, kCapacityReply, kRenameRequest, kCount
 };
 
 inline Kind KindOf(Opcode op, bool response) {
@@ -27,6 +28,10 @@ inline Kind KindOf(Opcode op, bool response) {
     case Opcode::kReadChunk: return Kind::kChunk;
     case Opcode::kRegisterRegion: return response ? Kind::kReplyHead : Kind::kRegister;
     case Opcode::kReleaseRegion: return response ? Kind::kReplyHead : Kind::kRelease;
+    case Opcode::kHello: return response ? Kind::kHelloReply : Kind::kHello;
+    case Opcode::kList: return response ? Kind::kListReply : Kind::kListRequest;
+    case Opcode::kCapacity: return response ? Kind::kCapacityReply : Kind::kPing;
+    case Opcode::kRename: return response ? Kind::kStatusReply : Kind::kRenameRequest;
   }
   return Kind::kPing;
 }

@@ -119,5 +119,37 @@ int main(int argc, char** argv) {
   b.clear();
   Encode(ReplyHead{StatusCode::kBusy, "slow down"}, b);
   Write(dir, "error_reply", Opcode::kDetach, true, b);
+
+  b.clear();
+  Hello hello;
+  hello.nonce[0] = std::byte{1};
+  Encode(hello, b);
+  Write(dir, "hello", Opcode::kHello, false, b);
+
+  b.clear();
+  Encode(HelloReply{}, b);
+  Write(dir, "hello_reply", Opcode::kHello, true, b);
+
+  b.clear();
+  Encode(ListRequest{"layer/", "layer/7", 100}, b);
+  Write(dir, "list", Opcode::kList, false, b);
+
+  b.clear();
+  ListReply lr;
+  lr.entries = {{"layer/8", 4096, 3}, {"layer/9", 1, 4}};
+  lr.cursor = "layer/9";
+  Encode(lr, b);
+  Write(dir, "list_reply", Opcode::kList, true, b);
+
+  b.clear();
+  Encode(CapacityReply{{}, 1 << 30, 1 << 20, 12, 1 << 30}, b);
+  Write(dir, "capacity_reply", Opcode::kCapacity, true, b);
+
+  b.clear();
+  RenameRequest rn;
+  rn.batch = {2, 0, 2};
+  rn.entries = {{"tmp/a", "a"}, {"tmp/b", "b"}};
+  Encode(rn, b);
+  Write(dir, "rename", Opcode::kRename, false, b);
   return 0;
 }

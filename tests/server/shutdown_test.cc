@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
+
 #include "common/checksum.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
