@@ -9,6 +9,7 @@
 #include <future>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -49,6 +50,16 @@ struct OutFrame {
   std::vector<Bytes> data;
   std::shared_ptr<const void> keep;
   int fd = -1;  // sent in SCM_RIGHTS with the frame (RegisterRegion)
+  uint64_t request_id() const {
+    uint64_t id;
+    std::memcpy(&id, header.data() + 8, sizeof id);  // little-endian, as on the wire
+    return id;
+  }
+  uint64_t bytes() const {
+    uint64_t n = header.size() + control.size();
+    for (Bytes b : data) n += b.size();
+    return n;
+  }
   bool request = true;  // false: a WriteChunk of a request already counted in flight
   // Bytes this request puts on the wire both ways (the frame and the reply
   // it expects), counted against max_outstanding_bytes until it is answered.
@@ -354,6 +365,9 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
     });
   }
   void Shutdown(error_code why, const std::string& detail);
+  // A request that timed out before it was written is taken out of the
+  // write queue, with what it holds (the caller's values or a copy).
+  void DropUnsent(const Op& op);
 
   OutFrame MakeFrame(proto::Opcode opcode, Buffer control, std::vector<Bytes> data,
                      std::shared_ptr<const void> keep) {
@@ -530,6 +544,7 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
   uint32_t inflight_ = 0;  // request ids written and not yet fully answered
   uint64_t outstanding_ = 0;  // their budgets (OutFrame::budget)
   uint64_t out_seq_ = 0;      // the next frame's sequence number
+  uint64_t queued_bytes_ = 0;  // of the frames in queue_ (max_queued_bytes)
   proto::SequenceCheck in_seq_;  // the server's frames
   error_code close_reason_ = errc::connection_lost;
 };
@@ -723,6 +738,7 @@ void Connection::Impl::Shutdown(error_code why, const std::string& detail) {
   auto pending = std::move(pending_);
   pending_.clear();
   queue_.clear();
+  queued_bytes_ = 0;
   regions_.clear();
   inflight_ = 0;
   outstanding_ = 0;
@@ -745,21 +761,52 @@ void Connection::Impl::OnSubmit(std::shared_ptr<Op> op, std::vector<Planned> sub
     op->Finish({});
     return;
   }
+  uint64_t bytes = 0;
+  for (const Planned& p : subs) {
+    bytes += p.frame.bytes();
+    for (const OutFrame& c : p.chunks) bytes += c.bytes();
+  }
+  if (!queue_.empty() && queued_bytes_ + bytes > options_.max_queued_bytes) {
+    op->Finish(errc::queue_full);
+    return;
+  }
+  queued_bytes_ += bytes;
   op->subs_left = static_cast<uint32_t>(subs.size());
   for (Planned& p : subs) {
-    uint64_t id;
-    std::memcpy(&id, p.frame.header.data() + 8, sizeof id);  // request id, little-endian
-    pending_.emplace(id, Sub{op, p.base, p.count, 0, std::move(p.keep_until_reply), p.frame.budget});
+    pending_.emplace(p.frame.request_id(),
+                     Sub{op, p.base, p.count, 0, std::move(p.keep_until_reply), p.frame.budget});
     queue_.push_back(std::move(p.frame));
     for (OutFrame& c : p.chunks) queue_.push_back(std::move(c));
   }
   op->timer.emplace(ctx_);
   op->timer->expires_after(timeout);
-  op->timer->async_wait([weak = std::weak_ptr<Op>(op)](error_code ec) {
+  op->timer->async_wait([weak = std::weak_ptr<Op>(op), self = weak_from_this()](error_code ec) {
     if (ec) return;
-    if (auto o = weak.lock()) o->Finish(errc::timeout);
+    auto o = weak.lock();
+    if (!o) return;
+    o->Finish(errc::timeout);
+    if (auto impl = self.lock()) impl->DropUnsent(*o);
   });
   writer_wake_.cancel();
+}
+
+void Connection::Impl::DropUnsent(const Op& op) {
+  std::unordered_set<uint64_t> ids;
+  for (const auto& [id, sub] : pending_)
+    if (sub.op.get() == &op) ids.insert(id);
+  if (ids.empty()) return;
+  // A request not yet begun on the wire goes, with its chunks; one begun
+  // must be finished (the server is reading it) and its reply is dropped.
+  std::unordered_set<uint64_t> dropped;
+  std::erase_if(queue_, [&](const OutFrame& f) {
+    const uint64_t id = f.request_id();
+    if (!ids.count(id)) return false;
+    if (f.request) dropped.insert(id);
+    if (!dropped.count(id)) return false;
+    queued_bytes_ -= std::min(queued_bytes_, f.bytes());
+    return true;
+  });
+  for (uint64_t id : dropped) pending_.erase(id);
 }
 
 void Connection::Impl::Dispatch(const proto::FrameHeader& h, Bytes control, Bytes data) {
@@ -896,6 +943,7 @@ asio::awaitable<void> Connection::Impl::Writer(std::shared_ptr<Impl> self) {
     if (queue_.front().fd >= 0) {
       OutFrame f = std::move(queue_.front());
       queue_.pop_front();
+      queued_bytes_ -= std::min(queued_bytes_, f.bytes());
       ++inflight_;
       outstanding_ += f.budget;
       if (error_code ec = co_await SendWithFd(f); ec) {
@@ -911,6 +959,7 @@ asio::awaitable<void> Connection::Impl::Writer(std::shared_ptr<Impl> self) {
            batch.size() < kMaxFramesPerWrite && bytes < kMaxBytesPerWrite) {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
+      queued_bytes_ -= std::min(queued_bytes_, batch.back().bytes());
       Seal(batch.back());
       if (batch.back().request) {
         ++inflight_;

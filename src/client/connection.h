@@ -72,6 +72,12 @@ struct ConnectionOptions {
   // alone. Half the server's default limits.max_buffered_bytes_per_connection,
   // so that the server never has to stop reading this connection.
   uint64_t max_outstanding_bytes = 32ull << 20;
+  // Bytes of requests waiting to be written (their values are copied or
+  // pinned until then). A request that would pass it fails at once with
+  // queue_full, so a server that stops answering cannot make the client
+  // hold every call made meanwhile. A request larger than this still goes
+  // when the queue is empty.
+  uint64_t max_queued_bytes = 256ull << 20;
 };
 
 // What the server said in its AttachReply.

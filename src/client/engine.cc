@@ -105,6 +105,8 @@ Code CodeFromError(const error_code& ec) {
       return Code::kUnavailable;
     case errc::attach_refused:
       return Code::kUnauthorized;
+    case errc::queue_full:
+      return Code::kBusy;
     case errc::timeout:
       return Code::kTimeout;
     case errc::bad_argument:

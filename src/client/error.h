@@ -24,6 +24,7 @@ enum class errc {
   shm_needs_unix_socket,      // shm regions travel only over a Unix-socket connection
   region_not_registered,      // an shm entry names a region not registered on this connection
   region_out_of_bounds,       // an shm entry's range runs past its region
+  queue_full,                 // max_queued_bytes of requests already wait to be sent
 };
 
 const char* Describe(errc e);

@@ -113,6 +113,42 @@ TEST(ConnectionTest, AReplayedReplyIsRefused) {
   EXPECT_FALSE(conn.is_open());
 }
 
+// A server that stops answering (a cut link) must not make the client hold
+// every call made meanwhile: the write queue is bounded, and a request that
+// times out before it was written leaves it (regression: the queue kept
+// every timed-out put's values until the link came back).
+TEST(ConnectionTest, TheWriteQueueIsBoundedAndTimedOutRequestsLeaveIt) {
+  FakeServer server({});
+  ConnectionOptions o = Options(server);
+  o.max_inflight = 1;
+  o.max_queued_bytes = 4u << 20;
+  Connection conn = MustConnect(o);
+  conn.AsyncExists({"__noreply__"}, 600s, [](auto) {});  // holds the one slot in flight
+  ASSERT_TRUE(conn.Ping(300ms).error() == errc::timeout);  // queued behind it, then dropped
+  const Buffer v = Pattern(1u << 20, 3);
+  std::vector<std::future<Result<std::vector<StatusCode>>>> queued;
+  for (int i = 0; i < 3; ++i) {
+    auto p = std::make_shared<std::promise<Result<std::vector<StatusCode>>>>();
+    queued.push_back(p->get_future());
+    conn.AsyncPut({{{"k" + std::to_string(i), v}}, nullptr}, 300ms,
+                  [p](auto r) { p->set_value(std::move(r)); });
+  }
+  auto full = conn.Put({{{"one-too-many", Pattern(2u << 20, 4)}}, nullptr}, 300ms);
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error(), errc::queue_full);
+  for (auto& f : queued) {
+    auto r = f.get();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::timeout);
+  }
+  // The timed-out puts left the queue: the same put is queued now (and
+  // times out, since the server still holds the one slot).
+  auto again = conn.Put({{{"one-too-many", Pattern(2u << 20, 4)}}, nullptr}, 300ms);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error(), errc::timeout);
+  EXPECT_TRUE(conn.is_open());
+}
+
 TEST(ConnectionTest, KeyOnClientOnlyIsRefused) {
   FakeServer server({});
   ConnectionOptions o = Options(server);
