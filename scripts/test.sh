@@ -8,8 +8,10 @@
 # Each test is compiled in one of the two builds only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# chromium and curl: the browser test of the dashboard and the docs site.
-scripts/deps.sh chromium curl
+# chromium and curl: the browser test of the dashboard and the docs site;
+# iproute2 and iptables: the network test (tests/net: namespaces, veth, tc,
+# loss), which needs root, as CI runs.
+scripts/deps.sh chromium curl iproute2 iptables
 export MEMKV_REQUIRE_BROWSER=1
 
 jobs=$(nproc)
