@@ -142,6 +142,8 @@ class FanInChild {
   }
 
   void set_register(bool r) { register_ = r; }
+  // Trace lines go to this descriptor (O_APPEND), owned by the caller.
+  void set_trace_fd(int fd) { trace_fd_ = fd; }
 
  private:
   size_t SizeOf(uint64_t key_id, uint64_t seed) const {
@@ -239,14 +241,11 @@ class FanInChild {
 
   void Error(const std::string& what) { stats_.Error(what); }
 
- public:
-  int trace_fd_ = -1;
-
- private:
   const FanInOptions& o_;
   Engine engine_;
   const uint64_t nonce_;
   bool register_ = true;
+  int trace_fd_ = -1;
   ChildStats stats_;
 };
 
@@ -419,15 +418,17 @@ int RunFanInChild(const FanInOptions& o) {
   // Timed-out puts may leave registered memory with the library; a run that
   // expects failures copies its values instead (the arena is reused).
   child.set_register(!o.allow_failures);
+  int trace_fd = -1;
   if (!o.trace_path.empty()) {
-    child.trace_fd_ = ::open(o.trace_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (child.trace_fd_ < 0) {
+    trace_fd = ::open(o.trace_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (trace_fd < 0) {
       std::printf("memkv-bench: %s: %s\n", o.trace_path.c_str(), std::strerror(errno));
       return 1;
     }
+    child.set_trace_fd(trace_fd);
   }
   const int rc = child.Run();
-  if (child.trace_fd_ >= 0) ::close(child.trace_fd_);
+  if (trace_fd >= 0) ::close(trace_fd);
   return rc;
 }
 
