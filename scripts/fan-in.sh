@@ -10,16 +10,21 @@
 # descriptor growth beyond --fd-slack. See docs/operations.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-minutes=10
+# The defaults below; an option given on the command line replaces its default.
+declare -A opt=([--minutes]=10 [--processes]=8 [--workers]=2 [--worker-batches]=3
+                [--entries]=7500 [--min-value]=64 [--max-value]=16384 [--sample]=10)
+order=(--minutes --processes --workers --worker-batches --entries --min-value --max-value --sample)
 args=()
 while [ $# -gt 0 ]; do
-  case "$1" in
-    --minutes) minutes=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
+  if [ -n "${opt[$1]+set}" ] && [ $# -ge 2 ]; then
+    opt[$1]=$2
+    shift 2
+  else
+    args+=("$1")
+    shift
+  fi
 done
+for o in "${order[@]}"; do args+=("$o" "${opt[$o]}"); done
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" --target memkv memkv-bench >/dev/null
-exec build/release/bench/memkv-bench --tier fan-in --minutes "$minutes" --processes 8 \
-  --workers 2 --worker-batches 3 --entries 7500 --min-value 64 --max-value 16384 --sample 10 \
-  "${args[@]}"
+exec build/release/bench/memkv-bench --tier fan-in "${args[@]}"
