@@ -11,6 +11,9 @@
 //               [--rails tcp,shm] [--ops read,write,mixed] [--auth both]
 //               [--baseline] [--runs 3] [--seconds 2] [--json F] [--csv F]
 //               [--svg F] [--markdown F]
+//   memkv-bench --tier fan-in [--minutes 10 | --seconds 60] [--processes 8]
+//               [--workers 2] [--worker-batches 3] [--entries 7500]
+//               [--min-value 64] [--max-value 16384] [--fan-in-servers H:P,...]
 
 #include <cstdio>
 #include <fstream>
@@ -22,6 +25,7 @@
 #include "common/log.h"
 #include "common/size.h"
 #include "drive_tier.h"
+#include "fan_in.h"
 #include "rail_cli.h"
 #include "report.h"
 
@@ -45,9 +49,10 @@ int main(int argc, char** argv) {
   double seconds = 0;
   app.add_option("--tier", tier,
                  "What to measure: drive (the store's drive tier against fio) or rail (the "
-                 "data rails of a server, against memcpy, iperf3 and Redis)")
+                 "data rails of a server, against memcpy, iperf3 and Redis) or fan-in (client "
+                 "processes with rotating threads against one server, checked byte by byte)")
       ->required()
-      ->check(CLI::IsMember({"drive", "rail"}));
+      ->check(CLI::IsMember({"drive", "rail", "fan-in"}));
   app.add_option("--dir", o.dir, "Directory for fio's file and memkv's drive (sparse files)")
       ->capture_default_str();
   app.add_option("--size", size_text, "Size of each of the two files, e.g. \"4 GiB\"")
@@ -80,7 +85,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bench::RailCli rail;
   rail.AddOptions(app);
+  bench::FanInOptions fan_in;
+  fan_in.memkv_binary = MEMKV_BINARY;
+  bench::AddFanInOptions(app, fan_in);
   CLI11_PARSE(app, argc, argv);
+
+  if (tier == "fan-in") {
+    if (seconds > 0) fan_in.seconds = seconds;
+    if (!InitLogging(log_level)) return Fail("--log-level: unknown level '" + log_level + "'");
+    if (fan_in.child >= 0) return bench::RunFanInChild(fan_in);
+    bench::Progress progress;
+    return bench::RunFanIn(fan_in, "/proc/self/exe", progress);
+  }
 
   if (tier == "rail") {
     if (!InitLogging(log_level)) return Fail("--log-level: unknown level '" + log_level + "'");

@@ -9,8 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # What the tests call: chromium and curl (the browser test of the dashboard
-# and the docs site), openssl (the admin API's HTTPS test).
-scripts/deps.sh chromium curl openssl
+# and the docs site), openssl (the admin API's HTTPS test), iproute2 and
+# iptables (the network test, tests/net: namespaces, veth, tc, loss; it
+# needs root, as CI runs).
+scripts/deps.sh chromium curl openssl iproute2 iptables
 export MEMKV_REQUIRE_BROWSER=1
 
 # ctest, failing on any test that skipped itself: under the test command a
