@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/checksum.h"
+#include "common/log.h"
 #include "proto/chunk.h"
 #include "proto/frame.h"
 
@@ -320,14 +321,7 @@ std::string HostName() {
 }
 
 void LogFailure(const char* what, std::exception_ptr e) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    spdlog::error("memkv client: {} failed: {}", what, ex.what());
-  } catch (...) {
-    spdlog::error("memkv client: {} failed: an exception that is not a std::exception", what);
-  }
+  LogTaskFailure(std::string("memkv client: ") + what, e);
 }
 
 // One frame of the handshake, read before the reader runs.

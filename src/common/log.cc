@@ -20,4 +20,15 @@ Status InitLogging(std::string_view level) {
   return {};
 }
 
+void LogTaskFailure(std::string_view what, std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("{} failed: {}", what, ex.what());
+  } catch (...) {
+    spdlog::error("{} failed: an exception that is not a std::exception", what);
+  }
+}
+
 }  // namespace memkv

@@ -14,8 +14,9 @@
 #include <string>
 #include <utility>
 
-#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
+
+#include "common/log.h"
 
 namespace memkv::http {
 
@@ -44,15 +45,7 @@ class TaskGroup {
   }
 
  private:
-  void Log(std::exception_ptr e) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("{}: task failed: {}", name_, ex.what());
-    } catch (...) {
-      spdlog::error("{}: task failed with an unknown exception", name_);
-    }
-  }
+  void Log(std::exception_ptr e) { LogTaskFailure(name_ + ": task", e); }
   void Done() {
     std::lock_guard lock(mu_);
     if (live_.fetch_sub(1) == 1) cv_.notify_all();

@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/checksum.h"
+#include "common/log.h"
 #include "proto/chunk.h"
 #include "proto/messages.h"
 #include "server/config.h"
@@ -87,19 +88,6 @@ struct OutFrame {
   bool sealed = false;  // already final: an answer in an old version's framing
   size_t bytes() const { return header.size() + control.size() + data.size(); }
 };
-
-// Logs what ended a spawned coroutine, whatever was thrown: an exception
-// that escaped a completion handler would end its loop's thread.
-void LogFailure(std::string_view what, std::exception_ptr e) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    spdlog::error("{} failed: {}", what, ex.what());
-  } catch (...) {
-    spdlog::error("{} failed: an exception that is not a std::exception", what);
-  }
-}
 
 // Frames a peer may send before it has attached: Hello and Attach are
 // small, and nothing larger is read from a peer that has proven nothing.
@@ -355,7 +343,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                      [self = shared_from_this(), size = payload->size, op = OpOf(header->opcode),
                       t0 = std::chrono::steady_clock::now()](std::exception_ptr e) {
                        self->impl_.metrics.Request(op, size, std::chrono::steady_clock::now() - t0);
-                       LogFailure(self->peer_ + ": request", e);
+                       LogTaskFailure(self->peer_ + ": request", e);
                        --self->inflight_;
                        self->buffered_ -= size;
                        self->Wake();
@@ -1232,7 +1220,7 @@ void Server::Impl::Adopt(int fd, bool is_unix, std::string peer) {
     evict->Close();
   }
   total.fetch_add(1);
-  asio::co_spawn(loop, conn->Run(conn), [](std::exception_ptr e) { LogFailure("connection", e); });
+  asio::co_spawn(loop, conn->Run(conn), [](std::exception_ptr e) { LogTaskFailure("connection", e); });
 }
 
 Awaitable<bool> Server::Impl::AcceptFailed(const boost::system::error_code& ec, const char* where) {
@@ -1360,10 +1348,10 @@ Status Server::Start() {
     if (!ec) impl_->unix_sock->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return ec;
   }
-  asio::co_spawn(loop0, impl_->AcceptTcp(), [](std::exception_ptr e) { LogFailure("accept", e); });
+  asio::co_spawn(loop0, impl_->AcceptTcp(), [](std::exception_ptr e) { LogTaskFailure("accept", e); });
   if (impl_->unix_sock)
     asio::co_spawn(loop0, impl_->AcceptUnix(),
-                   [](std::exception_ptr e) { LogFailure("accept on the Unix socket", e); });
+                   [](std::exception_ptr e) { LogTaskFailure("accept on the Unix socket", e); });
   return {};
 }
 
