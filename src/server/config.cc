@@ -244,6 +244,27 @@ const Field<LimitsConfig> kLimitsFields[] = {
      [](LimitsConfig& c, const YN& n, const Str& p) { c.stream_idle_seconds = Count(n, p); }},
 };
 
+void ReadHostList(std::vector<std::string>& out, const YAML::Node& n, const std::string& path) {
+  out.clear();
+  if (n.IsNull()) return;
+  if (!n.IsSequence()) Fail(path, "expected a list of host names, got " + KindOf(n), &n);
+  for (size_t i = 0; i < n.size(); ++i)
+    out.push_back(Text(n[i], path + "[" + std::to_string(i) + "]"));
+}
+
+const Field<AdminConfig> kAdminFields[] = {
+    {"allowed_hosts",
+     [](AdminConfig& c, const YN& n, const Str& p) { ReadHostList(c.allowed_hosts, n, p); }},
+    {"max_connections",
+     [](AdminConfig& c, const YN& n, const Str& p) { c.max_connections = Count(n, p); }},
+    {"header_timeout_seconds",
+     [](AdminConfig& c, const YN& n, const Str& p) { c.header_timeout_seconds = Count(n, p); }},
+    {"max_header_size",
+     [](AdminConfig& c, const YN& n, const Str& p) { c.max_header_size = Size(n, p); }},
+    {"max_body_size",
+     [](AdminConfig& c, const YN& n, const Str& p) { c.max_body_size = Size(n, p); }},
+};
+
 const Field<Config> kTopFields[] = {
     {"network", [](Config& c, const YN& n, const Str& p) { ReadFields(c.network, n, p, kNetworkFields); }},
     {"memory", [](Config& c, const YN& n, const Str& p) { ReadFields(c.memory, n, p, kMemoryFields); }},
@@ -251,6 +272,7 @@ const Field<Config> kTopFields[] = {
     {"storage", [](Config& c, const YN& n, const Str& p) { ReadFields(c.storage, n, p, kStorageFields); }},
     {"server", [](Config& c, const YN& n, const Str& p) { ReadFields(c.server, n, p, kServerFields); }},
     {"limits", [](Config& c, const YN& n, const Str& p) { ReadFields(c.limits, n, p, kLimitsFields); }},
+    {"admin", [](Config& c, const YN& n, const Str& p) { ReadFields(c.admin, n, p, kAdminFields); }},
 };
 
 // Reads a document onto `config`: the fields it names change, the rest stay.
@@ -307,6 +329,13 @@ YAML::Node DriveList(std::string_view paths) {
     drive["media"] = std::string(media);
     list.push_back(drive);
   }
+  return list;
+}
+
+// admin.allowed_hosts from the command line: NAME,NAME,... as a list.
+YAML::Node NameList(std::string_view names) {
+  YAML::Node list(YAML::NodeType::Sequence);
+  for (std::string_view name : SplitList(names)) list.push_back(std::string(name));
   return list;
 }
 
@@ -424,17 +453,21 @@ void ApplyOverride(Config& config, std::string_view dotted_path, std::string_vie
     start = dot + 1;
   }
   const bool drives = dotted_path == "storage.drives";
-  if (drives) {
-    for (std::string_view media : SplitList(value)) {
-      if (media.empty()) {
-        throw ConfigError("storage.drives: " + Quote(value) +
-                          ": an empty path (write PATH,PATH,...)");
+  const bool hosts = dotted_path == "admin.allowed_hosts";
+  if (drives || hosts) {
+    for (std::string_view item : SplitList(value)) {
+      if (item.empty()) {
+        throw ConfigError(std::string(dotted_path) + ": " + Quote(value) +
+                          (drives ? ": an empty path (write PATH,PATH,...)"
+                                  : ": an empty name (write NAME,NAME,...)"));
       }
     }
   }
   // The value as a file would hold it, nested under its path and read by the
   // same tables as a file: same checks, same messages.
-  const YAML::Node doc = Nest(parts, drives ? DriveList(value) : YAML::Node(std::string(value)));
+  const YAML::Node leaf =
+      drives ? DriveList(value) : hosts ? NameList(value) : YAML::Node(std::string(value));
+  const YAML::Node doc = Nest(parts, leaf);
   Config changed = config;
   ReadDocument(changed, doc);
   config = std::move(changed);
@@ -603,6 +636,33 @@ void Validate(const Config& c) {
   positive("limits.max_sessions", c.limits.max_sessions);
   positive("limits.max_regions_per_session", c.limits.max_regions_per_session);
   positive("limits.stream_idle_seconds", c.limits.stream_idle_seconds);
+
+  // admin
+  for (size_t i = 0; i < c.admin.allowed_hosts.size(); ++i) {
+    const std::string path = "admin.allowed_hosts[" + std::to_string(i) + "]";
+    const std::string& name = c.admin.allowed_hosts[i];
+    if (name.empty()) fail(path, "empty (list host names, e.g. memkv-01.example.com)");
+    // Compared with the name part of a request's Host: no port, scheme,
+    // path or wildcard can ever match one.
+    for (char ch : name) {
+      const bool ok = std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' ||
+                      ch == '_';
+      if (!ok) {
+        fail(path, Quote(name) +
+                       ": not a host name (letters, digits, '.', '-'; no port, scheme or "
+                       "wildcard; IP addresses and localhost are always answered)");
+      }
+    }
+    if (name.size() > 253) fail(path, "longer than a host name can be (253 characters)");
+  }
+  positive("admin.max_connections", c.admin.max_connections);
+  positive("admin.header_timeout_seconds", c.admin.header_timeout_seconds);
+  if (c.admin.max_header_size < kKiB || c.admin.max_header_size > kMiB) {
+    fail("admin.max_header_size",
+         SizeText(c.admin.max_header_size) + ": must be from 1 KiB to 1 MiB");
+  }
+  if (c.admin.max_body_size < kKiB || c.admin.max_body_size > kGiB)
+    fail("admin.max_body_size", SizeText(c.admin.max_body_size) + ": must be from 1 KiB to 1 GiB");
 }
 
 // ---- Writing and deriving ------------------------------------------------
@@ -661,6 +721,18 @@ std::string ToYaml(const Config& c) {
   out << YAML::Key << "max_regions_per_session" << YAML::Value
       << std::to_string(l.max_regions_per_session);
   out << YAML::Key << "stream_idle_seconds" << YAML::Value << std::to_string(l.stream_idle_seconds);
+  out << YAML::EndMap;
+
+  const AdminConfig& a = c.admin;
+  out << YAML::Key << "admin" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "allowed_hosts" << YAML::Value << YAML::BeginSeq;
+  for (const std::string& name : a.allowed_hosts) out << name;
+  out << YAML::EndSeq;
+  out << YAML::Key << "max_connections" << YAML::Value << std::to_string(a.max_connections);
+  out << YAML::Key << "header_timeout_seconds" << YAML::Value
+      << std::to_string(a.header_timeout_seconds);
+  out << YAML::Key << "max_header_size" << YAML::Value << SizeText(a.max_header_size);
+  out << YAML::Key << "max_body_size" << YAML::Value << SizeText(a.max_body_size);
   out << YAML::EndMap;
 
   out << YAML::EndMap;
