@@ -62,12 +62,48 @@ std::string KindOf(const YAML::Node& n) {
 
 // ---- Values -------------------------------------------------------------
 
+// Whether `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF).
+bool IsUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    unsigned lo = 0x80, hi = 0xBF;  // the second byte's range
+    if (b < 0x80) {
+      ++i;
+      continue;
+    } else if (b >= 0xC2 && b <= 0xDF) {
+      n = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      n = 2;
+      if (b == 0xE0) lo = 0xA0;
+      if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      n = 3;
+      if (b == 0xF0) lo = 0x90;
+      if (b == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (n >= s.size() - i) return false;  // cut off at the end
+    for (size_t k = 1; k <= n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if (k == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xBF)) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 // The text of a value. A key with nothing after it is refused, except where
 // `null_is_empty` (optional strings: "tls_cert:" means none).
 std::string Text(const YAML::Node& n, const std::string& path, bool null_is_empty = false) {
   if (n.IsNull() && null_is_empty) return {};
   if (n.IsNull()) Fail(path, "no value (leave the field out to get its default)", &n);
   if (!n.IsScalar()) Fail(path, "expected a value, got " + KindOf(n), &n);
+  // YAML is Unicode text: a stray byte would come back from ToYaml (what
+  // `memkv setup` prints) as U+FFFD, naming another file.
+  if (!IsUtf8(n.Scalar())) Fail(path, "not valid UTF-8 (save the file as UTF-8)", &n);
   return n.Scalar();
 }
 

@@ -283,6 +283,19 @@ TEST(ConfigErrors, SectionsMustBeMaps) {
   EXPECT_THAT(ParseError("- a\n- b\n"), StartsWith("a config is a map with the sections network, memory"));
 }
 
+// Found by config_fuzz: a lone byte came back from ToYaml as U+FFFD, so a
+// printed config named another file.
+TEST(ConfigErrors, TextThatIsNotUtf8IsRefused) {
+  EXPECT_THAT(ParseError("storage:\n  drives:\n    - media: ./dri\xbd.img\n"),
+              StartsWith("storage.drives[0].media: not valid UTF-8"));
+  EXPECT_THAT(ParseError("network: {auth_key: \"\xc3\"}"), StartsWith("network.auth_key: not valid UTF-8"));
+  EXPECT_THAT(ParseError("rdma: {device: \"\xed\xa0\x80\"}"), HasSubstr("not valid UTF-8"));  // a surrogate
+  EXPECT_THAT(ParseError("rdma: {device: \"\xc0\xaf\"}"), HasSubstr("not valid UTF-8"));  // overlong
+  const Config c = ParseConfig("storage:\n  drives:\n    - media: /d\xc3\xa9v/\xe2\x82\xac\xf0\x9f\x98\x80\n");
+  EXPECT_EQ(c.storage.drives.at(0).media, "/d\xc3\xa9v/\xe2\x82\xac\xf0\x9f\x98\x80");
+  EXPECT_EQ(ParseConfig(ToYaml(c)), c);
+}
+
 TEST(ConfigErrors, FieldGivenTwice) {
   EXPECT_THAT(ParseError("memory:\n  max_size: 1 GiB\n  max_size: 2 GiB\n"),
               StartsWith("memory.max_size: given twice"));
