@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds memkv and runs every test, as CI does (.ci/run calls this script).
-#   1. clang with ASan + UBSan (build/asan): unit tests, then each fuzz target
-#      for MEMKV_FUZZ_SECONDS (default 60) over its seed corpus.
+#   1. clang with ASan + UBSan (build/asan): unit tests, then the fuzz
+#      targets over their seed corpora, MEMKV_FUZZ_SECONDS (default 60)
+#      shared between them.
 #   2. release (build/release): the binaries, integration and e2e tests
 #      (the dashboard and docs in headless Chromium among them; screenshots in
 #      build/release/test-artifacts/).

@@ -75,6 +75,8 @@ struct Answer {
   json::value body;  // the parsed response
 };
 
+std::string Text(const json::value& v, std::string_view key, std::string_view fallback = "-");
+
 Answer Ask(const std::string& server, const std::string& path, const AdminFlags& f) {
   Answer a;
   a.server = server;
@@ -101,10 +103,15 @@ Answer Ask(const std::string& server, const std::string& path, const AdminFlags&
     return a;
   }
   a.body = ToBoost(doc);
+  // A refusal (403 for a Host the server does not answer to, 404, ...) is
+  // an error with the server's reason, not a row of dashes and exit 0. An
+  // unhealthy 503 carries a status instead, and is reported as one.
+  if (res->status != 200 && Text(a.body, "error", "").size() > 0)
+    a.error = fmt::format("HTTP {}: {}", res->status, Text(a.body, "error"));
   return a;
 }
 
-std::string Text(const json::value& v, std::string_view key, std::string_view fallback = "-") {
+std::string Text(const json::value& v, std::string_view key, std::string_view fallback) {
   if (const auto* o = v.if_object())
     if (const auto* s = o->if_contains(key); s && s->is_string())
       return std::string(s->get_string());

@@ -118,7 +118,10 @@ Result<ClientResponse> Fetch(const Url& url, std::string_view method, std::strin
   req.method_string(method);
   req.target(url.base + std::string(target));
   req.version(11);
-  req.set(bhttp::field::host, url.host + ":" + url.port);
+  // An IPv6 host goes in brackets, as in a URL ("[::1]:9901"); bare, its
+  // colons make a Host no server can read.
+  const bool v6 = url.host.find(':') != std::string::npos;
+  req.set(bhttp::field::host, (v6 ? "[" + url.host + "]" : url.host) + ":" + url.port);
   req.set(bhttp::field::user_agent, "memkv");
   req.set(bhttp::field::connection, "close");
   if (!options.bearer_token.empty())

@@ -31,6 +31,7 @@ struct Request {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::string peer;  // "127.0.0.1:53422"
+  bool tls = false;  // it came over TLS: its own origin is https://<Host>
 
   // The first field named `name` (any case), or "" if none.
   std::string_view Header(std::string_view name) const;

@@ -149,6 +149,8 @@ void Router::AddStatic(std::string_view prefix, StaticFiles files) {
 
 void Router::RequireBearer(std::string token) { bearer_ = std::move(token); }
 
+void Router::SetHostPolicy(HostPolicy policy) { host_policy_ = std::move(policy); }
+
 Router::Resolution Router::Resolve(Method method, const Target& target) const {
   Resolution res;
   if (target.unsafe) return res;  // 404: no route or file has such a name
@@ -216,6 +218,15 @@ Router::Resolution Router::Resolve(Method method, const Target& target) const {
 }
 
 Awaitable<Response> Router::Handle(Request& req) const {
+  // First, so that a page on a foreign name learns nothing, not even which
+  // paths exist.
+  if (host_policy_) {
+    if (std::optional<Refusal> no = CheckHostAndOrigin(*host_policy_, req)) {
+      boost::json::object extra;
+      extra["reason"] = no->reason;
+      co_return ErrorResponse(403, no->message, extra);
+    }
+  }
   const Target target = ParseTarget(req.target);
   if (!target.ok) co_return ErrorResponse(400, "malformed request target");
   req.path = target.path;

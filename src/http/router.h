@@ -14,6 +14,11 @@
 // with "." or ".." segments, encoded slashes, backslashes or NUL is 404
 // before any lookup.
 //
+// Host and Origin: with SetHostPolicy(policy), every request is first
+// checked by http::CheckHostAndOrigin (http/host_policy.h) and refused with
+// 403 {"error": ..., "reason": "host"|"origin"|"sec-fetch-site"} before any
+// route, file or 404 is looked at.
+//
 // Auth: with RequireBearer(token), every request whose method changes state
 // (anything but GET, HEAD and OPTIONS) needs "Authorization: Bearer <token>",
 // compared in constant time; otherwise 401.
@@ -24,11 +29,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "http/host_policy.h"
 #include "http/message.h"
 
 namespace boost::asio {
@@ -93,6 +100,8 @@ class Router {
   void AddStatic(std::string_view prefix, StaticFiles files);
   // State-changing requests need this bearer token (empty: none needed).
   void RequireBearer(std::string token);
+  // Every request must pass `policy` (none set: every Host and Origin pass).
+  void SetHostPolicy(HostPolicy policy);
 
   // What a request resolves to, without running anything.
   struct Resolution {
@@ -114,6 +123,7 @@ class Router {
   struct StaticRoute;
   std::vector<StaticRoute> statics_;
   std::string bearer_;
+  std::optional<HostPolicy> host_policy_;
 };
 
 }  // namespace memkv::http

@@ -1,6 +1,8 @@
 #include "http/server.h"
 
 #include <strings.h>
+#include <algorithm>
+#include <atomic>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -47,6 +49,15 @@ struct Conn {
   beast::tcp_stream& lowest() { return tls ? tls->next_layer() : *plain; }
   asio::any_io_executor executor() { return lowest().get_executor(); }
   std::string peer;
+  // Since when (steady clock ticks) the connection has been waiting for a
+  // whole request (its TLS handshake, headers or body); 0 while a request
+  // it sent is handled and answered. Written on its loop, read by the
+  // acceptor to pick a connection to evict.
+  std::atomic<int64_t> waiting_since{Now()};
+  // Chosen to make room for a new connection: it ends at its next wait.
+  std::atomic<bool> evicted{false};
+
+  static int64_t Now() { return std::chrono::steady_clock::now().time_since_epoch().count(); }
 };
 
 bool IsParseError(const boost::system::error_code& ec) {
@@ -78,12 +89,17 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   TaskGroup tasks;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> next_loop{0};
-  std::atomic<uint64_t> open{0}, total{0}, refused{0}, requests{0}, timeouts{0}, rejected{0};
+  std::atomic<uint64_t> open{0}, total{0}, refused{0}, requests{0}, timeouts{0}, rejected{0},
+      evicted{0};
+  // Connections chosen for eviction whose sessions have not ended yet: they
+  // no longer count against the cap.
+  std::atomic<uint64_t> evicting{0};
 
   std::mutex mu;
   std::vector<std::weak_ptr<Conn>> conns;  // guarded by mu
 
   Status LoadTls();
+  bool EvictLongestWaiting();
   Response TooLarge() const {
     return ErrorResponse(
         413, "request body larger than " + std::to_string(opt.limits.body_bytes) + " bytes");
@@ -118,24 +134,77 @@ Status Server::Impl::LoadTls() {
   return {};
 }
 
+// A flood of connections that never send a whole request must not keep out
+// the next one (a liveness probe): the connection that has waited longest
+// for its request is closed instead. One that is being answered is left
+// alone; if every connection is, there is no room.
+bool Server::Impl::EvictLongestWaiting() {
+  std::shared_ptr<Conn> victim;
+  // A connection ending meanwhile marks itself evicted: then pick again.
+  for (int tries = 0; tries < 4 && !victim; ++tries) {
+    int64_t oldest = 0;
+    {
+      std::lock_guard lock(mu);
+      for (const auto& w : conns) {
+        auto c = w.lock();
+        if (!c || c->evicted.load()) continue;
+        const int64_t since = c->waiting_since.load();
+        if (since != 0 && (!victim || since < oldest)) {
+          victim = std::move(c);
+          oldest = since;
+        }
+      }
+    }
+    if (!victim) return false;
+    // Counted before it is marked, so its session's end, which may come at
+    // once, never takes the count below zero.
+    evicting.fetch_add(1);
+    if (victim->evicted.exchange(true)) {
+      evicting.fetch_sub(1);
+      victim.reset();
+    }
+  }
+  if (!victim) return false;
+  evicted.fetch_add(1);
+  const auto ex = victim->executor();
+  asio::post(ex, [c = std::move(victim)] {
+    // On its loop now: if its request arrived meanwhile, it is answered and
+    // the session ends after the response (it sees `evicted`).
+    if (c->waiting_since.load() != 0) c->lowest().close();
+  });
+  return true;
+}
+
 Awaitable<void> Server::Impl::Accept(std::shared_ptr<Impl> self) {
   asio::steady_timer backoff(acceptor->get_executor());
+  constexpr std::chrono::milliseconds kFirstBackoff{10}, kMaxBackoff{1000};
+  std::chrono::milliseconds delay{0};
   for (;;) {
     asio::io_context& loop = *loops[next_loop.fetch_add(1) % loops.size()];
     auto [ec, accepted] = co_await acceptor->async_accept(loop, kTuple);
     if (stopping.load()) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
-      // Out of descriptors, most likely: give the connections time to go.
-      spdlog::warn("admin http: accept: {}", ec.message());
-      backoff.expires_after(std::chrono::milliseconds(100));
+      // Out of descriptors (EMFILE, ENFILE) or memory, most likely: the
+      // connection stays queued and accepting again at once fails the same
+      // way, so wait, longer each time (up to a second). A descriptor held
+      // by an admin connection that is only waiting is worth more to the
+      // queued one (a health probe, perhaps).
+      if (delay.count() == 0) spdlog::warn("admin http: accept: {}; backing off", ec.message());
+      if (ec == asio::error::no_descriptors ||
+          ec == boost::system::errc::too_many_files_open_in_system)
+        EvictLongestWaiting();
+      delay = delay.count() == 0 ? kFirstBackoff : std::min(delay * 2, kMaxBackoff);
+      backoff.expires_after(delay);
       co_await backoff.async_wait(kTuple);
       continue;
     }
+    delay = std::chrono::milliseconds(0);
     tcp::socket sock(std::move(accepted));
     boost::system::error_code ignored;
-    if (open.load() >= opt.limits.max_connections) {
-      // Over the cap: a short answer, best effort, without waiting.
+    if (open.load() - evicting.load() >= opt.limits.max_connections && !EvictLongestWaiting()) {
+      // Full of connections being answered: a short answer, best effort,
+      // without waiting.
       refused.fetch_add(1);
       if (!tls) {
         sock.non_blocking(true, ignored);
@@ -160,11 +229,19 @@ Awaitable<void> Server::Impl::Accept(std::shared_ptr<Impl> self) {
 }
 
 Awaitable<void> Server::Impl::Session(std::shared_ptr<Impl> self, std::shared_ptr<Conn> c) {
-  // Counted down however the session ends (an exception included).
+  // Counted down however the session ends (an exception included). Marking
+  // the connection evicted as it ends keeps the acceptor from choosing it
+  // afterwards (and counting an eviction that never ends); one evicted
+  // before stops counting as being evicted first, so the two counts never
+  // admit more than the cap.
   struct OpenCount {
-    std::atomic<uint64_t>& n;
-    ~OpenCount() { n.fetch_sub(1); }
-  } count{open};
+    Impl& s;
+    Conn& c;
+    ~OpenCount() {
+      if (c.evicted.exchange(true)) s.evicting.fetch_sub(1);
+      s.open.fetch_sub(1);
+    }
+  } count{*this, *c};
   boost::system::error_code ignored;
   if (!tls) {
     co_await Serve(*c->plain, *c);
@@ -213,7 +290,8 @@ Awaitable<void> Server::Impl::Serve(Stream& stream, Conn& c) {
   const Limits& lim = opt.limits;
   // Never more than a request's worth (plus one read) is buffered.
   beast::flat_buffer buffer(lim.header_bytes + lim.body_bytes + 64 * 1024);
-  while (!stopping.load()) {
+  while (!stopping.load() && !c.evicted.load()) {
+    c.waiting_since.store(Conn::Now());
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<uint32_t>(std::min<size_t>(lim.header_bytes, UINT32_MAX)));
     parser.body_limit(lim.body_bytes);
@@ -268,6 +346,7 @@ Awaitable<void> Server::Impl::Serve(Stream& stream, Conn& c) {
       }
     }
     c.lowest().expires_never();  // a handler may take its time (a secure reset)
+    c.waiting_since.store(0);    // busy: not to be evicted while answered
     requests.fetch_add(1, std::memory_order_relaxed);
     auto& msg = parser.get();
     Request req;
@@ -277,9 +356,10 @@ Awaitable<void> Server::Impl::Serve(Stream& stream, Conn& c) {
       req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     req.body = std::move(msg.body());
     req.peer = c.peer;
+    req.tls = tls != nullptr;
     const bool keep = msg.keep_alive();
     Response res = co_await router.Handle(req);
-    const bool again = keep && !stopping.load();
+    const bool again = keep && !stopping.load() && !c.evicted.load();
     if (!co_await Write(stream, c, std::move(res), version, again, req.method == Method::kHead))
       co_return;
     if (!again) co_return;
@@ -371,6 +451,7 @@ Stats Server::stats() const {
   st.requests = s.requests.load();
   st.timeouts = s.timeouts.load();
   st.rejected = s.rejected.load();
+  st.connections_evicted = s.evicted.load();
   return st;
 }
 

@@ -7,7 +7,12 @@
 // time to receive a request's headers (also the keep-alive idle time: a
 // client that sends its headers too slowly, or nothing, is disconnected),
 // time to receive the body and to send the response, and connections at
-// once (one more is answered 503 and closed).
+// once. When a new connection finds them all taken, the one that has waited
+// longest for a whole request (handshake, headers or body) is closed to make
+// room, so idle or slow connections cannot lock out a liveness probe; only
+// when every connection is being answered is the new one answered 503 and
+// closed. Accept errors (out of descriptors) back off, 10 ms doubling up to
+// 1 s, instead of spinning.
 //
 // HTTPS when Options names a certificate and key (PEM files): every
 // connection on the port is TLS.
@@ -40,7 +45,7 @@ struct Limits {
   std::chrono::milliseconds header_timeout{10000};  // also the keep-alive idle time
   std::chrono::milliseconds body_timeout{30000};    // to receive the body
   std::chrono::milliseconds write_timeout{30000};   // to send a response
-  size_t max_connections = 64;                      // at once; more: 503 and closed
+  size_t max_connections = 64;                      // at once; see above
 };
 
 struct Options {
@@ -56,7 +61,8 @@ struct Options {
 struct Stats {
   uint64_t connections_open = 0;
   uint64_t connections_total = 0;
-  uint64_t connections_refused = 0;  // over max_connections
+  uint64_t connections_refused = 0;  // over max_connections, none to evict: 503
+  uint64_t connections_evicted = 0;  // closed while waiting, to admit a new one
   uint64_t requests = 0;
   uint64_t timeouts = 0;  // connections closed for a deadline
   uint64_t rejected = 0;  // 400, 413, 431 before a handler ran

@@ -100,6 +100,16 @@ std::string LabelValue(std::string_view v) {
 
 }  // namespace
 
+ResetFlags::ResetFlags(size_t drives)
+    : flags_(new std::atomic<bool>[std::max<size_t>(drives, 1)]) {
+  for (size_t i = 0; i < std::max<size_t>(drives, 1); ++i) flags_[i] = false;
+}
+
+std::optional<ResetFlags::Claim> ResetFlags::TryClaim(size_t drive) {
+  if (flags_[drive].exchange(true)) return std::nullopt;
+  return Claim(flags_[drive]);
+}
+
 AdminOptions ToAdminOptions(const Config& cfg) {
   AdminOptions o;
   const HostPort admin = AdminAddress(cfg);
@@ -109,6 +119,11 @@ AdminOptions ToAdminOptions(const Config& cfg) {
   o.tls_key = cfg.network.tls_key;
   o.auth_key = cfg.network.auth_key;
   o.shm_rail = !cfg.network.unix_socket.empty();
+  o.allowed_hosts = cfg.admin.allowed_hosts;
+  o.limits.max_connections = cfg.admin.max_connections;
+  o.limits.header_timeout = std::chrono::seconds(cfg.admin.header_timeout_seconds);
+  o.limits.header_bytes = cfg.admin.max_header_size;
+  o.limits.body_bytes = cfg.admin.max_body_size;
   return o;
 }
 
@@ -120,8 +135,7 @@ class AdminServer::Impl {
         server(sv),
         opt(std::move(o)),
         started(std::chrono::steady_clock::now()),
-        resetting(new std::atomic<bool>[std::max<size_t>(st.drive_count(), 1)]) {
-    for (size_t i = 0; i < std::max<size_t>(st.drive_count(), 1); ++i) resetting[i] = false;
+        resetting(st.drive_count()) {
     AddRoutes();
     std::vector<boost::asio::io_context*> ctxs;
     for (size_t i = 0; i < loops.size(); ++i) ctxs.push_back(&loops.loop(i));
@@ -144,8 +158,7 @@ class AdminServer::Impl {
   std::unique_ptr<http::Server> http;
 
   std::atomic<bool> draining{false};
-  // Per drive: a reset through the API is under way.
-  std::unique_ptr<std::atomic<bool>[]> resetting;
+  ResetFlags resetting;
 
   void AddRoutes();
   Response HealthResponse();
@@ -159,6 +172,12 @@ class AdminServer::Impl {
 };
 
 void AdminServer::Impl::AddRoutes() {
+  // Every route, the files included: a page on a foreign name must not even
+  // read (DNS rebinding), and no page of another origin may reset a drive.
+  http::HostPolicy policy;
+  policy.allowed_hosts = opt.allowed_hosts;
+  policy.allowed_hosts_setting = "admin.allowed_hosts";
+  router.SetHostPolicy(std::move(policy));
   if (!opt.auth_key.empty()) router.RequireBearer(opt.auth_key);
   auto sync = [this](Response (Impl::*fn)()) {
     return [this, fn](const Request&) -> Awaitable<Response> { co_return (this->*fn)(); };
@@ -180,7 +199,7 @@ void AdminServer::Impl::AddRoutes() {
 json::array AdminServer::Impl::DrivesJson(const store::StoreStats& st) {
   json::array drives;
   for (size_t i = 0; i < st.drives.size(); ++i)
-    drives.push_back(DriveJson(i, st.drives[i], resetting[i].load()));
+    drives.push_back(DriveJson(i, st.drives[i], resetting.resetting(i)));
   return drives;
 }
 
@@ -329,7 +348,8 @@ Awaitable<Response> AdminServer::Impl::Reset(const Request& req) {
       co_return ErrorResponse(400, "secure: expected true or false");
     }
   }
-  if (resetting[id].exchange(true)) {
+  const std::optional<ResetFlags::Claim> claim = resetting.TryClaim(id);
+  if (!claim) {
     json::object extra;
     extra["id"] = id;
     co_return ErrorResponse(409, fmt::format("drive {} is being reset already", id), extra);
@@ -338,7 +358,6 @@ Awaitable<Response> AdminServer::Impl::Reset(const Request& req) {
                secure ? " (zero-filling its data region)" : "");
   const auto t0 = std::chrono::steady_clock::now();
   const Status st = co_await store.ResetDriveOnline(id, secure);
-  resetting[id].store(false);
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
           .count();
@@ -463,8 +482,11 @@ Response AdminServer::Impl::MetricsResponse() {
   p.Family("memkv_admin_connections_open", "gauge", "Admin HTTP connections open.");
   p.Sample("memkv_admin_connections_open", "", hs.connections_open);
   p.Family("memkv_admin_connections_refused_total", "counter",
-           "Admin HTTP connections refused over the connection cap.");
+           "Admin HTTP connections refused over the connection cap (all being answered).");
   p.Sample("memkv_admin_connections_refused_total", "", hs.connections_refused);
+  p.Family("memkv_admin_connections_evicted_total", "counter",
+           "Admin HTTP connections closed while waiting for a request, to admit a new one.");
+  p.Sample("memkv_admin_connections_evicted_total", "", hs.connections_evicted);
   p.Family("memkv_uptime_seconds", "gauge", "Seconds since the admin API started.");
   p.Sample("memkv_uptime_seconds", "",
            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(

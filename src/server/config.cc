@@ -62,12 +62,48 @@ std::string KindOf(const YAML::Node& n) {
 
 // ---- Values -------------------------------------------------------------
 
+// Whether `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF).
+bool IsUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    unsigned lo = 0x80, hi = 0xBF;  // the second byte's range
+    if (b < 0x80) {
+      ++i;
+      continue;
+    } else if (b >= 0xC2 && b <= 0xDF) {
+      n = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      n = 2;
+      if (b == 0xE0) lo = 0xA0;
+      if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      n = 3;
+      if (b == 0xF0) lo = 0x90;
+      if (b == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (n >= s.size() - i) return false;  // cut off at the end
+    for (size_t k = 1; k <= n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if (k == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xBF)) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 // The text of a value. A key with nothing after it is refused, except where
 // `null_is_empty` (optional strings: "tls_cert:" means none).
 std::string Text(const YAML::Node& n, const std::string& path, bool null_is_empty = false) {
   if (n.IsNull() && null_is_empty) return {};
   if (n.IsNull()) Fail(path, "no value (leave the field out to get its default)", &n);
   if (!n.IsScalar()) Fail(path, "expected a value, got " + KindOf(n), &n);
+  // YAML is Unicode text: a stray byte would come back from ToYaml (what
+  // `memkv setup` prints) as U+FFFD, naming another file.
+  if (!IsUtf8(n.Scalar())) Fail(path, "not valid UTF-8 (save the file as UTF-8)", &n);
   return n.Scalar();
 }
 
@@ -272,6 +308,27 @@ const Field<LimitsConfig> kLimitsFields[] = {
      [](LimitsConfig& c, const YN& n, const Str& p) { c.max_unattached_connections = Count(n, p); }},
 };
 
+void ReadHostList(std::vector<std::string>& out, const YAML::Node& n, const std::string& path) {
+  out.clear();
+  if (n.IsNull()) return;
+  if (!n.IsSequence()) Fail(path, "expected a list of host names, got " + KindOf(n), &n);
+  for (size_t i = 0; i < n.size(); ++i)
+    out.push_back(Text(n[i], path + "[" + std::to_string(i) + "]"));
+}
+
+const Field<AdminConfig> kAdminFields[] = {
+    {"allowed_hosts",
+     [](AdminConfig& c, const YN& n, const Str& p) { ReadHostList(c.allowed_hosts, n, p); }},
+    {"max_connections",
+     [](AdminConfig& c, const YN& n, const Str& p) { c.max_connections = Count(n, p); }},
+    {"header_timeout_seconds",
+     [](AdminConfig& c, const YN& n, const Str& p) { c.header_timeout_seconds = Count(n, p); }},
+    {"max_header_size",
+     [](AdminConfig& c, const YN& n, const Str& p) { c.max_header_size = Size(n, p); }},
+    {"max_body_size",
+     [](AdminConfig& c, const YN& n, const Str& p) { c.max_body_size = Size(n, p); }},
+};
+
 const Field<Config> kTopFields[] = {
     {"network", [](Config& c, const YN& n, const Str& p) { ReadFields(c.network, n, p, kNetworkFields); }},
     {"memory", [](Config& c, const YN& n, const Str& p) { ReadFields(c.memory, n, p, kMemoryFields); }},
@@ -279,6 +336,7 @@ const Field<Config> kTopFields[] = {
     {"storage", [](Config& c, const YN& n, const Str& p) { ReadFields(c.storage, n, p, kStorageFields); }},
     {"server", [](Config& c, const YN& n, const Str& p) { ReadFields(c.server, n, p, kServerFields); }},
     {"limits", [](Config& c, const YN& n, const Str& p) { ReadFields(c.limits, n, p, kLimitsFields); }},
+    {"admin", [](Config& c, const YN& n, const Str& p) { ReadFields(c.admin, n, p, kAdminFields); }},
 };
 
 // Reads a document onto `config`: the fields it names change, the rest stay.
@@ -335,6 +393,13 @@ YAML::Node DriveList(std::string_view paths) {
     drive["media"] = std::string(media);
     list.push_back(drive);
   }
+  return list;
+}
+
+// admin.allowed_hosts from the command line: NAME,NAME,... as a list.
+YAML::Node NameList(std::string_view names) {
+  YAML::Node list(YAML::NodeType::Sequence);
+  for (std::string_view name : SplitList(names)) list.push_back(std::string(name));
   return list;
 }
 
@@ -452,17 +517,21 @@ void ApplyOverride(Config& config, std::string_view dotted_path, std::string_vie
     start = dot + 1;
   }
   const bool drives = dotted_path == "storage.drives";
-  if (drives) {
-    for (std::string_view media : SplitList(value)) {
-      if (media.empty()) {
-        throw ConfigError("storage.drives: " + Quote(value) +
-                          ": an empty path (write PATH,PATH,...)");
+  const bool hosts = dotted_path == "admin.allowed_hosts";
+  if (drives || hosts) {
+    for (std::string_view item : SplitList(value)) {
+      if (item.empty()) {
+        throw ConfigError(std::string(dotted_path) + ": " + Quote(value) +
+                          (drives ? ": an empty path (write PATH,PATH,...)"
+                                  : ": an empty name (write NAME,NAME,...)"));
       }
     }
   }
   // The value as a file would hold it, nested under its path and read by the
   // same tables as a file: same checks, same messages.
-  const YAML::Node doc = Nest(parts, drives ? DriveList(value) : YAML::Node(std::string(value)));
+  const YAML::Node leaf =
+      drives ? DriveList(value) : hosts ? NameList(value) : YAML::Node(std::string(value));
+  const YAML::Node doc = Nest(parts, leaf);
   Config changed = config;
   ReadDocument(changed, doc);
   config = std::move(changed);
@@ -633,6 +702,33 @@ void Validate(const Config& c) {
   positive("limits.stream_idle_seconds", c.limits.stream_idle_seconds);
   positive("limits.attach_timeout", c.limits.attach_timeout_ms);
   positive("limits.max_unattached_connections", c.limits.max_unattached_connections);
+
+  // admin
+  for (size_t i = 0; i < c.admin.allowed_hosts.size(); ++i) {
+    const std::string path = "admin.allowed_hosts[" + std::to_string(i) + "]";
+    const std::string& name = c.admin.allowed_hosts[i];
+    if (name.empty()) fail(path, "empty (list host names, e.g. memkv-01.example.com)");
+    // Compared with the name part of a request's Host: no port, scheme,
+    // path or wildcard can ever match one.
+    for (char ch : name) {
+      const bool ok = std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' ||
+                      ch == '_';
+      if (!ok) {
+        fail(path, Quote(name) +
+                       ": not a host name (letters, digits, '.', '-'; no port, scheme or "
+                       "wildcard; IP addresses and localhost are always answered)");
+      }
+    }
+    if (name.size() > 253) fail(path, "longer than a host name can be (253 characters)");
+  }
+  positive("admin.max_connections", c.admin.max_connections);
+  positive("admin.header_timeout_seconds", c.admin.header_timeout_seconds);
+  if (c.admin.max_header_size < kKiB || c.admin.max_header_size > kMiB) {
+    fail("admin.max_header_size",
+         SizeText(c.admin.max_header_size) + ": must be from 1 KiB to 1 MiB");
+  }
+  if (c.admin.max_body_size < kKiB || c.admin.max_body_size > kGiB)
+    fail("admin.max_body_size", SizeText(c.admin.max_body_size) + ": must be from 1 KiB to 1 GiB");
 }
 
 // ---- Writing and deriving ------------------------------------------------
@@ -694,6 +790,18 @@ std::string ToYaml(const Config& c) {
   out << YAML::Key << "attach_timeout" << YAML::Value << MillisText(l.attach_timeout_ms);
   out << YAML::Key << "max_unattached_connections" << YAML::Value
       << std::to_string(l.max_unattached_connections);
+  out << YAML::EndMap;
+
+  const AdminConfig& a = c.admin;
+  out << YAML::Key << "admin" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "allowed_hosts" << YAML::Value << YAML::BeginSeq;
+  for (const std::string& name : a.allowed_hosts) out << name;
+  out << YAML::EndSeq;
+  out << YAML::Key << "max_connections" << YAML::Value << std::to_string(a.max_connections);
+  out << YAML::Key << "header_timeout_seconds" << YAML::Value
+      << std::to_string(a.header_timeout_seconds);
+  out << YAML::Key << "max_header_size" << YAML::Value << SizeText(a.max_header_size);
+  out << YAML::Key << "max_body_size" << YAML::Value << SizeText(a.max_body_size);
   out << YAML::EndMap;
 
   out << YAML::EndMap;

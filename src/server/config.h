@@ -130,6 +130,24 @@ struct LimitsConfig {
   bool operator==(const LimitsConfig&) const = default;
 };
 
+// The admin HTTP API on network.address's port + 1 (docs/admin-api.md).
+struct AdminConfig {
+  // Host names the admin port answers to besides IP addresses and
+  // `localhost` (the name in the browser's address bar when the dashboard is
+  // opened by name). Any other Host is refused: no page on a foreign name
+  // can reach the port through DNS rebinding.
+  std::vector<std::string> allowed_hosts;
+  // Connections at once. When all are taken, the one that has waited
+  // longest for a whole request is closed to let a new one in.
+  uint32_t max_connections = 64;
+  // A request's headers arrive within this of the connection opening or of
+  // the previous response (also the keep-alive idle time).
+  uint32_t header_timeout_seconds = 10;
+  uint64_t max_header_size = 16 * kKiB;  // request line and fields; more: 431
+  uint64_t max_body_size = kMiB;         // more: 413
+  bool operator==(const AdminConfig&) const = default;
+};
+
 struct Config {
   NetworkConfig network;
   MemoryConfig memory;
@@ -137,6 +155,7 @@ struct Config {
   StorageConfig storage;
   ServerConfig server;
   LimitsConfig limits;
+  AdminConfig admin;
 
   // What `memkv server` runs with no config file: two 1 GiB sparse file
   // drives ./var/memkv/drive{0,1}.img (created when missing), 256 MiB of
@@ -162,14 +181,15 @@ Config LoadConfigFile(const std::string& path);
 // same checks and messages as the file: "memory.max_size", "512 MiB";
 // "network.allow_unauthenticated", "true". A section path is refused.
 // `storage.drives` takes a comma-separated list of paths and replaces the
-// list. Throws ConfigError; `config` is unchanged then.
+// list; so does `admin.allowed_hosts`, of names. Throws ConfigError; `config` is unchanged then.
 void ApplyOverride(Config& config, std::string_view dotted_path, std::string_view value);
 
 // Checks ranges and what depends on several fields: address and port, TLS
 // pair, auth key (never echoed), Unix socket path length, block sizes (4 KiB
 // multiples), max_size >= block_size, drives for file/direct mode (present,
 // distinct), watermarks (0 <= low < high <= 1), threads 1..kMaxThreads,
-// limits >= 1, and the security default (beyond loopback needs
+// limits >= 1, admin limits in range and allowed_hosts plain host names,
+// and the security default (beyond loopback needs
 // network.auth_key or network.allow_unauthenticated: true). Stops at the
 // first problem: throws ConfigError naming the field and the fix.
 void Validate(const Config& config);

@@ -1200,6 +1200,10 @@ void Server::Impl::Adopt(int fd, bool is_unix, std::string peer) {
   std::shared_ptr<Connection> evict;
   {
     std::lock_guard lock(mu);
+    // An accept that completed as the listener closed: Shutdown has
+    // collected (or is about to collect, under this lock) the connections to
+    // close, and would never close this one.
+    if (stopping.load()) return;
     std::erase_if(connections, [](const std::weak_ptr<Connection>& w) { return w.expired(); });
     connections.push_back(conn);
     // A flood of connections that never attach must not lock clients out:

@@ -35,6 +35,22 @@ check "the unreachable one is marked" grep -q '"reachable": false' both.json
 check "health of an unreachable server fails" test $? -ne 0
 check "the error names the server" grep -q "127.0.0.1:1" down.err
 
+admin_port=${admin##*:}
+"$memkv" admin health --server "http://localhost:$admin_port" >byname.txt 2>&1
+check "admin health by localhost works" grep -Eq "healthy +2 +0 +2" byname.txt
+
+if command -v curl >/dev/null; then
+  # The reproduction: a web page's POST (DNS rebinding) is refused.
+  code=$(curl -s -o reset.json -w '%{http_code}' -X POST -H 'Origin: http://evil.example' \
+    -H "Host: evil.example:$admin_port" "$admin/v1/drives/1/reset")
+  check "a foreign Host cannot reset a drive" test "$code" = 403
+  check "the refusal names admin.allowed_hosts" grep -q "admin.allowed_hosts" reset.json
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Origin: http://evil.example" \
+    "$admin/v1/drives/1/reset")
+  check "a foreign Origin cannot reset a drive" test "$code" = 403
+  check "curl from a shell reads" curl -sf "$admin/v1/health" -o /dev/null
+fi
+
 "$memkv" --help >help.txt
 check "--help lists admin" grep -q "admin" help.txt
 

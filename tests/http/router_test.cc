@@ -205,6 +205,44 @@ TEST_F(RouterTest, StateChangingRequestsNeedTheBearerToken) {
   EXPECT_EQ(Serve(router_, Method::kGet, "/v1/health").status, 200);
 }
 
+TEST_F(RouterTest, TheHostPolicyComesBeforeEverythingElse) {
+  router_.RequireBearer("s3cret");
+  HostPolicy policy;
+  policy.allowed_hosts_setting = "admin.allowed_hosts";
+  router_.SetHostPolicy(policy);
+  const std::pair<std::string, std::string> evil{"Host", "evil.example:9901"};
+  // Before auth, 404, 405 and files: a foreign page learns nothing.
+  for (const auto& [method, target] :
+       std::vector<std::pair<Method, std::string>>{{Method::kPost, "/v1/drives/1/reset"},
+                                                   {Method::kGet, "/v1/health"},
+                                                   {Method::kGet, "/v1/nothing"},
+                                                   {Method::kPut, "/v1/health"},
+                                                   {Method::kGet, "/docs/"},
+                                                   {Method::kGet, "not-origin-form"}}) {
+    const Response r = Serve(router_, method, target, {evil});
+    EXPECT_EQ(r.status, 403) << target;
+    EXPECT_EQ(r.content_type, "application/json");
+    const json::value v = json::parse(r.body);
+    EXPECT_EQ(v.at("reason"), "host") << target;
+    EXPECT_NE(std::string(v.at("error").as_string()).find("admin.allowed_hosts"),
+              std::string::npos);
+  }
+  Response r = Serve(router_, Method::kPost, "/v1/drives/1/reset",
+                     {{"Host", "127.0.0.1:9901"}, {"Origin", "http://evil.example"},
+                      {"Authorization", "Bearer s3cret"}});
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(json::parse(r.body).at("reason"), "origin");
+  // A good Host and no Origin: the bearer check still applies.
+  EXPECT_EQ(Serve(router_, Method::kPost, "/v1/drives/1/reset", {{"Host", "127.0.0.1:9901"}})
+                .status,
+            401);
+  EXPECT_EQ(Serve(router_, Method::kPost, "/v1/drives/1/reset",
+                  {{"Host", "127.0.0.1:9901"}, {"Authorization", "Bearer s3cret"}})
+                .status,
+            200);
+  EXPECT_EQ(Serve(router_, Method::kGet, "/v1/health", {{"Host", "localhost"}}).status, 200);
+}
+
 TEST_F(RouterTest, StaticFilesAreServedByExactName) {
   Response r = Serve(router_, Method::kGet, "/docs/");
   EXPECT_EQ(r.status, 200);

@@ -4,11 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <memory>
 #include <thread>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -38,6 +43,15 @@ class HttpServerTest : public ::testing::Test {
       o["peer_set"] = !req.peer.empty();
       co_return JsonResponse(200, o);
     });
+    // Answers once the test releases it: a request being handled.
+    router_.Add(Method::kGet, "/hold", [this](const Request&) -> Awaitable<Response> {
+      boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
+      while (!release_.load()) {
+        t.expires_after(std::chrono::milliseconds(5));
+        co_await t.async_wait(boost::asio::use_awaitable);
+      }
+      co_return JsonResponse(200, json::object{});
+    });
   }
   void StartServer(Limits limits) {
     Options opt;
@@ -47,6 +61,7 @@ class HttpServerTest : public ::testing::Test {
     thread_ = std::thread([this] { ctx_.run(); });
   }
   void TearDown() override {
+    release_.store(true);
     if (server_) server_->Stop();
     guard_.reset();
     ctx_.stop();
@@ -61,7 +76,15 @@ class HttpServerTest : public ::testing::Test {
   Router router_;
   std::unique_ptr<Server> server_;
   std::thread thread_;
+  std::atomic<bool> release_{false};
 };
+
+// Waits (without a deadline of its own; ctest's bounds the test) until the
+// server counts `n` of something.
+template <class F>
+void WaitFor(F count, uint64_t n) {
+  while (count() < n) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+}
 
 TEST_F(HttpServerTest, AnswersAndKeepsTheConnectionAlive) {
   StartServer({});
@@ -189,23 +212,65 @@ TEST_F(HttpServerTest, MalformedRequestIs400) {
   EXPECT_TRUE(c.ClosedWithin(10000));
 }
 
-TEST_F(HttpServerTest, ConnectionsOverTheCapAreAnswered503) {
+TEST_F(HttpServerTest, ConnectionsOverTheCapAreAnswered503WhenAllAreBeingAnswered) {
   Limits lim;
   lim.max_connections = 2;
   StartServer(lim);
   RawHttp a(port()), b(port());
-  // Both are served (so both are counted before the third comes).
-  for (RawHttp* c : {&a, &b}) {
-    ASSERT_TRUE(c->Send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
-    ASSERT_TRUE(c->Read());
-  }
+  // Both are in a handler (so neither may be evicted) before the third comes.
+  for (RawHttp* c : {&a, &b}) ASSERT_TRUE(c->Send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"));
+  WaitFor([&] { return server_->stats().requests; }, 2);
   RawHttp third(port());
   auto r = third.Read();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(r->Field("Retry-After"), "1");
   EXPECT_TRUE(third.ClosedWithin(10000));
   EXPECT_EQ(server_->stats().connections_refused, 1u);
+  EXPECT_EQ(server_->stats().connections_evicted, 0u);
   EXPECT_EQ(server_->stats().connections_open, 2u);
+  // The two held requests are answered whole.
+  release_.store(true);
+  for (RawHttp* c : {&a, &b}) {
+    auto held = c->Read();
+    ASSERT_TRUE(held);
+    EXPECT_EQ(held->status, 200);
+  }
+}
+
+TEST_F(HttpServerTest, AFloodOfIdleConnectionsDoesNotLockOutANewRequest) {
+  Limits lim;
+  lim.max_connections = 4;
+  StartServer(lim);
+  // The oldest sends nothing; then one half a request line, one whole
+  // headers but half a body, one that was answered and idles in keep-alive.
+  std::vector<std::unique_ptr<RawHttp>> flood;
+  for (int i = 0; i < 4; ++i) flood.push_back(std::make_unique<RawHttp>(port()));
+  WaitFor([&] { return server_->stats().connections_open; }, 4);
+  ASSERT_TRUE(flood[1]->Send("GET /hel"));
+  ASSERT_TRUE(flood[2]->Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab"));
+  ASSERT_TRUE(flood[3]->Send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(flood[3]->Read());
+  // Each new request gets in, by closing the connection that has waited
+  // longest for a whole request. The probes stay open (answered, so they
+  // have waited less than the flood), keeping the server full.
+  std::vector<std::unique_ptr<RawHttp>> probes;
+  for (int i = 0; i < 3; ++i) {
+    RawHttp& probe = *probes.emplace_back(std::make_unique<RawHttp>(port()));
+    ASSERT_TRUE(probe.Send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto r = probe.Read();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->status, 200) << i;
+    EXPECT_TRUE(flood[i]->ClosedWithin(10000)) << i;
+  }
+  EXPECT_EQ(server_->stats().connections_refused, 0u);
+  EXPECT_GE(server_->stats().connections_evicted, 3u);
+  EXPECT_EQ(flood[0]->buffered(), "");  // closed without an answer
+  // The connection answered last is still there and still served.
+  ASSERT_TRUE(flood[3]->Send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto again = flood[3]->Read();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
 }
 
 TEST_F(HttpServerTest, TheClientFetches) {

@@ -122,6 +122,21 @@ class AdminTest : public ::testing::Test {
 
 uint64_t U(const json::value& v) { return v.to_number<uint64_t>(); }
 
+// One request with exactly the header lines `fields` ("Name: value\r\n"
+// each), on its own connection, as a browser or curl would send it.
+std::optional<RawHttp::Reply> Send(uint16_t port, const std::string& method,
+                                   const std::string& target, const std::string& fields) {
+  RawHttp c(port);
+  if (!c.ok() || !c.Send(method + " " + target + " HTTP/1.1\r\n" + fields +
+                         "Content-Length: 0\r\nConnection: close\r\n\r\n"))
+    return std::nullopt;
+  return c.Read();
+}
+
+std::string ErrorOf(const RawHttp::Reply& r) {
+  return std::string(json::parse(r.body).at("error").as_string());
+}
+
 TEST_F(AdminTest, HealthAndReadyOfAHealthyServer) {
   auto s = Start();
   const json::value h = GetJson("/v1/health");
@@ -430,6 +445,193 @@ TEST_F(AdminTest, ResetThroughTheApiWhileTheOtherDriveServesTraffic) {
   // And it takes new values.
   for (StatusCode st : Put(*c, kv)) EXPECT_EQ(st, StatusCode::kOk);
   for (const auto& [status, value] : Get(*c, keys)) EXPECT_EQ(status, StatusCode::kOk);
+}
+
+// The issue's reproduction: on the embedded default, a page on a foreign
+// name (DNS rebinding: Host evil.example, Origin evil.example) reset drive
+// 1 and its keys were gone. Also a foreign Origin with our own Host (a
+// plain cross-site POST) and a browser's Sec-Fetch-Site: cross-site.
+TEST_F(AdminTest, AWebPageCannotResetADrive) {
+  auto s = Start();
+  const std::string port = std::to_string(s->admin_port());
+  auto c = std::make_unique<RawClient>(ConnectTcp(s->port()));
+  ASSERT_TRUE(c->Attach());
+  std::vector<std::pair<std::string, std::string>> kv;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 32; ++i) {
+    keys.push_back("key-" + std::to_string(i));
+    kv.push_back({keys.back(), ValueOf(keys.back())});
+  }
+  for (StatusCode st : Put(*c, kv)) ASSERT_EQ(st, StatusCode::kOk);
+  const uint64_t gen1 = U(GetJson("/v1/drives").at("drives").as_array()[1].at("generation"));
+
+  struct Attempt {
+    std::string fields;
+    std::string reason;
+  };
+  for (const Attempt& a : std::vector<Attempt>{
+           {"Host: evil.example:" + port + "\r\nOrigin: http://evil.example\r\n", "host"},
+           {"Host: 127.0.0.1:" + port + "\r\nOrigin: http://evil.example\r\n", "origin"},
+           {"Host: 127.0.0.1:" + port + "\r\nOrigin: null\r\n", "origin"},
+           {"Host: 127.0.0.1:" + port + "\r\nOrigin: http://127.0.0.1:8080\r\n", "origin"},
+           {"Host: 127.0.0.1:" + port + "\r\nSec-Fetch-Site: cross-site\r\n",
+            "sec-fetch-site"}}) {
+    const auto r = Send(s->admin_port(), "POST", "/v1/drives/1/reset", a.fields);
+    ASSERT_TRUE(r) << a.fields;
+    EXPECT_EQ(r->status, 403) << a.fields << r->body;
+    EXPECT_EQ(r->Field("Content-Type"), "application/json");
+    EXPECT_EQ(std::string(json::parse(r->body).at("reason").as_string()), a.reason) << a.fields;
+  }
+  const auto r = Send(s->admin_port(), "POST", "/v1/drives/1/reset",
+                      "Host: evil.example:" + port + "\r\nOrigin: http://evil.example\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(ErrorOf(*r), "host 'evil.example:" + port +
+                             "' is not one this server answers to; add 'evil.example' to "
+                             "admin.allowed_hosts");
+  // Nothing was reset: every key is still there.
+  EXPECT_EQ(U(GetJson("/v1/drives").at("drives").as_array()[1].at("generation")), gen1);
+  const auto got = Get(*c, keys);
+  ASSERT_EQ(got.size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(got[i].first, StatusCode::kOk) << keys[i];
+    EXPECT_EQ(got[i].second, ValueOf(keys[i])) << keys[i];
+  }
+}
+
+TEST_F(AdminTest, ReadsWithAForeignHostAreRefused) {
+  auto s = Start();
+  const std::string port = std::to_string(s->admin_port());
+  for (const char* target : {"/v1/sessions", "/v1/status", "/metrics", "/", "/dashboard.js",
+                             "/docs/", "/v1/nothing"}) {
+    const auto r = Send(s->admin_port(), "GET", target, "Host: evil.example:" + port + "\r\n");
+    ASSERT_TRUE(r) << target;
+    EXPECT_EQ(r->status, 403) << target;
+    EXPECT_EQ(json::parse(r->body).at("reason"), "host") << target;
+    EXPECT_EQ(r->body.find("sessions\""), std::string::npos) << target;
+  }
+  // No Host at all (HTTP/1.0) is no better.
+  RawHttp old(s->admin_port());
+  ASSERT_TRUE(old.Send("GET /v1/sessions HTTP/1.0\r\n\r\n"));
+  auto r = old.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+}
+
+TEST_F(AdminTest, AllowedHostsAreAnsweredByName) {
+  auto s = Start({"--set", "admin.allowed_hosts=memkv-01.example.com,dash.local"});
+  const std::string port = std::to_string(s->admin_port());
+  auto r = Send(s->admin_port(), "GET", "/v1/sessions", "Host: MEMKV-01.example.com:" + port + "\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  // The dashboard opened by that name resets a drive (same-origin POST).
+  r = Send(s->admin_port(), "POST", "/v1/drives/0/reset",
+           "Host: dash.local:" + port + "\r\nOrigin: http://dash.local:" + port +
+               "\r\nSec-Fetch-Site: same-origin\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  r = Send(s->admin_port(), "GET", "/v1/health", "Host: evil.example\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+}
+
+TEST_F(AdminTest, TheDashboardAndCurlKeepWorking) {
+  auto s = Start();
+  const std::string port = std::to_string(s->admin_port());
+  // The dashboard's fetches, as a browser sends them from http://127.0.0.1:PORT/.
+  for (const std::string host : {"127.0.0.1:" + port, "localhost:" + port, "[::1]:" + port}) {
+    for (const char* target : {"/", "/dashboard.js", "/v1/status", "/v1/sessions", "/v1/metrics"}) {
+      const auto r = Send(s->admin_port(), "GET", target,
+                          "Host: " + host + "\r\nSec-Fetch-Site: same-origin\r\nReferer: http://" +
+                              host + "/\r\n");
+      ASSERT_TRUE(r) << host << target;
+      EXPECT_EQ(r->status, 200) << host << target << r->body;
+    }
+  }
+  // A same-origin POST from the dashboard's page.
+  auto r = Send(s->admin_port(), "POST", "/v1/drives/0/reset",
+                "Host: 127.0.0.1:" + port + "\r\nOrigin: http://127.0.0.1:" + port +
+                    "\r\nSec-Fetch-Site: same-origin\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  // curl: a Host of the URL, no Origin.
+  r = Send(s->admin_port(), "POST", "/v1/drives/1/reset",
+           "Host: 127.0.0.1:" + port + "\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  // The project's own client, by address and by name.
+  EXPECT_EQ(Fetch("GET", "/v1/health").status, 200);
+  auto by_name = http::ParseUrl("http://localhost:" + port);
+  ASSERT_TRUE(by_name);
+  auto f = http::Fetch(*by_name, "GET", "/v1/health");
+  ASSERT_TRUE(f) << f.error().message();
+  EXPECT_EQ(f->status, 200);
+}
+
+TEST_F(AdminTest, ASameOriginPostStillNeedsTheAuthKey) {
+  auto s = Start({"--set", std::string("network.auth_key=") + kKeyHex});
+  const std::string port = std::to_string(s->admin_port());
+  const std::string same = "Host: 127.0.0.1:" + port + "\r\nOrigin: http://127.0.0.1:" + port + "\r\n";
+  auto r = Send(s->admin_port(), "POST", "/v1/drives/0/reset", same);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  r = Send(s->admin_port(), "POST", "/v1/drives/0/reset",
+           same + "Authorization: Bearer " + kKeyHex + "\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  // The right key does not make a foreign page welcome.
+  r = Send(s->admin_port(), "POST", "/v1/drives/0/reset",
+           "Host: 127.0.0.1:" + port + "\r\nOrigin: http://evil.example\r\nAuthorization: Bearer " +
+               kKeyHex + "\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+}
+
+// The admin port must answer a liveness probe even when every connection
+// it allows is taken by clients that send nothing (they used to hold it
+// until their header timeout; the probe got 503).
+TEST_F(AdminTest, HealthAnswersWhileIdleConnectionsFillTheCap) {
+  auto s = Start();
+  std::vector<std::unique_ptr<RawHttp>> idle;
+  for (int i = 0; i < 64; ++i) {
+    idle.push_back(std::make_unique<RawHttp>(s->admin_port()));
+    ASSERT_TRUE(idle.back()->ok()) << i;
+  }
+  // Accepted in order: the probe comes after all 64 are in.
+  RawHttp probe(s->admin_port());
+  ASSERT_TRUE(probe.Send("GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  auto r = probe.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body).at("status"), "healthy");
+  EXPECT_TRUE(idle[0]->ClosedWithin(10000));  // the one that waited longest
+  ASSERT_TRUE(probe.Send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  r = probe.Read();
+  ASSERT_TRUE(r);
+  const size_t at = r->body.find("\nmemkv_admin_connections_evicted_total ");
+  ASSERT_NE(at, std::string::npos) << r->body;
+  EXPECT_GE(std::atoi(r->body.c_str() + at + 39), 1) << r->body.substr(at, 45);
+  EXPECT_NE(r->body.find("memkv_admin_connections_refused_total 0\n"), std::string::npos);
+}
+
+TEST_F(AdminTest, AdminLimitsComeFromTheConfig) {
+  auto s = Start({"--set", "admin.max_connections=2", "--set", "admin.max_body_size=2 KiB",
+                  "--set", "admin.max_header_size=1 KiB"});
+  RawHttp a(s->admin_port()), b(s->admin_port());
+  RawHttp probe(s->admin_port());
+  ASSERT_TRUE(probe.Send("GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  auto r = probe.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(a.ClosedWithin(10000));
+  r = Send(s->admin_port(), "POST", "/v1/drives/0/reset",
+           "Host: 127.0.0.1\r\nX-Pad: " + std::string(2000, 'x') + "\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 431);
+  RawHttp big(s->admin_port());
+  ASSERT_TRUE(big.Send("POST /v1/drives/0/reset HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4096\r\n\r\n"));
+  r = big.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
 }
 
 TEST_F(AdminTest, HttpsWhenCertificateAndKeyAreSet) {

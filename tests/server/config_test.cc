@@ -84,6 +84,11 @@ TEST(Config, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.limits.max_sessions, 1024u);
   EXPECT_EQ(c.limits.max_regions_per_session, 64u);
   EXPECT_EQ(c.limits.stream_idle_seconds, 30u);
+  EXPECT_TRUE(c.admin.allowed_hosts.empty());
+  EXPECT_EQ(c.admin.max_connections, 64u);
+  EXPECT_EQ(c.admin.header_timeout_seconds, 10u);
+  EXPECT_EQ(c.admin.max_header_size, 16 * kKiB);
+  EXPECT_EQ(c.admin.max_body_size, kMiB);
 }
 
 TEST(Config, AnEmptyDocumentGivesTheDefaults) {
@@ -146,6 +151,12 @@ limits:
   max_sessions: 300
   max_regions_per_session: 7
   stream_idle_seconds: 5
+admin:
+  allowed_hosts: [memkv-01.example.com, dashboard.local]
+  max_connections: 8
+  header_timeout_seconds: 3
+  max_header_size: 8 KiB
+  max_body_size: 64 KiB
 )";
   const Config c = ParseConfig(yaml);
   EXPECT_EQ(c.network.address, "0.0.0.0:7000");
@@ -173,6 +184,12 @@ limits:
   EXPECT_EQ(c.limits.max_sessions, 300u);
   EXPECT_EQ(c.limits.max_regions_per_session, 7u);
   EXPECT_EQ(c.limits.stream_idle_seconds, 5u);
+  EXPECT_EQ(c.admin.allowed_hosts,
+            (std::vector<std::string>{"memkv-01.example.com", "dashboard.local"}));
+  EXPECT_EQ(c.admin.max_connections, 8u);
+  EXPECT_EQ(c.admin.header_timeout_seconds, 3u);
+  EXPECT_EQ(c.admin.max_header_size, 8 * kKiB);
+  EXPECT_EQ(c.admin.max_body_size, 64 * kKiB);
   EXPECT_NO_THROW(Validate(c));
 }
 
@@ -264,6 +281,19 @@ TEST(ConfigErrors, SectionsMustBeMaps) {
   EXPECT_THAT(ParseError("network: 127.0.0.1:9900\n"),
               StartsWith("network: expected a map with the fields address, tls_cert"));
   EXPECT_THAT(ParseError("- a\n- b\n"), StartsWith("a config is a map with the sections network, memory"));
+}
+
+// Found by config_fuzz: a lone byte came back from ToYaml as U+FFFD, so a
+// printed config named another file.
+TEST(ConfigErrors, TextThatIsNotUtf8IsRefused) {
+  EXPECT_THAT(ParseError("storage:\n  drives:\n    - media: ./dri\xbd.img\n"),
+              StartsWith("storage.drives[0].media: not valid UTF-8"));
+  EXPECT_THAT(ParseError("network: {auth_key: \"\xc3\"}"), StartsWith("network.auth_key: not valid UTF-8"));
+  EXPECT_THAT(ParseError("rdma: {device: \"\xed\xa0\x80\"}"), HasSubstr("not valid UTF-8"));  // a surrogate
+  EXPECT_THAT(ParseError("rdma: {device: \"\xc0\xaf\"}"), HasSubstr("not valid UTF-8"));  // overlong
+  const Config c = ParseConfig("storage:\n  drives:\n    - media: /d\xc3\xa9v/\xe2\x82\xac\xf0\x9f\x98\x80\n");
+  EXPECT_EQ(c.storage.drives.at(0).media, "/d\xc3\xa9v/\xe2\x82\xac\xf0\x9f\x98\x80");
+  EXPECT_EQ(ParseConfig(ToYaml(c)), c);
 }
 
 TEST(ConfigErrors, FieldGivenTwice) {
@@ -512,6 +542,71 @@ TEST(ConfigOverride, ValidationRunsAfterOverrides) {
   EXPECT_EQ(ValidateError(c), "");
 }
 
+TEST(ConfigOverride, AllowedHostsTakeACommaSeparatedList) {
+  Config c = Config::EmbeddedDefault();
+  ApplyOverride(c, "admin.allowed_hosts", "memkv-01.example.com, dashboard.local");
+  EXPECT_EQ(c.admin.allowed_hosts,
+            (std::vector<std::string>{"memkv-01.example.com", "dashboard.local"}));
+  ApplyOverride(c, "admin.allowed_hosts", "");
+  EXPECT_TRUE(c.admin.allowed_hosts.empty());
+  EXPECT_THAT(OverrideError("admin.allowed_hosts", "a,,b"),
+              StartsWith("admin.allowed_hosts: \"a,,b\": an empty name"));
+  ApplyOverride(c, "admin.max_connections", "5");
+  EXPECT_EQ(c.admin.max_connections, 5u);
+}
+
+// ---- The admin section ---------------------------------------------------------
+
+TEST(ConfigAdmin, AllowedHostsAreAListOfNames) {
+  EXPECT_THAT(ParseError("admin: {allowed_hosts: memkv.example}"),
+              StartsWith("admin.allowed_hosts: expected a list of host names"));
+  EXPECT_THAT(ParseError("admin: {allowed_hosts: [[a]]}"),
+              StartsWith("admin.allowed_hosts[0]: expected a value, got a list"));
+  EXPECT_THAT(ParseError("admin: {bogus: 1}"), StartsWith("admin.bogus: unknown field"));
+  EXPECT_TRUE(ParseConfig("admin: {allowed_hosts: }").admin.allowed_hosts.empty());
+}
+
+TEST(ConfigAdmin, ValidateNamesTheBadEntry) {
+  const auto with_hosts = [](std::vector<std::string> hosts) {
+    Config c = Config::EmbeddedDefault();
+    c.admin.allowed_hosts = std::move(hosts);
+    return ValidateError(c);
+  };
+  EXPECT_EQ(with_hosts({"memkv-01.example.com", "node_7.lan", "localhost"}), "");
+  EXPECT_THAT(with_hosts({"ok.example", "evil.example:9901"}),
+              StartsWith("admin.allowed_hosts[1]: \"evil.example:9901\": not a host name"));
+  EXPECT_THAT(with_hosts({"http://x.example"}), StartsWith("admin.allowed_hosts[0]:"));
+  EXPECT_THAT(with_hosts({"*.example.com"}), StartsWith("admin.allowed_hosts[0]:"));
+  EXPECT_THAT(with_hosts({""}), StartsWith("admin.allowed_hosts[0]: empty"));
+  EXPECT_THAT(with_hosts({std::string(254, 'a')}), StartsWith("admin.allowed_hosts[0]: longer"));
+}
+
+TEST(ConfigAdmin, LimitsInRange) {
+  const auto with = [](auto set) {
+    Config c = Config::EmbeddedDefault();
+    set(c.admin);
+    return ValidateError(c);
+  };
+  EXPECT_THAT(with([](AdminConfig& a) { a.max_connections = 0; }),
+              StartsWith("admin.max_connections: must be at least 1"));
+  EXPECT_THAT(with([](AdminConfig& a) { a.header_timeout_seconds = 0; }),
+              StartsWith("admin.header_timeout_seconds: must be at least 1"));
+  EXPECT_THAT(with([](AdminConfig& a) { a.max_header_size = 100; }),
+              StartsWith("admin.max_header_size: 100 B: must be from 1 KiB to 1 MiB"));
+  EXPECT_THAT(with([](AdminConfig& a) { a.max_header_size = 2 * kMiB; }),
+              StartsWith("admin.max_header_size:"));
+  EXPECT_THAT(with([](AdminConfig& a) { a.max_body_size = 0; }),
+              StartsWith("admin.max_body_size:"));
+  EXPECT_THAT(with([](AdminConfig& a) { a.max_body_size = 2 * kGiB; }),
+              StartsWith("admin.max_body_size:"));
+  EXPECT_EQ(with([](AdminConfig& a) {
+              a.max_connections = 1;
+              a.max_header_size = kKiB;
+              a.max_body_size = kGiB;
+            }),
+            "");
+}
+
 // ---- Output and derived values ------------------------------------------------------
 
 TEST(ConfigYaml, RoundTripsTheEmbeddedDefault) {
@@ -536,6 +631,11 @@ TEST(ConfigYaml, RoundTripsEveryField) {
   c.storage.eviction = {0.123456789, 0.1};
   c.server.threads = 77;
   c.limits = {kGiB - 1, 1, 2, 12345, 3, 4};
+  c.admin.allowed_hosts = {"a.example", "null", "true", "-x"};
+  c.admin.max_connections = 3;
+  c.admin.header_timeout_seconds = 99;
+  c.admin.max_header_size = 5000;
+  c.admin.max_body_size = 2 * kGiB;
   const std::string yaml = ToYaml(c);
   EXPECT_EQ(ParseConfig(yaml), c) << yaml;
 }
