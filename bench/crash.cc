@@ -527,8 +527,7 @@ class CrashRun {
         counts_.checked_puts += j.checked_acked_put;
         counts_.checked_deletes += j.checked_acked_delete;
         counts_.resolved += j.resolved_flight;
-        k.acked = j.now;
-        k.flight.reset();
+        Settle(k, j);
       }
     }
     return counts_.clean();
@@ -675,8 +674,8 @@ class CrashRun {
   std::string CountsLine() const {
     char buf[512];
     std::snprintf(buf, sizeof buf,
-                  "%llu puts and %llu deletes acknowledged; checked %llu acknowledged values, "
-                  "%llu acknowledged deletes, %llu in flight resolved; %llu lost, %llu wrong, "
+                  "%llu puts and %llu deletes acknowledged; read back %llu acknowledged values "
+                  "and %llu acknowledged deletes, %llu in-flight outcomes; %llu lost, %llu wrong, "
                   "%llu resurrected, %llu unreadable",
                   static_cast<unsigned long long>(counts_.acked_puts),
                   static_cast<unsigned long long>(counts_.acked_deletes),

@@ -62,10 +62,16 @@ struct KeyLedger {
     given.push_back({seed, cycle});
   }
   void BeginDelete() { flight = KeyState::Deleted(); }
+  // True when `acked` was not acknowledged but seen after a kill (an
+  // operation in flight that landed): reads of it are not counted as
+  // checks of an acknowledged operation.
+  bool seen_only = false;
+
   // The operation in flight was acknowledged.
   void Ack() {
     acked = *flight;
     flight.reset();
+    seen_only = false;
   }
 };
 
@@ -123,6 +129,15 @@ inline std::string DescribeState(const KeyState& s, uint64_t max_size) {
   return "?";
 }
 
+// After an ok verdict: what the key holds from now on.
+inline void Settle(KeyLedger& k, const Judgement& j) {
+  if (k.flight && j.now == *k.flight) {
+    k.acked = j.now;
+    k.seen_only = true;
+  }
+  k.flight.reset();
+}
+
 // Judges a read of key `k`. For a value, `holds(seed)` says whether the
 // bytes read are exactly the value of that seed (size and bytes); `size`
 // and `error` describe what was read for the message.
@@ -155,13 +170,13 @@ inline Judgement Judge(const KeyLedger& k, ReadKind kind, uint64_t size, const s
     if (k.acked.kind == Kind::kValue) return fail(Verdict::kLost, "a miss");
     // The put in flight (if any) did not land.
     j.resolved_flight = k.flight.has_value();
-    j.checked_acked_delete = k.acked.kind == Kind::kDeleted && !k.flight;
+    j.checked_acked_delete = k.acked.kind == Kind::kDeleted && !k.flight && !k.seen_only;
     return j;
   }
 
   // A value: the acknowledged one, the one in flight, or a failure.
   if (k.acked.kind == Kind::kValue && holds(k.acked.seed)) {
-    j.checked_acked_put = !k.flight;
+    j.checked_acked_put = !k.flight && !k.seen_only;
     j.resolved_flight = k.flight.has_value();
     return j;
   }
