@@ -58,7 +58,8 @@ struct Options {
   double startup_fraction = 0.05;
   std::string drives = "setup";  // setup | embedded
   uint64_t drive_size = 1ull << 30;
-  std::string transport = "both";  // tcp | unix | both
+  std::string stripe_unit = "256KiB";  // setup's --block-size
+  std::string transport = "both";      // tcp | unix | both
   std::string memkv = MEMKV_BINARY;
   std::string dir;
   bool keep = false;
@@ -383,11 +384,12 @@ class CrashRun {
       return 2;
     }
     std::fprintf(stderr,
-                 "memkv-crash: %u cycles, %u threads x %u keys, values 1 B to %s, drives %s, "
+                 "memkv-crash: %u cycles, %u threads x %u keys, values 1 B to %s, drives %s%s, "
                  "transport %s, seed %llu, in %s\n",
                  o_.cycles, o_.threads, o_.keys_per_thread, FormatSize(o_.max_value_size).c_str(),
-                 o_.drives.c_str(), o_.transport.c_str(), static_cast<unsigned long long>(o_.seed),
-                 dir_.c_str());
+                 o_.drives.c_str(),
+                 o_.drives == "setup" ? (" (stripe unit " + o_.stripe_unit + ")").c_str() : "",
+                 o_.transport.c_str(), static_cast<unsigned long long>(o_.seed), dir_.c_str());
     const int rc = Cycles();
     PrintSummary();
     if (rc == 0 && !o_.keep && made_dir_) {
@@ -430,7 +432,8 @@ class CrashRun {
           return false;
         }
       }
-      const ChildOutput r = RunChild({o_.memkv, "setup", "--drives", drives[0], drives[1]});
+      const ChildOutput r = RunChild(
+          {o_.memkv, "setup", "--drives", drives[0], drives[1], "--block-size", o_.stripe_unit});
       if (r.status != 0) {
         error = "memkv setup failed: " + r.spawn_error + r.err;
         return false;
@@ -764,6 +767,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"setup", "embedded"}));
   app.add_option("--drive-size", drive_size, "Size of each drive file with --drives setup")
+      ->capture_default_str();
+  app.add_option("--stripe-unit", o.stripe_unit,
+                 "The stripe unit `memkv setup --block-size` formats the drives with (--drives "
+                 "setup; the embedded default has 4 MiB): below --max-value-size, values span "
+                 "stripes on both drives")
       ->capture_default_str();
   app.add_option("--transport", o.transport,
                  "How the client reaches the server: tcp (loopback), unix (its Unix socket), "

@@ -21,7 +21,8 @@ namespace memkv::bench {
 
 // The size of the value put with `seed`: log-uniform from 1 byte to
 // `max_size` (sizes near every power of two, tiny values as often as large
-// ones), so pages, partial pages and multi-stripe values all occur.
+// ones), so values of one partial page, many pages and (with a stripe
+// unit below max_size) several stripes all occur.
 inline uint64_t CrashValueSize(uint64_t seed, uint64_t max_size) {
   uint64_t z = seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
