@@ -733,7 +733,9 @@ int main(int argc, char** argv) {
       "restarted on the same drives, and every key is read back: an acknowledged put must read "
       "back exactly, an acknowledged delete must be a miss, and a put or delete in flight at "
       "the kill may have landed or not, nothing else. After the last cycle the server is also "
-      "stopped cleanly, started and checked once more. Exit status 0 when nothing was lost, "
+      "stopped cleanly, started and checked once more. Progress and findings go to stderr, "
+      "the result line to stdout; operations that fail while the server still runs are "
+      "counted in it, not judged. Exit status 0 when nothing was lost, "
       "wrong, resurrected or unreadable; 1 when something was (each named on stderr: key, "
       "cycle, expected, found) or the server did not come back; 2 for bad arguments or a "
       "set-up that failed. The drives and the server log are kept on failure."};
@@ -783,7 +785,9 @@ int main(int argc, char** argv) {
                  "Directory for drives, config, socket and server log (empty or new; kept). "
                  "Default: a fresh directory under $TMPDIR, removed after a clean run");
   app.add_flag("--keep", o.keep, "Keep the default directory after a clean run too");
-  app.add_option("--seed", o.seed, "Seed of the random choices (default: from the clock)");
+  app.add_option("--seed", o.seed,
+                 "Seed of the random choices (default: from the clock; printed at the start). "
+                 "Timing, and so the kills' moments, cannot be replayed");
   app.add_option("--progress", o.progress, "A progress line on stderr every N cycles (0: none)")
       ->capture_default_str();
   app.add_option("--max-seconds", o.max_seconds,
