@@ -224,7 +224,7 @@ struct Finding {
 
 struct Counts {
   uint64_t acked_puts = 0, acked_deletes = 0;
-  uint64_t checked_puts = 0, checked_deletes = 0, resolved = 0;
+  uint64_t checked_puts = 0, checked_deletes = 0, resolved = 0, landed_puts = 0;
   uint64_t lost = 0, wrong = 0, resurrected = 0, unreadable = 0;
   uint64_t errors_before_kill = 0;
   uint32_t burst_kills = 0, startup_kills = 0;
@@ -530,6 +530,8 @@ class CrashRun {
         counts_.checked_puts += j.checked_acked_put;
         counts_.checked_deletes += j.checked_acked_delete;
         counts_.resolved += j.resolved_flight;
+        counts_.landed_puts += j.resolved_flight && k.flight &&
+                               k.flight->kind == KeyState::Kind::kValue && j.now == *k.flight;
         Settle(k, j);
       }
     }
@@ -678,13 +680,15 @@ class CrashRun {
     char buf[512];
     std::snprintf(buf, sizeof buf,
                   "%llu puts and %llu deletes acknowledged; read back %llu acknowledged values "
-                  "and %llu acknowledged deletes, %llu in-flight outcomes; %llu lost, %llu wrong, "
+                  "and %llu acknowledged deletes, %llu in-flight outcomes (%llu puts landed); %llu "
+                  "lost, %llu wrong, "
                   "%llu resurrected, %llu unreadable",
                   static_cast<unsigned long long>(counts_.acked_puts),
                   static_cast<unsigned long long>(counts_.acked_deletes),
                   static_cast<unsigned long long>(counts_.checked_puts),
                   static_cast<unsigned long long>(counts_.checked_deletes),
                   static_cast<unsigned long long>(counts_.resolved),
+                  static_cast<unsigned long long>(counts_.landed_puts),
                   static_cast<unsigned long long>(counts_.lost),
                   static_cast<unsigned long long>(counts_.wrong),
                   static_cast<unsigned long long>(counts_.resurrected),
