@@ -56,6 +56,7 @@ struct Options {
   uint32_t max_delay_ms = 1000;
   double burst_fraction = 0.3;
   double startup_fraction = 0.05;
+  double shutdown_fraction = 0.1;
   std::string drives = "setup";  // setup | embedded
   uint64_t drive_size = 1ull << 30;
   std::string stripe_unit = "256KiB";  // setup's --block-size
@@ -160,6 +161,11 @@ class CrashServer {
     return true;
   }
 
+  // SIGTERM without waiting: a clean stop begins (SIGKILL may cut it).
+  void Terminate() {
+    if (child_.running()) ::kill(child_.pid(), SIGTERM);
+  }
+
   // SIGKILL, and wait until it is gone.
   bool Kill(std::string& error) {
     if (!child_.running()) return true;
@@ -227,7 +233,7 @@ struct Counts {
   uint64_t checked_puts = 0, checked_deletes = 0, resolved = 0, landed_puts = 0;
   uint64_t lost = 0, wrong = 0, resurrected = 0, unreadable = 0;
   uint64_t errors_before_kill = 0;
-  uint32_t burst_kills = 0, startup_kills = 0;
+  uint32_t burst_kills = 0, startup_kills = 0, shutdown_kills = 0;
 
   bool clean() const { return lost + wrong + resurrected + unreadable == 0; }
 };
@@ -589,6 +595,13 @@ class CrashRun {
       std::this_thread::sleep_for(milliseconds(rng_() % (o_.max_delay_ms + 1)));
     }
     killed = true;
+    // Now and then the kill cuts a clean stop (requests drained, checkpoints
+    // being written) instead.
+    if (std::uniform_real_distribution<>(0, 1)(rng_) < o_.shutdown_fraction) {
+      server_->Terminate();
+      std::this_thread::sleep_for(milliseconds(rng_() % 300));
+      ++counts_.shutdown_kills;
+    }
     std::string error;
     const bool ok = server_->Kill(error);
     stop = true;
@@ -698,10 +711,12 @@ class CrashRun {
 
   void PrintSummary() {
     std::printf(
-        "memkv-crash: %u cycles (%u SIGKILLs in a burst of puts, %u more during start-up), %s; "
+        "memkv-crash: %u cycles (%u SIGKILLs in a burst of puts, %u 0-300 ms after a SIGTERM, "
+        "%u more during start-up), %s; "
         "%llu operations failed before a kill; %s\n",
-        cycles_done_, counts_.burst_kills, counts_.startup_kills, CountsLine().c_str(),
-        static_cast<unsigned long long>(counts_.errors_before_kill), Elapsed(start_).c_str());
+        cycles_done_, counts_.burst_kills, counts_.shutdown_kills, counts_.startup_kills,
+        CountsLine().c_str(), static_cast<unsigned long long>(counts_.errors_before_kill),
+        Elapsed(start_).c_str());
     if (!first_error_.empty())
       std::printf("memkv-crash: first operation that failed before a kill: %s\n",
                   first_error_.c_str());
@@ -733,7 +748,8 @@ int main(int argc, char** argv) {
       "memkv-crash: SIGKILL cycles against a real memkv server in file mode, through the "
       "client library. Writer threads put (1 B to --max-value-size) and delete their own keys "
       "and keep a ledger of what the server acknowledged; the server is killed with SIGKILL at "
-      "a random moment (sometimes in a burst of large puts, sometimes while it starts), "
+      "a random moment (sometimes in a burst of large puts, sometimes in a clean stop begun "
+      "by SIGTERM, sometimes while it starts), "
       "restarted on the same drives, and every key is read back: an acknowledged put must read "
       "back exactly, an acknowledged delete must be a miss, and a put or delete in flight at "
       "the kill may have landed or not, nothing else. After the last cycle the server is also "
@@ -764,6 +780,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--startup-fraction", o.startup_fraction,
                  "Fraction of restarts that are themselves killed 0-200 ms into start-up")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--shutdown-fraction", o.shutdown_fraction,
+                 "Fraction of kills sent 0-300 ms after a SIGTERM (cutting a clean stop)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--drives", o.drives,
