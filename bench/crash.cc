@@ -238,7 +238,9 @@ struct Counts {
   bool clean() const { return lost + wrong + resurrected + unreadable == 0; }
 };
 
-// One writer thread's part of a cycle. Owns keys [first, first + count).
+// One writer thread's part of a cycle. Owns keys [first, first + count)
+// and their ledger entries while it runs; the main thread reads its counts
+// and findings after joining it.
 class Writer {
  public:
   Writer(const Options& o, uint32_t first, uint32_t count, std::vector<KeyLedger>& ledger)
