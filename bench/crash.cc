@@ -232,7 +232,7 @@ struct Counts {
   uint64_t acked_puts = 0, acked_deletes = 0;
   uint64_t checked_puts = 0, checked_deletes = 0, resolved = 0, landed_puts = 0;
   uint64_t lost = 0, wrong = 0, resurrected = 0, unreadable = 0;
-  uint64_t errors_before_kill = 0;
+  uint64_t errors_before_kill = 0, live_reads = 0;
   uint32_t burst_kills = 0, startup_kills = 0, shutdown_kills = 0;
 
   bool clean() const { return lost + wrong + resurrected + unreadable == 0; }
@@ -265,16 +265,18 @@ class Writer {
       bool ok;
       if (pick < 10) {
         ok = Put(engine, sh, cycle, rng, 8 + rng() % 9, /*burst=*/true);
-      } else if (pick < 75) {
+      } else if (pick < 65) {
         ok = Put(engine, sh, cycle, rng, 1 + rng() % 8, /*burst=*/false);
-      } else {
+      } else if (pick < 85) {
         ok = Delete(engine, sh, cycle, rng, 1 + rng() % 4);
+      } else {
+        ok = Read(engine, sh, cycle, rng, 1 + rng() % 8);
       }
       if (!ok) break;
     }
   }
 
-  uint64_t acked_puts = 0, acked_deletes = 0, errors_before_kill = 0;
+  uint64_t acked_puts = 0, acked_deletes = 0, errors_before_kill = 0, live_reads = 0;
   std::string first_error;
   std::vector<Finding> findings;
 
@@ -343,6 +345,51 @@ class Writer {
     return all_ok;
   }
 
+  // Reads keys while the server runs (from its DRAM cache or its drives):
+  // none of this writer's keys has an operation in flight now, so each must
+  // hold exactly what the ledger says.
+  bool Read(Engine& engine, const Shared& sh, uint32_t cycle, std::mt19937_64& rng, size_t n) {
+    const auto ids = Pick(rng, n);
+    read_buffer_.resize(ids.size() * o_.max_value_size);
+    std::vector<std::string> keys;
+    std::vector<GetEntry> entries;
+    for (uint32_t id : ids) keys.push_back(KeyName(id));
+    for (size_t i = 0; i < ids.size(); ++i)
+      entries.push_back(
+          {keys[i], read_buffer_.data() + i * o_.max_value_size, o_.max_value_size, 0, 0});
+    const GetResults r = engine.BatchGet(entries);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const GetResult g = i < r.entries.size() ? r.entries[i] : GetResult{r.outcome.code};
+      if (g.status != Code::kOk && g.status != Code::kNotFound) {
+        // After the kill, failures are expected; before it, a server that
+        // is slow or busy is noted, and any other failure (a checksum
+        // mismatch, an I/O error) is judged.
+        if (sh.killed->load()) return false;
+        if (g.status == Code::kBusy || g.status == Code::kTimeout ||
+            g.status == Code::kUnavailable) {
+          NoteFailure(sh, ids[i], g.status, "get");
+          return false;
+        }
+      }
+      const std::span<const std::byte> got(read_buffer_.data() + i * o_.max_value_size, g.length);
+      const ReadKind kind = g.status == Code::kNotFound                         ? ReadKind::kMiss
+                            : g.status == Code::kOk && g.length == g.value_size ? ReadKind::kValue
+                                                                                : ReadKind::kError;
+      auto holds = [&](uint64_t seed) {
+        return g.length == CrashValueSize(seed, o_.max_value_size) &&
+               VerifyBlock(got, ids[i], seed);
+      };
+      const Judgement j =
+          Judge(ledger_[ids[i]], kind, g.length, CodeName(g.status), holds, o_.max_value_size);
+      if (j.verdict != Verdict::kOk && !sh.killed->load()) {
+        findings.push_back({j.verdict, cycle, keys[i], j.expected, j.found});
+        return false;
+      }
+      ++live_reads;
+    }
+    return true;
+  }
+
   bool Delete(Engine& engine, const Shared& sh, uint32_t cycle, std::mt19937_64& rng, size_t n) {
     const auto ids = Pick(rng, n);
     std::vector<std::string> keys;
@@ -377,7 +424,7 @@ class Writer {
   const Options& o_;
   std::vector<KeyLedger>& ledger_;  // shared; this writer touches its own keys only
   std::vector<uint32_t> order_;
-  std::vector<std::byte> buffer_;
+  std::vector<std::byte> buffer_, read_buffer_;
 };
 
 class CrashRun {
@@ -612,6 +659,7 @@ class CrashRun {
       counts_.acked_puts += w->acked_puts;
       counts_.acked_deletes += w->acked_deletes;
       counts_.errors_before_kill += w->errors_before_kill;
+      counts_.live_reads += w->live_reads;
       if (!w->first_error.empty() && first_error_.empty())
         first_error_ = "cycle " + std::to_string(cycle) + ": " + w->first_error;
       for (const Finding& f : w->findings) Report(f, "answered while running");
@@ -692,11 +740,11 @@ class CrashRun {
   }
 
   std::string CountsLine() const {
-    char buf[512];
+    char buf[640];
     std::snprintf(buf, sizeof buf,
-                  "%llu puts and %llu deletes acknowledged; read back %llu acknowledged values "
-                  "and %llu acknowledged deletes, %llu in-flight outcomes (%llu puts landed); %llu "
-                  "lost, %llu wrong, "
+                  "%llu puts and %llu deletes acknowledged; read back after restarts %llu "
+                  "acknowledged values and %llu acknowledged deletes, %llu in-flight outcomes "
+                  "(%llu puts landed); %llu keys read while it ran; %llu lost, %llu wrong, "
                   "%llu resurrected, %llu unreadable",
                   static_cast<unsigned long long>(counts_.acked_puts),
                   static_cast<unsigned long long>(counts_.acked_deletes),
@@ -704,6 +752,7 @@ class CrashRun {
                   static_cast<unsigned long long>(counts_.checked_deletes),
                   static_cast<unsigned long long>(counts_.resolved),
                   static_cast<unsigned long long>(counts_.landed_puts),
+                  static_cast<unsigned long long>(counts_.live_reads),
                   static_cast<unsigned long long>(counts_.lost),
                   static_cast<unsigned long long>(counts_.wrong),
                   static_cast<unsigned long long>(counts_.resurrected),
@@ -754,10 +803,12 @@ int main(int argc, char** argv) {
       "by SIGTERM, sometimes while it starts), "
       "restarted on the same drives, and every key is read back: an acknowledged put must read "
       "back exactly, an acknowledged delete must be a miss, and a put or delete in flight at "
-      "the kill may have landed or not, nothing else. After the last cycle the server is also "
+      "the kill may have landed or not, nothing else. Writers also read their keys while the "
+      "server runs, each read held to the same ledger. After the last cycle the server is also "
       "stopped cleanly, started and checked once more. Progress and findings go to stderr, "
       "the result line to stdout; operations that fail while the server still runs are "
-      "counted in it, not judged. Exit status 0 when nothing was lost, "
+      "counted in it, not judged (a read that fails otherwise is). Exit status 0 when nothing was "
+      "lost, "
       "wrong, resurrected or unreadable; 1 when something was (each named on stderr: key, "
       "cycle, expected, found) or the server did not come back; 2 for bad arguments or a "
       "set-up that failed. The drives and the server log are kept on failure."};
