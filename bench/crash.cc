@@ -812,6 +812,8 @@ int main(int argc, char** argv) {
       "wrong, resurrected or unreadable; 1 when something was (each named on stderr: key, "
       "cycle, expected, found) or the server did not come back; 2 for bad arguments or a "
       "set-up that failed. The drives and the server log are kept on failure."};
+  // A later option wins, so scripts/crash.sh's defaults can be overridden.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--cycles", o.cycles, "SIGKILL cycles to run")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000000u));
