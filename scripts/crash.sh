@@ -12,7 +12,8 @@
 #   scripts/crash.sh 50               # a shorter run
 #   scripts/crash.sh 1000 --drives embedded --transport unix
 #                                     # anything after CYCLES goes to memkv-crash
-#                                     # (memkv-crash --help lists it all)
+#                                     # (memkv-crash --help lists it all; a
+#                                     # repeated option: the last one wins)
 #
 # Environment: BUILD (build dir, default build/release), JOBS (build
 # parallelism, default nproc), PROGRESS (cycles between progress lines, 25).
