@@ -847,7 +847,9 @@ int main(int argc, char** argv) {
                  "default (no config, drives in DIR/var/memkv)")
       ->capture_default_str()
       ->check(CLI::IsMember({"setup", "embedded"}));
-  app.add_option("--drive-size", drive_size, "Size of each drive file with --drives setup")
+  app.add_option("--drive-size", drive_size,
+                 "Size of each drive file with --drives setup: keep it well above threads x keys x "
+                 "max value size, or evictions read as lost puts")
       ->capture_default_str();
   app.add_option("--stripe-unit", o.stripe_unit,
                  "The stripe unit `memkv setup --block-size` formats the drives with (--drives "
