@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -77,6 +79,9 @@ Status PrepareEmbeddedDrives(const server::Config& cfg, server::Loops& loops) {
   });
 }
 
+// How long start-up waits for a drive another process holds (see RunServer).
+constexpr auto kDriveLockWait = std::chrono::seconds(2);
+
 int RunServer(const ServerFlags& f) {
   server::Config cfg;
   try {
@@ -128,6 +133,16 @@ int RunServer(const ServerFlags& f) {
     for (size_t i = 0; i < cfg.storage.drives.size(); ++i) {
       const std::string& media = cfg.storage.drives[i].media;
       auto dev = store::OpenDrive(media, cfg.storage.mode, (*loops)->helpers());
+      // A server killed a moment ago holds its drives' locks until the
+      // kernel has torn down its io_uring requests (a fraction of a second):
+      // a supervisor's immediate restart waits for that, a second server on
+      // the same drives is still refused.
+      const auto give_up = std::chrono::steady_clock::now() + kDriveLockWait;
+      while (!dev && store::DriveInUse(dev.error()) &&
+             std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        dev = store::OpenDrive(media, cfg.storage.mode, (*loops)->helpers());
+      }
       if (!dev) {
         spdlog::error("storage.drives[{}].media: {}: {}", i, media, dev.error().message());
         return 1;

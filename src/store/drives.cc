@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "io/error.h"
 #include "io/file_device.h"
 #include "io/raw_device.h"
 #include "store/superblock.h"
@@ -29,5 +30,7 @@ Mode ModeOfPath(const std::string& path) {
 Status CreateDriveFile(const std::string& path, uint64_t size) {
   return io::FileDevice::CreateSparse(path, size / kPageSize * kPageSize);
 }
+
+bool DriveInUse(const error_code& ec) { return ec == io::errc::device_in_use; }
 
 }  // namespace memkv::store

@@ -20,6 +20,9 @@ namespace memkv::store {
 Result<std::unique_ptr<io::BlockDevice>> OpenDrive(const std::string& path, Mode mode,
                                                    io::BlockingPool& helpers);
 
+// Whether OpenDrive failed because another process holds the drive's lock.
+bool DriveInUse(const error_code& ec);
+
 // The mode a path calls for: direct for a block device, file for anything
 // else (which OpenDrive then checks is a regular file).
 Mode ModeOfPath(const std::string& path);
