@@ -1,7 +1,8 @@
-// Server::Shutdown with clients in the middle of their batches: when it
-// returns, no connection is left that could still touch the store, so the
-// caller may close and free it (regression: at the deadline the server only
-// warned, and the store was freed under suspended requests).
+// How the server's tasks end: Server::Shutdown with clients in the middle of
+// their batches (when it returns, no connection is left that could still
+// touch the store, so the caller may close and free it; regression: at the
+// deadline the server only warned, and the store was freed under suspended
+// requests), and a task that throws something that is not a std::exception.
 
 #include <gtest/gtest.h>
 
@@ -16,8 +17,12 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include "common/checksum.h"
+#include "common/log.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
 #include "server/loops.h"
@@ -119,6 +124,23 @@ TEST(ShutdownTest, ClientsMidBatchAreClosedAndWaitedForBeforeTheStoreGoes) {
   loops.reset();
   stop = true;
   for (auto& t : clients) t.join();
+}
+
+// Regression: completion handlers caught only std::exception, so anything
+// else thrown in a request rethrew out of the handler and ended the loop's
+// thread (and with it every connection on that loop).
+TEST(TaskFailureTest, ANonStdExceptionIsLoggedAndTheLoopGoesOn) {
+  boost::asio::io_context loop;
+  int after = 0;
+  boost::asio::co_spawn(
+      loop, []() -> io::Awaitable<void> { throw 42; co_return; },
+      [](std::exception_ptr e) { LogTaskFailure("request", e); });
+  boost::asio::co_spawn(
+      loop, []() -> io::Awaitable<void> { throw std::runtime_error("a std one"); co_return; },
+      [](std::exception_ptr e) { LogTaskFailure("request", e); });
+  boost::asio::post(loop, [&] { ++after; });
+  EXPECT_NO_THROW(loop.run());
+  EXPECT_EQ(after, 1);
 }
 
 }  // namespace
