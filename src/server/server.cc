@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/checksum.h"
+#include "common/mutex.h"
 #include "proto/chunk.h"
 #include "proto/messages.h"
 #include "server/config.h"
@@ -125,11 +126,11 @@ class Server::Impl {
   std::atomic<bool> stopping{false};
   Metrics metrics;
 
-  std::mutex mu;
-  std::vector<std::weak_ptr<Connection>> connections;  // guarded by mu
-  // Connections not yet attached, oldest first (guarded by mu): bounded by
+  Mutex mu;
+  std::vector<std::weak_ptr<Connection>> connections GUARDED_BY(mu);
+  // Connections not yet attached, oldest first: bounded by
   // limits.max_unattached_connections, the oldest closed to admit one more.
-  std::deque<std::weak_ptr<Connection>> unattached;
+  std::deque<std::weak_ptr<Connection>> unattached GUARDED_BY(mu);
 
   Awaitable<void> AcceptTcp();
   Awaitable<void> AcceptUnix();
@@ -1211,7 +1212,7 @@ void Server::Impl::Adopt(int fd, bool is_unix, std::string peer) {
   auto conn = std::make_shared<Connection>(*this, std::move(socket), is_unix, std::move(peer));
   std::shared_ptr<Connection> evict;
   {
-    std::lock_guard lock(mu);
+    MutexLock lock(mu);
     std::erase_if(connections, [](const std::weak_ptr<Connection>& w) { return w.expired(); });
     connections.push_back(conn);
     // A flood of connections that never attach must not lock clients out:
@@ -1380,7 +1381,7 @@ void Server::Shutdown() {
   if (!options_.unix_socket.empty()) ::unlink(options_.unix_socket.c_str());
   std::vector<std::shared_ptr<Connection>> live;
   {
-    std::lock_guard lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     for (auto& w : impl_->connections)
       if (auto c = w.lock()) live.push_back(std::move(c));
     impl_->connections.clear();
