@@ -125,6 +125,8 @@ struct PendingOp {
   io::detail::PostedHandler<bool> handler;
 };
 
+// A drive's journal. mu guards the queue and `committing`, and the completion
+// fields of each queued PendingOp; it is never held across an await.
 struct Journal {
   Mutex mu;
   std::deque<PendingOp*> pending GUARDED_BY(mu);
