@@ -35,7 +35,7 @@ set_source_files_properties("${_memkv_boost_src}" PROPERTIES COMPILE_OPTIONS "-w
 # functions when UBSan's `function` check is on, as -fsanitize=undefined does.
 # Every file with an Asio coroutine links this library, so the workaround
 # travels with it; the other UBSan checks stay on.
-if(MEMKV_SANITIZE AND CMAKE_CXX_COMPILER_ID STREQUAL "Clang"
+if(MEMKV_SANITIZE_ADDRESS AND CMAKE_CXX_COMPILER_ID STREQUAL "Clang"
    AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 16)
   target_compile_options(memkv_boost_asio PUBLIC -fno-sanitize=function)
 endif()

@@ -3,10 +3,13 @@
 #   1. clang with ASan + UBSan (build/asan): unit tests, then the fuzz
 #      targets over their seed corpora, MEMKV_FUZZ_SECONDS (default 60)
 #      shared between them.
-#   2. release (build/release): the binaries, integration and e2e tests
+#   2. clang with TSan (build/tsan): the same unit tests again, under
+#      ThreadSanitizer (tests/tsan.supp lists the only suppressions).
+#   3. release (build/release): the binaries, integration and e2e tests
 #      (the dashboard and docs in headless Chromium among them; screenshots in
 #      build/release/test-artifacts/).
-# Each test is compiled in one of the two builds only.
+# Unit tests are compiled in the two sanitizer builds, the other tests in the
+# release build only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # What the tests call: chromium and curl (the browser test of the dashboard
@@ -40,6 +43,11 @@ echo "== asan build: unit tests and fuzzing"
 cmake --preset asan -DMEMKV_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
 cmake --build --preset asan -j "$jobs"
 run_ctest --preset asan -L 'unit|fuzz' -j "$jobs"
+
+echo "== tsan build: unit tests"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j "$jobs"
+run_ctest --preset tsan -L unit -j "$jobs"
 
 echo "== release build: integration and e2e tests"
 cmake --preset release >/dev/null

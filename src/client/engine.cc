@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <future>
 #include <map>
-#include <mutex>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
@@ -22,6 +21,7 @@
 #include "client/memory_registry.h"
 #include "client/shared_region.h"
 #include "common/hrw.h"
+#include "common/mutex.h"
 #include "proto/auth.h"
 
 namespace memkv {
@@ -177,7 +177,7 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
   ~ServerLink() {
     ConnPtr a, b;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       a = std::move(main_.conn);
       b = std::move(shm_.conn);
     }
@@ -188,7 +188,7 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
 
   const Config& config() const { return config_; }
 
-  void AcquireMain(Callback<ConnPtr> cb) { Acquire(main_, config_.address, std::move(cb)); }
+  void AcquireMain(Callback<ConnPtr> cb) { Acquire(&main_, config_.address, std::move(cb)); }
 
   // Both connections; `want_shm` false skips the shm rail.
   void AcquireConns(bool want_shm, Completion<Conns> done) {
@@ -213,7 +213,7 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
         return done(std::move(c));
       }
       self->Acquire(
-          self->shm_, path,
+          &self->shm_, path,
           [self, c = std::move(c), done = std::move(done)](Result<ConnPtr> s) mutable {
             if (s) {
               c.shm = *s;
@@ -229,27 +229,27 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
   // Registers `region` on `conn` once (concurrent callers wait for the one
   // registration).
   void EnsureRegion(const ConnPtr& conn, std::shared_ptr<SharedRegion> region, Callback<void> cb) {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     Rail* r = RailOf(conn.get());
     if (!r) {
-      lock.unlock();
+      lock.Unlock();
       return cb(error_code(errc::connection_lost));
     }
     RegionState& st = r->regions[region->id()];
     if (st.done) {
-      lock.unlock();
+      lock.Unlock();
       return cb(Status{});
     }
     st.waiters.push_back(std::move(cb));
     if (st.waiters.size() > 1) return;
-    lock.unlock();
+    lock.Unlock();
     Connection* raw = conn.get();
     const uint32_t id = region->id();
     conn->AsyncRegisterRegion(std::move(region), config_.connect_timeout,
                               [self = shared_from_this(), raw, id](Status s) {
                                 std::vector<Callback<void>> waiters;
                                 {
-                                  std::lock_guard lock(self->mu_);
+                                  MutexLock lock(self->mu_);
                                   if (Rail* r = self->RailOf(raw)) {
                                     auto it = r->regions.find(id);
                                     if (it != r->regions.end()) {
@@ -269,7 +269,7 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
   void ReleaseRegion(const std::shared_ptr<SharedRegion>& region) {
     std::vector<ConnPtr> conns;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       for (Rail* r : {&main_, &shm_}) {
         auto it = r->regions.find(region->id());
         if (it == r->regions.end() || !it->second.done) continue;
@@ -286,7 +286,7 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
   }
 
   ServerState State() {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ServerState s;
     s.address = config_.address;
     s.connected = main_.conn && main_.conn->is_open();
@@ -311,19 +311,21 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
     std::unordered_map<uint32_t, RegionState> regions;  // on conn
   };
 
-  Rail* RailOf(const Connection* c) {
+  Rail* RailOf(const Connection* c) REQUIRES(mu_) {
     if (c == nullptr) return nullptr;
     if (main_.conn.get() == c) return &main_;
     if (shm_.conn.get() == c) return &shm_;
     return nullptr;
   }
 
-  void Acquire(Rail& r, const std::string& address, Callback<ConnPtr> cb) {
+  // `rail` is &main_ or &shm_: every access through it is under mu_.
+  void Acquire(Rail* rail, const std::string& address, Callback<ConnPtr> cb) {
     ConnPtr stale;  // destroyed after the lock is released
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
+    Rail& r = *rail;
     if (r.conn && r.conn->is_open()) {
       ConnPtr c = r.conn;
-      lock.unlock();
+      lock.Unlock();
       return cb(std::move(c));
     }
     if (r.conn) {  // broken: reconnect now, then back off if that fails
@@ -335,27 +337,28 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
       return;
     }
     if (Clock::now() < r.retry_at) {
-      lock.unlock();
+      lock.Unlock();
       return cb(error_code(errc::connect_failed));
     }
     r.connecting = true;
     r.waiters.push_back(std::move(cb));
-    lock.unlock();
+    lock.Unlock();
     client::ConnectionOptions o;
     o.address = address;
     o.auth_key = config_.key;
     o.connect_timeout = config_.connect_timeout;
     Connection::AsyncConnect(o, threads_,
-                             [self = shared_from_this(), &r, address](Result<Connection> c) {
-                               self->OnConnected(r, address, std::move(c));
+                             [self = shared_from_this(), rail, address](Result<Connection> c) {
+                               self->OnConnected(rail, address, std::move(c));
                              });
   }
 
-  void OnConnected(Rail& r, const std::string& address, Result<Connection> c) {
+  void OnConnected(Rail* rail, const std::string& address, Result<Connection> c) {
     std::vector<Callback<ConnPtr>> waiters;
     Result<ConnPtr> out = ConnPtr{};
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
+      Rail& r = *rail;
       r.connecting = false;
       if (c) {
         r.conn = std::make_shared<Connection>(std::move(*c));
@@ -386,17 +389,17 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
   const std::shared_ptr<IoThreads> threads_;
   std::atomic<bool> shm_warned_{false};
 
-  std::mutex mu_;
-  Rail main_;  // guarded by mu_
-  Rail shm_;   // guarded by mu_
+  Mutex mu_;
+  Rail main_ GUARDED_BY(mu_);
+  Rail shm_ GUARDED_BY(mu_);
 };
 
 namespace {
 
 // The process's links, by (address, key, transport): every Engine naming the
 // same server shares its connections.
-std::mutex g_links_mu;
-std::map<std::string, std::weak_ptr<ServerLink>>& Links() {
+Mutex g_links_mu;
+std::map<std::string, std::weak_ptr<ServerLink>>& Links() REQUIRES(g_links_mu) {
   static auto* links = new std::map<std::string, std::weak_ptr<ServerLink>>;
   return *links;
 }
@@ -405,7 +408,7 @@ std::shared_ptr<ServerLink> GetLink(ServerLink::Config c,
                                     const std::shared_ptr<IoThreads>& threads) {
   const std::string id =
       c.address + "|" + (c.key ? c.key->ToHex() : "") + "|" + TransportName(c.transport);
-  std::lock_guard lock(g_links_mu);
+  MutexLock lock(g_links_mu);
   auto& links = Links();
   for (auto it = links.begin(); it != links.end();) {  // drop dead entries
     if (it->second.expired())
@@ -524,7 +527,7 @@ class BatchOp : public std::enable_shared_from_this<BatchOp<R>> {
   // Routes entry i by its key hash and launches every group.
   void Start(std::optional<size_t> fixed_server) {
     std::map<size_t, std::vector<uint32_t>> groups;
-    for (uint32_t i = 0; i < results_.size(); ++i)
+    for (uint32_t i = 0; i < hashes_.size(); ++i)
       groups[fixed_server ? *fixed_server : engine_->hrw.Pick(hashes_[i])].push_back(i);
     for (auto& [server, idx] : groups) Launch(server, std::move(idx));
     Release();
@@ -554,7 +557,7 @@ class BatchOp : public std::enable_shared_from_this<BatchOp<R>> {
   }
 
   void Fail(const std::vector<uint32_t>& idx, Code c) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (uint32_t i : idx) SetCode(results_[i], c);
   }
 
@@ -581,7 +584,7 @@ class BatchOp : public std::enable_shared_from_this<BatchOp<R>> {
 
   template <class F>
   void WithResults(F f) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     f(results_);
   }
 
@@ -590,7 +593,7 @@ class BatchOp : public std::enable_shared_from_this<BatchOp<R>> {
     if (pending_.fetch_sub(1) != 1) return;
     BatchResult<R> out;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       out.entries = std::move(results_);
     }
     // A caller blocked on this batch holds the engine too: drop ours before
@@ -608,8 +611,8 @@ class BatchOp : public std::enable_shared_from_this<BatchOp<R>> {
  private:
   Completion<BatchResult<R>> done_;
   std::atomic<size_t> pending_{1};
-  std::mutex mu_;
-  std::vector<R> results_;        // guarded by mu_
+  Mutex mu_;
+  std::vector<R> results_ GUARDED_BY(mu_);
   std::vector<uint8_t> attempt_;  // entry i's place in its ranking; touched by one group at a time
   std::vector<uint64_t> hashes_;  // constant after Start
 };

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -11,6 +10,8 @@
 #include <boost/asio/io_context.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/mutex.h"
+#include "common/thread_annotations.h"
 #include "proto/auth.h"
 
 namespace memkv::client {
@@ -19,8 +20,8 @@ namespace asio = boost::asio;
 
 namespace {
 std::atomic<size_t> g_live_threads{0};
-std::mutex g_pool_mu;
-std::weak_ptr<IoThreads> g_pool;  // guarded by g_pool_mu
+Mutex g_pool_mu;
+std::weak_ptr<IoThreads> g_pool GUARDED_BY(g_pool_mu);
 
 // Joins the pools whose last reference went away on one of their own
 // threads. Their helper threads are joined here, at the latest when the
@@ -30,6 +31,9 @@ std::weak_ptr<IoThreads> g_pool;  // guarded by g_pool_mu
 // The reaper itself is never destroyed: a pool thread can drop its pool's
 // last reference while the process is exiting, after Close(). Such a pool
 // is kept, idle, until the process is gone.
+//
+// Thread-safe: mu_ guards the job list and closed_; a job's `done` is atomic
+// and its thread is joined by whoever removed the job from the list.
 class Reaper {
  public:
   static Reaper& Get() {
@@ -38,7 +42,7 @@ class Reaper {
   }
 
   void Add(std::shared_ptr<IoThreads::State> state, std::vector<std::thread::id> pool_threads) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (closed_) {
       abandoned_.push_back(std::move(state));
       return;
@@ -59,7 +63,7 @@ class Reaper {
   void Close() {
     std::vector<std::unique_ptr<Job>> jobs;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       closed_ = true;
       jobs.swap(jobs_);
     }
@@ -88,7 +92,7 @@ class Reaper {
   Reaper() = default;
   static void Stop(IoThreads::State& state);
 
-  void JoinFinishedLocked() {
+  void JoinFinishedLocked() REQUIRES(mu_) {
     std::erase_if(jobs_, [](std::unique_ptr<Job>& j) {
       if (!j->done.load(std::memory_order_acquire)) return false;
       j->thread.join();
@@ -96,10 +100,10 @@ class Reaper {
     });
   }
 
-  std::mutex mu_;
-  bool closed_ = false;                                      // guarded by mu_
-  std::vector<std::unique_ptr<Job>> jobs_;                   // guarded by mu_
-  std::vector<std::shared_ptr<IoThreads::State>> abandoned_;  // guarded by mu_
+  Mutex mu_;
+  bool closed_ GUARDED_BY(mu_) = false;
+  std::vector<std::unique_ptr<Job>> jobs_ GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<IoThreads::State>> abandoned_ GUARDED_BY(mu_);
 };
 
 // Closes the reaper when the process exits. OpenSSL's exit handler must run
@@ -173,7 +177,7 @@ IoThreads::~IoThreads() {
 }
 
 std::shared_ptr<IoThreads> IoThreads::Acquire(const IoThreadsOptions& options) {
-  std::lock_guard lock(g_pool_mu);
+  MutexLock lock(g_pool_mu);
   if (auto pool = g_pool.lock()) return pool;
   std::shared_ptr<IoThreads> pool(new IoThreads(options.threads));
   g_pool = pool;

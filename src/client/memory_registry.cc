@@ -1,7 +1,5 @@
 #include "client/memory_registry.h"
 
-#include <mutex>
-
 #include "client/error.h"
 
 namespace memkv::client {
@@ -19,7 +17,7 @@ std::shared_ptr<const Registration> MemoryRegistry::FindLocked(const void* p, si
 Result<std::shared_ptr<const Registration>> MemoryRegistry::Register(void* p, size_t n) {
   if (p == nullptr || n == 0) return errc::bad_argument;
   {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     if (auto r = FindLocked(p, n)) return r;
   }
   // Slow work with no lock held: other threads register and look up meanwhile.
@@ -34,7 +32,7 @@ Result<std::shared_ptr<const Registration>> MemoryRegistry::Register(void* p, si
   reg->base = static_cast<std::byte*>(p);
   reg->size = n;
   reg->prepared = std::move(prepared);
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   if (auto r = FindLocked(p, n)) return r;  // another thread won the race; ours is dropped
   reg->id = next_id_.fetch_add(1);
   by_base_.emplace(reg->base, reg);
@@ -47,7 +45,7 @@ std::shared_ptr<const Registration> MemoryRegistry::AddRegion(
   reg->base = region->data();
   reg->size = region->size();
   reg->region = std::move(region);
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   reg->id = next_id_.fetch_add(1);
   by_base_.emplace(reg->base, reg);
   return reg;
@@ -55,7 +53,7 @@ std::shared_ptr<const Registration> MemoryRegistry::AddRegion(
 
 bool MemoryRegistry::Unregister(uint64_t id) {
   std::shared_ptr<const Registration> gone;  // released after the lock
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   for (auto it = by_base_.begin(); it != by_base_.end(); ++it) {
     if (it->second->id == id) {
       gone = std::move(it->second);
@@ -67,12 +65,12 @@ bool MemoryRegistry::Unregister(uint64_t id) {
 }
 
 std::shared_ptr<const Registration> MemoryRegistry::Find(const void* p, size_t n) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return FindLocked(p, n);
 }
 
 size_t MemoryRegistry::size() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return by_base_.size();
 }
 

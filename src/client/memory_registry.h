@@ -8,6 +8,8 @@
 // and RDMA registration once that rail exists) with no lock held, then
 // inserts under the exclusive lock; when two threads register the same
 // range at once, one registration wins and the other's work is dropped.
+// mu_ guards the registrations (by_base_); the id and Prepare counters are
+// atomic; prepare_ is constant after construction.
 
 #include <atomic>
 #include <cstddef>
@@ -15,10 +17,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <shared_mutex>
 
 #include "client/shared_region.h"
+#include "common/mutex.h"
 #include "common/result.h"
+#include "common/thread_annotations.h"
 
 namespace memkv::client {
 
@@ -57,15 +60,16 @@ class MemoryRegistry {
   uint64_t prepared_count() const { return prepared_.load(); }
 
  private:
-  std::shared_ptr<const Registration> FindLocked(const void* p, size_t n) const;
+  std::shared_ptr<const Registration> FindLocked(const void* p, size_t n) const
+      REQUIRES_SHARED(mu_);
 
   const Prepare prepare_;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<uint64_t> prepared_{0};
 
-  mutable std::shared_mutex mu_;
-  // Guarded by mu_: registrations by base address (ranges may overlap).
-  std::multimap<const std::byte*, std::shared_ptr<const Registration>> by_base_;
+  mutable SharedMutex mu_;
+  // Registrations by base address (ranges may overlap).
+  std::multimap<const std::byte*, std::shared_ptr<const Registration>> by_base_ GUARDED_BY(mu_);
 };
 
 }  // namespace memkv::client

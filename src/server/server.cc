@@ -27,6 +27,7 @@
 
 #include "common/checksum.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "proto/chunk.h"
 #include "proto/messages.h"
 #include "server/config.h"
@@ -113,11 +114,11 @@ class Server::Impl {
   std::atomic<bool> stopping{false};
   Metrics metrics;
 
-  std::mutex mu;
-  std::vector<std::weak_ptr<Connection>> connections;  // guarded by mu
-  // Connections not yet attached, oldest first (guarded by mu): bounded by
+  Mutex mu;
+  std::vector<std::weak_ptr<Connection>> connections GUARDED_BY(mu);
+  // Connections not yet attached, oldest first: bounded by
   // limits.max_unattached_connections, the oldest closed to admit one more.
-  std::deque<std::weak_ptr<Connection>> unattached;
+  std::deque<std::weak_ptr<Connection>> unattached GUARDED_BY(mu);
 
   Awaitable<void> AcceptTcp();
   Awaitable<void> AcceptUnix();
@@ -1199,7 +1200,7 @@ void Server::Impl::Adopt(int fd, bool is_unix, std::string peer) {
   auto conn = std::make_shared<Connection>(*this, std::move(socket), is_unix, std::move(peer));
   std::shared_ptr<Connection> evict;
   {
-    std::lock_guard lock(mu);
+    MutexLock lock(mu);
     // An accept that completed as the listener closed: Shutdown has
     // collected (or is about to collect, under this lock) the connections to
     // close, and would never close this one.
@@ -1372,7 +1373,7 @@ void Server::Shutdown() {
   if (!options_.unix_socket.empty()) ::unlink(options_.unix_socket.c_str());
   std::vector<std::shared_ptr<Connection>> live;
   {
-    std::lock_guard lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     for (auto& w : impl_->connections)
       if (auto c = w.lock()) live.push_back(std::move(c));
     impl_->connections.clear();

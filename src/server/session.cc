@@ -15,7 +15,7 @@ error_code Errno(int e) { return {e, boost::system::system_category()}; }
 }  // namespace
 
 std::optional<uint64_t> SessionRegistry::Add(SessionInfo info) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (sessions_.size() >= max_) return std::nullopt;
   info.id = next_id_++;
   const uint64_t id = info.id;
@@ -24,12 +24,12 @@ std::optional<uint64_t> SessionRegistry::Add(SessionInfo info) {
 }
 
 void SessionRegistry::Remove(uint64_t id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   sessions_.erase(id);
 }
 
 void SessionRegistry::Update(uint64_t id, uint32_t regions, uint64_t requests) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto it = sessions_.find(id); it != sessions_.end()) {
     it->second.regions = regions;
     it->second.requests = requests;
@@ -37,12 +37,12 @@ void SessionRegistry::Update(uint64_t id, uint32_t regions, uint64_t requests) {
 }
 
 size_t SessionRegistry::size() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return sessions_.size();
 }
 
 std::vector<SessionInfo> SessionRegistry::List() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<SessionInfo> out;
   for (const auto& [id, s] : sessions_) out.push_back(s);
   return out;

@@ -11,13 +11,14 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/result.h"
+#include "common/thread_annotations.h"
 
 namespace memkv::server {
 
@@ -43,10 +44,10 @@ class SessionRegistry {
   std::vector<SessionInfo> List() const;
 
  private:
-  const uint32_t max_;
-  mutable std::mutex mu_;
-  std::map<uint64_t, SessionInfo> sessions_;  // guarded by mu_
-  uint64_t next_id_ = 1;                      // guarded by mu_
+  const uint32_t max_;  // constant after construction
+  mutable Mutex mu_;
+  std::map<uint64_t, SessionInfo> sessions_ GUARDED_BY(mu_);
+  uint64_t next_id_ GUARDED_BY(mu_) = 1;
 };
 
 class Region {

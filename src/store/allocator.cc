@@ -63,7 +63,7 @@ std::optional<uint64_t> PageAllocator::FindRun(uint64_t from, uint64_t to, uint3
 
 std::optional<uint64_t> PageAllocator::Allocate(uint32_t n) {
   if (n == 0 || n > pages_) return std::nullopt;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (pages_ - used_ < n) return std::nullopt;
   auto found = FindRun(cursor_, pages_, n);
   if (!found) found = FindRun(0, std::min(pages_, cursor_ + n), n);
@@ -76,7 +76,7 @@ std::optional<uint64_t> PageAllocator::Allocate(uint32_t n) {
 }
 
 void PageAllocator::Free(uint64_t page, uint32_t n) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   FreeLocked(page, n);
 }
 
@@ -96,12 +96,12 @@ void PageAllocator::FreeLocked(uint64_t page, uint32_t n) {
 }
 
 void PageAllocator::FreeIn(uint64_t generation, uint64_t page, uint32_t n) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (generation == generation_) FreeLocked(page, n);
 }
 
 void PageAllocator::Reset(uint64_t generation) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::fill(words_.begin(), words_.end(), 0);
   if (pages_ % 64) words_.back() = ~uint64_t{0} << (pages_ % 64);
   used_ = 0;
@@ -110,12 +110,12 @@ void PageAllocator::Reset(uint64_t generation) {
 }
 
 uint64_t PageAllocator::generation() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return generation_;
 }
 
 bool PageAllocator::MarkUsed(uint64_t page, uint32_t n) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (n == 0 || page + n > pages_ || page + n < page) return false;
   if (!RunFree(page, n)) return false;
   Set(page, n, true);
@@ -124,29 +124,29 @@ bool PageAllocator::MarkUsed(uint64_t page, uint32_t n) {
 }
 
 uint64_t PageAllocator::used_pages() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return used_;
 }
 
 uint64_t PageAllocator::double_frees() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return double_frees_;
 }
 
 bool PageAllocator::IsUsed(uint64_t page) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return page >= pages_ || (words_[page / 64] >> (page % 64) & 1);
 }
 
 Buffer PageAllocator::Serialize() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Buffer out(words_.size() * 8);
   std::memcpy(out.data(), words_.data(), out.size());
   return out;
 }
 
 Status PageAllocator::Load(Bytes bits) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (bits.size() != words_.size() * 8) return errc::bad_record;
   std::memcpy(words_.data(), bits.data(), bits.size());
   if (pages_ % 64) words_.back() |= ~uint64_t{0} << (pages_ % 64);

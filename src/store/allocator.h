@@ -6,12 +6,12 @@
 // Thread-safe: every member takes mu_. Owned by the drive it describes.
 
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <vector>
 
 #include "common/bytes.h"
+#include "common/mutex.h"
 #include "common/result.h"
 
 namespace memkv::store {
@@ -48,19 +48,18 @@ class PageAllocator {
   Status Load(Bytes bits);
 
  private:
-  bool RunFree(uint64_t page, uint32_t n) const;  // mu_ held
-  void FreeLocked(uint64_t page, uint32_t n);     // mu_ held
-  void Set(uint64_t page, uint32_t n, bool used);  // mu_ held
-  std::optional<uint64_t> FindRun(uint64_t from, uint64_t to, uint32_t n) const;  // mu_ held
+  bool RunFree(uint64_t page, uint32_t n) const REQUIRES(mu_);
+  void FreeLocked(uint64_t page, uint32_t n) REQUIRES(mu_);
+  void Set(uint64_t page, uint32_t n, bool used) REQUIRES(mu_);
+  std::optional<uint64_t> FindRun(uint64_t from, uint64_t to, uint32_t n) const REQUIRES(mu_);
 
-  const uint64_t pages_;
-  mutable std::mutex mu_;
-  // Guarded by mu_.
-  std::vector<uint64_t> words_;
-  uint64_t used_ = 0;
-  uint64_t cursor_ = 0;
-  uint64_t double_frees_ = 0;
-  uint64_t generation_ = 0;
+  const uint64_t pages_;  // constant after construction
+  mutable Mutex mu_;
+  std::vector<uint64_t> words_ GUARDED_BY(mu_);
+  uint64_t used_ GUARDED_BY(mu_) = 0;
+  uint64_t cursor_ GUARDED_BY(mu_) = 0;
+  uint64_t double_frees_ GUARDED_BY(mu_) = 0;
+  uint64_t generation_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace memkv::store

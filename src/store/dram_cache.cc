@@ -53,7 +53,7 @@ void DramCache::Insert(std::string_view key, uint64_t version, std::span<const s
   const uint64_t charge = Charge(*copy);
   std::vector<Ref> dropped;  // declared before `lock`, so destroyed after it
   Shard& s = ShardOf(key);
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   if (auto it = s.map.find(key); it != s.map.end()) {
     if ((*it->second)->version > version) return;  // a newer copy stays
     dropped.push_back(Unlink(s, it->second));
@@ -70,7 +70,7 @@ void DramCache::Insert(std::string_view key, uint64_t version, std::span<const s
 std::shared_ptr<const CachedValue> DramCache::Lookup(std::string_view key, uint64_t version) {
   Ref stale;  // freed after the lock is released
   Shard& s = ShardOf(key);
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   auto it = s.map.find(key);
   if (it != s.map.end()) {
     const auto node = it->second;
@@ -89,7 +89,7 @@ std::shared_ptr<const CachedValue> DramCache::Lookup(std::string_view key, uint6
 void DramCache::Erase(std::string_view key) {
   Ref dropped;  // freed after the lock is released
   Shard& s = ShardOf(key);
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   if (auto it = s.map.find(key); it != s.map.end()) dropped = Unlink(s, it->second);
 }
 
@@ -99,7 +99,7 @@ DramCacheStats DramCache::stats() const {
   st.misses = misses_.load(std::memory_order_relaxed);
   st.evictions = evictions_.load(std::memory_order_relaxed);
   for (const auto& s : shards_) {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     st.bytes += s->bytes;
     st.entries += s->lru.size();
   }

@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,6 +22,8 @@
 #include <vector>
 
 #include "common/bytes.h"
+#include "common/mutex.h"
+#include "common/thread_annotations.h"
 
 namespace memkv::store {
 
@@ -73,16 +74,17 @@ class DramCache {
     size_t operator()(std::string_view s) const;
   };
   struct Shard {
-    std::mutex mu;
-    // Guarded by mu. Front is the most recently used; the map's key views
-    // point into the copies' own keys.
-    std::list<Ref> lru;
-    std::unordered_map<std::string_view, std::list<Ref>::iterator, Hash, std::equal_to<>> map;
-    uint64_t bytes = 0;
+    Mutex mu;
+    // Front is the most recently used; the map's key views point into the
+    // copies' own keys.
+    std::list<Ref> lru GUARDED_BY(mu);
+    std::unordered_map<std::string_view, std::list<Ref>::iterator, Hash, std::equal_to<>> map
+        GUARDED_BY(mu);
+    uint64_t bytes GUARDED_BY(mu) = 0;
   };
   Shard& ShardOf(std::string_view key);
-  // Unlinks `it` from its shard (mu held); returns the reference it held.
-  static Ref Unlink(Shard& s, std::list<Ref>::iterator it);
+  // Unlinks `it` from its shard; returns the reference it held.
+  static Ref Unlink(Shard& s, std::list<Ref>::iterator it) REQUIRES(s.mu);
 
   // Constant after construction.
   const uint64_t capacity_;

@@ -18,14 +18,14 @@ Index::Shard& Index::ShardOf(std::string_view key) const {
 
 EntryRef Index::Find(std::string_view key) const {
   Shard& s = ShardOf(key);
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   auto it = s.map.find(key);
   return it == s.map.end() ? nullptr : it->second;
 }
 
 EntryRef Index::Publish(EntryRef e) {
   Shard& s = ShardOf(e->key);
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   if (auto t = s.tombstones.find(std::string_view(e->key)); t != s.tombstones.end()) {
     if (t->second.version >= e->version) return e;
     // The newer put's record now stands between the key and anything older.
@@ -61,7 +61,7 @@ void Index::Bury(Shard& s, std::string_view key, uint64_t version, uint16_t home
 
 EntryRef Index::Remove(std::string_view key, uint64_t version, uint16_t home) {
   Shard& s = ShardOf(key);
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   auto it = s.map.find(key);
   if (it != s.map.end() && it->second->version > version) return nullptr;  // newer than the delete
   EntryRef old;
@@ -76,7 +76,7 @@ EntryRef Index::Remove(std::string_view key, uint64_t version, uint16_t home) {
 
 bool Index::RemoveIf(const EntryRef& expected) {
   Shard& s = ShardOf(expected->key);
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   auto it = s.map.find(std::string_view(expected->key));
   if (it == s.map.end() || it->second != expected) return false;
   s.map.erase(it);
@@ -86,7 +86,7 @@ bool Index::RemoveIf(const EntryRef& expected) {
 
 bool Index::Drop(const EntryRef& expected) {
   Shard& s = ShardOf(expected->key);
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   auto it = s.map.find(std::string_view(expected->key));
   if (it == s.map.end() || it->second != expected) return false;
   s.map.erase(it);
@@ -98,7 +98,7 @@ bool Index::Drop(const EntryRef& expected) {
 size_t Index::tombstones() const {
   size_t n = 0;
   for (const auto& s : shards_) {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     n += s->tombstones.size();
   }
   return n;
@@ -107,7 +107,7 @@ size_t Index::tombstones() const {
 void Index::ForEachTombstone(
     uint16_t home, const std::function<void(std::string_view, const Tombstone&)>& fn) const {
   for (const auto& s : shards_) {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     for (const auto& [k, t] : s->tombstones)
       if (t.home == home) fn(k, t);
   }
@@ -115,7 +115,7 @@ void Index::ForEachTombstone(
 
 void Index::PruneTombstones(uint16_t home, uint64_t tick) {
   for (const auto& s : shards_) {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     std::erase_if(s->tombstones, [&](const auto& kv) {
       return kv.second.home == home && kv.second.born < tick;
     });
@@ -124,7 +124,7 @@ void Index::PruneTombstones(uint16_t home, uint64_t tick) {
 
 void Index::RehomeTombstones(uint16_t from, uint16_t to) {
   for (const auto& s : shards_) {
-    std::lock_guard lock(s->mu);
+    MutexLock lock(s->mu);
     for (auto& [k, t] : s->tombstones)
       if (t.home == from) t.home = to;
   }
@@ -137,7 +137,7 @@ void Index::ForEach(const std::function<void(const EntryRef&)>& fn) const {
   for (const auto& s : shards_) {
     snapshot.clear();
     {
-      std::lock_guard lock(s->mu);
+      MutexLock lock(s->mu);
       snapshot.reserve(s->map.size());
       for (const auto& [k, e] : s->map) snapshot.push_back(e);
     }
@@ -150,7 +150,7 @@ std::vector<EntryRef> Index::Sample(size_t n, std::mt19937_64& rng) const {
   if (size() == 0) return out;
   for (size_t tries = 0; out.size() < n && tries < n * 4; ++tries) {
     Shard& s = *shards_[rng() % shards_.size()];
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     if (s.map.empty()) continue;
     // A random bucket, then its first entry: cheap and close enough to uniform.
     const size_t buckets = s.map.bucket_count();

@@ -7,19 +7,21 @@
 // entry's storage is released (its Release callback runs) only when the
 // index has dropped it and the last reader is done.
 //
-// Thread-safe; owned by the Store.
+// Thread-safe; owned by the Store. Each shard's maps are guarded by the
+// shard's mu; the size and tick counters are atomic.
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "common/mutex.h"
+#include "common/thread_annotations.h"
 #include "store/journal_format.h"
 
 namespace memkv::store {
@@ -110,13 +112,12 @@ class Index {
     size_t operator()(std::string_view s) const;
   };
   struct Shard {
-    mutable std::mutex mu;
-    // The key views point into the entries' own key strings. Guarded by mu.
-    std::unordered_map<std::string_view, EntryRef, Hash, std::equal_to<>> map;
-    std::unordered_map<std::string, Tombstone, Hash, std::equal_to<>> tombstones;
+    mutable Mutex mu;
+    // The key views point into the entries' own key strings.
+    std::unordered_map<std::string_view, EntryRef, Hash, std::equal_to<>> map GUARDED_BY(mu);
+    std::unordered_map<std::string, Tombstone, Hash, std::equal_to<>> tombstones GUARDED_BY(mu);
   };
-  // Shard lock held.
-  void Bury(Shard& s, std::string_view key, uint64_t version, uint16_t home);
+  void Bury(Shard& s, std::string_view key, uint64_t version, uint16_t home) REQUIRES(s.mu);
   Shard& ShardOf(std::string_view key) const;
 
   std::vector<std::unique_ptr<Shard>> shards_;  // constant after construction

@@ -6,7 +6,6 @@
 #include <cstring>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <random>
 
 #include <boost/asio/async_result.hpp>
@@ -18,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/checksum.h"
+#include "common/mutex.h"
 #include "io/posted_handler.h"
 #include "store/allocator.h"
 #include "store/checkpoint.h"
@@ -125,11 +125,12 @@ struct PendingOp {
   io::detail::PostedHandler<bool> handler;
 };
 
+// A drive's journal. mu guards the queue and `committing`, and the completion
+// fields of each queued PendingOp; it is never held across an await.
 struct Journal {
-  std::mutex mu;
-  // Guarded by mu.
-  std::deque<PendingOp*> pending;
-  bool committing = false;
+  Mutex mu;
+  std::deque<PendingOp*> pending GUARDED_BY(mu);
+  bool committing GUARDED_BY(mu) = false;
   // Owned by the leader (the one coroutine that has committing set).
   uint64_t tail = 0;      // offset in the ring of the next record
   uint64_t used = 0;      // bytes written since the last checkpoint
@@ -143,22 +144,26 @@ struct Journal {
 Awaitable<void> ForEachConcurrently(size_t n, size_t width,
                                     std::function<Awaitable<void>(size_t)> fn) {
   struct Shared {
-    std::mutex mu;
-    size_t next = 0, running = 0;
-    std::exception_ptr failure;
-    io::detail::PostedHandler<> done;
-    bool finished = false;
+    Mutex mu;
+    size_t next GUARDED_BY(mu) = 0;
+    size_t running GUARDED_BY(mu) = 0;
+    std::exception_ptr failure GUARDED_BY(mu);
+    io::detail::PostedHandler<> done GUARDED_BY(mu);
+    bool finished GUARDED_BY(mu) = false;
   };
   auto shared = std::make_shared<Shared>();
   auto ex = co_await asio::this_coro::executor;
   const size_t workers = std::min(n, std::max<size_t>(width, 1));
   if (workers == 0) co_return;
-  shared->running = workers;
+  {
+    MutexLock lock(shared->mu);
+    shared->running = workers;
+  }
   auto worker = [shared, n, fn]() -> Awaitable<void> {
     for (;;) {
       size_t i;
       {
-        std::lock_guard lock(shared->mu);
+        MutexLock lock(shared->mu);
         if (shared->next >= n || shared->failure) break;
         i = shared->next++;
       }
@@ -167,7 +172,7 @@ Awaitable<void> ForEachConcurrently(size_t n, size_t width,
   };
   for (size_t w = 0; w < workers; ++w) {
     asio::co_spawn(ex, worker(), [shared](std::exception_ptr e) {
-      std::lock_guard lock(shared->mu);
+      MutexLock lock(shared->mu);
       if (e && !shared->failure) shared->failure = e;
       if (--shared->running == 0) {
         shared->finished = true;
@@ -178,7 +183,7 @@ Awaitable<void> ForEachConcurrently(size_t n, size_t width,
   co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
       [shared](auto handler) {
         io::detail::PostedHandler<> h(std::move(handler));
-        std::lock_guard lock(shared->mu);
+        MutexLock lock(shared->mu);
         if (shared->finished) {
           h.Post();
         } else {
@@ -186,7 +191,12 @@ Awaitable<void> ForEachConcurrently(size_t n, size_t width,
         }
       },
       asio::use_awaitable);
-  if (shared->failure) std::rethrow_exception(shared->failure);
+  std::exception_ptr failure;
+  {
+    MutexLock lock(shared->mu);
+    failure = shared->failure;
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace
@@ -241,8 +251,8 @@ class Store::Impl {
   std::atomic<uint64_t> puts{0}, gets{0}, deletes{0}, misses{0}, cache_hits{0}, evictions{0},
       checksum_errors{0}, checkpoints{0};
 
-  std::mutex rng_mu;
-  std::mt19937_64 rng{0x6d656d6b76};  // guarded by rng_mu
+  Mutex rng_mu;
+  std::mt19937_64 rng GUARDED_BY(rng_mu) = std::mt19937_64(0x6d656d6b76);
 
   ~Impl() {
     // Entries release into the allocators; drop them while drives exist.
@@ -292,7 +302,7 @@ class Store::Impl {
     return asio::async_initiate<decltype(asio::use_awaitable), void(bool)>(
         [&j, &op](auto handler) {
           io::detail::PostedHandler<bool> h(std::move(handler));
-          std::lock_guard lock(j.mu);
+          MutexLock lock(j.mu);
           if (op.done || op.lead) {
             h.Post(op.lead);
           } else {
@@ -319,7 +329,7 @@ class Store::Impl {
     Journal& j = d.journal;
     bool lead;
     {
-      std::lock_guard lock(j.mu);
+      MutexLock lock(j.mu);
       j.pending.push_back(&op);
       lead = !j.committing;
       if (lead) j.committing = true;
@@ -328,7 +338,7 @@ class Store::Impl {
     for (;;) {
       std::vector<PendingOp*> batch;
       {
-        std::lock_guard lock(j.mu);
+        MutexLock lock(j.mu);
         size_t bytes = 0;
         const size_t limit = std::min<uint64_t>(4ull << 20, d.layout.journal_size / 4);
         while (!j.pending.empty()) {
@@ -345,7 +355,7 @@ class Store::Impl {
         }
       }
       co_await RunBatch(d, batch);
-      std::lock_guard lock(j.mu);
+      MutexLock lock(j.mu);
       bool mine = false;
       for (PendingOp* p : batch) {
         if (p == &op) {
@@ -612,7 +622,7 @@ class Store::Impl {
     for (int round = 0; round < 64 && !enough(); ++round) {
       std::vector<EntryRef> sample;
       {
-        std::lock_guard lock(rng_mu);
+        MutexLock lock(rng_mu);
         sample = index.Sample(32, rng);
       }
       std::vector<EntryRef> victims;
