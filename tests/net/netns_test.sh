@@ -44,6 +44,9 @@ ns_s=("$tag-s1" "$tag-s2" "$tag-s3")
 dir=$(mktemp -d)
 pids=()
 
+# `nsenter --net` rather than `ip netns exec`: the latter also remounts / and
+# /sys, which fails in a chroot (a fresh root made by tools/fresh-root.sh)
+# and is not needed here.
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do
@@ -53,7 +56,7 @@ cleanup() {
   done
   for ns in "$ns_c" "${ns_s[@]}"; do
     if ip netns list | grep -qw "$ns"; then
-      ip netns exec "$ns" iptables -F INPUT 2>/dev/null
+      nsenter --net="/run/netns/$ns" iptables -F INPUT 2>/dev/null
       ip netns del "$ns" 2>/dev/null
     fi
   done
@@ -86,7 +89,7 @@ key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 servers=
 for i in 1 2 3; do
   s=${ns_s[$((i - 1))]}
-  ip netns exec "$s" "$memkv" --log-level warn server --mode memory --memory 1GiB --threads 1 \
+  nsenter --net="/run/netns/$s" "$memkv" --log-level warn server --mode memory --memory 1GiB --threads 1 \
     --address "198.18.$i.2:9900" --unix-socket "$dir/s$i.sock" \
     --set "network.auth_key=$key" 2>"s$i.err" &
   pids+=($!)
@@ -95,7 +98,7 @@ done
 up=0
 for i in 1 2 3; do
   for _ in $(seq 1 100); do
-    if ip netns exec "$ns_c" "$memkv" admin health --server "198.18.$i.2:9901" >/dev/null 2>&1; then
+    if nsenter --net="/run/netns/$ns_c" "$memkv" admin health --server "198.18.$i.2:9901" >/dev/null 2>&1; then
       up=$((up + 1))
       break
     fi
@@ -110,12 +113,12 @@ check "three servers answer across the veths" test "$up" -eq 3
 ip -n "$ns_c" link set vc1 gso_max_segs 1 gso_max_size 1500
 ip -n "${ns_s[0]}" link set vs gso_max_segs 1 gso_max_size 1500
 for ns in "$ns_c" "${ns_s[0]}"; do
-  ip netns exec "$ns" iptables -A INPUT -m statistic --mode random --probability 0.001 -j DROP
+  nsenter --net="/run/netns/$ns" iptables -A INPUT -m statistic --mode random --probability 0.001 -j DROP
 done
 tc -n "$ns_c" qdisc add dev vc1 root tbf rate 1gbit burst 256kb latency 50ms
 tc -n "${ns_s[0]}" qdisc add dev vs root tbf rate 1gbit burst 256kb latency 50ms
 
-timeout 120 ip netns exec "$ns_c" "$bench" --tier fan-in --fan-in-servers 198.18.1.2:9900 \
+timeout 120 nsenter --net="/run/netns/$ns_c" "$bench" --tier fan-in --fan-in-servers 198.18.1.2:9900 \
   --fan-in-auth-key "$key" --seconds 12 --processes 4 --workers 2 --worker-batches 2 \
   --entries 7500 --min-value 64 --max-value 4096 --timeout 60 >loss.out 2>loss.err
 rc=$?
@@ -124,19 +127,19 @@ check "(a) the fan-in under 0.1 % loss and 1 Gbit/s exits 0" test "$rc" -eq 0
 check "(a) every entry succeeded, every byte checked" grep -q '^success: 100.0000 % .* 0 failed, 0 wrong bytes' loss.out
 dropped=0
 for ns in "$ns_c" "${ns_s[0]}"; do
-  n=$(ip netns exec "$ns" iptables -L INPUT -v -n -x | awk '/statistic/ {print $1}')
+  n=$(nsenter --net="/run/netns/$ns" iptables -L INPUT -v -n -x | awk '/statistic/ {print $1}')
   dropped=$((dropped + ${n:-0}))
 done
 received=$(ip -n "$ns_c" -s link show vc1 | awk '/RX:/ {getline; print $2}')
 echo "(a) packets dropped by the 0.1 % rules: $dropped (the client's vc1 received $received)"
 check "(a) the loss rules dropped packets" test "$dropped" -gt 0
 tc -n "$ns_c" -s qdisc show dev vc1 | head -3
-for ns in "$ns_c" "${ns_s[0]}"; do ip netns exec "$ns" iptables -F INPUT; done
+for ns in "$ns_c" "${ns_s[0]}"; do nsenter --net="/run/netns/$ns" iptables -F INPUT; done
 tc -n "$ns_c" qdisc del dev vc1 root
 tc -n "${ns_s[0]}" qdisc del dev vs root
 
 # ---- (b) one of three servers cut off, then back
-timeout 120 ip netns exec "$ns_c" "$bench" --tier fan-in --fan-in-servers "$servers" \
+timeout 120 nsenter --net="/run/netns/$ns_c" "$bench" --tier fan-in --fan-in-servers "$servers" \
   --fan-in-auth-key "$key" --seconds 30 --processes 2 --workers 2 --worker-batches 3 \
   --entries 7500 --min-value 64 --max-value 1024 --timeout 2 --connect-timeout 1 \
   --allow-failures --trace trace.txt >cut.out 2>cut.err &
@@ -169,6 +172,8 @@ awk -v down="$t_down" -v up="$t_up" '
     printf "fail_after=%.3f\nback_after=%.3f\n", first_fail ? first_fail - down : -1, back ? back - up : -1
   }' trace.txt >trace.vars
 cat trace.vars
+# Defaults that fail the checks below when there is no trace at all.
+other_failed=-1 other_during=0 cut_failed=0 early=0 odd="no trace" fail_after=-1 back_after=-1
 source trace.vars
 echo "(b) the client's log:"
 head -n 20 cut.err
