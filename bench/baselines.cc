@@ -108,7 +108,7 @@ bool ParseIperf3Json(const std::string& json, BaselineRun& out, std::string& err
   return true;
 }
 
-BaselineRun RunIperf3(double seconds) {
+BaselineRun RunIperf3(double seconds, uint64_t block_size) {
   BaselineRun r;
   const uint16_t port = FreePort();
   const std::string p = std::to_string(port);
@@ -123,7 +123,8 @@ BaselineRun RunIperf3(double seconds) {
   // The server needs a moment to listen; a probe connection would use up
   // its one test (-1), so the client is retried instead.
   for (int attempt = 0; attempt < 50; ++attempt) {
-    ChildOutput c = RunChild({"iperf3", "-c", "127.0.0.1", "-p", p, "-t", t, "-J"});
+    ChildOutput c = RunChild({"iperf3", "-c", "127.0.0.1", "-p", p, "-l",
+                              std::to_string(Iperf3Block(block_size)), "-O", "1", "-t", t, "-J"});
     if (!c.spawn_error.empty()) {
       r.error = "iperf3: " + c.spawn_error;
       break;
@@ -353,6 +354,40 @@ bool RedisConnection::Command(std::initializer_list<std::string_view> args, std:
                     return true;
                   },
                   error);
+}
+
+// ---- redis-benchmark ----
+
+bool RedisBenchmarkInstalled() {
+  ChildOutput r = RunChild({"redis-benchmark", "--version"});
+  return r.spawn_error.empty() && WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0;
+}
+
+BaselineRun RunRedisBenchmark(uint16_t port, const std::string& op, uint64_t size,
+                              uint32_t pipeline, uint32_t connections, double seconds) {
+  BaselineRun r;
+  // About `seconds` at 2 GiB/s, a whole number of pipelines per connection.
+  const uint64_t unit = uint64_t{pipeline} * connections;
+  uint64_t n = static_cast<uint64_t>(seconds * 2.0 * (1u << 30) / static_cast<double>(size));
+  n = std::clamp<uint64_t>(n, 4 * unit, 20'000'000);
+  n = (n + unit - 1) / unit * unit;
+  ChildOutput c = RunChild({"redis-benchmark", "-p", std::to_string(port), "-t", "set,get", "-d",
+                            std::to_string(size), "-P", std::to_string(pipeline), "-c",
+                            std::to_string(connections), "-n", std::to_string(n), "--csv"});
+  if (!c.spawn_error.empty()) {
+    r.error = "redis-benchmark: " + c.spawn_error;
+    return r;
+  }
+  auto rps = ParseRedisBenchmarkCsv(c.out, op);
+  if (!rps) {
+    r.error = "redis-benchmark printed no " + op + " figure: " + FirstLine(c.out);
+    return r;
+  }
+  r.entries = n;
+  r.requests = n / pipeline;
+  r.seconds = static_cast<double>(n) / *rps;
+  r.bytes = n * size;
+  return r;
 }
 
 }  // namespace memkv::bench

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <initializer_list>
 #include <string_view>
@@ -40,9 +41,36 @@ BaselineRun RunMemcpy(uint64_t block_size, uint32_t batch, double seconds);
 // iperf3 3.x: `iperf3 --version`'s first line, or nullopt when missing.
 std::optional<std::string> Iperf3Version();
 // One loopback run: `iperf3 -s -1 -p PORT` as a child and
-// `iperf3 -c 127.0.0.1 -p PORT -t SECONDS -J`; bytes and seconds are what
-// the receiver reports.
-BaselineRun RunIperf3(double seconds);
+// `iperf3 -c 127.0.0.1 -p PORT -l BLOCK -O 1 -t SECONDS -J`: writes of the
+// measured block size (iperf3 takes at most 1 MiB: larger blocks are
+// written 1 MiB at a time), its first second left out; bytes and seconds
+// are what the receiver reports.
+BaselineRun RunIperf3(double seconds, uint64_t block_size);
+// The block iperf3 writes for a measured block size.
+inline uint64_t Iperf3Block(uint64_t block_size) { return block_size < (1u << 20) ? block_size : 1u << 20; }
+
+// redis-benchmark, the client Redis users run, against `port`: `-t set,get
+// -d SIZE -P PIPELINE -c CONNECTIONS --csv`, enough requests for about
+// `seconds`; the rate of `op` ("GET" or "SET") times the value size.
+BaselineRun RunRedisBenchmark(uint16_t port, const std::string& op, uint64_t size,
+                              uint32_t pipeline, uint32_t connections, double seconds);
+bool RedisBenchmarkInstalled();
+// Reads one test's requests per second out of its --csv output.
+inline std::optional<double> ParseRedisBenchmarkCsv(const std::string& csv, const std::string& op) {
+  // "SET","12345.67",... : the test's name, then its requests per second.
+  const std::string head = "\"" + op + "\",\"";
+  const size_t at = csv.find(head);
+  if (at == std::string::npos) return std::nullopt;
+  const size_t from = at + head.size();
+  const size_t to = csv.find('"', from);
+  if (to == std::string::npos) return std::nullopt;
+  try {
+    const double rps = std::stod(csv.substr(from, to - from));
+    if (rps > 0) return rps;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
 // Reads the receiver's figures out of iperf3's JSON report (-J).
 bool ParseIperf3Json(const std::string& json, BaselineRun& out, std::string& error);
 

@@ -78,6 +78,12 @@ bool IsRefusal(StatusCode s) {
 std::string MemcpyId(uint64_t size, uint32_t batch) {
   return "memcpy/" + std::to_string(size) + "x" + std::to_string(batch);
 }
+std::string IperfId(uint64_t size) { return "iperf3/" + std::to_string(size); }
+std::string RedisBenchmarkId(const std::string& op, uint64_t size, uint32_t batch, uint32_t conns) {
+  return "redis-benchmark-" + std::string(op == "read" ? "get" : "set") + "/" + std::to_string(size) +
+         "x" + std::to_string(batch) + "/c" + std::to_string(conns);
+}
+
 std::string RedisKind(const std::string& op) {
   return op == "read" ? "redis-get" : op == "write" ? "redis-set" : "redis-mixed";
 }
@@ -375,18 +381,6 @@ void RailBench::PlanBaselines() {
     redis_skip = "redis-server is not installed (Debian: apt-get install redis-server)";
   if (r_.iperf3_version.empty())
     iperf_skip = "iperf3 is not installed (Debian: apt-get install iperf3)";
-  // iperf3 runs beside the tcp point that its goal compares: 1 MiB reads,
-  // one thread; else the first tcp point.
-  std::optional<size_t> iperf_owner;
-  for (size_t i = 0; i < r_.points.size(); ++i) {
-    const RailPoint& p = r_.points[i];
-    if (p.rail != "tcp" || p.auth) continue;
-    if (!iperf_owner) iperf_owner = i;
-    if (p.op == "read" && p.block_size == (1u << 20) && p.threads == 1 && !p.goal_point) {
-      iperf_owner = i;
-      break;
-    }
-  }
   for (size_t i = 0; i < r_.points.size(); ++i) {
     const RailPoint& p = r_.points[i];
     if (p.auth && any_off) continue;  // baselines beside the auth-off runs
@@ -402,11 +396,14 @@ void RailBench::PlanBaselines() {
     m.block_size = p.block_size;
     m.batch = p.batch;
     add(m);
-    if (iperf_owner && *iperf_owner == i) {
+    if (p.rail == "tcp") {
+      // One TCP stream writing blocks of the point's size (-l), its first
+      // second left out (-O 1).
       BaselineSeries b;
-      b.id = "iperf3";
+      b.id = IperfId(p.block_size);
       b.kind = "iperf3";
-      b.label = "iperf3, 1 TCP stream over loopback";
+      b.label = "iperf3 -l " + SizeName(Iperf3Block(p.block_size)) + " -O 1, 1 TCP stream over loopback";
+      b.block_size = p.block_size;
       b.skipped = iperf_skip;
       add(b);
     }
@@ -421,6 +418,18 @@ void RailBench::PlanBaselines() {
     rd.connections = p.threads;
     rd.skipped = redis_skip;
     add(rd);
+    if (p.op == "read" || p.op == "write") {
+      // The same figure from redis-benchmark, the client Redis users run.
+      BaselineSeries rb = rd;
+      rb.id = RedisBenchmarkId(p.op, p.block_size, p.batch, p.threads);
+      rb.kind = std::string("redis-benchmark-") + (p.op == "read" ? "get" : "set");
+      rb.label = std::string("redis-benchmark ") + (p.op == "read" ? "GET" : "SET") + " " +
+                 SizeName(p.block_size) + ", -P " + std::to_string(p.batch) + " -c " +
+                 std::to_string(p.threads);
+      if (rb.skipped.empty() && !RedisBenchmarkInstalled())
+        rb.skipped = "redis-benchmark is not installed (Debian: apt-get install redis-tools)";
+      add(rb);
+    }
   }
 }
 
@@ -835,7 +844,7 @@ void RailBench::RunBaseline(BaselineSeries& b, int run) {
     out = RunMemcpy(b.block_size, b.batch, o_.seconds);
   } else if (b.kind == "iperf3") {
     const auto t0 = Clock::now();
-    out = RunIperf3(o_.seconds);
+    out = RunIperf3(o_.seconds, b.block_size);
     (void)t0;
   } else {
     if (!redis_) {
@@ -854,7 +863,12 @@ void RailBench::RunBaseline(BaselineSeries& b, int run) {
         return;
       }
     }
-    RunRedis(b, out);
+    if (b.kind.rfind("redis-benchmark", 0) == 0) {
+      out = RunRedisBenchmark(redis_->port(), b.kind == "redis-benchmark-get" ? "GET" : "SET",
+                              b.block_size, b.batch, b.connections, o_.seconds);
+    } else {
+      RunRedis(b, out);
+    }
   }
   if (!out.error.empty()) {
     b.skipped = "failed: " + out.error;
@@ -883,7 +897,7 @@ void RailBench::ComputeRatios() {
   for (RailPoint& p : r_.points) {
     p.memcpy_id = MemcpyId(p.block_size, p.batch);
     p.redis_id = RedisId(p.op, p.block_size, p.batch, p.threads);
-    p.iperf3_id = p.rail == "tcp" ? "iperf3" : "";
+    p.iperf3_id = p.rail == "tcp" ? IperfId(p.block_size) : "";
     const double mk = p.runs.empty() ? std::nan("") : MedianGiBps(p.runs);
     p.vs_memcpy = RatioOf(mk, median_of(p.memcpy_id));
     p.vs_redis = RatioOf(mk, median_of(p.redis_id));
@@ -924,37 +938,61 @@ void RailBench::ComputeGoals() {
                               : b.label + ": " + Fixed(MedianGiBps(b.runs), 3) + " GiB/s";
     return id + ": not run (--baseline)";
   };
+  // Redis figures come with redis-benchmark's for the same values, pipeline
+  // and connections, measured in the same run.
+  auto redis_text = [&](const std::string& op, uint64_t size, uint32_t batch, uint32_t conns) {
+    return base_text(RedisId(op, size, batch, conns)) + "; " +
+           base_text(RedisBenchmarkId(op, size, batch, conns));
+  };
   const RailPoint* shm16 =
       FindPoint(r_, "shm", "read", 16u << 20, AutoBatch(16u << 20), false, t1);
-  ratio_goal("shm-16m-read-vs-memcpy", "shm 16 MiB reads >= 0.8x memcpy", shm16,
-             shm16 ? shm16->vs_memcpy : nan, 0.8,
+  ratio_goal("shm-16m-read-vs-memcpy",
+             "shm 16 MiB reads >= 0.8x memcpy (memkv: the server copies and the client checks, "
+             "two processes on two cores; memcpy: one core)",
+             shm16, shm16 ? shm16->vs_memcpy : nan, 0.8,
              base_text(shm16 ? shm16->memcpy_id : MemcpyId(16u << 20, 1)));
-  const RailPoint* tcp1 = FindPoint(r_, "tcp", "read", 1u << 20, AutoBatch(1u << 20), false, t1);
-  ratio_goal("tcp-1m-read-vs-iperf3", "tcp 1 MiB reads, one connection >= 0.9x iperf3", tcp1,
-             tcp1 ? tcp1->vs_iperf3 : nan, 0.9, base_text("iperf3"));
+  const uint32_t b1m = AutoBatch(1u << 20);
+  const RailPoint* tcp1 = FindPoint(r_, "tcp", "read", 1u << 20, b1m, false, t1);
+  ratio_goal("tcp-1m-read-vs-iperf3", "tcp 1 MiB reads, one connection >= 0.9x iperf3 (-l 1 MiB)",
+             tcp1, tcp1 ? tcp1->vs_iperf3 : nan, 0.9, base_text(IperfId(1u << 20)));
   ratio_goal("tcp-1m-read-vs-redis-get", "tcp 1 MiB reads, one connection >= 1x Redis GET (1 connection)",
-             tcp1, tcp1 ? tcp1->vs_redis : nan, 1.0,
-             base_text(tcp1 ? tcp1->redis_id : RedisId("read", 1u << 20, 8, 1)));
+             tcp1, tcp1 ? tcp1->vs_redis : nan, 1.0, redis_text("read", 1u << 20, b1m, t1));
+  const RailPoint* tcp1w = FindPoint(r_, "tcp", "write", 1u << 20, b1m, false, t1);
+  ratio_goal("tcp-1m-write-vs-redis-set", "tcp 1 MiB writes, one connection >= 1x Redis SET (1 connection)",
+             tcp1w, tcp1w ? tcp1w->vs_redis : nan, 1.0, redis_text("write", 1u << 20, b1m, t1));
+  for (const std::string op : {"read", "write"}) {
+    const RailPoint* p4 = FindPoint(r_, "tcp", op, 1u << 20, b1m, false, 4);
+    ratio_goal("tcp-1m-" + op + "-4-threads-vs-redis",
+               "tcp 1 MiB " + op + "s, 4 client threads >= 1.2x Redis " +
+                   (op == "read" ? "GET" : "SET") + " (4 connections)",
+               p4, p4 ? p4->vs_redis : nan, 1.2, redis_text(op, 1u << 20, b1m, 4));
+  }
   const RailPoint* tcp4 = FindPoint(r_, "tcp", "read", 4u << 10, kMaxBatch, false, t1);
   const RailPoint* shm4 = FindPoint(r_, "shm", "read", 4u << 10, kMaxBatch, false, t1);
-  const std::string redis4 = RedisId("read", 4u << 10, kMaxBatch, t1);
   ratio_goal("tcp-4k-x7500-read-vs-redis-get",
-             "4 KiB x 7,500-entry batches over tcp >= 1x Redis pipelined GET", tcp4,
-             tcp4 ? tcp4->vs_redis : nan, 1.0, base_text(redis4));
+             "4 KiB x 7,500-entry batches over tcp >= 2x Redis pipelined GET", tcp4,
+             tcp4 ? tcp4->vs_redis : nan, 2.0, redis_text("read", 4u << 10, kMaxBatch, t1));
   ratio_goal("shm-4k-x7500-read-vs-redis-get",
-             "4 KiB x 7,500-entry batches over shm >= 2x Redis pipelined GET", shm4,
-             shm4 ? shm4->vs_redis : nan, 2.0, base_text(redis4));
+             "4 KiB x 7,500-entry batches over shm >= 4x Redis pipelined GET", shm4,
+             shm4 ? shm4->vs_redis : nan, 4.0, redis_text("read", 4u << 10, kMaxBatch, t1));
   for (const RailPoint* p : {tcp4, shm4}) {
     if (!p) continue;
-    for (double q : {50.0, 99.0}) {
+    const double p50 = p->latencies_ms.empty() ? nan : Percentile(p->latencies_ms, 50);
+    const double p99 = p->latencies_ms.empty() ? nan : Percentile(p->latencies_ms, 99);
+    for (auto [q, v] : {std::pair{50, p50}, std::pair{99, p99}}) {
       Goal g;
-      g.id = p->rail + "-4k-x7500-read-p" + std::to_string(int(q));
-      g.text = "p" + std::to_string(int(q)) + " latency of one 7,500 x 4 KiB batch read, " + p->rail;
+      g.id = p->rail + "-4k-x7500-read-p" + std::to_string(q);
+      g.text = "p" + std::to_string(q) + " latency of one 7,500 x 4 KiB batch read, " + p->rail;
       g.unit = "ms";
-      g.value = p->latencies_ms.empty() ? nan : Percentile(p->latencies_ms, q);
+      g.value = v;
       g.how = std::to_string(p->latencies_ms.size()) + " requests, " + PointLabel(*p);
       r_.goals.push_back(g);
     }
+    // p99 at most 2x p50, as a ratio that must reach 0.5.
+    Goal g{p->rail + "-4k-x7500-read-p50-over-p99",
+           "p50 ÷ p99 of a 7,500 x 4 KiB batch read, " + p->rail + " >= 0.5 (p99 at most 2x p50)",
+           RatioOf(p50, p99), 0.5, "x", Fixed(p50, 2) + " ms ÷ " + Fixed(p99, 2) + " ms"};
+    r_.goals.push_back(g);
   }
   // The cost of the auth key: GiB/s with the key over GiB/s without it.
   for (const std::string rail : {"tcp", "shm"})

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -72,10 +73,26 @@ struct Sub;
 // One caller's request: one or more request ids (a batch too large for one
 // frame is sent as several requests), one deadline, one completion.
 // Loop-confined.
+// Where a reply's data section goes when it is received straight into the
+// caller's buffers: pieces in order, each to `p` (nullptr: dropped).
+struct DataPiece {
+  std::byte* p = nullptr;
+  size_t len = 0;
+};
+
 class Op {
  public:
   virtual ~Op() = default;
-  // One reply frame of `sub`; an error fails the whole request.
+  // Before a reply's data section is read: the pieces it goes to, or false
+  // to have it read into a buffer and passed to OnReply.
+  virtual bool PlanData(Sub&, const proto::FrameHeader&, Bytes /*control*/,
+                        std::vector<DataPiece>& /*out*/) {
+    return false;
+  }
+  // `filled` bytes of planned piece `k` are in (called as they arrive).
+  virtual void OnData(size_t /*k*/, size_t /*filled*/) {}
+  // One reply frame of `sub` (after PlanData: `data` is empty, the bytes
+  // are in place); an error fails the whole request.
   virtual Status OnReply(Sub& sub, const proto::FrameHeader& h, Bytes control, Bytes data) = 0;
   // Completes the caller, once; later calls do nothing.
   virtual void Finish(Status s) = 0;
@@ -83,6 +100,11 @@ class Op {
   bool done = false;
   uint32_t subs_left = 0;
   std::optional<asio::steady_timer> timer;
+  // While bytes are being received into the caller's buffers the request
+  // cannot complete (the caller could free them): a timeout then waits here
+  // until the frame is in.
+  bool receiving = false;
+  std::optional<error_code> deferred;
 };
 
 // One request id in flight: entries [base, base + count) of its Op.
@@ -198,12 +220,58 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
       : TypedOp(std::move(cb)), dests_(std::move(dests)), shm_(shm) {
     value_.resize(dests_.size());
   }
+  // Inline bytes go straight into each entry's destination and are checked
+  // a piece at a time as they land, while still in cache.
+  bool PlanData(Sub& sub, const proto::FrameHeader& h, Bytes control,
+                std::vector<DataPiece>& out) override {
+    if (h.opcode != proto::Opcode::kBatchRead || shm_) return false;
+    if (!proto::Decode(control, uint64_t{h.data_len}, reply_) ||
+        reply_.head.status != StatusCode::kOk ||
+        !CheckSlice(sub, reply_.batch, reply_.results.size()))
+      return false;  // read whole; OnReply reports it
+    checks_.clear();
+    for (size_t i = 0; i < reply_.results.size(); ++i) {
+      const proto::ReadResult& r = reply_.results[i];
+      if (r.status != StatusCode::kOk || r.delivery != proto::Delivery::kInline || r.length == 0)
+        continue;
+      const Dest& dest = dests_[sub.base + reply_.batch.first + i];
+      const bool fits = r.length <= dest.capacity;
+      out.push_back({fits ? dest.p : nullptr, r.length});
+      checks_.push_back({i, out.back().p, r.length});
+      if (fits && r.pages() == 0) checks_.back().whole = std::make_unique<Xxh3Stream>();
+    }
+    planned_ = true;
+    return true;
+  }
+
+  void OnData(size_t k, size_t filled) override {
+    Check& c = checks_[k];
+    if (!c.p || !c.ok) return;
+    const proto::ReadResult& r = reply_.results[c.result];
+    if (c.whole) {
+      c.whole->Update(c.p + c.verified, filled - c.verified);
+      c.verified = filled;
+      if (filled == c.len) c.ok = c.whole->Digest() == r.checksum;
+      return;
+    }
+    while (c.ok && c.verified < filled &&
+           (filled - c.verified >= proto::kPageSize || filled == c.len)) {
+      const size_t n = std::min<size_t>(proto::kPageSize, c.len - c.verified);
+      c.ok = Xxh3(c.p + c.verified, n) == r.page_sum(c.verified / proto::kPageSize);
+      c.verified += n;
+    }
+  }
+
   Status OnReply(Sub& sub, const proto::FrameHeader& h, Bytes control, Bytes data) override {
     if (h.opcode == proto::Opcode::kReadChunk) return OnChunk(sub, h, control, data);
-    if (!proto::Decode(control, data, reply_)) return errc::bad_reply;
-    if (reply_.head.status != StatusCode::kOk) return make_status_error(reply_.head.status);
-    MEMKV_TRY(CheckSlice(sub, reply_.batch, reply_.results.size()));
+    const bool placed = std::exchange(planned_, false);
+    if (!placed) {
+      if (!proto::Decode(control, data, reply_)) return errc::bad_reply;
+      if (reply_.head.status != StatusCode::kOk) return make_status_error(reply_.head.status);
+      MEMKV_TRY(CheckSlice(sub, reply_.batch, reply_.results.size()));
+    }
     size_t at = 0;  // next inline byte of this frame
+    size_t k = 0;   // next planned piece
     for (size_t i = 0; i < reply_.results.size(); ++i) {
       const proto::ReadResult& r = reply_.results[i];
       const size_t idx = sub.base + reply_.batch.first + i;
@@ -212,14 +280,24 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
       out = {r.status, r.value_size, 0};
       if (r.status != StatusCode::kOk) continue;
       if (r.delivery == proto::Delivery::kInline && !shm_) {
-        Bytes bytes = reply_.data.subspan(at, r.length);
-        at += r.length;
+        bool ok;
         if (r.length > dest.capacity) {
           out.status = StatusCode::kBufferTooSmall;
-        } else if (!proto::ChecksumsMatch(r, bytes)) {
-          out.status = StatusCode::kChecksumMismatch;
+          if (placed && r.length) ++k;
+          continue;
+        } else if (placed && r.length) {
+          const Check& c = checks_[k++];
+          ok = c.ok && c.verified == c.len;
         } else {
-          if (r.length) std::memcpy(dest.p, bytes.data(), r.length);
+          // Not planned (or nothing to receive): checked, then copied.
+          Bytes bytes = reply_.data.subspan(at, r.length);
+          at += r.length;
+          ok = proto::ChecksumsMatch(r, bytes);
+          if (ok && r.length) std::memcpy(dest.p, bytes.data(), r.length);
+        }
+        if (!ok) {
+          out.status = StatusCode::kChecksumMismatch;  // the destination's bytes are not the value's
+        } else {
           out.length = r.length;
         }
       } else if (r.delivery == proto::Delivery::kPlaced && shm_) {
@@ -289,9 +367,22 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
     return {};
   }
 
+  // A planned piece being checked as it lands.
+  struct Check {
+    Check(size_t r, std::byte* d, size_t n) : result(r), p(d), len(n) {}
+    size_t result;  // in reply_
+    std::byte* p;   // nullptr: dropped (the destination is too small)
+    size_t len;
+    size_t verified = 0;
+    bool ok = true;
+    std::unique_ptr<Xxh3Stream> whole;  // no piece sums: one XXH3 of it all
+  };
+
   std::vector<Dest> dests_;
   bool shm_;
   proto::BatchReadReply reply_;
+  bool planned_ = false;  // reply_ decoded by PlanData, its bytes in place
+  std::vector<Check> checks_;
   std::unordered_map<size_t, std::unique_ptr<Stream>> streams_;  // by entry, until whole
 };
 
@@ -493,6 +584,8 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
                 const std::vector<uint32_t>& needs_regions);
   void Dispatch(const proto::FrameHeader& h, Bytes control, Bytes data);
   asio::awaitable<void> Reader(std::shared_ptr<Impl> self);
+  asio::awaitable<error_code> ReceiveInto(Op& op, const std::vector<DataPiece>& plan);
+  Buffer scratch_;  // where dropped bytes are received
   asio::awaitable<void> Writer(std::shared_ptr<Impl> self);
   asio::awaitable<error_code> SendWithFd(OutFrame& f);
   // Numbers and tags a frame as it takes its place on the wire.
@@ -778,6 +871,10 @@ void Connection::Impl::OnSubmit(std::shared_ptr<Op> op, std::vector<Planned> sub
     if (ec) return;
     auto o = weak.lock();
     if (!o) return;
+    if (o->receiving) {
+      o->deferred = errc::timeout;  // finished once the frame being received is in
+      return;
+    }
     o->Finish(errc::timeout);
     if (auto impl = self.lock()) impl->DropUnsent(*o);
   });
@@ -835,6 +932,7 @@ void Connection::Impl::Dispatch(const proto::FrameHeader& h, Bytes control, Byte
 asio::awaitable<void> Connection::Impl::Reader(std::shared_ptr<Impl> self) {
   proto::HeaderBytes raw;
   Buffer payload;
+  std::vector<DataPiece> plan;
   for (;;) {
     auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(raw), kTuple);
     if (ec) {
@@ -846,7 +944,8 @@ asio::awaitable<void> Connection::Impl::Reader(std::shared_ptr<Impl> self) {
       Shutdown(errc::connection_lost, "bad frame header: " + h.error().message());
       co_return;
     }
-    payload.resize(h->payload_len());
+    // The control part first: it says where the data section goes.
+    payload.resize(h->control_len);
     if (!payload.empty()) {
       auto [ec2, n2] = co_await asio::async_read(socket_, asio::buffer(payload), kTuple);
       if (ec2) {
@@ -855,7 +954,6 @@ asio::awaitable<void> Connection::Impl::Reader(std::shared_ptr<Impl> self) {
       }
     }
     Bytes control(payload.data(), h->control_len);
-    Bytes data(payload.data() + h->control_len, h->data_len);
     if (auto t = proto::VerifyTag(raw, *h, control, key()); !t) {
       Shutdown(errc::connection_lost, "reply refused: " + t.error().message());
       co_return;
@@ -869,8 +967,67 @@ asio::awaitable<void> Connection::Impl::Reader(std::shared_ptr<Impl> self) {
       co_return;
     }
     if (!open_) co_return;
+    Bytes data;
+    if (h->data_len > 0) {
+      auto it = pending_.find(h->request_id);
+      std::shared_ptr<Op> op = it == pending_.end() ? nullptr : it->second.op;
+      plan.clear();
+      if (op && !op->done && op->PlanData(it->second, *h, control, plan)) {
+        // Straight into the caller's buffers, checked as it lands.
+        op->receiving = true;
+        auto ec = co_await ReceiveInto(*op, plan);
+        op->receiving = false;
+        if (ec) {
+          Shutdown(errc::connection_lost, ec.message());
+          co_return;
+        }
+        if (op->deferred) op->Finish(*op->deferred);
+      } else {
+        payload.resize(h->control_len + size_t{h->data_len});
+        auto [ec2, n2] = co_await asio::async_read(
+            socket_, asio::buffer(payload.data() + h->control_len, h->data_len), kTuple);
+        if (ec2) {
+          Shutdown(errc::connection_lost, ec2.message());
+          co_return;
+        }
+        control = Bytes(payload.data(), h->control_len);
+        data = Bytes(payload.data() + h->control_len, h->data_len);
+      }
+      if (!open_) co_return;
+    }
     Dispatch(*h, control, data);
   }
+}
+
+// Reads a data section into its planned pieces, up to 64 pieces and 256 KiB
+// a read (one readv), and lets the op check each stretch while it is still
+// in cache. Dropped pieces go to a scratch buffer.
+asio::awaitable<error_code> Connection::Impl::ReceiveInto(Op& op, const std::vector<DataPiece>& plan) {
+  constexpr size_t kStretch = 256 << 10;
+  if (scratch_.size() < kStretch) scratch_.resize(kStretch);
+  std::vector<asio::mutable_buffer> bufs;
+  size_t k = 0, off = 0;
+  while (k < plan.size()) {
+    bufs.clear();
+    size_t want = 0, k2 = k, off2 = off;
+    while (k2 < plan.size() && bufs.size() < 64 && want < kStretch) {
+      const size_t take = std::min(plan[k2].len - off2, kStretch - want);
+      std::byte* p = plan[k2].p ? plan[k2].p + off2 : scratch_.data();
+      bufs.push_back(asio::buffer(p, take));
+      want += take;
+      off2 += take;
+      if (off2 == plan[k2].len) {
+        ++k2;
+        off2 = 0;
+      }
+    }
+    auto [ec, n] = co_await asio::async_read(socket_, bufs, kTuple);
+    if (ec) co_return ec;
+    for (; k < k2; ++k, off = 0) op.OnData(k, plan[k].len);
+    if (off2 > 0) op.OnData(k2, off2);
+    off = off2;
+  }
+  co_return error_code{};
 }
 
 asio::awaitable<error_code> Connection::Impl::SendWithFd(OutFrame& f) {
@@ -1112,7 +1269,8 @@ void Connection::AsyncPut(PutBatch batch, Duration timeout, Callback<std::vector
       return impl_->Reject(std::move(op), errc::bad_argument);
     wire[i].key = e.key;
     wire[i].value_len = e.value.size();
-    cost[i] = proto::EncodedSize(wire[i]) + e.value.size();
+    // With its piece sums (8 bytes per 4 KiB), set below.
+    cost[i] = proto::EncodedSize(wire[i]) + 8 * PiecesOf(e.value.size()) + e.value.size();
     if (cost[i] + kBatchOverhead > proto::kMaxPayload) {
       // Too large for a frame: its bytes follow the request in WriteChunk frames.
       streamed[i] = true;
@@ -1121,23 +1279,49 @@ void Connection::AsyncPut(PutBatch batch, Duration timeout, Callback<std::vector
     }
     total += e.value.size();
   }
+  // Each value's piece sums (the XXH3 of each 4 KiB), taken in the same
+  // pass as the copy when there is one; a streamed value's XXH3 instead.
+  std::vector<size_t> sums_at(n, 0);
+  size_t pieces = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sums_at[i] = pieces;
+    if (!streamed[i]) pieces += PiecesOf(batch.entries[i].value.size());
+  }
+  std::vector<uint64_t> sums(pieces);
   std::shared_ptr<const void> keep = std::move(batch.owner);
   std::vector<Bytes> values(n);
   if (keep) {
-    for (size_t i = 0; i < n; ++i) values[i] = batch.entries[i].value;
+    for (size_t i = 0; i < n; ++i) {
+      const auto& v = batch.entries[i].value;
+      values[i] = v;
+      if (!streamed[i]) PieceSums(v.data(), v.size(), sums.data() + sums_at[i]);
+    }
   } else {
     // No owner: copy, so the caller may reuse its buffers as soon as this returns.
     auto copy = std::make_shared<Buffer>(total);
     size_t at = 0;
     for (size_t i = 0; i < n; ++i) {
       const auto& v = batch.entries[i].value;
-      std::memcpy(copy->data() + at, v.data(), v.size());
+      if (streamed[i]) {
+        std::memcpy(copy->data() + at, v.data(), v.size());
+      } else {
+        CopyWithPieceSums(copy->data() + at, v.data(), v.size(), sums.data() + sums_at[i]);
+      }
       values[i] = Bytes(copy->data() + at, v.size());
       at += v.size();
     }
     keep = std::move(copy);
   }
-  for (size_t i = 0; i < n; ++i) wire[i].checksum = Xxh3(values[i]);
+  static_assert(std::endian::native == std::endian::little, "piece sums are sent as computed");
+  for (size_t i = 0; i < n; ++i) {
+    if (streamed[i]) {
+      wire[i].checksum = Xxh3(values[i]);
+      continue;
+    }
+    wire[i].piece_sums = Bytes(reinterpret_cast<const std::byte*>(sums.data() + sums_at[i]),
+                               8 * PiecesOf(values[i].size()));
+    cost[i] = proto::EncodedSize(wire[i]) + values[i].size();
+  }
   // Streamed values are not in their request's data section.
   std::vector<Bytes> inline_values = values;
   for (size_t i = 0; i < n; ++i)
@@ -1210,6 +1394,8 @@ void Connection::AsyncPutShm(ShmPutBatch batch, Duration timeout,
   if (!region) return impl_->Reject(std::move(op), errc::bad_argument);
   std::vector<proto::WriteEntry> wire(n);
   std::vector<uint64_t> cost(n);
+  std::vector<size_t> sums_at(n, 0);
+  size_t pieces = 0;
   for (size_t i = 0; i < n; ++i) {
     const ShmPutEntry& e = batch.entries[i];
     if (!proto::CheckKey(e.key) || e.length == 0)
@@ -1218,8 +1404,17 @@ void Connection::AsyncPutShm(ShmPutBatch batch, Duration timeout,
       return impl_->Reject(std::move(op), errc::region_out_of_bounds);
     wire[i].key = e.key;
     wire[i].value_len = e.length;
-    wire[i].checksum = Xxh3(region->data() + e.region_offset, e.length);
     wire[i].src = {proto::LocationKind::kShm, region->id(), e.region_offset, e.length};
+    sums_at[i] = pieces;
+    pieces += PiecesOf(e.length);
+  }
+  // Piece sums: the server checks each 4 KiB as it copies it out of the region.
+  std::vector<uint64_t> sums(pieces);
+  for (size_t i = 0; i < n; ++i) {
+    const ShmPutEntry& e = batch.entries[i];
+    PieceSums(region->data() + e.region_offset, e.length, sums.data() + sums_at[i]);
+    wire[i].piece_sums = Bytes(reinterpret_cast<const std::byte*>(sums.data() + sums_at[i]),
+                               8 * PiecesOf(e.length));
     cost[i] = proto::EncodedSize(wire[i]);
   }
   auto subs = impl_->PlanRequests<proto::BatchWriteRequest>(proto::Opcode::kBatchWrite, wire, cost,

@@ -15,6 +15,16 @@ inline uint64_t Xxh3(std::span<const std::byte> bytes, uint64_t seed = 0) {
 }
 inline uint64_t Xxh3(std::string_view s, uint64_t seed = 0) { return Xxh3(s.data(), s.size(), seed); }
 
+// Per-piece checksums: the XXH3 of each 4 KiB piece of a value (the last
+// piece may be shorter). What the store keeps for a value in memory and what
+// the wire carries, so a value is checked end to end, piece by piece, while
+// each piece is still in cache.
+inline constexpr size_t kSumPiece = 4096;
+inline constexpr size_t PiecesOf(size_t len) { return (len + kSumPiece - 1) / kSumPiece; }
+void PieceSums(const void* data, size_t len, uint64_t* out);
+// Copies `len` bytes and sums each piece as it lands: one pass over memory.
+void CopyWithPieceSums(void* dst, const void* src, size_t len, uint64_t* out);
+
 // Incremental XXH3-64 over pieces that arrive one after another (a value
 // streamed in chunks). The result equals Xxh3() of the concatenation.
 class Xxh3Stream {

@@ -14,7 +14,7 @@ constexpr uint32_t kKnownRails = kRailTcp | kRailShm | kRailRdma;
 // payload can hold, checked before anything is reserved for them.
 constexpr size_t kMinKeyBytes = 2;  // the length alone: an empty key must reach its own error
 constexpr size_t kMinReadEntry = kMinKeyBytes + 8 + 8 + 8 + 1;
-constexpr size_t kMinWriteEntry = kMinKeyBytes + 8 + 8 + 1;
+constexpr size_t kMinWriteEntry = kMinKeyBytes + 8 + 8 + 4 + 1;
 constexpr size_t kMinRenameEntry = 2 * kMinKeyBytes;
 
 constexpr size_t kExistsResultBytes = 1 + 8 + 8;
@@ -124,23 +124,35 @@ Tag AttachProof(const AuthKey& session_key, const ClientId& client_id) {
   return session_key.Hmac(msg, {});
 }
 
-uint64_t ReadResult::page_sum(size_t i) const {
+uint64_t PieceSumAt(Bytes sums, size_t i) {
   uint64_t v = 0;
-  for (size_t b = 0; b < 8; ++b) v |= uint64_t{std::to_integer<uint8_t>(page_sums[8 * i + b])} << (8 * b);
+  for (size_t b = 0; b < 8; ++b) v |= uint64_t{std::to_integer<uint8_t>(sums[8 * i + b])} << (8 * b);
   return v;
 }
 
+uint64_t ReadResult::page_sum(size_t i) const { return PieceSumAt(page_sums, i); }
+
 size_t EncodedSize(const ReadResult& r) { return kReadResultSize + r.page_sums.size(); }
 
-bool ChecksumsMatch(const ReadResult& r, Bytes delivered) {
-  if (delivered.size() != r.length) return false;
-  if (r.pages() == 0) return Xxh3(delivered.data(), delivered.size()) == r.checksum;
-  if (r.pages() != (delivered.size() + kPageSize - 1) / kPageSize) return false;
-  for (size_t i = 0; i < r.pages(); ++i) {
-    const Bytes page = delivered.subspan(i * kPageSize, std::min(kPageSize, delivered.size() - i * kPageSize));
-    if (Xxh3(page.data(), page.size()) != r.page_sum(i)) return false;
+namespace {
+bool SumsMatch(uint64_t checksum, Bytes sums, Bytes bytes) {
+  const size_t pieces = sums.size() / 8;
+  if (pieces == 0) return Xxh3(bytes.data(), bytes.size()) == checksum;
+  if (pieces != (bytes.size() + kPageSize - 1) / kPageSize) return false;
+  for (size_t i = 0; i < pieces; ++i) {
+    const Bytes page = bytes.subspan(i * kPageSize, std::min(kPageSize, bytes.size() - i * kPageSize));
+    if (Xxh3(page.data(), page.size()) != PieceSumAt(sums, i)) return false;
   }
   return true;
+}
+}  // namespace
+
+bool ChecksumsMatch(const ReadResult& r, Bytes delivered) {
+  return delivered.size() == r.length && SumsMatch(r.checksum, r.page_sums, delivered);
+}
+
+bool ChecksumsMatch(const WriteEntry& e, Bytes value) {
+  return value.size() == e.value_len && SumsMatch(e.checksum, e.piece_sums, value);
 }
 
 // ---- Hello ----
@@ -301,11 +313,17 @@ void Encode(const BatchReadReply& m, Buffer& out) {
 }
 
 Status Decode(Bytes control, Bytes data, BatchReadReply& m, const DecodeLimits& limits) {
+  MEMKV_TRY(Decode(control, uint64_t{data.size()}, m, limits));
+  m.data = data;
+  return {};
+}
+
+Status Decode(Bytes control, uint64_t data_len, BatchReadReply& m, const DecodeLimits& limits) {
   Reader r(control);
   m.results.clear();
   m.data = {};
   if (!GetReplyHead(r, m.head)) {
-    if (r.ok() && !data.empty()) return errc::length_mismatch;
+    if (r.ok() && data_len != 0) return errc::length_mismatch;
     return ToStatus(r.Finish());
   }
   if (errc e = GetHead(r, m.batch, kReadResultSize, limits); e != errc::ok) return e;
@@ -339,15 +357,14 @@ Status Decode(Bytes control, Bytes data, BatchReadReply& m, const DecodeLimits& 
     }
     if (res.length > res.value_size) r.Fail(errc::length_mismatch);
     if (res.delivery == Delivery::kInline) {
-      if (res.length > data.size() - std::min<uint64_t>(inline_bytes, data.size())) {
+      if (res.length > data_len - std::min<uint64_t>(inline_bytes, data_len)) {
         r.Fail(errc::length_mismatch);
         break;
       }
       inline_bytes += res.length;
     }
   }
-  if (r.ok() && inline_bytes != data.size()) return errc::length_mismatch;
-  m.data = data;
+  if (r.ok() && inline_bytes != data_len) return errc::length_mismatch;
   return ToStatus(r.Finish());
 }
 
@@ -355,7 +372,7 @@ Status Decode(Bytes control, Bytes data, BatchReadReply& m, const DecodeLimits& 
 
 size_t EncodedSize(const WriteEntry& e) {
   const bool addressed = e.src.kind == LocationKind::kShm || e.src.kind == LocationKind::kRdma;
-  return 2 + e.key.size() + 8 + 8 + 1 + (addressed ? 20 : 0);
+  return 2 + e.key.size() + 8 + 8 + 4 + e.piece_sums.size() + 1 + (addressed ? 20 : 0);
 }
 
 void Encode(const BatchWriteRequest& m, Buffer& out) {
@@ -365,6 +382,8 @@ void Encode(const BatchWriteRequest& m, Buffer& out) {
     PutKey(w, e.key);
     w.U64(e.value_len);
     w.U64(e.checksum);
+    w.U32(static_cast<uint32_t>(e.piece_sums.size() / 8));
+    w.Raw(e.piece_sums.data(), e.piece_sums.size());
     PutLocation(w, e.src);
   }
 }
@@ -381,6 +400,14 @@ Status Decode(Bytes control, Bytes data, BatchWriteRequest& m, const DecodeLimit
     e.key = GetKey(r);
     e.value_len = r.U64();
     e.checksum = r.U64();
+    const uint32_t pieces = r.U32();
+    if (!r.ok()) break;
+    // Piece sums, when given, cover the value 4 KiB at a time.
+    if (pieces != 0 && pieces != (e.value_len + kPageSize - 1) / kPageSize) {
+      r.Fail(errc::length_mismatch);
+      break;
+    }
+    e.piece_sums = r.Raw(size_t{pieces} * 8);
     e.src = GetLocation(r);
     if (!r.ok()) break;
     if (e.src.kind == LocationKind::kOpenStream) {

@@ -167,6 +167,8 @@ struct ReadResult {
   size_t pages() const { return page_sums.size() / 8; }
   uint64_t page_sum(size_t i) const;
 };
+// The i-th of a run of little-endian u64 piece sums.
+uint64_t PieceSumAt(Bytes sums, size_t i);
 // Bytes of one ReadResult without page sums in a BatchReadReply's control
 // payload; EncodedSize(result) with them.
 inline constexpr uint64_t kReadResultSize = 1 + 1 + 8 + 8 + 8 + 8 + 4;
@@ -187,9 +189,15 @@ struct BatchReadReply {
 struct WriteEntry {
   std::string_view key;
   uint64_t value_len = 0;
-  uint64_t checksum = 0;  // XXH3 of the whole value
+  uint64_t checksum = 0;  // XXH3 of the whole value; 0 when piece_sums are given
+  // Per-4 KiB checksums instead, as in ReadResult: XXH3 of each 4 KiB of the
+  // value (the last piece may be shorter), little-endian u64s. The server
+  // checks each piece as it stores it, and keeps the sums for reads.
   Location src;
+  Bytes piece_sums;
 };
+// Whether `value` matches the entry's piece sums, or its checksum without them.
+bool ChecksumsMatch(const WriteEntry& e, Bytes value);
 
 struct BatchWriteRequest {
   BatchHead batch;
@@ -320,6 +328,9 @@ Status Decode(Bytes control, AttachRequest& m);
 Status Decode(Bytes control, AttachReply& m);
 Status Decode(Bytes control, Bytes data, BatchReadRequest& m, const DecodeLimits& limits = {});
 Status Decode(Bytes control, Bytes data, BatchReadReply& m, const DecodeLimits& limits = {});
+// The same before the data section is read (its length alone): m.data is
+// left empty, for a reader that receives the bytes where they belong.
+Status Decode(Bytes control, uint64_t data_len, BatchReadReply& m, const DecodeLimits& limits = {});
 Status Decode(Bytes control, Bytes data, BatchWriteRequest& m, const DecodeLimits& limits = {});
 Status Decode(Bytes control, StatusReply& m, const DecodeLimits& limits = {});
 Status Decode(Bytes control, KeysRequest& m, const DecodeLimits& limits = {});

@@ -4,6 +4,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -80,14 +81,27 @@ struct RawBuffer {
 };
 
 // One frame on its way out: header, control, and data that `hold` keeps
-// alive (a slice of a read's buffer: sent without another copy).
+// alive: slices of a read's buffer or of stored values, gathered by the
+// socket write without another copy.
 struct OutFrame {
   proto::HeaderBytes header;  // sealed (sequence number, tag) as it is queued
   proto::Buffer control;
-  std::shared_ptr<const RawBuffer> hold;
-  proto::Bytes data;
+  std::shared_ptr<const void> hold;
+  std::vector<proto::Bytes> data;
   bool sealed = false;  // already final: an answer in an old version's framing
-  size_t bytes() const { return header.size() + control.size() + data.size(); }
+  size_t data_bytes() const {
+    size_t n = 0;
+    for (proto::Bytes b : data) n += b.size();
+    return n;
+  }
+  size_t bytes() const { return header.size() + control.size() + data_bytes(); }
+};
+
+// What a read's reply frames keep alive: the buffer of values copied out of
+// the store, and the pins of values sent straight from it.
+struct ReadHold {
+  std::shared_ptr<RawBuffer> copied;
+  std::vector<store::Store::Pinned> pins;
 };
 
 // Frames a peer may send before it has attached: Hello and Attach are
@@ -403,19 +417,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // ---- writing ----
 
   OutFrame Frame(const proto::FrameHeader& req, proto::Buffer control,
-                 std::shared_ptr<const RawBuffer> hold = nullptr, proto::Bytes data = {},
+                 std::shared_ptr<const void> hold = nullptr, std::vector<proto::Bytes> data = {},
                  bool more = false) {
     OutFrame f;
+    f.control = std::move(control);
+    f.hold = std::move(hold);
+    f.data = std::move(data);
     proto::FrameHeader h;
     h.opcode = req.opcode;
     h.request_id = req.request_id;
     h.flags = proto::kFlagResponse | (more ? proto::kFlagMore : 0);
-    h.control_len = static_cast<uint32_t>(control.size());
-    h.data_len = static_cast<uint32_t>(data.size());
-    f.header = proto::EncodeHeader(h, control, nullptr);  // sealed by Reply
-    f.control = std::move(control);
-    f.hold = std::move(hold);
-    f.data = data;
+    h.control_len = static_cast<uint32_t>(f.control.size());
+    h.data_len = static_cast<uint32_t>(f.data_bytes());
+    f.header = proto::EncodeHeader(h, f.control, nullptr);  // sealed by Reply
     return f;
   }
 
@@ -437,9 +451,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     while (!out_.empty()) {
       OutFrame f = std::move(out_.front());
       out_.pop_front();
-      const std::array<asio::const_buffer, 3> bufs = {
-          asio::buffer(f.header), asio::buffer(f.control), asio::buffer(f.data)};
-      auto [ec, n] = co_await asio::async_write(socket_, bufs, kTuple);
+      // One gathered write: header, control and every slice of data (asio
+      // hands the kernel up to 64 of them per sendmsg).
+      bufs_.clear();
+      bufs_.push_back(asio::buffer(f.header));
+      bufs_.push_back(asio::buffer(f.control));
+      for (proto::Bytes b : f.data)
+        if (!b.empty()) bufs_.push_back(asio::buffer(b.data(), b.size()));
+      auto [ec, n] = co_await asio::async_write(socket_, bufs_, kTuple);
       buffered_ -= f.bytes();
       Wake();
       if (ec) {
@@ -514,7 +533,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     rep.max_value_size = opt_.limits.max_value_size;
     rep.max_batch_entries = opt_.limits.max_batch_entries;
     rep.max_inflight = opt_.limits.max_inflight_per_connection;
-    rep.features = proto::kFeatureCapacity;
+    rep.features = proto::kFeatureCapacity | proto::kFeaturePageSums;
     proto::Buffer control_out;
     proto::Encode(rep, control_out);
     attach_timer_.cancel();
@@ -673,6 +692,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // Within a batch the last entry for a key wins: earlier ones are not written.
     std::unordered_map<std::string_view, size_t> last;
     for (size_t i = 0; i < n; ++i) last[req.entries[i].key] = i;
+    std::vector<std::vector<uint64_t>> sums_of(n);
     uint64_t inline_at = 0;
     for (size_t i = 0; i < n; ++i) {
       const proto::WriteEntry& e = req.entries[i];
@@ -700,12 +720,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
         rep.statuses[i] = StatusCode::kTooLarge;
         continue;
       }
-      if (Xxh3(src.data(), src.size()) != e.checksum) {
+      if (last[e.key] != i) continue;  // superseded within the batch
+      std::span<const uint64_t> sums;
+      if (!e.piece_sums.empty()) {
+        // Checked by the store piece by piece as it copies the value in.
+        sums_of[i].resize(e.piece_sums.size() / 8);
+        for (size_t p = 0; p < sums_of[i].size(); ++p) sums_of[i][p] = proto::PieceSumAt(e.piece_sums, p);
+        sums = sums_of[i];
+      } else if (Xxh3(src.data(), src.size()) != e.checksum) {
         rep.statuses[i] = StatusCode::kChecksumMismatch;
         continue;
       }
-      if (last[e.key] != i) continue;  // superseded within the batch
-      items.push_back({e.key, src});
+      items.push_back({e.key, src, sums});
       item_of.push_back(i);
     }
     const auto results = co_await store_.PutBatch(items);
@@ -734,85 +760,109 @@ class Connection : public std::enable_shared_from_this<Connection> {
       co_await Reply(DecodeError(h, st.error()));
       co_return;
     }
+    static_assert(std::endian::native == std::endian::little, "piece sums are sent as stored");
     const size_t n = req.entries.size();
     std::vector<proto::ReadResult> results(n);
     std::vector<std::shared_ptr<Region>> pins;
     std::vector<store::Store::GetItem> items;
     std::vector<size_t> item_of;
     std::vector<uint64_t> inline_at(n, 0);
+    // Each inline entry's bytes: a slice of the stored value itself (memory
+    // mode: sent untouched with the piece sums the store keeps), or of
+    // `copied` (read out of the store, summed here).
+    std::vector<proto::Bytes> inline_src(n);
+    std::vector<bool> copied(n, false);
+    auto hold = std::make_shared<ReadHold>();
     std::unordered_map<size_t, store::Store::Pinned> pins_for_stream;
     // Inline bytes are bounded by what a connection may hold.
     const uint64_t inline_budget = opt_.limits.max_buffered_bytes_per_connection;
-    uint64_t inline_total = 0;
+    uint64_t inline_total = 0;  // bytes sent inline
+    uint64_t copy_total = 0;    // of which copied out of the store
+    uint64_t got_bytes = 0;
     for (size_t i = 0; i < n; ++i) {
       const proto::ReadEntry& e = req.entries[i];
       proto::ReadResult& r = results[i];
-      // Inline: pinned, in case it is streamed (its pieces then all come
-      // from one version).
       if (e.version != 0) {
         r.status = StatusCode::kUnsupported;  // pinned reads: not offered yet (kFeaturePinnedReads)
         continue;
       }
-      Result<store::Store::Pinned> pin = store::errc::not_found;
-      Result<store::ValueInfo> info = store::ValueInfo{};
-      if (e.dest.kind == proto::LocationKind::kInline) {
-        pin = store_.Pin(e.key);
-        if (pin) {
-          info->size = pin->size;
-          info->version = pin->version;
-        } else {
-          info = pin.error();
-        }
-      } else {
-        info = store_.Stat(e.key);
-      }
-      if (!info) {
-        r.status = ToStatus(info.error());
+      // Pinned: a streamed value's pieces all come from one version, and a
+      // value sent from the store stays put until it is on the wire.
+      auto pin = store_.Pin(e.key);
+      if (!pin) {
+        r.status = ToStatus(pin.error());
         continue;
       }
-      r.value_size = info->size;
-      r.version = info->version;
-      if (e.offset > info->size) {
+      r.value_size = pin->size;
+      r.version = pin->version;
+      if (e.offset > pin->size) {
         r.status = StatusCode::kRangeOutOfBounds;
         continue;
       }
-      const uint64_t len = e.length ? e.length : info->size - e.offset;
-      if (len > info->size - e.offset) {
+      const uint64_t len = e.length ? e.length : pin->size - e.offset;
+      if (len > pin->size - e.offset) {
         r.status = StatusCode::kRangeOutOfBounds;
         continue;
       }
       r.length = len;
-      if (e.dest.kind == proto::LocationKind::kInline) {
-        if (len > proto::kMaxPayload - 4096) {
-          // Larger than a frame: sent after the reply, piece by piece.
-          r.delivery = proto::Delivery::kStreamed;
-          pins_for_stream[i] = std::move(*pin);
-          continue;
-        }
-        if (inline_total + len > inline_budget) {
-          r.status = StatusCode::kBufferLimit;
-          continue;
-        }
-        inline_at[i] = inline_total;
-        inline_total += len;
-        r.delivery = proto::Delivery::kInline;
-      } else if (e.dest.kind == proto::LocationKind::kShm) {
+      const bool is_inline = e.dest.kind == proto::LocationKind::kInline;
+      if (!is_inline && e.dest.kind != proto::LocationKind::kShm) {
+        r.status = StatusCode::kInvalidArgument;
+        continue;
+      }
+      if (is_inline && len > proto::kMaxPayload - 4096) {
+        // Larger than a frame: sent after the reply, piece by piece.
+        r.delivery = proto::Delivery::kStreamed;
+        pins_for_stream[i] = std::move(*pin);
+        continue;
+      }
+      std::span<std::byte> shm_dest;
+      if (!is_inline) {
         if (e.dest.capacity < len) {
           r.status = StatusCode::kBufferTooSmall;
           continue;
         }
-        auto s = Slice(e.dest, len, pins);
-        if (!s) {
+        auto slice = Slice(e.dest, len, pins);
+        if (!slice) {
           r.status = StatusCode::kBadRegion;
           continue;
         }
-        r.delivery = proto::Delivery::kPlaced;
-        items.push_back({e.key, e.offset, *s});
-        item_of.push_back(i);
+        shm_dest = *slice;
+      } else if (inline_total + len > inline_budget) {
+        r.status = StatusCode::kBufferLimit;
         continue;
+      }
+      r.delivery = is_inline ? proto::Delivery::kInline : proto::Delivery::kPlaced;
+      // A range whose pieces are the stored value's carries its stored
+      // piece sums: the reader checks every 4 KiB against the sums taken
+      // when the value came in, so nothing between is trusted.
+      const auto view = store_.Peek(*pin);
+      const bool whole_pieces = e.offset % kSumPiece == 0 &&
+                                (len % kSumPiece == 0 || e.offset + len == pin->size);
+      if (view && whole_pieces) {
+        const proto::Bytes bytes = view->bytes.subspan(e.offset, len);
+        const auto sums = view->piece_sums.subspan(e.offset / kSumPiece, PiecesOf(len));
+        r.page_sums = proto::Bytes(reinterpret_cast<const std::byte*>(sums.data()), sums.size_bytes());
+        if (len == 0) r.checksum = Xxh3(bytes.data(), 0);
+        if (is_inline) {
+          inline_src[i] = bytes;
+          inline_total += len;
+          hold->pins.push_back(std::move(*pin));
+        } else {
+          if (len) std::memcpy(shm_dest.data(), bytes.data(), len);  // the one pass over the bytes
+          hold->pins.push_back(std::move(*pin));  // its sums are sent from the entry
+        }
+        got_bytes += len;
+        continue;
+      }
+      if (is_inline) {
+        copied[i] = true;
+        inline_at[i] = copy_total;
+        copy_total += len;
+        inline_total += len;
       } else {
-        r.status = StatusCode::kInvalidArgument;
-        continue;
+        items.push_back({e.key, e.offset, shm_dest});
+        item_of.push_back(i);
       }
     }
     // The connection's replies stay within its buffer limit too: while
@@ -821,44 +871,43 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const uint64_t limit = opt_.limits.max_buffered_bytes_per_connection;
     while (!closed_ && writing_ && inline_total > 0 && buffered_ + inline_total > limit)
       co_await WaitFlow();
-    auto inline_bytes = std::make_shared<RawBuffer>(inline_total);
+    hold->copied = std::make_shared<RawBuffer>(copy_total);
     buffered_ += inline_total;
     for (size_t i = 0; i < n; ++i) {
-      if (results[i].delivery != proto::Delivery::kInline) continue;
+      if (!copied[i]) continue;
       items.push_back({req.entries[i].key, req.entries[i].offset,
-                       std::span<std::byte>(inline_bytes->data.get() + inline_at[i],
+                       std::span<std::byte>(hold->copied->data.get() + inline_at[i],
                                             results[i].length)});
       item_of.push_back(i);
     }
     const auto got = co_await store_.GetBatch(items);
     for (size_t k = 0; k < got.size(); ++k) {
-      proto::ReadResult& r = results[item_of[k]];
+      const size_t i = item_of[k];
+      proto::ReadResult& r = results[i];
       if (!got[k]) {
         r.status = ToStatus(got[k].error());
         r.delivery = proto::Delivery::kNone;
         r.length = 0;
-      } else {
-        // Inline or placed: the client checks what it received against this.
-        r.checksum = Xxh3(items[k].out.data(), items[k].out.size());
+        continue;
       }
+      // Read (and checked) by the store: summed here for the client.
+      r.checksum = Xxh3(items[k].out.data(), items[k].out.size());
+      if (r.delivery == proto::Delivery::kInline) inline_src[i] = items[k].out;
+      got_bytes += *got[k];
     }
     buffered_ -= inline_total;
-    uint64_t got_bytes = 0;
-    for (const auto& g : got) got_bytes += g ? *g : 0;
     impl_.metrics.Entries(Op::kGet, results, got_bytes);
     bool streams = false;
     for (const proto::ReadResult& r : results) streams |= r.delivery == proto::Delivery::kStreamed;
-    co_await SendReadReply(h, results, req, inline_bytes, inline_at, streams);
+    co_await SendReadReply(h, results, std::move(hold), inline_src, streams);
     if (streams) co_await SendStreams(h, results, req, pins_for_stream);
   }
 
-  // Packs the results into as many frames as they need.
-  // Inline bytes are laid out in entry order, so each frame's data is one
-  // slice of the read's buffer.
+  // Packs the results into as many frames as they need; each frame's data
+  // is the list of its inline entries' slices, gathered by the write.
   Awaitable<void> SendReadReply(const proto::FrameHeader& h, std::vector<proto::ReadResult>& results,
-                                const proto::BatchReadRequest& req,
-                                std::shared_ptr<const RawBuffer> inline_bytes,
-                                const std::vector<uint64_t>& inline_at, bool streams_follow) {
+                                std::shared_ptr<const ReadHold> hold,
+                                const std::vector<proto::Bytes>& inline_src, bool streams_follow) {
     const size_t n = results.size();
     size_t first = 0;
     do {
@@ -874,41 +923,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
       proto::BatchReadReply rep;
       rep.batch = {static_cast<uint32_t>(n), static_cast<uint32_t>(first),
                    static_cast<uint32_t>(count)};
-      // Usually one slice; a get that failed after its bytes were planned
-      // leaves a gap, and then this frame's bytes are copied together.
-      uint64_t data_from = 0, data_to = 0, total = 0;
-      bool contiguous = true, any = false;
+      std::vector<proto::Bytes> data;
       for (size_t i = first; i < first + count; ++i) {
         rep.results.push_back(results[i]);
-        if (results[i].delivery != proto::Delivery::kInline) continue;
-        if (!any) data_from = data_to = inline_at[i];
-        any = true;
-        contiguous = contiguous && inline_at[i] == data_to;
-        data_to = inline_at[i] + results[i].length;
-        total += results[i].length;
-      }
-      std::shared_ptr<const RawBuffer> hold = inline_bytes;
-      proto::Bytes data;
-      if (any && contiguous) {
-        data = proto::Bytes(inline_bytes->data.get() + data_from, data_to - data_from);
-      } else if (any) {
-        auto packed = std::make_shared<RawBuffer>(total);
-        uint64_t at = 0;
-        for (size_t i = first; i < first + count; ++i) {
-          if (results[i].delivery != proto::Delivery::kInline) continue;
-          std::memcpy(packed->data.get() + at, inline_bytes->data.get() + inline_at[i],
-                      results[i].length);
-          at += results[i].length;
-        }
-        data = proto::Bytes(packed->data.get(), total);
-        hold = std::move(packed);
+        if (results[i].delivery == proto::Delivery::kInline && results[i].length > 0)
+          data.push_back(inline_src[i]);
       }
       proto::Buffer control;
       proto::Encode(rep, control);
       first += count;
-      co_await Reply(Frame(h, std::move(control), std::move(hold), data, first < n || streams_follow));
+      co_await Reply(Frame(h, std::move(control), hold, std::move(data), first < n || streams_follow));
     } while (first < n);
-    (void)req;
   }
 
   // ---- values streamed in chunks ----
@@ -1112,8 +1137,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (end) c.checksum = hash.Digest();
         proto::Buffer control;
         proto::Encode(c, control);
-        const proto::Bytes bytes(piece->data.get(), n);
-        co_await Reply(Frame(ch, std::move(control), std::move(piece), bytes, more));
+        std::vector<proto::Bytes> bytes{proto::Bytes(piece->data.get(), n)};
+        co_await Reply(Frame(ch, std::move(control), std::move(piece), std::move(bytes), more));
         off += n;
       }
     }
@@ -1165,6 +1190,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Loop-confined state.
   asio::steady_timer flow_;  // cancelled to wake the reader (flow control, drain)
   std::deque<OutFrame> out_;
+  std::vector<asio::const_buffer> bufs_;  // the writer's gather list, reused
   bool writing_ = false;
   bool closed_ = false;
   uint32_t inflight_ = 0;

@@ -710,10 +710,17 @@ class Store::Impl {
     co_return e;
   }
 
-  Awaitable<Status> PutMemory(std::string_view key, Bytes value) {
+  // The value is copied in and summed piece by piece in one pass; `expect`,
+  // when given, are the sender's piece sums, checked against the copy kept.
+  Awaitable<Status> PutMemory(std::string_view key, Bytes value, std::span<const uint64_t> expect) {
+    if (!expect.empty() && expect.size() != PiecesOf(value.size())) co_return errc::checksum_mismatch;
     auto e = co_await ReserveMemory(key, value.size());
     if (!e) co_return e.error();
-    std::memcpy((*e)->bytes.get(), value.data(), value.size());
+    std::vector<uint64_t>& sums = (*e)->page_checksums;
+    sums.resize(PiecesOf(value.size()));
+    CopyWithPieceSums((*e)->bytes.get(), value.data(), value.size(), sums.data());
+    if (!expect.empty() && !std::equal(sums.begin(), sums.end(), expect.begin()))
+      co_return errc::checksum_mismatch;  // the reservation goes with the entry
     (*e)->version = next_version.fetch_add(1);
     index.Publish(std::move(*e));
     co_return Status{};
@@ -1230,13 +1237,28 @@ Awaitable<Result<std::unique_ptr<Store>>> Store::Open(
 }
 
 Awaitable<Status> Store::Put(std::string_view key, Bytes value) {
+  co_return co_await Put(key, value, {});
+}
+
+Awaitable<Status> Store::Put(std::string_view key, Bytes value,
+                             std::span<const uint64_t> piece_sums) {
   Impl& s = *impl_;
   MEMKV_CO_TRY(s.CheckKey(key));
   if (value.empty()) co_return errc::empty_value;
   if (value.size() > s.opt.max_value_size) co_return errc::too_large;
   if (s.closed.load()) co_return errc::closed;
   s.puts.fetch_add(1, std::memory_order_relaxed);
-  if (s.memory()) co_return co_await s.PutMemory(key, value);
+  if (s.memory()) co_return co_await s.PutMemory(key, value, piece_sums);
+  if (!piece_sums.empty()) {
+    // Drive modes keep whole-page sums of their own: the sender's are
+    // checked here, before anything is written.
+    if (piece_sums.size() != PiecesOf(value.size())) co_return errc::checksum_mismatch;
+    for (size_t i = 0; i < piece_sums.size(); ++i) {
+      const size_t at = i * kSumPiece;
+      if (Xxh3(value.data() + at, std::min(kSumPiece, value.size() - at)) != piece_sums[i])
+        co_return errc::checksum_mismatch;
+    }
+  }
   co_return co_await s.PutDrives(key, value);
 }
 
@@ -1265,6 +1287,15 @@ Result<Store::Pinned> Store::Pin(std::string_view key) const {
   EntryRef e = impl_->index.Find(key);
   if (!e) return errc::not_found;
   return Pinned{e, e->value_size, e->version};
+}
+
+std::optional<Store::View> Store::Peek(const Pinned& value) const {
+  auto e = std::static_pointer_cast<const Entry>(value.entry);
+  if (!e || !e->bytes || e->page_checksums.size() != PiecesOf(e->value_size)) return std::nullopt;
+  Impl& s = *impl_;
+  s.gets.fetch_add(1, std::memory_order_relaxed);
+  e->last_access.store(s.clock.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
+  return View{Bytes(e->bytes.get(), e->value_size), e->page_checksums};
 }
 
 Awaitable<Result<size_t>> Store::Get(const Pinned& value, uint64_t offset,
@@ -1400,6 +1431,8 @@ Awaitable<Status> Store::PendingPut::Commit() {
   if (w.committed || w.written != w.entry->value_size) co_return errc::truncated;
   w.committed = true;
   if (w.entry->bytes) {
+    w.entry->page_checksums.resize(PiecesOf(w.entry->value_size));
+    PieceSums(w.entry->bytes.get(), w.entry->value_size, w.entry->page_checksums.data());
     w.entry->version = w.s->next_version.fetch_add(1);
     w.s->index.Publish(std::move(w.entry));
     co_return Status{};
@@ -1439,7 +1472,7 @@ Awaitable<std::vector<Status>> Store::PutBatch(std::span<const PutItem> items,
                                                size_t concurrency) {
   std::vector<Status> out(items.size());
   co_await ForEachConcurrently(items.size(), concurrency, [&](size_t i) -> Awaitable<void> {
-    out[i] = co_await Put(items[i].key, items[i].value);
+    out[i] = co_await Put(items[i].key, items[i].value, items[i].piece_sums);
   });
   co_return out;
 }

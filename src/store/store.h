@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <span>
 #include <string_view>
@@ -106,6 +107,10 @@ class Store {
 
   // Stores `value` under `key`, replacing any earlier value, durably.
   io::Awaitable<Status> Put(std::string_view key, Bytes value);
+  // The same, checked against the sender's piece sums (the XXH3 of each
+  // 4 KiB of `value`, the last piece shorter) as it is stored: a mismatch is
+  // checksum_mismatch and nothing is stored.
+  io::Awaitable<Status> Put(std::string_view key, Bytes value, std::span<const uint64_t> piece_sums);
   // The size and version of a key's value, or not_found. No I/O.
   Result<ValueInfo> Stat(std::string_view key) const;
   // Reads out.size() bytes of the value from `offset`; returns the count.
@@ -151,12 +156,23 @@ class Store {
   Result<Pinned> Pin(std::string_view key) const;
   io::Awaitable<Result<size_t>> Get(const Pinned& value, uint64_t offset, std::span<std::byte> out);
 
+  // Memory mode: the stored bytes of a pinned value and their piece sums
+  // (the XXH3 of each 4 KiB, the last piece shorter), valid while `value` is
+  // held; counted as a get. The caller sends them untouched and the reader
+  // checks them. nullopt in drive modes (read with Get).
+  struct View {
+    Bytes bytes;
+    std::span<const uint64_t> piece_sums;
+  };
+  std::optional<View> Peek(const Pinned& value) const;
+
   // Batches: each entry gets its own status, in order; a batch is not
   // atomic. Up to `concurrency` entries are in flight at once, so puts of a
   // batch share journal records and flushes (group commit).
   struct PutItem {
     std::string_view key;
     Bytes value;
+    std::span<const uint64_t> piece_sums;  // the sender's, checked; empty: none
   };
   struct GetItem {
     std::string_view key;

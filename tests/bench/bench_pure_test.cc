@@ -12,6 +12,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "baselines.h"
 #include "rail_tier.h"
 #include "report.h"
 #include "resp.h"
@@ -255,6 +256,24 @@ TEST(SvgChart, AnEmptyChartIsStillADocument) {
 }
 
 // ---- report.h: medians, percentiles, ratios ----
+
+TEST(Baselines, RedisBenchmarkCsvGivesEachTestsRate) {
+  const std::string csv =
+      "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\"\n"
+      "\"SET\",\"1234.50\",\"3.1\",\"0.5\"\n"
+      "\"GET\",\"2000.00\",\"1.9\",\"0.4\"\n";
+  EXPECT_EQ(ParseRedisBenchmarkCsv(csv, "SET"), 1234.5);
+  EXPECT_EQ(ParseRedisBenchmarkCsv(csv, "GET"), 2000.0);
+  EXPECT_FALSE(ParseRedisBenchmarkCsv(csv, "LPUSH"));
+  EXPECT_FALSE(ParseRedisBenchmarkCsv("\"GET\",\"0\"\n", "GET"));  // no rate
+  EXPECT_FALSE(ParseRedisBenchmarkCsv("Could not connect to Redis", "GET"));
+}
+
+TEST(Baselines, Iperf3WritesTheMeasuredBlockUpToItsLimit) {
+  EXPECT_EQ(Iperf3Block(4096), 4096u);
+  EXPECT_EQ(Iperf3Block(1u << 20), 1u << 20);
+  EXPECT_EQ(Iperf3Block(16u << 20), 1u << 20);
+}
 
 TEST(Math, SpreadOfIsMedianAndRange) {
   const double odd[] = {3, 1, 2};

@@ -211,6 +211,67 @@ TEST(ConnectionTest, PutGetExistsDelete) {
   EXPECT_FALSE(server.Value("a"));
 }
 
+// Values received straight into the caller's buffers and checked 4 KiB at a
+// time, across piece boundaries, frame splits and a destination too small.
+TEST(ConnectionTest, PieceSummedReadsLandInPlaceAndCheckEveryPiece) {
+  for (bool page_sums : {false, true}) {
+    SCOPED_TRACE(page_sums ? "per-4 KiB sums" : "one XXH3 per value");
+    FakeServerOptions so;
+    so.page_sums = page_sums;
+    so.reply_split = 2;
+    FakeServer server(so);
+    Connection conn = MustConnect(Options(server));
+    const std::vector<size_t> sizes = {1, 4095, 4096, 4097, 300000, (1u << 20) + 3};
+    std::vector<Buffer> values;
+    std::vector<PutEntry> puts;
+    for (size_t i = 0; i < sizes.size(); ++i) values.push_back(Pattern(sizes[i], static_cast<uint8_t>(i)));
+    for (size_t i = 0; i < sizes.size(); ++i) puts.push_back({"k" + std::to_string(i), values[i]});
+    auto put = conn.Put({puts});
+    ASSERT_TRUE(put);
+    for (StatusCode st : *put) EXPECT_EQ(st, StatusCode::kOk);
+    std::vector<Buffer> outs;
+    for (size_t n : sizes) outs.emplace_back(n);
+    Buffer small(100);
+    std::vector<GetEntry> gets;
+    for (size_t i = 0; i < sizes.size(); ++i) gets.push_back({"k" + std::to_string(i), 0, 0, outs[i]});
+    gets.push_back({"k5", 0, 0, small});
+    auto got = conn.Get(gets);
+    ASSERT_TRUE(got);
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      EXPECT_EQ((*got)[i].status, StatusCode::kOk) << i;
+      EXPECT_EQ((*got)[i].length, sizes[i]);
+      EXPECT_EQ(outs[i], values[i]) << i;
+    }
+    EXPECT_EQ((*got)[sizes.size()].status, StatusCode::kBufferTooSmall);
+  }
+}
+
+// A byte damaged after the server took its checksums (on the wire, here) is
+// ChecksumMismatch, wherever it falls: never bytes handed over as good.
+TEST(ConnectionTest, AByteDamagedOnTheWireIsAChecksumMismatch) {
+  for (bool page_sums : {false, true}) {
+    for (uint64_t at : {uint64_t{0}, uint64_t{4095}, uint64_t{4096}, uint64_t{250000}}) {
+      SCOPED_TRACE(std::to_string(at) + (page_sums ? ", per-4 KiB sums" : ", one XXH3"));
+      FakeServerOptions so;
+      so.page_sums = page_sums;
+      so.flip_byte = at;
+      FakeServer server(so);
+      Connection conn = MustConnect(Options(server));
+      const Buffer v = Pattern(250001, 3), tiny = Pattern(10, 4);
+      ASSERT_TRUE(conn.Put({{{"v", v}, {"tiny", tiny}}}));
+      Buffer out(v.size()), out2(10);
+      auto got = conn.Get({{"v", 0, 0, out}, {"tiny", 0, 0, out2}});
+      ASSERT_TRUE(got);
+      EXPECT_EQ((*got)[0].status, StatusCode::kChecksumMismatch);
+      EXPECT_EQ((*got)[0].length, 0u);
+      if (at >= tiny.size()) {
+        EXPECT_EQ((*got)[1].status, StatusCode::kOk);  // undamaged: its own check passes
+        EXPECT_EQ(out2, tiny);
+      }
+    }
+  }
+}
+
 TEST(ConnectionTest, BadArgumentsAreRefusedBeforeSending) {
   FakeServer server({});
   Connection conn = MustConnect(Options(server));
@@ -543,6 +604,33 @@ TEST(ShmTest, RegionRoundTripOverUnixSocket) {
   auto after = conn.PutShm({r, {{"s3", 0, 10}}});
   ASSERT_FALSE(after);
   EXPECT_EQ(after.error(), errc::region_not_registered);
+}
+
+// A byte damaged in the region after the server placed the value and took
+// its checksums is caught by the client's check of the region.
+TEST(ShmTest, AByteDamagedInTheRegionIsAChecksumMismatch) {
+  for (bool page_sums : {false, true}) {
+    SCOPED_TRACE(page_sums ? "per-4 KiB sums" : "one XXH3");
+    FakeServerOptions so;
+    so.unix_socket = true;
+    so.page_sums = page_sums;
+    so.flip_byte = 70000;
+    FakeServer server(so);
+    Connection conn = MustConnect(Options(server));
+    auto region = SharedRegion::Create(1 << 20);
+    ASSERT_TRUE(region);
+    auto r = *region;
+    ASSERT_TRUE(conn.RegisterRegion(r));
+    const Buffer v = Pattern(100000, 5);
+    std::memcpy(r->data(), v.data(), v.size());
+    auto put = conn.PutShm({r, {{"s", 0, v.size()}}});
+    ASSERT_TRUE(put);
+    EXPECT_EQ((*put)[0], StatusCode::kOk);
+    EXPECT_EQ(server.Value("s"), v);  // piece sums checked by the server as it stored it
+    auto get = conn.GetShm({r, {{"s", 0, 0, 1 << 19, 1 << 19}}});
+    ASSERT_TRUE(get);
+    EXPECT_EQ((*get)[0].status, StatusCode::kChecksumMismatch);
+  }
 }
 
 TEST(ShmTest, UnregisteredRegionAndTcpAreRefused) {

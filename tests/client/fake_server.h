@@ -27,6 +27,7 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,10 @@ struct FakeServerOptions {
   uint32_t reply_split = 3;  // results per reply frame
   uint32_t reorder = 8;      // frames answered together, last first
   uint64_t stream_chunk = 3u << 20;  // bytes per ReadChunk
+  bool page_sums = false;  // reads carry per-4 KiB sums instead of one XXH3
+  // Flips this byte of every value a read delivers inline or into a region,
+  // after its checksums were taken (a byte damaged on the wire or in shm).
+  std::optional<uint64_t> flip_byte;
 };
 
 class FakeServer {
@@ -472,7 +477,7 @@ class FakeServer {
             statuses.push_back(StatusCode::kInvalidArgument);
             continue;
           }
-          if (Xxh3(bytes) != e.checksum) {
+          if (!proto::ChecksumsMatch(e, bytes)) {
             statuses.push_back(StatusCode::kChecksumMismatch);
             continue;
           }
@@ -498,6 +503,7 @@ class FakeServer {
         if (!proto::Decode(f.control(), f.data(), req)) return false;
         std::vector<proto::ReadResult> results;
         std::vector<Buffer> bytes;
+        std::deque<std::vector<uint64_t>> sums_kept;  // the replies' page sums point here
         bool streamed = false;
         for (const proto::ReadEntry& e : req.entries) {
           proto::ReadResult& r = results.emplace_back();
@@ -518,7 +524,20 @@ class FakeServer {
           Bytes piece(v.data() + e.offset, len);
           r.length = len;
           r.checksum = Xxh3(piece);
-          if (e.dest.kind == proto::LocationKind::kInline && len > proto::kMaxPayload - 4096) {
+          const bool streams = e.dest.kind == proto::LocationKind::kInline && len > proto::kMaxPayload - 4096;
+          if (opts_.page_sums && !streams) {
+            auto& sums = sums_kept.emplace_back(PiecesOf(len));
+            PieceSums(piece.data(), len, sums.data());
+            r.page_sums = Bytes(reinterpret_cast<const std::byte*>(sums.data()), 8 * sums.size());
+            r.checksum = 0;
+          }
+          Buffer damaged;
+          if (opts_.flip_byte && *opts_.flip_byte < len && !streams) {
+            damaged.assign(piece.begin(), piece.end());
+            damaged[*opts_.flip_byte] ^= std::byte{0x40};
+            piece = Bytes(damaged.data(), len);
+          }
+          if (streams) {
             r.delivery = proto::Delivery::kStreamed;
             r.checksum = 0;
             b.assign(piece.begin(), piece.end());
