@@ -41,6 +41,7 @@ namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr uint64_t kBatchOverhead = 12;  // BatchHead
+constexpr uint64_t kWriteFrameBytes = 2u << 20;  // inline bytes a write request carries, about
 constexpr size_t kMaxFramesPerWrite = 64;
 constexpr size_t kMaxBytesPerWrite = 4u << 20;
 
@@ -237,8 +238,9 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
       const Dest& dest = dests_[sub.base + reply_.batch.first + i];
       const bool fits = r.length <= dest.capacity;
       out.push_back({fits ? dest.p : nullptr, r.length});
-      checks_.push_back({i, out.back().p, r.length});
+      checks_.emplace_back(i, out.back().p, r.length);
       if (fits && r.pages() == 0) checks_.back().whole = std::make_unique<Xxh3Stream>();
+      if (fits && r.pages() > 0) checks_.back().pieces.emplace(out.back().p, r.length, r.page_sums);
     }
     planned_ = true;
     return true;
@@ -246,20 +248,10 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
 
   void OnData(size_t k, size_t filled) override {
     Check& c = checks_[k];
-    if (!c.p || !c.ok) return;
-    const proto::ReadResult& r = reply_.results[c.result];
-    if (c.whole) {
-      c.whole->Update(c.p + c.verified, filled - c.verified);
-      c.verified = filled;
-      if (filled == c.len) c.ok = c.whole->Digest() == r.checksum;
-      return;
-    }
-    while (c.ok && c.verified < filled &&
-           (filled - c.verified >= proto::kPageSize || filled == c.len)) {
-      const size_t n = std::min<size_t>(proto::kPageSize, c.len - c.verified);
-      c.ok = Xxh3(c.p + c.verified, n) == r.page_sum(c.verified / proto::kPageSize);
-      c.verified += n;
-    }
+    if (c.pieces) return c.pieces->Landed(filled);
+    if (!c.whole) return;
+    c.whole->Update(c.p + c.verified, filled - c.verified);
+    c.verified = filled;
   }
 
   Status OnReply(Sub& sub, const proto::FrameHeader& h, Bytes control, Bytes data) override {
@@ -287,7 +279,8 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
           continue;
         } else if (placed && r.length) {
           const Check& c = checks_[k++];
-          ok = c.ok && c.verified == c.len;
+          ok = c.pieces ? c.pieces->ok()
+                        : c.whole && c.verified == c.len && c.whole->Digest() == r.checksum;
         } else {
           // Not planned (or nothing to receive): checked, then copied.
           Bytes bytes = reply_.data.subspan(at, r.length);
@@ -373,9 +366,9 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
     size_t result;  // in reply_
     std::byte* p;   // nullptr: dropped (the destination is too small)
     size_t len;
-    size_t verified = 0;
-    bool ok = true;
-    std::unique_ptr<Xxh3Stream> whole;  // no piece sums: one XXH3 of it all
+    size_t verified = 0;                  // bytes hashed into `whole`
+    std::optional<proto::PieceCheck> pieces;  // with piece sums
+    std::unique_ptr<Xxh3Stream> whole;    // without: one XXH3 of it all
   };
 
   std::vector<Dest> dests_;
@@ -537,8 +530,9 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
 
   // Splits a batch so that each request fits a frame (and the server's
   // max_batch_entries).
-  std::vector<proto::Slice> Plan(std::span<const uint64_t> cost) const {
-    auto slices = proto::PlanSlices(cost, kBatchOverhead);
+  std::vector<proto::Slice> Plan(std::span<const uint64_t> cost,
+                                 uint64_t max_payload = proto::kMaxPayload) const {
+    auto slices = proto::PlanSlices(cost, kBatchOverhead, max_payload);
     const uint32_t max = attach_.max_batch_entries;
     if (max == 0) return slices;
     std::vector<proto::Slice> out;
@@ -556,10 +550,11 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
   std::vector<Planned> PlanRequests(proto::Opcode opcode, const std::vector<Entry>& wire,
                                     std::span<const uint64_t> cost, std::span<const Bytes> values,
                                     std::shared_ptr<const void> frame_keep,
-                                    std::shared_ptr<const void> reply_keep) {
+                                    std::shared_ptr<const void> reply_keep,
+                                    uint64_t max_payload = proto::kMaxPayload) {
     std::vector<Planned> subs;
     Request req;
-    for (const proto::Slice& s : Plan(cost)) {
+    for (const proto::Slice& s : Plan(cost, max_payload)) {
       req.batch = {s.count, 0, s.count};
       req.entries.assign(wire.begin() + s.first, wire.begin() + s.first + s.count);
       Buffer control;
@@ -1326,8 +1321,11 @@ void Connection::AsyncPut(PutBatch batch, Duration timeout, Callback<std::vector
   std::vector<Bytes> inline_values = values;
   for (size_t i = 0; i < n; ++i)
     if (streamed[i]) inline_values[i] = {};
+  // Frames of about kWriteFrameBytes: the server stores one while the next
+  // is on the wire, instead of waiting for a whole batch.
   auto subs = impl_->PlanRequests<proto::BatchWriteRequest>(proto::Opcode::kBatchWrite, wire, cost,
-                                                            inline_values, keep, nullptr);
+                                                            inline_values, keep, nullptr,
+                                                            kWriteFrameBytes);
   impl_->AddChunks(subs, streamed, values, wire, keep);
   impl_->Submit(std::move(op), std::move(subs), timeout);
 }

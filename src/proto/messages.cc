@@ -147,6 +147,14 @@ bool SumsMatch(uint64_t checksum, Bytes sums, Bytes bytes) {
 }
 }  // namespace
 
+void PieceCheck::Landed(size_t filled) {
+  while (ok_ && verified_ < filled && (filled - verified_ >= kPageSize || filled == len_)) {
+    const size_t n = std::min<size_t>(kPageSize, len_ - verified_);
+    ok_ = Xxh3(p_ + verified_, n) == PieceSumAt(sums_, verified_ / kPageSize);
+    verified_ += n;
+  }
+}
+
 bool ChecksumsMatch(const ReadResult& r, Bytes delivered) {
   return delivered.size() == r.length && SumsMatch(r.checksum, r.page_sums, delivered);
 }
@@ -389,6 +397,12 @@ void Encode(const BatchWriteRequest& m, Buffer& out) {
 }
 
 Status Decode(Bytes control, Bytes data, BatchWriteRequest& m, const DecodeLimits& limits) {
+  MEMKV_TRY(Decode(control, uint64_t{data.size()}, m, limits));
+  m.data = data;
+  return {};
+}
+
+Status Decode(Bytes control, uint64_t data_len, BatchWriteRequest& m, const DecodeLimits& limits) {
   Reader r(control);
   if (errc e = GetHead(r, m.batch, kMinWriteEntry, limits); e != errc::ok) return e;
   m.entries.clear();
@@ -417,7 +431,7 @@ Status Decode(Bytes control, Bytes data, BatchWriteRequest& m, const DecodeLimit
       r.Fail(errc::zero_length_value);
     } else if (e.src.kind == LocationKind::kInline) {
       // Inline bytes must be in this frame: bounded by what the frame holds.
-      if (e.value_len > data.size() - std::min<uint64_t>(inline_bytes, data.size())) {
+      if (e.value_len > data_len - std::min<uint64_t>(inline_bytes, data_len)) {
         r.Fail(errc::length_mismatch);
       } else {
         inline_bytes += e.value_len;
@@ -426,8 +440,7 @@ Status Decode(Bytes control, Bytes data, BatchWriteRequest& m, const DecodeLimit
       r.Fail(errc::length_mismatch);
     }
   }
-  if (r.ok() && inline_bytes != data.size()) return errc::length_mismatch;
-  m.data = data;
+  if (r.ok() && inline_bytes != data_len) return errc::length_mismatch;
   return ToStatus(r.Finish());
 }
 

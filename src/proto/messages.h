@@ -169,6 +169,25 @@ struct ReadResult {
 };
 // The i-th of a run of little-endian u64 piece sums.
 uint64_t PieceSumAt(Bytes sums, size_t i);
+
+// Checks `len` bytes at `p` against their piece sums as they land, 4 KiB at
+// a time: each piece is hashed as soon as it is whole, while still in cache.
+class PieceCheck {
+ public:
+  PieceCheck(const std::byte* p, size_t len, Bytes sums)
+      : p_(p), len_(len), sums_(sums), ok_(sums.size() == 8 * ((len + kPageSize - 1) / kPageSize)) {}
+  // Bytes [0, filled) are in.
+  void Landed(size_t filled);
+  // Every byte in and every piece matched.
+  bool ok() const { return ok_ && verified_ == len_; }
+
+ private:
+  const std::byte* p_;
+  size_t len_;
+  Bytes sums_;
+  size_t verified_ = 0;
+  bool ok_;
+};
 // Bytes of one ReadResult without page sums in a BatchReadReply's control
 // payload; EncodedSize(result) with them.
 inline constexpr uint64_t kReadResultSize = 1 + 1 + 8 + 8 + 8 + 8 + 4;
@@ -332,6 +351,9 @@ Status Decode(Bytes control, Bytes data, BatchReadReply& m, const DecodeLimits& 
 // left empty, for a reader that receives the bytes where they belong.
 Status Decode(Bytes control, uint64_t data_len, BatchReadReply& m, const DecodeLimits& limits = {});
 Status Decode(Bytes control, Bytes data, BatchWriteRequest& m, const DecodeLimits& limits = {});
+// The same before the data section is read (its length alone): m.data is
+// left empty, for a server that receives values where they will be kept.
+Status Decode(Bytes control, uint64_t data_len, BatchWriteRequest& m, const DecodeLimits& limits = {});
 Status Decode(Bytes control, StatusReply& m, const DecodeLimits& limits = {});
 Status Decode(Bytes control, KeysRequest& m, const DecodeLimits& limits = {});
 Status Decode(Bytes control, ExistsReply& m, const DecodeLimits& limits = {});

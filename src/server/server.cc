@@ -108,6 +108,10 @@ struct ReadHold {
 // small, and nothing larger is read from a peer that has proven nothing.
 constexpr size_t kMaxPayloadBeforeAttach = 64 << 10;
 
+// Writes with at least this much inline data are received straight into the
+// store (memory mode); smaller ones are read whole, in one system call.
+constexpr size_t kDirectWriteMin = 64 << 10;
+
 }  // namespace
 
 // ---- the server's shared state ----
@@ -203,13 +207,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // recvmsg on the native socket, so descriptors sent with SCM_RIGHTS on the
   // Unix socket are collected; waits through the loop when nothing is there.
   Awaitable<Result<size_t>> ReadSome(std::byte* buf, size_t len) {
+    iovec iov{buf, len};
+    co_return co_await ReadSome(&iov, 1);
+  }
+  Awaitable<Result<size_t>> ReadSome(iovec* iov, size_t count) {
     for (;;) {
       if (closed_) co_return error_code(asio::error::operation_aborted);
-      iovec iov{buf, len};
       alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
       msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
+      msg.msg_iov = iov;
+      msg.msg_iovlen = count;
       if (is_unix_) {
         msg.msg_control = cbuf;
         msg.msg_controllen = sizeof cbuf;
@@ -295,11 +302,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
                           std::to_string(kMaxPayloadBeforeAttach) + ")");
         co_return;
       }
+      // A write's values may be received straight into the store (below):
+      // its control part comes first, alone.
+      const bool direct = session_id_ && header->opcode == proto::Opcode::kBatchWrite &&
+                          header->data_len >= kDirectWriteMin &&
+                          store_.mode() == store::Mode::kMemory;
       // The payload buffer lives only while its request is handled.
-      auto payload = std::make_shared<RawBuffer>(header->payload_len());
+      auto payload = std::make_shared<RawBuffer>(direct ? header->control_len : header->payload_len());
       if (!co_await ReadExactly(payload->data.get(), payload->size)) co_return;
-      const proto::Bytes control(payload->data.get(), header->control_len);
-      const proto::Bytes data(payload->data.get() + header->control_len, header->data_len);
+      proto::Bytes control(payload->data.get(), header->control_len);
+      proto::Bytes data(payload->data.get() + header->control_len, direct ? 0 : header->data_len);
       // Tagged with the session key from Hello on; a frame recorded on
       // another connection, or replayed out of its place, is refused.
       if (auto st = proto::VerifyTag(raw, *header, control, FrameKey()); !st) {
@@ -349,6 +361,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
         // a stream is bounded by one frame, whatever the value's size.
         co_await TakeChunk(*header, control, data);
         continue;
+      }
+      if (direct) {
+        const DirectOutcome done = co_await DirectWrite(*header, control);
+        if (done == DirectOutcome::kClosed) co_return;
+        if (done == DirectOutcome::kDone) continue;
+        // Not for this path: the data is read after the control, as usual.
+        auto whole = std::make_shared<RawBuffer>(header->payload_len());
+        std::memcpy(whole->data.get(), payload->data.get(), header->control_len);
+        if (!co_await ReadExactly(whole->data.get() + header->control_len, header->data_len)) co_return;
+        payload = std::move(whole);
+        control = proto::Bytes(payload->data.get(), header->control_len);
+        data = proto::Bytes(payload->data.get() + header->control_len, header->data_len);
       }
       std::shared_ptr<proto::BatchWriteRequest> write;
       if (header->opcode == proto::Opcode::kBatchWrite) write = co_await OpenStreams(*header, control, data);
@@ -752,6 +776,126 @@ class Connection : public std::enable_shared_from_this<Connection> {
     proto::Buffer out;
     proto::Encode(rep, out);
     co_await Reply(Frame(h, std::move(out)));
+  }
+
+  // ---- writes received straight into the store ----
+
+  enum class DirectOutcome { kDone, kFallback, kClosed };
+
+  // A BatchWrite of inline values with piece sums, on a memory-mode store:
+  // each value's storage is reserved from the control part, its bytes are
+  // received into it (no buffer, no copy) and checked 4 KiB at a time as
+  // they land, and it is published only if every piece matched. Anything
+  // else (no piece sums, shm or streamed entries, a bad control part) is
+  // left to the ordinary path: kFallback, with nothing of the data read.
+  Awaitable<DirectOutcome> DirectWrite(const proto::FrameHeader& h, proto::Bytes control) {
+    proto::BatchWriteRequest req;
+    if (!proto::Decode(control, uint64_t{h.data_len}, req, DecodeLimits())) co_return DirectOutcome::kFallback;
+    if (streams_.count(h.request_id)) co_return DirectOutcome::kFallback;
+    for (const proto::WriteEntry& e : req.entries)
+      if (e.src.kind != proto::LocationKind::kInline || e.piece_sums.empty() ||
+          e.value_len > opt_.limits.max_value_size)
+        co_return DirectOutcome::kFallback;
+    const auto t0 = std::chrono::steady_clock::now();
+    ++inflight_;
+    const size_t n = req.entries.size();
+    proto::StatusReply rep;
+    rep.batch = {req.batch.count, 0, req.batch.count};
+    rep.statuses.assign(n, StatusCode::kOk);
+    std::unordered_map<std::string_view, size_t> last;
+    for (size_t i = 0; i < n; ++i) last[req.entries[i].key] = i;
+    // Where each value goes: its reserved storage, or nowhere (superseded
+    // within the batch, or refused by the store: the bytes are dropped).
+    std::vector<std::unique_ptr<store::Store::PendingPut>> puts(n);
+    std::vector<std::optional<proto::PieceCheck>> checks(n);
+    std::vector<std::span<std::byte>> dest(n);
+    for (size_t i = 0; i < n; ++i) {
+      const proto::WriteEntry& e = req.entries[i];
+      if (last[e.key] != i) continue;
+      auto put = co_await store_.BeginPut(e.key, e.value_len);
+      if (!put) {
+        rep.statuses[i] = ToStatus(put.error());
+        continue;
+      }
+      dest[i] = (*put)->Place();
+      if (dest[i].size() != e.value_len) {
+        rep.statuses[i] = StatusCode::kInternal;
+        continue;
+      }
+      checks[i].emplace(dest[i].data(), dest[i].size(), e.piece_sums);
+      puts[i] = std::move(*put);
+    }
+    // Received a stretch at a time (up to 256 KiB, 64 pieces), each stretch
+    // checked while it is still in cache.
+    constexpr size_t kStretch = 256 << 10;
+    if (scratch_.size() < kStretch) scratch_.resize(kStretch);
+    std::vector<iovec> iov;
+    size_t k = 0, off = 0;  // entry and offset in it of the next byte
+    auto advance = [&](size_t got) {
+      while (got > 0) {
+        const size_t take = std::min(got, req.entries[k].value_len - off);
+        off += take;
+        got -= take;
+        if (checks[k]) checks[k]->Landed(off);
+        if (off == req.entries[k].value_len) {
+          ++k;
+          off = 0;
+        }
+      }
+    };
+    bool lost = false;
+    while (k < n) {
+      iov.clear();
+      size_t want = 0;
+      for (size_t j = k, o = off; j < n && iov.size() < 64 && want < kStretch;) {
+        const size_t take = std::min<size_t>(req.entries[j].value_len - o, kStretch - want);
+        std::byte* p = puts[j] ? dest[j].data() + o : scratch_.data();
+        iov.push_back({p, take});
+        want += take;
+        o += take;
+        if (o == req.entries[j].value_len) {
+          ++j;
+          o = 0;
+        }
+      }
+      auto got = co_await ReadSome(iov.data(), iov.size());
+      if (!got) {
+        lost = true;
+        break;
+      }
+      advance(*got);
+    }
+    uint64_t put_bytes = 0;
+    if (!lost) {
+      for (size_t i = 0; i < n; ++i) {
+        if (!puts[i]) continue;
+        if (!checks[i]->ok()) {
+          rep.statuses[i] = StatusCode::kChecksumMismatch;  // dropped: its space goes back
+          puts[i].reset();
+          continue;
+        }
+        const proto::Bytes sums = req.entries[i].piece_sums;
+        std::vector<uint64_t> kept(sums.size() / 8);
+        for (size_t p = 0; p < kept.size(); ++p) kept[p] = proto::PieceSumAt(sums, p);
+        auto st = co_await puts[i]->CommitPlaced(kept);
+        if (!st) rep.statuses[i] = ToStatus(st.error());
+        else put_bytes += req.entries[i].value_len;
+      }
+      for (size_t i = 0; i < n; ++i) {
+        const size_t winner = last[req.entries[i].key];
+        if (winner != i) rep.statuses[i] = rep.statuses[winner];
+      }
+    }
+    puts.clear();
+    --inflight_;
+    Wake();
+    if (lost) co_return DirectOutcome::kClosed;  // nothing published
+    impl_.metrics.Entries(Op::kPut, rep.statuses, put_bytes);
+    impl_.metrics.Request(Op::kPut, h.payload_len(), std::chrono::steady_clock::now() - t0);
+    proto::Buffer out;
+    proto::Encode(rep, out);
+    co_await Reply(Frame(h, std::move(out)));
+    co_return DirectOutcome::kDone;
   }
 
   Awaitable<void> HandleRead(const proto::FrameHeader& h, proto::Bytes control) {
@@ -1191,6 +1335,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer flow_;  // cancelled to wake the reader (flow control, drain)
   std::deque<OutFrame> out_;
   std::vector<asio::const_buffer> bufs_;  // the writer's gather list, reused
+  std::vector<std::byte> scratch_;        // where dropped bytes of a direct write go
   bool writing_ = false;
   bool closed_ = false;
   uint32_t inflight_ = 0;

@@ -1441,6 +1441,24 @@ Awaitable<Status> Store::PendingPut::Commit() {
   co_return co_await w.s->CommitDrives(std::move(w.entry));
 }
 
+std::span<std::byte> Store::PendingPut::Place() {
+  State& w = *state_;
+  if (w.committed || !w.entry || !w.entry->bytes) return {};
+  return {w.entry->bytes.get(), w.entry->value_size};
+}
+
+Awaitable<Status> Store::PendingPut::CommitPlaced(std::span<const uint64_t> piece_sums) {
+  State& w = *state_;
+  if (w.committed || !w.entry || !w.entry->bytes) co_return errc::truncated;
+  if (piece_sums.size() != PiecesOf(w.entry->value_size)) co_return errc::checksum_mismatch;
+  w.committed = true;
+  w.written = w.entry->value_size;
+  w.entry->page_checksums.assign(piece_sums.begin(), piece_sums.end());
+  w.entry->version = w.s->next_version.fetch_add(1);
+  w.s->index.Publish(std::move(w.entry));
+  co_return Status{};
+}
+
 Awaitable<Result<std::unique_ptr<Store::PendingPut>>> Store::BeginPut(std::string_view key,
                                                                       uint64_t size) {
   Impl& s = *impl_;

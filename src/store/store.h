@@ -140,6 +140,13 @@ class Store {
     // Publishes the value; fails unless every byte was written.
     io::Awaitable<Status> Commit();
 
+    // Memory mode: the value's own storage, for a caller that receives the
+    // bytes straight into it (then CommitPlaced); empty in drive modes.
+    std::span<std::byte> Place();
+    // Publishes a value whose every byte was placed through Place(), with
+    // its piece sums (the caller checked the bytes against them).
+    io::Awaitable<Status> CommitPlaced(std::span<const uint64_t> piece_sums);
+
    private:
     std::unique_ptr<State> state_;
   };

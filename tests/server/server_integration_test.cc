@@ -803,4 +803,70 @@ TEST_F(ServerTest, AByteDamagedInTheServersMemoryIsCaughtByTheReader) {
       rep.results[0], proto::Bytes(reinterpret_cast<const std::byte*>(region.base), value.size())));
 }
 
+// A write of inline values with piece sums is received straight into the
+// store: each value is published only if all of it came and every piece
+// matched; the last entry for a key wins and the earlier ones share its fate.
+TEST_F(ServerTest, AWriteReceivedIntoTheStoreIsPublishedOnlyWhole) {
+  auto s = Start();
+  auto c = Tcp(*s);
+  ASSERT_TRUE(c->Attach());
+  auto value = [](size_t n, char seed) {
+    std::string v(n, '\0');
+    for (size_t i = 0; i < n; ++i) v[i] = static_cast<char>(seed + i % 61);
+    return v;
+  };
+  const std::string a1 = value(100000, 'a'), b = value(150000, 'b'), a2 = value(70001, 'A');
+  std::vector<std::vector<uint64_t>> sums;
+  for (const std::string* v : {&a1, &b, &a2}) {
+    sums.emplace_back(PiecesOf(v->size()));
+    PieceSums(v->data(), v->size(), sums.back().data());
+  }
+  sums[1][17] ^= 1;  // one piece of b does not match
+  auto batch = [&](const std::vector<std::pair<std::string, const std::string*>>& kv) {
+    proto::BatchWriteRequest req;
+    req.batch = {static_cast<uint32_t>(kv.size()), 0, static_cast<uint32_t>(kv.size())};
+    std::string data;
+    for (size_t i = 0; i < kv.size(); ++i) {
+      proto::WriteEntry e{kv[i].first, kv[i].second->size(), 0, {}};
+      e.piece_sums = proto::Bytes(reinterpret_cast<const std::byte*>(sums[i].data()), 8 * sums[i].size());
+      req.entries.push_back(e);
+      data += *kv[i].second;
+    }
+    return std::make_pair(req, data);
+  };
+  {
+    auto [req, data] = batch({{"a", &a1}, {"b", &b}, {"a", &a2}});
+    proto::Buffer control;
+    proto::Encode(req, control);
+    ASSERT_TRUE(c->Send(Opcode::kBatchWrite, control, B(data), 7));
+    auto f = c->Recv();
+    ASSERT_TRUE(f);
+    proto::StatusReply rep;
+    ASSERT_TRUE(proto::Decode(f->control, rep));
+    EXPECT_EQ(rep.statuses, (std::vector<StatusCode>{StatusCode::kOk, StatusCode::kChecksumMismatch,
+                                                     StatusCode::kOk}));
+    const auto got = Get(*c, {"a", "b"});
+    EXPECT_EQ(got[0].first, StatusCode::kOk);
+    EXPECT_EQ(got[0].second, a2);
+    EXPECT_EQ(got[1].first, StatusCode::kNotFound);
+  }
+  {
+    // Cut off half way through the values: nothing of it is published.
+    auto cut = Tcp(*s);
+    ASSERT_TRUE(cut->Attach());
+    auto [req, data] = batch({{"c", &a1}});
+    proto::Buffer control;
+    proto::Encode(req, control);
+    ASSERT_TRUE(cut->SendCut(Opcode::kBatchWrite, control, B(data), 8,
+                             proto::kHeaderSize + control.size() + data.size() / 2));
+    cut.reset();
+    EXPECT_TRUE(Ping(*c));
+    EXPECT_EQ(Get(*c, {"c"})[0].first, StatusCode::kNotFound);
+    // The connection's reservation went back: the whole store is usable.
+    const auto st = Put(*c, {{"c", a1}});
+    ASSERT_EQ(st.size(), 1u);
+    EXPECT_EQ(st[0], StatusCode::kOk);
+  }
+}
+
 }  // namespace memkv::testing

@@ -211,6 +211,23 @@ class RawClient {
     return SendBytes(all.data(), all.size(), pass_fd);
   }
 
+  // Sends only the first `keep` bytes of such a frame (a peer cut off
+  // mid-frame); the frame still takes its sequence number.
+  bool SendCut(proto::Opcode op, const proto::Buffer& control, proto::Bytes data, uint64_t id,
+               size_t keep) {
+    proto::FrameHeader h;
+    h.opcode = op;
+    h.request_id = id;
+    h.seq = out_seq_++;
+    h.control_len = static_cast<uint32_t>(control.size());
+    h.data_len = static_cast<uint32_t>(data.size());
+    const auto raw = proto::EncodeHeader(h, control, session());
+    proto::Buffer all(raw.begin(), raw.end());
+    all.insert(all.end(), control.begin(), control.end());
+    all.insert(all.end(), data.begin(), data.end());
+    return SendBytes(all.data(), std::min(keep, all.size()));
+  }
+
   // Keeps the bytes of every frame sent from now on.
   void record() { record_ = true; }
   const std::vector<proto::Buffer>& recorded() const { return recorded_; }
