@@ -68,6 +68,35 @@ echo "bench.sh: rail sweep with baselines (memkv-bench --tier rail --baseline)" 
   --svg "$out/performance.svg" --markdown "$out/performance.md" \
   --markdown-drive "$results/drive.txt" ${label:+--label "$label"} || status=1
 
+# Where the time goes: system calls and CPU per byte, and the hottest
+# symbols, per rail (scripts/profile.sh); with PROFILE_BASELINE_BUILD, the
+# same for an older build (the "before") on this machine in this run.
+if [ "$smoke" -eq 0 ] && [ -s "$out/performance.md" ]; then
+  "$root/scripts/deps.sh" linux-perf
+  echo "bench.sh: profiles (scripts/profile.sh)" >&2
+  {
+    echo
+    echo "## Where the time goes"
+    echo
+    echo "Measured by \`scripts/profile.sh\` while memkv-bench moves 1 MiB values in batches of"
+    echo "8 on one client thread, auth off: every system call (\`perf stat -e raw_syscalls:sys_enter\`)"
+    echo "and CPU millisecond (\`task-clock\`) on the machine, server and client together, over the"
+    echo "bytes moved in the window; and the symbols that took the most \`cpu-clock\` samples"
+    echo "(\`pv_native_safe_halt\` is an idle CPU). This machine has no hardware counters."
+    echo
+    if [ -n "${PROFILE_BASELINE_BUILD:-}" ]; then
+      echo "Before: $(git -C "$(dirname "$PROFILE_BASELINE_BUILD")/.." log -1 --format='%h %s' 2>/dev/null | cut -c1-80) ($PROFILE_BASELINE_BUILD)"
+      echo
+      BUILD="$PROFILE_BASELINE_BUILD" "$root/scripts/profile.sh" || status=1
+      echo
+      echo "After: this build"
+      echo
+    fi
+    BUILD="$build" "$root/scripts/profile.sh" || status=1
+    if [ -s "$root/bench/passes.md" ]; then echo; cat "$root/bench/passes.md"; fi
+  } >> "$out/performance.md"
+fi
+
 echo "bench.sh: wrote $out/performance.md and $out/performance.svg (JSON, CSV and the" \
      "drive tier's table in $results/)" >&2
 exit "$status"
