@@ -206,10 +206,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // recvmsg on the native socket, so descriptors sent with SCM_RIGHTS on the
   // Unix socket are collected; waits through the loop when nothing is there.
-  Awaitable<Result<size_t>> ReadSome(std::byte* buf, size_t len) {
-    iovec iov{buf, len};
-    co_return co_await ReadSome(&iov, 1);
-  }
   Awaitable<Result<size_t>> ReadSome(iovec* iov, size_t count) {
     for (;;) {
       if (closed_) co_return error_code(asio::error::operation_aborted);
@@ -268,7 +264,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Awaitable<Status> ReadExactly(std::byte* buf, size_t len) {
     size_t got = 0;
     while (got < len) {
-      auto n = co_await ReadSome(buf + got, len - got);
+      // Straight to the iovec form: an idle connection waits here, and a
+      // wrapper coroutine would hold another frame per session.
+      iovec iov{buf + got, len - got};
+      auto n = co_await ReadSome(&iov, 1);
       if (!n) co_return n.error();
       got += *n;
     }
