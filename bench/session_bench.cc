@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
   const double n = static_cast<double>(socks.size());
   std::printf("idle sessions attached          %zu (TCP, memory mode, 2 loops)\n", socks.size());
   std::printf("server resident memory          %ld KiB before, %ld KiB after\n", rss_before, rss_after);
-  std::printf("server memory per idle session  %.2f KiB (goal: at most 8 KiB)\n",
+  std::printf("server memory per idle session  %.2f KiB (goal: at most 4 KiB)\n",
               (rss_after - rss_before) / n);
   std::printf("kernel TCP socket memory        %ld pages before, %ld after: %.2f KiB per session "
               "(both ends of each loopback connection)\n",

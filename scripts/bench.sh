@@ -85,7 +85,7 @@ if [ "$smoke" -eq 0 ] && [ -s "$out/performance.md" ]; then
     echo "(\`pv_native_safe_halt\` is an idle CPU). This machine has no hardware counters."
     echo
     if [ -n "${PROFILE_BASELINE_BUILD:-}" ]; then
-      echo "Before: $(git -C "$(dirname "$PROFILE_BASELINE_BUILD")/.." log -1 --format='%h %s' 2>/dev/null | cut -c1-80) ($PROFILE_BASELINE_BUILD)"
+      echo "Before: $(git -C "$(dirname "$PROFILE_BASELINE_BUILD")/.." log -1 --format='%h %s' 2>/dev/null) ($PROFILE_BASELINE_BUILD)"
       echo
       BUILD="$PROFILE_BASELINE_BUILD" "$root/scripts/profile.sh" || status=1
       echo
