@@ -130,6 +130,12 @@ uint64_t PieceSumAt(Bytes sums, size_t i) {
   return v;
 }
 
+std::vector<uint64_t> PieceSumsOf(Bytes sums) {
+  std::vector<uint64_t> out(sums.size() / 8);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = PieceSumAt(sums, i);
+  return out;
+}
+
 uint64_t ReadResult::page_sum(size_t i) const { return PieceSumAt(page_sums, i); }
 
 size_t EncodedSize(const ReadResult& r) { return kReadResultSize + r.page_sums.size(); }

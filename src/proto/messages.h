@@ -167,8 +167,9 @@ struct ReadResult {
   size_t pages() const { return page_sums.size() / 8; }
   uint64_t page_sum(size_t i) const;
 };
-// The i-th of a run of little-endian u64 piece sums.
+// The i-th of a run of little-endian u64 piece sums, and all of them.
 uint64_t PieceSumAt(Bytes sums, size_t i);
+std::vector<uint64_t> PieceSumsOf(Bytes sums);
 
 // Checks `len` bytes at `p` against their piece sums as they land, 4 KiB at
 // a time: each piece is hashed as soon as it is whole, while still in cache.

@@ -747,8 +747,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       std::span<const uint64_t> sums;
       if (!e.piece_sums.empty()) {
         // Checked by the store piece by piece as it copies the value in.
-        sums_of[i].resize(e.piece_sums.size() / 8);
-        for (size_t p = 0; p < sums_of[i].size(); ++p) sums_of[i][p] = proto::PieceSumAt(e.piece_sums, p);
+        sums_of[i] = proto::PieceSumsOf(e.piece_sums);
         sums = sums_of[i];
       } else if (Xxh3(src.data(), src.size()) != e.checksum) {
         rep.statuses[i] = StatusCode::kChecksumMismatch;
@@ -873,9 +872,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
           puts[i].reset();
           continue;
         }
-        const proto::Bytes sums = req.entries[i].piece_sums;
-        std::vector<uint64_t> kept(sums.size() / 8);
-        for (size_t p = 0; p < kept.size(); ++p) kept[p] = proto::PieceSumAt(sums, p);
+        const std::vector<uint64_t> kept = proto::PieceSumsOf(req.entries[i].piece_sums);
         auto st = co_await puts[i]->CommitPlaced(kept);
         if (!st) rep.statuses[i] = ToStatus(st.error());
         else put_bytes += req.entries[i].value_len;
