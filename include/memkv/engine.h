@@ -156,17 +156,46 @@ struct GetEntry {
   size_t capacity = 0;  // room in buffer
   uint64_t offset = 0;  // first byte of the value to read
   uint64_t length = 0;  // bytes to read; 0: to the end of the value
+  // The value's version seen before (GetResult::version, Exists, List): the
+  // read is of that version or fails with kNotFound. 0: whatever is current.
+  uint64_t version = 0;
 };
 
 struct GetResult {
   Code status = Code::kOk;
   uint64_t value_size = 0;  // the whole value's size
   uint64_t length = 0;      // bytes written into the buffer
+  uint64_t version = 0;     // the version read (a later read can pin it)
 };
 
 struct ExistsResult {
   Code status = Code::kOk;  // kOk or kNotFound, or an error
   uint64_t size = 0;        // the value's size when kOk
+  uint64_t version = 0;     // the value's version when kOk
+};
+
+// ---- listing, capacity, renaming ----
+
+struct ListEntry {
+  std::string key;
+  uint64_t size = 0;
+  uint64_t version = 0;
+};
+
+// One page of keys in byte order, merged over every server.
+struct ListPage {
+  Outcome outcome;
+  std::vector<ListEntry> entries;
+  std::string cursor;  // pass to the next List; empty: no more keys
+};
+
+// The servers' capacity, summed (what statvfs reports).
+struct CapacityInfo {
+  Outcome outcome;
+  uint64_t total_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t keys = 0;
+  uint64_t max_value_size = 0;  // the smallest of the servers'
 };
 
 // A batch's outcome: `outcome` is not ok when the call as a whole was
@@ -269,6 +298,8 @@ struct ServerState {
   bool shm = false;          // shared memory moves over its shm rail
 };
 
+class PutStream;
+
 class Engine {
  public:
   static Expected<Engine> Create(EngineOptions options);
@@ -303,6 +334,20 @@ class Engine {
   void AsyncBatchXferForServer(size_t server, XferOp op, std::span<const XferEntry> entries,
                                Completion<GetResults> done);
 
+  // Keys that start with `prefix`, after `cursor` (exclusive; empty: from
+  // the first), at most `limit` of them, in byte order over all servers.
+  ListPage List(std::string_view prefix, std::string_view cursor = {}, size_t limit = 1000);
+  CapacityInfo Capacity();
+  // Moves the value of `from` to `to` (replacing `to`'s) without moving its
+  // bytes when both keys live on one server; otherwise copies, then deletes.
+  Outcome Rename(std::string_view from, std::string_view to);
+
+  // A put whose length is known only at its end: bytes stream to the server
+  // as they are written, and the value appears (whole) at Finish. See
+  // PutStream. `window`: the most bytes the stream keeps queued and not yet
+  // sent; Write blocks beyond it.
+  Expected<class PutStream> OpenPutStream(std::string_view key, size_t window = 16u << 20);
+
   // Registers [ptr, ptr + len): values put from it are not copied. A range
   // inside one already registered returns that registration.
   Expected<MemoryHandle> RegisterMemory(void* ptr, size_t len);
@@ -317,6 +362,31 @@ class Engine {
  private:
   explicit Engine(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<Impl> impl_;
+};
+
+// A streamed put (Engine::OpenPutStream). One thread at a time. Dropped or
+// aborted before Finish, nothing of it is ever visible.
+class PutStream {
+ public:
+  PutStream() = default;
+  PutStream(PutStream&&) noexcept;
+  PutStream& operator=(PutStream&&) noexcept;
+  ~PutStream();  // aborts an unfinished stream
+  // Appends bytes (copied; the caller may reuse its buffer on return).
+  // Blocks while the stream's queue is over its window. An error is final.
+  Outcome Write(const void* data, size_t size);
+  // Ends the value: its length and checksum go last; returns the server's
+  // answer (the value is then stored and visible, durably in drive modes).
+  Outcome Finish();
+  void Abort();
+  uint64_t written() const;
+  explicit operator bool() const { return impl_ != nullptr; }
+  struct Impl;
+
+ private:
+  friend class Engine;
+  explicit PutStream(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 template <class E>
