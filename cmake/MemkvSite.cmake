@@ -15,6 +15,7 @@ set(MEMKV_DOCS_ORDER
   "cli|Command line"
   "admin-api|Admin API"
   "client-api|Client API"
+  "preload|Preload shim"
   "wire-protocol|Wire protocol"
   "on-disk-format|On-disk format"
   "operations|Operations"

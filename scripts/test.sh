@@ -15,8 +15,8 @@ cd "$(dirname "$0")/.."
 # What the tests call: chromium and curl (the browser test of the dashboard
 # and the docs site), openssl (the admin API's HTTPS test), iproute2 and
 # iptables (the network test, tests/net: namespaces, veth, tc, loss; it
-# needs root, as CI runs).
-scripts/deps.sh chromium curl openssl iproute2 iptables
+# needs root, as CI runs); python3-numpy (the preload shim under numpy, tests/preload).
+scripts/deps.sh chromium curl openssl iproute2 iptables python3-numpy
 export MEMKV_REQUIRE_BROWSER=1
 
 # ctest, failing on any test that skipped itself: under the test command a
