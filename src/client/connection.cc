@@ -1743,7 +1743,7 @@ void StreamWriter::Abort() {
     ended_ = true;
     return;
   }
-  if (!error_) error_ = errc::closed;
+  if (!error_) error_ = errc::bad_argument;  // later calls: "already aborted"
   // A last chunk (never empty: current_ holds the bytes after the last
   // full chunk) with a checksum that cannot match: the server drops the
   // value. Not sent once the request has its answer.
