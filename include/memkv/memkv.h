@@ -61,6 +61,7 @@ enum {
 typedef struct memkv_engine memkv_engine_t;    /* an Engine */
 typedef struct memkv_memory memkv_memory_t;    /* a registered range */
 typedef struct memkv_shared memkv_shared_t;    /* memory from memkv_allocate_shared */
+typedef struct memkv_put_stream memkv_put_stream_t;  /* memkv_put_stream_open */
 
 /* "NotFound", ...; never NULL. */
 MEMKV_API const char* memkv_strerror(int code);
@@ -144,6 +145,69 @@ MEMKV_API int memkv_allocate_shared(memkv_engine_t* engine, size_t size, memkv_s
 MEMKV_API void* memkv_shared_data(const memkv_shared_t* shared);
 MEMKV_API size_t memkv_shared_size(const memkv_shared_t* shared);
 MEMKV_API void memkv_free_shared(memkv_shared_t* shared);
+
+/* ---- listing, capacity, renaming ---- */
+
+typedef struct memkv_list_entry {
+  const void* key;  /* valid until memkv_list_page_free */
+  size_t key_len;
+  uint64_t size;    /* the value's size */
+  uint64_t version; /* the value's version */
+} memkv_list_entry_t;
+
+/* One page of keys in byte order, merged over every server. Filled by
+ * memkv_list; free it with memkv_list_page_free. */
+typedef struct memkv_list_page {
+  memkv_list_entry_t* entries;
+  size_t count;
+  const void* cursor; /* pass to the next memkv_list; cursor_len 0: no more keys */
+  size_t cursor_len;
+  void* internal;     /* the library's */
+} memkv_list_page_t;
+
+/* Keys that start with prefix (prefix_len 0: every key), after cursor
+ * (cursor_len 0: from the first), at most limit (>= 1) of them. Every
+ * server must offer List (MEMKV_ERR_UNSUPPORTED otherwise). On failure
+ * *page is empty (count 0) and needs no free. */
+MEMKV_API int memkv_list(memkv_engine_t* engine, const void* prefix, size_t prefix_len,
+                         const void* cursor, size_t cursor_len, size_t limit,
+                         memkv_list_page_t* page);
+/* Frees what memkv_list put in *page and zeroes it; a zeroed page is fine. */
+MEMKV_API void memkv_list_page_free(memkv_list_page_t* page);
+
+typedef struct memkv_capacity {
+  uint64_t total_bytes;    /* usable bytes, summed over servers */
+  uint64_t used_bytes;
+  uint64_t keys;
+  uint64_t max_value_size; /* the smallest of the servers' */
+} memkv_capacity_t;
+
+/* On a failure of one server, *out sums those that answered. */
+MEMKV_API int memkv_capacity(memkv_engine_t* engine, memkv_capacity_t* out);
+
+/* Moves the value of `from` to `to` (replacing it): in place when both keys
+ * live on one server that can, else copied and then deleted.
+ * MEMKV_ERR_NOT_FOUND when `from` does not exist. */
+MEMKV_API int memkv_rename(memkv_engine_t* engine, const void* from, size_t from_len,
+                           const void* to, size_t to_len);
+
+/* ---- puts of unknown length ---- */
+
+/* Opens a streamed put of `key`: its bytes go to the server as they are
+ * written and the value appears whole at memkv_put_stream_finish. window:
+ * bytes queued and not yet sent before a write blocks (0: 16 MiB). The
+ * key's server must offer open streams (MEMKV_ERR_UNSUPPORTED otherwise).
+ * One thread at a time per stream. */
+MEMKV_API int memkv_put_stream_open(memkv_engine_t* engine, const void* key, size_t key_len,
+                                    size_t window, memkv_put_stream_t** out);
+/* Appends bytes (copied). An error is final: the stream is then aborted. */
+MEMKV_API int memkv_put_stream_write(memkv_put_stream_t* stream, const void* data, size_t size);
+/* Ends the value and frees the stream: the server's answer
+ * (MEMKV_ERR_INVALID_ARGUMENT when no byte was written). */
+MEMKV_API int memkv_put_stream_finish(memkv_put_stream_t* stream);
+/* Drops an unfinished value (nothing of it becomes visible) and frees the
+ * stream; NULL is allowed. */
+MEMKV_API void memkv_put_stream_abort(memkv_put_stream_t* stream);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-// memkv kv put|get|exists|rm: a small scripting client over the client
+// memkv kv put|get|exists|rm|ls: a small scripting client over the client
 // library's Engine. Any number of servers (--servers or MEMKV_SERVERS; keys
 // are routed by rendezvous hashing, as every client does); MEMKV_CONFIG is
 // read too. The exit status is non-zero on a miss or an error.
@@ -28,6 +28,7 @@ struct KvFlags {
   std::string auth_key;
   std::string transport;
   std::string key;
+  std::string prefix;
   std::string file = "-";
   std::vector<std::string> keys;
 };
@@ -145,11 +146,28 @@ int Remove(const KvFlags& f) {
   return failed ? 1 : 0;
 }
 
+// Every key under the prefix, over every server, in byte order: one page
+// of the merged listing at a time, through its cursor.
+int List(const KvFlags& f) {
+  auto c = Connect(f);
+  if (auto* rc = std::get_if<int>(&c)) return *rc;
+  auto& engine = std::get<Engine>(c);
+  std::string cursor;
+  do {
+    ListPage page = engine.List(f.prefix, cursor, 1000);
+    if (!page.outcome) return Fail(page.outcome.message);
+    for (const ListEntry& e : page.entries)
+      std::printf("%s\t%llu\n", e.key.c_str(), static_cast<unsigned long long>(e.size));
+    cursor = std::move(page.cursor);
+  } while (!cursor.empty());
+  return 0;
+}
+
 }  // namespace
 
 void AddKvCommands(CLI::App& app, int& exit_code) {
   auto f = std::make_shared<KvFlags>();
-  auto* kv = app.add_subcommand("kv", "Put, get, check and remove keys on the servers");
+  auto* kv = app.add_subcommand("kv", "Put, get, check, list and remove keys on the servers");
   kv->require_subcommand(1);
   kv->add_option("--servers", f->servers,
                  "Servers, comma-separated: host:port or Unix socket paths; keys are routed by "
@@ -177,6 +195,12 @@ void AddKvCommands(CLI::App& app, int& exit_code) {
   auto* rm = kv->add_subcommand("rm", "Remove keys (exit 1 if one was not there)");
   rm->add_option("KEY", f->keys, "Keys")->required();
   rm->callback([f, &exit_code] { exit_code = Remove(*f); });
+
+  auto* ls = kv->add_subcommand(
+      "ls", "Print every key that starts with PREFIX (all keys without one) and its size, in "
+            "byte order over all servers");
+  ls->add_option("PREFIX", f->prefix, "The keys' prefix");
+  ls->callback([f, &exit_code] { exit_code = List(*f); });
 }
 
 }  // namespace memkv::cli

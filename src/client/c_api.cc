@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,9 @@ struct memkv_memory {
 };
 struct memkv_shared {
   memkv::SharedBuffer buffer;
+};
+struct memkv_put_stream {
+  memkv::PutStream stream;
 };
 
 namespace {
@@ -231,6 +235,101 @@ int memkv_allocate_shared(memkv_engine_t* e, size_t size, memkv_shared_t** out) 
     *out = new memkv_shared{*b};
     return MEMKV_OK;
   });
+}
+
+namespace {
+// What a memkv_list_page_t's pointers point into.
+struct ListPageData {
+  std::vector<memkv::ListEntry> entries;
+  std::vector<memkv_list_entry_t> view;
+  std::string cursor;
+};
+}  // namespace
+
+int memkv_list(memkv_engine_t* e, const void* prefix, size_t prefix_len, const void* cursor,
+               size_t cursor_len, size_t limit, memkv_list_page_t* page) {
+  if (!e || !page || (!prefix && prefix_len) || (!cursor && cursor_len))
+    return Fail(memkv::Code::kInvalidArgument, "memkv_list: null argument");
+  std::memset(page, 0, sizeof *page);
+  return Guard([&]() -> int {
+    auto p = e->engine.List(Key(prefix, prefix_len), Key(cursor, cursor_len), limit);
+    if (!p.outcome) return Fail(p.outcome);
+    auto data = std::make_unique<ListPageData>();
+    data->entries = std::move(p.entries);
+    data->cursor = std::move(p.cursor);
+    data->view.reserve(data->entries.size());
+    for (const memkv::ListEntry& le : data->entries)
+      data->view.push_back({le.key.data(), le.key.size(), le.size, le.version});
+    page->entries = data->view.data();
+    page->count = data->view.size();
+    page->cursor = data->cursor.data();
+    page->cursor_len = data->cursor.size();
+    page->internal = data.release();
+    return MEMKV_OK;
+  });
+}
+
+void memkv_list_page_free(memkv_list_page_t* page) {
+  if (!page) return;
+  delete static_cast<ListPageData*>(page->internal);
+  std::memset(page, 0, sizeof *page);
+}
+
+int memkv_capacity(memkv_engine_t* e, memkv_capacity_t* out) {
+  if (!e || !out) return Fail(memkv::Code::kInvalidArgument, "memkv_capacity: null argument");
+  std::memset(out, 0, sizeof *out);
+  return Guard([&]() -> int {
+    auto c = e->engine.Capacity();
+    *out = {c.total_bytes, c.used_bytes, c.keys, c.max_value_size};
+    return c.outcome ? MEMKV_OK : Fail(c.outcome);
+  });
+}
+
+int memkv_rename(memkv_engine_t* e, const void* from, size_t from_len, const void* to,
+                 size_t to_len) {
+  if (!e) return Fail(memkv::Code::kInvalidArgument, "memkv_rename: null argument");
+  return Guard([&]() -> int {
+    auto o = e->engine.Rename(Key(from, from_len), Key(to, to_len));
+    return o ? MEMKV_OK : Fail(o);
+  });
+}
+
+int memkv_put_stream_open(memkv_engine_t* e, const void* key, size_t key_len, size_t window,
+                          memkv_put_stream_t** out) {
+  if (!e || !out) return Fail(memkv::Code::kInvalidArgument, "memkv_put_stream_open: null argument");
+  *out = nullptr;
+  return Guard([&]() -> int {
+    auto s = e->engine.OpenPutStream(Key(key, key_len), window ? window : size_t{16} << 20);
+    if (!s) return Fail(s.error());
+    *out = new memkv_put_stream{std::move(*s)};
+    return MEMKV_OK;
+  });
+}
+
+int memkv_put_stream_write(memkv_put_stream_t* s, const void* data, size_t size) {
+  if (!s) return Fail(memkv::Code::kInvalidArgument, "memkv_put_stream_write: null stream");
+  return Guard([&]() -> int {
+    auto o = s->stream.Write(data, size);
+    return o ? MEMKV_OK : Fail(o);
+  });
+}
+
+int memkv_put_stream_finish(memkv_put_stream_t* s) {
+  if (!s) return Fail(memkv::Code::kInvalidArgument, "memkv_put_stream_finish: null stream");
+  std::unique_ptr<memkv_put_stream> owned(s);
+  return Guard([&]() -> int {
+    auto o = owned->stream.Finish();
+    return o ? MEMKV_OK : Fail(o);
+  });
+}
+
+void memkv_put_stream_abort(memkv_put_stream_t* s) {
+  if (!s) return;
+  try {
+    s->stream.Abort();
+  } catch (...) {
+  }
+  delete s;
 }
 
 void* memkv_shared_data(const memkv_shared_t* s) { return s ? s->buffer.data() : nullptr; }

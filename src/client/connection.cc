@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <bit>
+#include <condition_variable>
+#include <mutex>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -198,8 +200,8 @@ class ExistsOp final : public TypedOp<std::vector<KeyInfo>> {
     if (reply_.head.status != StatusCode::kOk) return make_status_error(reply_.head.status);
     MEMKV_TRY(CheckSlice(sub, reply_.batch, reply_.results.size()));
     for (size_t i = 0; i < reply_.results.size(); ++i)
-      value_[sub.base + reply_.batch.first + i] = {reply_.results[i].status,
-                                                    reply_.results[i].value_size};
+      value_[sub.base + reply_.batch.first + i] = {
+          reply_.results[i].status, reply_.results[i].value_size, reply_.results[i].version};
     sub.received += reply_.batch.count;
     return CheckLast(sub, h);
   }
@@ -269,7 +271,7 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
       const size_t idx = sub.base + reply_.batch.first + i;
       GetResult& out = value_[idx];
       const Dest& dest = dests_[idx];
-      out = {r.status, r.value_size, 0};
+      out = {r.status, r.value_size, 0, r.version};
       if (r.status != StatusCode::kOk) continue;
       if (r.delivery == proto::Delivery::kInline && !shm_) {
         bool ok;
@@ -395,6 +397,36 @@ class RegionOp final : public TypedOp<void> {
  private:
   std::function<void()> on_ok_;
 };
+
+// List: one ListReply (its entries copied out of the frame).
+class ListOp final : public TypedOp<ListResult> {
+ public:
+  using TypedOp::TypedOp;
+  Status OnReply(Sub&, const proto::FrameHeader&, Bytes control, Bytes) override {
+    proto::ListReply reply;
+    if (!proto::Decode(control, reply)) return errc::bad_reply;
+    if (reply.head.status != StatusCode::kOk) return make_status_error(reply.head.status);
+    for (const proto::ListEntry& e : reply.entries)
+      value_.entries.push_back({std::string(e.key), e.value_size, e.version});
+    value_.cursor = std::string(reply.cursor);
+    return {};
+  }
+};
+
+class CapacityOp final : public TypedOp<CapacityResult> {
+ public:
+  using TypedOp::TypedOp;
+  Status OnReply(Sub&, const proto::FrameHeader&, Bytes control, Bytes) override {
+    proto::CapacityReply reply;
+    if (!proto::Decode(control, reply)) return errc::bad_reply;
+    if (reply.head.status != StatusCode::kOk) return make_status_error(reply.head.status);
+    value_ = {reply.total_bytes, reply.used_bytes, reply.keys, reply.max_value_size};
+    return {};
+  }
+};
+
+// A request with no deadline until one is armed (an open stream's, at Finish).
+constexpr Duration kNoDeadline = Duration::max();
 
 std::string HostName() {
   char buf[256] = {};
@@ -577,6 +609,12 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
   // Loop-side.
   void OnSubmit(std::shared_ptr<Op> op, std::vector<Planned> subs, Duration timeout,
                 const std::vector<uint32_t>& needs_regions);
+  void ArmTimer(const std::shared_ptr<Op>& op, Duration timeout);
+  // An open stream's next chunk, queued behind whatever is queued now
+  // (frames posted from one thread keep their order). From any thread.
+  void SubmitChunk(std::shared_ptr<Op> op, OutFrame f);
+  // Gives a request submitted with kNoDeadline its deadline. From any thread.
+  void ArmDeadline(std::shared_ptr<Op> op, Duration timeout);
   void Dispatch(const proto::FrameHeader& h, Bytes control, Bytes data);
   asio::awaitable<void> Reader(std::shared_ptr<Impl> self);
   asio::awaitable<error_code> ReceiveInto(Op& op, const std::vector<DataPiece>& plan);
@@ -860,7 +898,12 @@ void Connection::Impl::OnSubmit(std::shared_ptr<Op> op, std::vector<Planned> sub
     queue_.push_back(std::move(p.frame));
     for (OutFrame& c : p.chunks) queue_.push_back(std::move(c));
   }
-  op->timer.emplace(ctx_);
+  if (timeout != kNoDeadline) ArmTimer(op, timeout);
+  writer_wake_.cancel();
+}
+
+void Connection::Impl::ArmTimer(const std::shared_ptr<Op>& op, Duration timeout) {
+  op->timer.emplace(ctx_);  // a timer armed before is cancelled with it
   op->timer->expires_after(timeout);
   op->timer->async_wait([weak = std::weak_ptr<Op>(op), self = weak_from_this()](error_code ec) {
     if (ec) return;
@@ -873,7 +916,23 @@ void Connection::Impl::OnSubmit(std::shared_ptr<Op> op, std::vector<Planned> sub
     o->Finish(errc::timeout);
     if (auto impl = self.lock()) impl->DropUnsent(*o);
   });
-  writer_wake_.cancel();
+}
+
+void Connection::Impl::SubmitChunk(std::shared_ptr<Op> op, OutFrame f) {
+  asio::post(ctx_, [self = shared_from_this(), op = std::move(op), f = std::move(f)]() mutable {
+    // Once its request is answered (or failed) nothing more of it is sent;
+    // dropping the frame releases its bytes (and wakes its writer).
+    if (!self->open_ || op->done) return;
+    self->queued_bytes_ += f.bytes();
+    self->queue_.push_back(std::move(f));
+    self->writer_wake_.cancel();
+  });
+}
+
+void Connection::Impl::ArmDeadline(std::shared_ptr<Op> op, Duration timeout) {
+  asio::post(ctx_, [self = shared_from_this(), op = std::move(op), timeout] {
+    if (self->open_ && !op->done) self->ArmTimer(op, timeout);
+  });
 }
 
 void Connection::Impl::DropUnsent(const Op& op) {
@@ -1341,7 +1400,7 @@ void Connection::AsyncGet(std::vector<GetEntry> entries, Duration timeout,
     const GetEntry& e = entries[i];
     if (!proto::CheckKey(e.key)) bad = true;
     dests[i] = {e.dest.data(), e.dest.size()};
-    wire[i] = {e.key, e.offset, e.length, {}};
+    wire[i] = {e.key, e.offset, e.length, {}, e.version};
     // The reply's bytes count too: a request's inline reply then fits a
     // frame, and its bytes count against max_outstanding_bytes.
     cost[i] = proto::EncodedSize(wire[i]) + proto::kReadResultSize + e.dest.size();
@@ -1436,7 +1495,7 @@ void Connection::AsyncGetShm(ShmGetBatch batch, Duration timeout,
     if (bad) break;
     dests[i] = {region->data() + e.region_offset, e.capacity};
     wire[i] = {e.key, e.offset, e.length,
-               {proto::LocationKind::kShm, region->id(), e.region_offset, e.capacity}};
+               {proto::LocationKind::kShm, region->id(), e.region_offset, e.capacity}, e.version};
     cost[i] = proto::EncodedSize(wire[i]);
   }
   auto op = std::make_shared<GetOp>(std::move(done), std::move(dests), true);
@@ -1445,6 +1504,251 @@ void Connection::AsyncGetShm(ShmGetBatch batch, Duration timeout,
   auto subs = impl_->PlanRequests<proto::BatchReadRequest>(proto::Opcode::kBatchRead, wire, cost,
                                                            {}, nullptr, region);
   impl_->Submit(std::move(op), std::move(subs), timeout, {region->id()});
+}
+
+void Connection::AsyncList(std::string prefix, std::string cursor, uint32_t limit,
+                           Duration timeout, Callback<ListResult> done) {
+  auto op = std::make_shared<ListOp>(std::move(done));
+  if (prefix.size() > proto::kMaxKeySize || cursor.size() > proto::kMaxKeySize || limit == 0)
+    return impl_->Reject(std::move(op), errc::bad_argument);
+  Buffer control;
+  proto::Encode(proto::ListRequest{prefix, cursor, limit}, control);
+  std::vector<Impl::Planned> subs;
+  subs.push_back({impl_->MakeFrame(proto::Opcode::kList, std::move(control), {}, nullptr), 0, 0,
+                  nullptr, {}});
+  // The reply's bytes count against max_outstanding_bytes: keys of up to 1 KiB each.
+  subs.back().frame.budget = proto::kHeaderSize + subs.back().frame.control.size() +
+                             uint64_t{limit} * (2 + 16 + 64);
+  impl_->Submit(std::move(op), std::move(subs), timeout);
+}
+
+void Connection::AsyncCapacity(Duration timeout, Callback<CapacityResult> done) {
+  auto op = std::make_shared<CapacityOp>(std::move(done));
+  std::vector<Impl::Planned> subs;
+  subs.push_back({impl_->MakeFrame(proto::Opcode::kCapacity, {}, {}, nullptr), 0, 0, nullptr, {}});
+  impl_->Submit(std::move(op), std::move(subs), timeout);
+}
+
+void Connection::AsyncRename(std::string from, std::string to, Duration timeout,
+                             Callback<StatusCode> done) {
+  auto op = std::make_shared<StatusOp>(
+      [done = std::move(done)](Result<std::vector<StatusCode>> r) mutable {
+        if (!r) return done(r.error());
+        if (r->size() != 1) return done(error_code(errc::bad_reply));
+        done(r->front());
+      },
+      1);
+  if (!proto::CheckKey(from) || !proto::CheckKey(to))
+    return impl_->Reject(std::move(op), errc::bad_argument);
+  proto::RenameRequest req;
+  req.batch = {1, 0, 1};
+  req.entries.push_back({from, to});
+  Buffer control;
+  proto::Encode(req, control);
+  std::vector<Impl::Planned> subs;
+  subs.push_back({impl_->MakeFrame(proto::Opcode::kRename, std::move(control), {}, nullptr), 0, 1,
+                  nullptr, {}});
+  impl_->Submit(std::move(op), std::move(subs), timeout);
+}
+
+// ---------------------------------------------------------------------------
+// Open streams.
+
+// What the writer and the I/O thread share.
+struct StreamWriter::Shared {
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t queued = 0;   // guarded by mu: bytes of chunks queued, not yet written
+  bool waiting = false;  // guarded by mu: Write waits for room
+  std::optional<Result<std::vector<StatusCode>>> reply;  // guarded by mu
+  std::shared_ptr<Op> op;  // the BatchWrite's; constant once begun
+
+  void Release(uint64_t n) {
+    std::lock_guard lock(mu);
+    queued -= std::min(queued, n);
+    cv.notify_all();
+  }
+};
+
+namespace {
+// One chunk's bytes: released (and its writer woken) when the frame is
+// gone, whether written to the socket, dropped unsent or cut off by a close.
+struct ChunkBytes {
+  Buffer bytes;
+  std::shared_ptr<StreamWriter::Shared> shared;
+  ~ChunkBytes() {
+    if (shared) shared->Release(bytes.size());
+  }
+};
+}  // namespace
+
+Result<std::unique_ptr<StreamWriter>> Connection::OpenStream(std::string key, size_t window,
+                                                             Duration timeout) {
+  if (!proto::CheckKey(key) || window == 0) return errc::bad_argument;
+  std::unique_ptr<StreamWriter> w(new StreamWriter());
+  w->impl_ = impl_;
+  w->shared_ = std::make_shared<StreamWriter::Shared>();
+  w->key_ = std::move(key);
+  w->window_ = window;
+  w->chunk_size_ = static_cast<size_t>(std::min<uint64_t>(window, proto::kStreamChunkSize));
+  w->timeout_ = timeout.count() > 0 ? timeout : impl_->options_.request_timeout;
+  w->hash_ = std::make_unique<Xxh3Stream>();
+  return w;
+}
+
+StreamWriter::~StreamWriter() { Abort(); }
+
+uint64_t StreamWriter::queued_bytes() const {
+  std::lock_guard lock(shared_->mu);
+  return shared_->queued;
+}
+
+bool StreamWriter::waiting() const {
+  std::lock_guard lock(shared_->mu);
+  return shared_->waiting;
+}
+
+Status StreamWriter::Fail(Status s) {
+  error_ = s.error();
+  Abort();
+  return s;
+}
+
+Status StreamWriter::Write(const void* data, size_t size) {
+  if (error_) return *error_;
+  if (ended_ || (size > 0 && data == nullptr)) return errc::bad_argument;
+  const auto* p = static_cast<const std::byte*>(data);
+  while (size > 0) {
+    // A full chunk goes once a byte beyond it comes: the last is never empty.
+    if (current_.size() == chunk_size_) MEMKV_TRY(Flush(false, 0));
+    if (current_.capacity() < chunk_size_) current_.reserve(chunk_size_);
+    const size_t take = std::min(size, chunk_size_ - current_.size());
+    current_.insert(current_.end(), p, p + take);
+    hash_->Update(p, take);
+    written_ += take;
+    p += take;
+    size -= take;
+  }
+  return {};
+}
+
+Status StreamWriter::Flush(bool last, uint64_t checksum) {
+  Shared& sh = *shared_;
+  if (!begun_) {
+    // The BatchWrite: one entry of unknown length, its chunks to follow.
+    sh.op = std::make_shared<StatusOp>(
+        [shared = shared_](Result<std::vector<StatusCode>> r) {
+          std::lock_guard lock(shared->mu);
+          shared->reply = std::move(r);
+          shared->cv.notify_all();
+        },
+        1);
+    proto::BatchWriteRequest req;
+    req.batch = {1, 0, 1};
+    proto::WriteEntry e;
+    e.key = key_;
+    e.src.kind = proto::LocationKind::kOpenStream;
+    req.entries.push_back(e);
+    Buffer control;
+    proto::Encode(req, control);
+    OutFrame f = impl_->MakeFrame(proto::Opcode::kBatchWrite, std::move(control), {}, nullptr);
+    auto h = proto::DecodeHeader(f.header);
+    h->flags |= proto::kFlagMore;
+    f.header = proto::EncodeHeader(*h, f.control, nullptr);
+    f.budget = proto::kHeaderSize + f.control.size();
+    request_id_ = h->request_id;
+    std::vector<Connection::Impl::Planned> subs;
+    subs.push_back({std::move(f), 0, 1, nullptr, {}});
+    impl_->Submit(sh.op, std::move(subs), kNoDeadline);
+    begun_ = true;
+  }
+  const bool abort = last && !ended_ && error_.has_value();
+  {
+    std::unique_lock lock(sh.mu);
+    // Room in the window, unless this is the last chunk (its bytes are in
+    // memory already) or an abort (which must not wait).
+    const auto deadline = Clock::now() + timeout_;
+    while (!last && !sh.reply && sh.queued > 0 && sh.queued + current_.size() > window_) {
+      sh.waiting = true;
+      if (sh.cv.wait_until(lock, deadline) == std::cv_status::timeout && !sh.reply &&
+          sh.queued > 0 && sh.queued + current_.size() > window_) {
+        sh.waiting = false;
+        lock.unlock();
+        return Fail(errc::timeout);
+      }
+    }
+    sh.waiting = false;
+    if (sh.reply && !abort) {
+      // Answered before the last chunk: the stream failed on the server.
+      const auto r = *sh.reply;
+      lock.unlock();
+      if (!r) return Fail(r.error());
+      const StatusCode st = r->size() == 1 ? r->front() : StatusCode::kInternal;
+      return Fail(st == StatusCode::kOk ? error_code(errc::bad_reply) : make_status_error(st));
+    }
+    sh.queued += current_.size();
+  }
+  proto::ChunkHeader c;
+  c.entry = 0;
+  c.seq = seq_++;
+  c.offset = sent_;
+  c.last = last;
+  if (last) c.checksum = checksum;
+  Buffer control;
+  proto::Encode(c, control);
+  auto bytes = std::make_shared<ChunkBytes>();
+  bytes->bytes = std::move(current_);
+  bytes->shared = shared_;
+  current_ = Buffer();
+  proto::FrameHeader ch;
+  ch.opcode = proto::Opcode::kWriteChunk;
+  ch.request_id = request_id_;
+  ch.flags = last ? 0 : proto::kFlagMore;
+  ch.control_len = static_cast<uint32_t>(control.size());
+  ch.data_len = static_cast<uint32_t>(bytes->bytes.size());
+  OutFrame f;
+  f.header = proto::EncodeHeader(ch, control, nullptr);
+  f.control = std::move(control);
+  f.data = {Bytes(bytes->bytes.data(), bytes->bytes.size())};
+  f.request = false;
+  sent_ += bytes->bytes.size();
+  f.keep = std::move(bytes);
+  impl_->SubmitChunk(sh.op, std::move(f));
+  if (last) ended_ = true;
+  return {};
+}
+
+Result<StatusCode> StreamWriter::Finish() {
+  if (error_) return *error_;
+  if (ended_) return errc::bad_argument;
+  if (written_ == 0) {
+    ended_ = true;  // nothing was sent: nothing to abort
+    return errc::bad_argument;
+  }
+  MEMKV_TRY(Flush(true, hash_->Digest()));
+  impl_->ArmDeadline(shared_->op, timeout_);
+  std::unique_lock lock(shared_->mu);
+  shared_->cv.wait(lock, [&] { return shared_->reply.has_value(); });
+  const auto r = *shared_->reply;
+  if (!r) {
+    error_ = r.error();
+    return r.error();
+  }
+  if (r->size() != 1) return errc::bad_reply;
+  return r->front();
+}
+
+void StreamWriter::Abort() {
+  if (!begun_ || ended_) {
+    ended_ = true;
+    return;
+  }
+  if (!error_) error_ = errc::bad_argument;  // later calls: "already aborted"
+  // A last chunk (never empty: current_ holds the bytes after the last
+  // full chunk) with a checksum that cannot match: the server drops the
+  // value. Not sent once the request has its answer.
+  (void)Flush(true, ~hash_->Digest());
+  ended_ = true;
 }
 
 // Blocking forms.
@@ -1482,6 +1786,19 @@ Result<std::vector<StatusCode>> Connection::PutShm(ShmPutBatch batch, Duration t
 Result<std::vector<GetResult>> Connection::GetShm(ShmGetBatch batch, Duration timeout) {
   return Block<std::vector<GetResult>>(
       [&](auto cb) { AsyncGetShm(std::move(batch), timeout, std::move(cb)); });
+}
+Result<ListResult> Connection::List(std::string prefix, std::string cursor, uint32_t limit,
+                                    Duration timeout) {
+  return Block<ListResult>([&](auto cb) {
+    AsyncList(std::move(prefix), std::move(cursor), limit, timeout, std::move(cb));
+  });
+}
+Result<CapacityResult> Connection::Capacity(Duration timeout) {
+  return Block<CapacityResult>([&](auto cb) { AsyncCapacity(timeout, std::move(cb)); });
+}
+Result<StatusCode> Connection::Rename(std::string from, std::string to, Duration timeout) {
+  return Block<StatusCode>(
+      [&](auto cb) { AsyncRename(std::move(from), std::move(to), timeout, std::move(cb)); });
 }
 
 }  // namespace memkv::client

@@ -47,6 +47,7 @@
 #include "client/error.h"
 #include "client/io_threads.h"
 #include "client/shared_region.h"
+#include "common/checksum.h"
 #include "common/result.h"
 #include "proto/auth.h"
 #include "proto/messages.h"
@@ -101,6 +102,25 @@ struct AttachInfo {
 struct KeyInfo {  // Exists
   proto::StatusCode status = proto::StatusCode::kOk;  // kOk or kNotFound, or an error
   uint64_t size = 0;                                   // the value's size when kOk
+  uint64_t version = 0;                                // the value's version when kOk
+};
+
+// List: one server's page. The strings are copies (the reply's frame is gone).
+struct ListItem {
+  std::string key;
+  uint64_t size = 0;
+  uint64_t version = 0;
+};
+struct ListResult {
+  std::vector<ListItem> entries;  // in byte order
+  std::string cursor;             // empty: this server has no more
+};
+
+struct CapacityResult {
+  uint64_t total_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t keys = 0;
+  uint64_t max_value_size = 0;
 };
 
 struct PutEntry {
@@ -121,11 +141,13 @@ struct GetEntry {
   uint64_t offset = 0;            // first byte of the value to read
   uint64_t length = 0;            // bytes to read; 0 = to the end of the value
   std::span<std::byte> dest;      // where the bytes go; must hold them all
+  uint64_t version = 0;           // pinned version (kFeaturePinnedReads); 0 = any
 };
 struct GetResult {
   proto::StatusCode status = proto::StatusCode::kOk;
   uint64_t value_size = 0;  // size of the whole value
   uint64_t length = 0;      // bytes delivered into dest
+  uint64_t version = 0;     // the version read
 };
 
 // shm rail: entries name ranges of one registered region.
@@ -144,11 +166,14 @@ struct ShmGetEntry {
   uint64_t length = 0;         // bytes to read; 0 = to the end of the value
   uint64_t region_offset = 0;  // where they go in the region
   uint64_t capacity = 0;       // room there (>= 1)
+  uint64_t version = 0;        // pinned version (kFeaturePinnedReads); 0 = any
 };
 struct ShmGetBatch {
   std::shared_ptr<SharedRegion> region;  // registered on this connection
   std::vector<ShmGetEntry> entries;
 };
+
+class StreamWriter;
 
 class Connection {
  public:
@@ -182,6 +207,18 @@ class Connection {
   Status ReleaseRegion(std::shared_ptr<SharedRegion> region, Duration timeout = Duration{0});
   Result<std::vector<proto::StatusCode>> PutShm(ShmPutBatch batch, Duration timeout = Duration{0});
   Result<std::vector<GetResult>> GetShm(ShmGetBatch batch, Duration timeout = Duration{0});
+  Result<ListResult> List(std::string prefix, std::string cursor, uint32_t limit,
+                          Duration timeout = Duration{0});
+  Result<CapacityResult> Capacity(Duration timeout = Duration{0});
+  // One Rename entry (a batch of one): the entry's status.
+  Result<proto::StatusCode> Rename(std::string from, std::string to, Duration timeout = Duration{0});
+  // A put of unknown length (LocationKind::kOpenStream) of `key`; see
+  // StreamWriter. Nothing goes on the wire before the first chunk.
+  // `window`: bytes of the stream queued and not yet written to the socket
+  // before Write blocks (>= 1); `timeout`: how long Write waits for room and
+  // Finish for the reply.
+  Result<std::unique_ptr<StreamWriter>> OpenStream(std::string key, size_t window,
+                                                   Duration timeout = Duration{0});
 
   // Callback forms: `done` runs once on the connection's I/O thread.
   void AsyncPing(Duration timeout, Callback<void> done);
@@ -199,6 +236,11 @@ class Connection {
   void AsyncPutShm(ShmPutBatch batch, Duration timeout,
                    Callback<std::vector<proto::StatusCode>> done);
   void AsyncGetShm(ShmGetBatch batch, Duration timeout, Callback<std::vector<GetResult>> done);
+  void AsyncList(std::string prefix, std::string cursor, uint32_t limit, Duration timeout,
+                 Callback<ListResult> done);
+  void AsyncCapacity(Duration timeout, Callback<CapacityResult> done);
+  void AsyncRename(std::string from, std::string to, Duration timeout,
+                   Callback<proto::StatusCode> done);
 
   class Impl;  // connection.cc
 
@@ -207,6 +249,72 @@ class Connection {
 
   std::shared_ptr<Impl> impl_;
   std::shared_ptr<IoThreads> threads_;  // released after impl_ is gone
+};
+
+// One open-stream put (Connection::OpenStream): the value's bytes go to the
+// server in WriteChunk frames as they are written, numbered from 0 like a
+// kStream value's; the last chunk carries the XXH3 of them all, and the
+// server's StatusReply (the entry's status) comes after it.
+//
+// Threads: one caller at a time; Write and Finish block (never call them on
+// one of the pool's I/O threads). The reply is delivered on the I/O thread
+// into state shared with the writer (guarded by its mutex).
+//
+// Memory: Write copies bytes into chunks of at most min(window,
+// kStreamChunkSize) bytes. A full chunk is queued once a byte beyond it is
+// written (so the last chunk, sent by Finish, is never empty), and only
+// while this stream's queued and unwritten bytes stay within `window` (or
+// none are queued): Write waits for the connection's writer to put earlier
+// chunks on the socket. At most window + one chunk of the stream is ever in
+// this process.
+//
+// Abandoning: Abort (and the destructor of an unfinished stream) sends a
+// last chunk whose checksum is deliberately wrong, so the server discards
+// the value at once (ChecksumMismatch) and releases its space, instead of
+// holding it until limits.stream_idle_seconds; the protocol has no other
+// abort. A stream that never sent a byte sent nothing, so it needs nothing.
+// Once the request has its reply (or failed, or the connection closed)
+// nothing more of it is sent.
+class StreamWriter {
+ public:
+  ~StreamWriter();  // Abort() unless finished
+  // Appends bytes (copied). An error is final: the stream is then aborted.
+  Status Write(const void* data, size_t size);
+  // Sends the last chunk and waits for the reply: the entry's status. An
+  // empty stream (0 bytes) fails with errc::bad_argument and sends nothing.
+  Result<proto::StatusCode> Finish();
+  void Abort();
+  uint64_t written() const { return written_; }
+
+  // For tests: this stream's bytes queued and not yet written to the
+  // socket, and whether Write is waiting for room.
+  uint64_t queued_bytes() const;
+  bool waiting() const;
+
+  struct Shared;  // connection.cc
+
+ private:
+  friend class Connection;
+  StreamWriter() = default;
+  // Queues `current_` as the next chunk (`last`: with `checksum`).
+  Status Flush(bool last, uint64_t checksum);
+  Status Fail(Status s);
+
+  std::shared_ptr<Connection::Impl> impl_;
+  std::shared_ptr<Shared> shared_;
+  std::string key_;
+  size_t window_ = 0;
+  size_t chunk_size_ = 0;
+  Duration timeout_{0};
+  uint64_t request_id_ = 0;
+  bool begun_ = false;     // the BatchWrite is submitted
+  bool ended_ = false;     // the last chunk is queued (or the stream failed)
+  std::optional<error_code> error_;
+  uint64_t written_ = 0;   // bytes accepted by Write
+  uint64_t sent_ = 0;      // bytes handed to the connection in chunks
+  uint32_t seq_ = 0;
+  Buffer current_;         // bytes not yet in a chunk
+  std::unique_ptr<Xxh3Stream> hash_;
 };
 
 }  // namespace memkv::client

@@ -657,7 +657,8 @@ class KeysOp final : public BatchOp<R> {
                   } else {
                     self->WithResults([&](std::vector<R>& out) {
                       for (size_t k = 0; k < idx.size(); ++k)
-                        out[idx[k]] = {FromStatus((*r)[k].status), (*r)[k].size};
+                        out[idx[k]] = {FromStatus((*r)[k].status), (*r)[k].size,
+                                       (*r)[k].version};
                     });
                   }
                   self->Release();
@@ -692,6 +693,7 @@ struct DataEntry {
   uint64_t offset = 0;                      // get
   uint64_t length = 0;                      // get
   std::shared_ptr<const Registration> reg;  // registered or shared memory holding it
+  uint64_t version = 0;                     // get: the version pinned (0: any)
 };
 
 template <class R>
@@ -786,7 +788,7 @@ class DataOp final : public BatchOp<R> {
       gets.reserve(idx.size());
       for (uint32_t i : idx) {
         const DataEntry& e = entries_[i];
-        gets.push_back({e.key, e.offset, e.length, {e.data, e.size}});
+        gets.push_back({e.key, e.offset, e.length, {e.data, e.size}, e.version});
       }
       conn->AsyncGet(
           std::move(gets), this->Remaining(),
@@ -829,7 +831,8 @@ class DataOp final : public BatchOp<R> {
             for (uint32_t i : idx) {
               const DataEntry& e = self->entries_[i];
               b.entries.push_back({e.key, e.offset, e.length,
-                                   static_cast<uint64_t>(e.data - region->data()), e.size});
+                                   static_cast<uint64_t>(e.data - region->data()), e.size,
+                                   e.version});
             }
             shm->AsyncGetShm(std::move(b), self->Remaining(),
                              [self, server, main, idx = std::move(idx)](
@@ -877,7 +880,7 @@ class DataOp final : public BatchOp<R> {
         this->WithResults([&](std::vector<R>& out) {
           for (size_t k = 0; k < idx.size(); ++k) {
             const auto& g = (*r)[k];
-            out[idx[k]] = {FromStatus(g.status), g.value_size, g.length};
+            out[idx[k]] = {FromStatus(g.status), g.value_size, g.length, g.version};
           }
         });
       }
@@ -1044,7 +1047,8 @@ void Engine::AsyncBatchGet(std::span<const GetEntry> entries, Completion<GetResu
       return RefuseAll(entries.size(), std::move(c), done);
     v[i] = {std::string(e.key), static_cast<std::byte*>(e.buffer),
             e.capacity,         e.offset,
-            e.length,           nullptr};
+            e.length,           nullptr,
+            e.version};
   }
   StartData<GetResult>(impl_, std::move(v), std::nullopt, std::move(done));
 }
@@ -1135,5 +1139,358 @@ Expected<SharedBuffer> Engine::AllocateShared(size_t size) {
   impl->engine = impl_;
   return SharedBuffer(std::move(impl));
 }
+
+// ---------------------------------------------------------------------------
+// List, Capacity, Rename and streamed puts: blocking calls over each
+// server's main connection.
+
+namespace {
+
+// Rename's copy of a large value: bytes read (pinned to one version) and
+// streamed on per piece.
+constexpr uint64_t kCopyPiece = 16ull << 20;
+
+Outcome OnPool(const Engine::Impl& e, const char* what) {
+  if (!e.threads->InPool()) return {};
+  return {Code::kInvalidArgument,
+          std::string(what) +
+              ": a blocking call on one of the library's I/O threads (from a completion) would "
+              "deadlock"};
+}
+
+Outcome ServerError(const Engine::Impl& e, size_t server, const char* what, const error_code& ec) {
+  const std::string& address = e.hrw.server(server);
+  if (ec == client::make_status_error(proto::StatusCode::kUnsupported))
+    return {Code::kUnsupported, std::string(what) + ": server " + address +
+                                    " does not offer it (an older memkv server): upgrade it"};
+  return {client::CodeFromError(ec), std::string(what) + ": server " + address + ": " + ec.message()};
+}
+
+Result<ConnPtr> MainConn(Engine::Impl& e, size_t server) {
+  std::promise<Result<ConnPtr>> p;
+  auto f = p.get_future();
+  e.links[server]->AcquireMain([&p](Result<ConnPtr> c) { p.set_value(std::move(c)); });
+  return f.get();
+}
+
+// Runs `send(conn, done)` on every server's main connection at once and
+// waits for them all: one result per server. A server that does not offer
+// `feature` gets Unsupported without a request.
+template <class T, class Send>
+std::vector<Result<T>> OnEveryServer(Engine::Impl& e, uint32_t feature, const Send& send) {
+  const size_t n = e.links.size();
+  std::vector<std::promise<Result<T>>> promises(n);
+  std::vector<std::future<Result<T>>> futures;
+  for (auto& p : promises) futures.push_back(p.get_future());
+  for (size_t s = 0; s < n; ++s) {
+    e.links[s]->AcquireMain([&promises, &send, s, feature](Result<ConnPtr> c) {
+      if (!c) return promises[s].set_value(c.error());
+      if (feature && !((*c)->attach_info().features & feature))
+        return promises[s].set_value(client::make_status_error(proto::StatusCode::kUnsupported));
+      send(*c, client::Callback<T>([&promises, s](Result<T> r) { promises[s].set_value(std::move(r)); }));
+    });
+  }
+  std::vector<Result<T>> out;
+  for (auto& f : futures) out.push_back(f.get());
+  return out;
+}
+
+Outcome CheckNamedKey(std::string_view key, const char* what) {
+  if (key.empty() || key.size() > 1024)
+    return {Code::kInvalidArgument, std::string(what) + ": keys are 1 to 1024 bytes (this one is " +
+                                        std::to_string(key.size()) + ")"};
+  return {};
+}
+
+}  // namespace
+
+namespace client {
+
+ListPage MergePages(std::vector<ServerPage> pages, std::string_view cursor, size_t limit) {
+  ListPage page;
+  // The highest key below which every server's keys are all known: a
+  // server that may have more has given only those up to its last one.
+  std::optional<std::string> horizon;
+  bool more = false;
+  std::vector<ListEntry> all;
+  for (ServerPage& p : pages) {
+    std::sort(p.entries.begin(), p.entries.end(),
+              [](const ListEntry& a, const ListEntry& b) { return a.key < b.key; });
+    if (!p.cursor.empty()) {
+      more = true;
+      std::string h = p.entries.empty() ? p.cursor : p.entries.back().key;
+      if (!horizon || h < *horizon) horizon = std::move(h);
+    }
+    for (ListEntry& e : p.entries)
+      if (cursor.empty() || std::string_view(e.key) > cursor) all.push_back(std::move(e));
+  }
+  std::stable_sort(all.begin(), all.end(),
+                   [](const ListEntry& a, const ListEntry& b) { return a.key < b.key; });
+  // A key on two servers (written along the HRW ranking with immutable_keys) once.
+  all.erase(std::unique(all.begin(), all.end(),
+                        [](const ListEntry& a, const ListEntry& b) { return a.key == b.key; }),
+            all.end());
+  size_t taken = 0;
+  while (taken < all.size() && taken < limit && (!horizon || all[taken].key <= *horizon)) ++taken;
+  more |= taken < all.size();
+  all.resize(taken);
+  page.entries = std::move(all);
+  if (more) page.cursor = page.entries.empty() ? *horizon : page.entries.back().key;
+  return page;
+}
+
+}  // namespace client
+
+ListPage Engine::List(std::string_view prefix, std::string_view cursor, size_t limit) {
+  ListPage page;
+  if (auto o = OnPool(*impl_, "List"); !o) {
+    page.outcome = std::move(o);
+    return page;
+  }
+  if (prefix.size() > 1024 || cursor.size() > 1024) {
+    page.outcome = {Code::kInvalidArgument, "List: the prefix and the cursor are at most 1024 bytes"};
+    return page;
+  }
+  if (limit == 0) {
+    page.outcome = {Code::kInvalidArgument, "List: limit must be 1 or more"};
+    return page;
+  }
+  const auto lim = static_cast<uint32_t>(std::min<size_t>(limit, UINT32_MAX));
+  auto results = OnEveryServer<client::ListResult>(
+      *impl_, proto::kFeatureList,
+      [&](const ConnPtr& c, client::Callback<client::ListResult> done) {
+        c->AsyncList(std::string(prefix), std::string(cursor), lim, impl_->options.timeout,
+                     std::move(done));
+      });
+  std::vector<client::ServerPage> pages;
+  for (size_t s = 0; s < results.size(); ++s) {
+    // A page without one server's keys would skip them: the call fails.
+    if (!results[s]) {
+      page.outcome = ServerError(*impl_, s, "List", results[s].error());
+      return page;
+    }
+    client::ServerPage& p = pages.emplace_back();
+    for (auto& e : results[s]->entries) p.entries.push_back({std::move(e.key), e.size, e.version});
+    p.cursor = std::move(results[s]->cursor);
+  }
+  return client::MergePages(std::move(pages), cursor, limit);
+}
+
+CapacityInfo Engine::Capacity() {
+  CapacityInfo info;
+  if (auto o = OnPool(*impl_, "Capacity"); !o) {
+    info.outcome = std::move(o);
+    return info;
+  }
+  auto results = OnEveryServer<client::CapacityResult>(
+      *impl_, proto::kFeatureCapacity,
+      [&](const ConnPtr& c, client::Callback<client::CapacityResult> done) {
+        c->AsyncCapacity(impl_->options.timeout, std::move(done));
+      });
+  for (size_t s = 0; s < results.size(); ++s) {
+    if (!results[s]) {
+      // The sums then cover the servers that answered.
+      if (info.outcome.ok()) info.outcome = ServerError(*impl_, s, "Capacity", results[s].error());
+      continue;
+    }
+    const client::CapacityResult& r = *results[s];
+    info.total_bytes += r.total_bytes;
+    info.used_bytes += r.used_bytes;
+    info.keys += r.keys;
+    if (r.max_value_size && (info.max_value_size == 0 || r.max_value_size < info.max_value_size))
+      info.max_value_size = r.max_value_size;
+  }
+  return info;
+}
+
+namespace {
+
+// Rename across servers (or where the server cannot rename): read, put
+// under the new key, delete the old one.
+Outcome CopyRename(Engine& engine, Engine::Impl& impl, std::string_view from,
+                   std::string_view to) {
+  const std::string missing = "Rename: " + std::string(from) + ": no such key";
+  const auto fail = [&](Code c, const std::string& why) {
+    return Outcome{c, "Rename " + std::string(from) + " to " + std::string(to) + ": " + why};
+  };
+  // The value read is pinned to the version Exists saw; if the key is
+  // overwritten meanwhile the copy starts again with the new one.
+  constexpr int kTries = 3;
+  for (int attempt = 0; attempt < kTries; ++attempt) {
+    auto ex = engine.Exists({&from, 1});
+    if (!ex.outcome) return ex.outcome;
+    const ExistsResult e = ex.entries[0];
+    if (e.status == Code::kNotFound) return {Code::kNotFound, missing};
+    if (e.status != Code::kOk) return fail(e.status, std::string("exists: ") + CodeName(e.status));
+    const size_t src = engine.RouteKey(from);
+    auto c = MainConn(impl, src);
+    if (!c) return ServerError(impl, src, "Rename", c.error());
+    const bool pinned = ((*c)->attach_info().features & proto::kFeaturePinnedReads) && e.version;
+    bool changed = false;
+    Outcome put;
+    std::optional<PutStream> stream;
+    if (pinned && e.size > kCopyPiece) {
+      // Large: piece by piece into a stream, never the whole value in memory.
+      auto ps = engine.OpenPutStream(to);
+      if (ps) stream.emplace(std::move(*ps));
+      else if (ps.error().code != Code::kUnsupported) return ps.error();
+    }
+    if (stream) {
+      std::vector<std::byte> buf(kCopyPiece);
+      for (uint64_t off = 0; off < e.size && put.ok() && !changed;) {
+        const uint64_t n = std::min<uint64_t>(kCopyPiece, e.size - off);
+        GetEntry g{from, buf.data(), n, off, n, e.version};
+        auto r = engine.BatchGet({&g, 1});
+        if (!r.outcome) return r.outcome;
+        const GetResult& gr = r.entries[0];
+        if (gr.status == Code::kNotFound || gr.status == Code::kRangeOutOfBounds) {
+          changed = true;  // deleted or overwritten since Exists
+        } else if (gr.status != Code::kOk) {
+          return fail(gr.status, std::string("read: ") + CodeName(gr.status));
+        } else {
+          put = stream->Write(buf.data(), gr.length);
+          off += gr.length;
+        }
+      }
+      if (changed) {
+        stream->Abort();
+        continue;
+      }
+      if (put.ok()) put = stream->Finish();
+    } else {
+      std::vector<std::byte> buf;
+      try {
+        buf.resize(e.size);
+      } catch (const std::bad_alloc&) {
+        return fail(Code::kNoMemory, "no memory for a copy of " + std::to_string(e.size) + " bytes");
+      }
+      // One read: consistent even unpinned (the server reads one version).
+      GetEntry g{from, buf.data(), buf.size(), 0, 0, pinned ? e.version : 0};
+      auto r = engine.BatchGet({&g, 1});
+      if (!r.outcome) return r.outcome;
+      const GetResult& gr = r.entries[0];
+      if (gr.status == Code::kNotFound || gr.status == Code::kBufferTooSmall) continue;
+      if (gr.status != Code::kOk) return fail(gr.status, std::string("read: ") + CodeName(gr.status));
+      PutEntry p{to, buf.data(), static_cast<size_t>(gr.length)};
+      auto w = engine.BatchPut({&p, 1});
+      put = !w.outcome ? w.outcome
+                       : w.entries[0] == Code::kOk
+                             ? Outcome{}
+                             : fail(w.entries[0], std::string("write: ") + CodeName(w.entries[0]));
+    }
+    if (!put) return put;
+    auto d = engine.Delete({&from, 1});
+    if (!d.outcome) return d.outcome;
+    if (d.entries[0] != Code::kOk && d.entries[0] != Code::kNotFound)
+      return fail(d.entries[0], std::string("copied, but deleting the old key failed: ") +
+                                    CodeName(d.entries[0]));
+    return {};
+  }
+  return fail(Code::kBusy, "the value changed during the copy " + std::to_string(kTries) +
+                               " times; try again");
+}
+
+}  // namespace
+
+Outcome Engine::Rename(std::string_view from, std::string_view to) {
+  if (auto o = OnPool(*impl_, "Rename"); !o) return o;
+  if (auto o = CheckNamedKey(from, "Rename: from"); !o) return o;
+  if (auto o = CheckNamedKey(to, "Rename: to"); !o) return o;
+  const std::string missing = "Rename: " + std::string(from) + ": no such key";
+  if (from == to) {
+    auto r = Exists({&from, 1});
+    if (!r.outcome) return r.outcome;
+    if (r.entries[0].status == Code::kNotFound) return {Code::kNotFound, missing};
+    if (r.entries[0].status != Code::kOk)
+      return {r.entries[0].status, "Rename: " + std::string(CodeName(r.entries[0].status))};
+    return {};
+  }
+  const size_t server = RouteKey(from);
+  if (server == RouteKey(to)) {
+    auto c = MainConn(*impl_, server);
+    if (!c) return ServerError(*impl_, server, "Rename", c.error());
+    if ((*c)->attach_info().features & proto::kFeatureRename) {
+      auto r = (*c)->Rename(std::string(from), std::string(to), impl_->options.timeout);
+      if (!r && r.error() != client::make_status_error(proto::StatusCode::kUnsupported))
+        return ServerError(*impl_, server, "Rename", r.error());
+      if (r && *r == proto::StatusCode::kNotFound) return {Code::kNotFound, missing};
+      if (r && *r != proto::StatusCode::kUnsupported) {
+        if (*r == proto::StatusCode::kOk) return {};
+        return {FromStatus(*r), "Rename: server " + impl_->hrw.server(server) + ": " +
+                                    proto::StatusName(*r)};
+      }
+      // Unsupported for this entry: copied below.
+    }
+  }
+  return CopyRename(*this, *impl_, from, to);
+}
+
+struct PutStream::Impl {
+  // Destroyed in reverse: the writer (aborting an unfinished stream) first.
+  std::shared_ptr<Engine::Impl> engine;
+  ConnPtr conn;
+  std::unique_ptr<client::StreamWriter> writer;
+  std::string what;  // "PutStream KEY on server ADDRESS", for messages
+};
+
+PutStream::PutStream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PutStream::PutStream(PutStream&&) noexcept = default;
+PutStream& PutStream::operator=(PutStream&&) noexcept = default;
+PutStream::~PutStream() = default;
+
+Expected<PutStream> Engine::OpenPutStream(std::string_view key, size_t window) {
+  if (auto o = OnPool(*impl_, "OpenPutStream"); !o) return o;
+  if (auto o = CheckNamedKey(key, "OpenPutStream"); !o) return o;
+  if (window == 0) return Outcome{Code::kInvalidArgument, "OpenPutStream: window must be 1 byte or more"};
+  const size_t server = RouteKey(key);
+  auto c = MainConn(*impl_, server);
+  if (!c) return ServerError(*impl_, server, "OpenPutStream", c.error());
+  if (!((*c)->attach_info().features & proto::kFeatureOpenStream))
+    return ServerError(*impl_, server, "OpenPutStream",
+                       client::make_status_error(proto::StatusCode::kUnsupported));
+  auto w = (*c)->OpenStream(std::string(key), window, impl_->options.timeout);
+  if (!w) return ServerError(*impl_, server, "OpenPutStream", w.error());
+  auto impl = std::make_unique<PutStream::Impl>();
+  impl->engine = impl_;
+  impl->conn = *c;
+  impl->writer = std::move(*w);
+  impl->what = "PutStream " + std::string(key) + " on server " + impl_->hrw.server(server);
+  return PutStream(std::move(impl));
+}
+
+Outcome PutStream::Write(const void* data, size_t size) {
+  if (!impl_) return {Code::kInvalidArgument, "PutStream::Write: no stream (moved from)"};
+  if (auto o = OnPool(*impl_->engine, "PutStream::Write"); !o) return o;
+  if (size > 0 && data == nullptr)
+    return {Code::kInvalidArgument, "PutStream::Write: null data"};
+  if (auto s = impl_->writer->Write(data, size); !s) {
+    if (s.error() == client::errc::bad_argument)
+      return {Code::kInvalidArgument, impl_->what + ": already finished or aborted"};
+    return {client::CodeFromError(s.error()), impl_->what + ": " + s.error().message()};
+  }
+  return {};
+}
+
+Outcome PutStream::Finish() {
+  if (!impl_) return {Code::kInvalidArgument, "PutStream::Finish: no stream (moved from)"};
+  if (auto o = OnPool(*impl_->engine, "PutStream::Finish"); !o) return o;
+  const bool empty = impl_->writer->written() == 0;
+  auto r = impl_->writer->Finish();
+  if (!r) {
+    if (r.error() == client::errc::bad_argument)
+      return {Code::kInvalidArgument,
+              impl_->what + (empty ? ": a value is 1 byte or more, and none was written"
+                                   : ": already finished or aborted")};
+    return {client::CodeFromError(r.error()), impl_->what + ": " + r.error().message()};
+  }
+  if (*r == proto::StatusCode::kOk) return {};
+  return {FromStatus(*r), impl_->what + ": " + proto::StatusName(*r)};
+}
+
+void PutStream::Abort() {
+  if (impl_) impl_->writer->Abort();
+}
+
+uint64_t PutStream::written() const { return impl_ ? impl_->writer->written() : 0; }
 
 }  // namespace memkv

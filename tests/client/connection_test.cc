@@ -663,5 +663,208 @@ TEST(ShmTest, ClosingTheConnectionReleasesServerRegions) {
   region->data()[0] = std::byte{1};
 }
 
+// ---- open streams, List, Capacity, Rename ----
+
+// Waits (without a time limit of its own: ctest's bounds a hang) until `pred`.
+template <class Pred>
+void WaitUntil(Pred pred) {
+  while (!pred()) std::this_thread::sleep_for(1ms);
+}
+
+TEST(StreamTest, ChunksAreNumberedAndTheLastCarriesTheChecksum) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  const Buffer value = Pattern((9u << 20) + 12345, 3);
+  auto w = conn.OpenStream("streamed", 2u << 20);
+  ASSERT_TRUE(w) << w.error().message();
+  // Odd-sized writes: chunks are cut at the window (2 MiB), not at writes.
+  for (size_t at = 0; at < value.size();) {
+    const size_t n = std::min<size_t>(777777, value.size() - at);
+    ASSERT_TRUE((*w)->Write(value.data() + at, n));
+    at += n;
+  }
+  EXPECT_EQ((*w)->written(), value.size());
+  auto r = (*w)->Finish();
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, StatusCode::kOk);
+  EXPECT_EQ(server.Value("streamed"), value);
+  const auto chunks = server.Chunks();
+  ASSERT_EQ(chunks.size(), 5u);  // 4 x 2 MiB, then the rest
+  uint64_t offset = 0;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_EQ(chunks[i].seq, i);
+    EXPECT_EQ(chunks[i].offset, offset);
+    EXPECT_GT(chunks[i].size, 0u);
+    EXPECT_LE(chunks[i].size, 2u << 20);
+    EXPECT_EQ(chunks[i].last, i + 1 == chunks.size());
+    EXPECT_EQ(chunks[i].checksum.has_value(), chunks[i].last);
+    offset += chunks[i].size;
+  }
+  EXPECT_EQ(offset, value.size());
+  EXPECT_EQ(chunks.back().checksum, Xxh3(value));
+  EXPECT_EQ(server.open_streams, 0);
+}
+
+TEST(StreamTest, AValueOfExactlyOneChunkEndsWithANonEmptyLastChunk) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  const Buffer value = Pattern(1u << 20, 5);
+  auto w = conn.OpenStream("exact", 1u << 20);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE((*w)->Write(value.data(), value.size()));
+  auto r = (*w)->Finish();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, StatusCode::kOk);
+  const auto chunks = server.Chunks();
+  ASSERT_EQ(chunks.size(), 1u);
+  EXPECT_TRUE(chunks[0].last);
+  EXPECT_EQ(chunks[0].size, value.size());
+  EXPECT_EQ(server.Value("exact"), value);
+}
+
+TEST(StreamTest, WriteBlocksWhileTheWindowIsFull) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  constexpr size_t kWindow = 1u << 20;
+  constexpr size_t kTotal = 96u << 20;  // far more than the window and the socket buffers
+  const Buffer piece = Pattern(256u << 10, 7);
+  auto w = conn.OpenStream("windowed", kWindow, 60s);
+  ASSERT_TRUE(w);
+  server.stalled = true;  // the server stops reading: the socket fills, then the window
+  std::atomic<uint64_t> max_queued{0};
+  std::thread writer([&] {
+    for (size_t at = 0; at < kTotal; at += piece.size()) {
+      ASSERT_TRUE((*w)->Write(piece.data(), piece.size()));
+      max_queued = std::max<uint64_t>(max_queued, (*w)->queued_bytes());
+    }
+  });
+  WaitUntil([&] { return (*w)->waiting(); });
+  // Blocked: far less than everything accepted, and no more than the window queued.
+  EXPECT_LT((*w)->written(), kTotal);
+  EXPECT_LE((*w)->queued_bytes(), kWindow);
+  server.stalled = false;
+  writer.join();
+  EXPECT_LE(max_queued.load(), kWindow);
+  auto r = (*w)->Finish();
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, StatusCode::kOk);
+  const auto v = server.Value("windowed");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->size(), kTotal);
+}
+
+TEST(StreamTest, AbortLeavesNothing) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  const Buffer value = Pattern(3u << 20, 9);
+  {
+    auto w = conn.OpenStream("aborted", 1u << 20);
+    ASSERT_TRUE(w);
+    ASSERT_TRUE((*w)->Write(value.data(), value.size()));
+    (*w)->Abort();
+    EXPECT_FALSE((*w)->Write(value.data(), 1));  // final
+  }
+  {
+    auto w = conn.OpenStream("dropped", 1u << 20);
+    ASSERT_TRUE(w);
+    ASSERT_TRUE((*w)->Write(value.data(), value.size()));
+  }  // destroyed unfinished
+  // Frames are handled in order: once this is answered, so are the aborts.
+  auto e = conn.Exists({"aborted", "dropped"});
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)[0].status, StatusCode::kNotFound);
+  EXPECT_EQ((*e)[1].status, StatusCode::kNotFound);
+  EXPECT_EQ(server.open_streams, 0);
+  EXPECT_EQ(server.streams_discarded, 2);
+  EXPECT_EQ(server.Keys(), 0u);
+}
+
+TEST(StreamTest, AnEmptyStreamFailsAndSendsNothing) {
+  FakeServer server({});
+  Connection conn = MustConnect(Options(server));
+  auto w = conn.OpenStream("empty", 1u << 20);
+  ASSERT_TRUE(w);
+  auto r = (*w)->Finish();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), errc::bad_argument);
+  EXPECT_TRUE(conn.Ping());
+  EXPECT_EQ(server.write_frames, 0);
+  EXPECT_TRUE(server.Chunks().empty());
+  EXPECT_FALSE(conn.OpenStream("", 1));
+  EXPECT_FALSE(conn.OpenStream("k", 0));
+}
+
+TEST(StreamTest, AnEarlyRefusalIsTheStreamsAnswer) {
+  FakeServerOptions so;
+  so.open_stream_fail_after = 1u << 20;
+  FakeServer server(so);
+  Connection conn = MustConnect(Options(server));
+  const Buffer piece = Pattern(512u << 10, 11);
+  auto w = conn.OpenStream("full", 512u << 10);
+  ASSERT_TRUE(w);
+  Status failed;
+  for (int i = 0; i < 16 && failed; ++i) failed = (*w)->Write(piece.data(), piece.size());
+  if (failed) {
+    auto r = (*w)->Finish();
+    if (r) {
+      EXPECT_EQ(*r, StatusCode::kNoSpace);
+    } else {
+      EXPECT_EQ(r.error(), make_status_error(StatusCode::kNoSpace));
+    }
+  } else {
+    EXPECT_EQ(failed.error(), make_status_error(StatusCode::kNoSpace));
+  }
+  EXPECT_FALSE(server.Value("full"));
+  EXPECT_TRUE(conn.Ping());  // the connection goes on
+}
+
+TEST(ListTest, PagesCapacityAndRenameOnOneConnection) {
+  FakeServerOptions so;
+  so.list_page = 2;
+  FakeServer server(so);
+  for (const char* k : {"a/1", "a/2", "a/3", "b/1"}) server.Put(k, "vv");
+  Connection conn = MustConnect(Options(server));
+  auto l = conn.List("a/", "", 10);
+  ASSERT_TRUE(l) << l.error().message();
+  ASSERT_EQ(l->entries.size(), 2u);  // the server's page
+  EXPECT_EQ(l->entries[0].key, "a/1");
+  EXPECT_EQ(l->entries[1].key, "a/2");
+  EXPECT_EQ(l->entries[1].size, 2u);
+  EXPECT_GT(l->entries[1].version, 0u);
+  EXPECT_EQ(l->cursor, "a/2");
+  l = conn.List("a/", l->cursor, 10);
+  ASSERT_TRUE(l);
+  ASSERT_EQ(l->entries.size(), 1u);
+  EXPECT_EQ(l->entries[0].key, "a/3");
+  EXPECT_EQ(l->cursor, "");
+  EXPECT_FALSE(conn.List("a/", "", 0));
+
+  auto c = conn.Capacity();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->keys, 4u);
+  EXPECT_EQ(c->used_bytes, 8u);
+  EXPECT_EQ(c->total_bytes, so.capacity_total);
+
+  auto r = conn.Rename("a/1", "z/1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, StatusCode::kOk);
+  r = conn.Rename("a/1", "z/1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, StatusCode::kNotFound);
+  EXPECT_TRUE(server.Value("z/1"));
+}
+
+TEST(ListTest, UnofferedMessagesAreUnsupported) {
+  FakeServerOptions so;
+  so.features = 0;
+  FakeServer server(so);
+  Connection conn = MustConnect(Options(server));
+  EXPECT_EQ(conn.attach_info().features, 0u);
+  auto l = conn.List("", "", 10);
+  ASSERT_FALSE(l);
+  EXPECT_EQ(l.error(), make_status_error(StatusCode::kUnsupported));
+  EXPECT_FALSE(conn.Capacity());
+}
+
 }  // namespace
 }  // namespace memkv::client

@@ -8,8 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <map>
@@ -588,6 +590,263 @@ TEST(EngineFake, EnginesShareOneConnectionPerServer) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(a.attaches.load(), 1);
   EXPECT_EQ(client::LiveServerLinks(), 1u);
+}
+
+// ---- List, Capacity, Rename, PutStream, pinned reads ----
+
+std::string KeyOn(const Engine& e, size_t server, const std::string& stem, int start = 0) {
+  for (int i = start;; ++i) {
+    std::string k = stem + std::to_string(i);
+    if (e.RouteKey(k) == server) return k;
+  }
+}
+
+TEST(EngineList, MergePagesStopsAtTheServersHorizon) {
+  using client::ServerPage;
+  // A has more after "e": nothing past "e" may be returned, or A's keys
+  // between "e" and the next page's start would be skipped.
+  std::vector<ServerPage> pages = {{{{"a", 1, 1}, {"c", 1, 1}, {"e", 1, 1}}, "e"},
+                                   {{{"b", 1, 1}, {"d", 1, 1}, {"f", 1, 1}, {"g", 1, 1}}, ""}};
+  ListPage p = client::MergePages(pages, "", 10);
+  ASSERT_EQ(p.entries.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(p.entries[i].key, std::string(1, char('a' + i)));
+  EXPECT_EQ(p.cursor, "e");
+  // The limit cuts first.
+  p = client::MergePages(pages, "", 2);
+  ASSERT_EQ(p.entries.size(), 2u);
+  EXPECT_EQ(p.cursor, "b");
+  // Nothing left anywhere: no cursor.
+  p = client::MergePages({{{{"x", 1, 1}}, ""}, {{}, ""}}, "", 10);
+  ASSERT_EQ(p.entries.size(), 1u);
+  EXPECT_EQ(p.cursor, "");
+  // Entries left over (not consumed) mean more, even with no server cursor.
+  p = client::MergePages({{{{"x", 1, 1}, {"y", 1, 1}}, ""}}, "", 1);
+  EXPECT_EQ(p.cursor, "x");
+  // A key on two servers appears once.
+  p = client::MergePages({{{{"k", 3, 7}}, ""}, {{{"k", 3, 7}}, ""}}, "", 10);
+  EXPECT_EQ(p.entries.size(), 1u);
+}
+
+void PutStrings(Engine& e, const std::vector<std::string>& keys) {
+  std::vector<PutEntry> puts;
+  for (const auto& k : keys) puts.push_back({k, k.data(), k.size()});
+  auto r = e.BatchPut(puts);
+  ASSERT_TRUE(r.outcome) << r.outcome.message;
+  ASSERT_EQ(r.failed(), 0u);
+}
+
+void ListEverything(uint32_t server_page) {
+  FakeServerOptions so;
+  so.list_page = server_page;
+  FakeServer a(so), b(so);
+  Engine e = MustCreate(Options({a.address(), b.address()}));
+  std::vector<std::string> keys;
+  for (int i = 0; i < 57; ++i) keys.push_back("blk/" + std::to_string(1000 + i * 7));
+  PutStrings(e, keys);
+  PutStrings(e, {"other/1", "blj", "blk"});  // outside the prefix (the last is shorter)
+  EXPECT_GT(a.Keys(), 5u);
+  EXPECT_GT(b.Keys(), 5u);
+  std::sort(keys.begin(), keys.end());
+  for (size_t limit : {1, 5, 16, 1000}) {
+    std::vector<std::string> seen;
+    std::string cursor;
+    int pages = 0;
+    do {
+      ListPage p = e.List("blk/", cursor, limit);
+      ASSERT_TRUE(p.outcome) << p.outcome.message;
+      ASSERT_LE(p.entries.size(), limit);
+      for (const ListEntry& le : p.entries) {
+        EXPECT_EQ(le.size, le.key.size());
+        EXPECT_GT(le.version, 0u);
+        seen.push_back(le.key);
+      }
+      if (!p.cursor.empty()) {
+        ASSERT_FALSE(p.entries.empty());
+        EXPECT_EQ(p.cursor, p.entries.back().key);
+      }
+      cursor = p.cursor;
+      ASSERT_LT(++pages, 200);
+    } while (!cursor.empty());
+    EXPECT_EQ(seen, keys) << "limit " << limit;  // every key once, in byte order
+  }
+}
+
+TEST(EngineFake, ListMergesTwoServersInByteOrderAndPages) { ListEverything(1000); }
+TEST(EngineFake, ListPagesWhenServersSendLessThanTheLimit) { ListEverything(3); }
+
+TEST(EngineFake, ListAndCapacityNeedEveryServer) {
+  FakeServerOptions old;
+  old.features = 0;
+  FakeServer a({}), b(old);
+  Engine e = MustCreate(Options({a.address(), b.address()}));
+  ListPage p = e.List("", "", 10);
+  EXPECT_EQ(p.outcome.code, Code::kUnsupported);
+  EXPECT_NE(p.outcome.message.find(b.address()), std::string::npos) << p.outcome.message;
+  EXPECT_EQ(e.List("", "", 0).outcome.code, Code::kInvalidArgument);
+  EXPECT_EQ(e.Capacity().outcome.code, Code::kUnsupported);
+}
+
+TEST(EngineFake, CapacityIsSummedOverServers) {
+  FakeServerOptions sa, sb;
+  sa.capacity_total = 1000;
+  sa.max_value_size = 64;
+  sb.capacity_total = 3000;
+  sb.max_value_size = 32;
+  FakeServer a(sa), b(sb);
+  Engine e = MustCreate(Options({a.address(), b.address()}));
+  std::vector<std::string> keys;
+  for (int i = 0; i < 20; ++i) keys.push_back("cap/" + std::to_string(i));
+  PutStrings(e, keys);
+  CapacityInfo c = e.Capacity();
+  ASSERT_TRUE(c.outcome) << c.outcome.message;
+  EXPECT_EQ(c.total_bytes, 4000u);
+  EXPECT_EQ(c.keys, 20u);
+  uint64_t used = 0;
+  for (const auto& k : keys) used += k.size();
+  EXPECT_EQ(c.used_bytes, used);
+  EXPECT_EQ(c.max_value_size, 32u);
+}
+
+TEST(EngineFake, RenameOnOneServerIsOneRequest) {
+  FakeServer a({}), b({});
+  Engine e = MustCreate(Options({a.address(), b.address()}));
+  const std::string from = KeyOn(e, 0, "from/"), to = KeyOn(e, 0, "to/");
+  a.Put(from, "value");
+  ASSERT_TRUE(e.Rename(from, to)) << e.Rename(from, to).message;
+  EXPECT_EQ(a.renames, 1);
+  EXPECT_FALSE(a.Value(from));
+  ASSERT_TRUE(a.Value(to));
+  EXPECT_EQ(a.Value(to)->size(), 5u);
+  Outcome missing = e.Rename(from, to);
+  EXPECT_EQ(missing.code, Code::kNotFound);
+  EXPECT_EQ(e.Rename("", to).code, Code::kInvalidArgument);
+  EXPECT_TRUE(e.Rename(to, to));  // onto itself: there, nothing moves
+  EXPECT_TRUE(a.Value(to));
+}
+
+TEST(EngineFake, RenameFallsBackToCopyWhenTheServerCannot) {
+  FakeServerOptions so;
+  so.rename_unsupported = true;
+  FakeServer a(so), b(so);
+  Engine e = MustCreate(Options({a.address(), b.address()}));
+  const std::string from = KeyOn(e, 1, "from/"), to = KeyOn(e, 1, "to/");
+  b.Put(from, "copied value");
+  Outcome o = e.Rename(from, to);
+  ASSERT_TRUE(o) << o.message;
+  EXPECT_EQ(b.renames, 0);
+  EXPECT_FALSE(b.Value(from));
+  ASSERT_TRUE(b.Value(to));
+  EXPECT_EQ(b.Value(to)->size(), 12u);
+}
+
+TEST(EngineFake, RenameAcrossServersCopiesThenDeletes) {
+  FakeServer a({}), b({});
+  Engine e = MustCreate(Options({a.address(), b.address()}));
+  const std::string from = KeyOn(e, 0, "from/"), to = KeyOn(e, 1, "to/");
+  a.Put(from, "small");
+  ASSERT_TRUE(e.Rename(from, to));
+  EXPECT_FALSE(a.Value(from));
+  ASSERT_TRUE(b.Value(to));
+  EXPECT_EQ(a.renames + b.renames, 0);
+  EXPECT_EQ(e.Rename(from, to).code, Code::kNotFound);
+
+  // Larger than a copy piece: read in pinned pieces, streamed to the new key.
+  const std::string big_from = KeyOn(e, 1, "bigfrom/"), big_to = KeyOn(e, 0, "bigto/");
+  std::string big((40u << 20) + 3, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + (i >> 13));
+  b.Put(big_from, big);
+  Outcome o = e.Rename(big_from, big_to);
+  ASSERT_TRUE(o) << o.message;
+  EXPECT_FALSE(b.Value(big_from));
+  auto v = a.Value(big_to);
+  ASSERT_TRUE(v);
+  ASSERT_EQ(v->size(), big.size());
+  EXPECT_EQ(std::memcmp(v->data(), big.data(), big.size()), 0);
+  EXPECT_GT(a.Chunks().size(), 2u);  // it went as an open stream
+}
+
+TEST(EngineFake, PutStreamStoresTheValueWhole) {
+  FakeServer a({}), b({});
+  Engine e = MustCreate(Options({a.address(), b.address()}));
+  const std::string key = KeyOn(e, 1, "stream/");
+  auto ps = e.OpenPutStream(key, 1u << 20);
+  ASSERT_TRUE(ps) << ps.error().message;
+  std::string value;
+  for (int i = 0; i < 300; ++i) value += "line " + std::to_string(i) + " of a file of unknown length\n";
+  value = value + value + value + value;  // ~40 KiB
+  for (size_t at = 0; at < value.size(); at += 1000)
+    ASSERT_TRUE(ps->Write(value.data() + at, std::min<size_t>(1000, value.size() - at)));
+  EXPECT_EQ(ps->written(), value.size());
+  Outcome f = ps->Finish();
+  ASSERT_TRUE(f) << f.message;
+  EXPECT_EQ(ps->Finish().code, Code::kInvalidArgument);  // once
+  auto v = b.Value(key);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(v->data()), v->size()), value);
+  EXPECT_TRUE(a.Chunks().empty());  // only its server saw it
+  // And it reads back through the engine.
+  std::string back(value.size(), '\0');
+  GetEntry g{key, back.data(), back.size()};
+  auto r = e.BatchGet({&g, 1});
+  ASSERT_EQ(r.entries[0].status, Code::kOk);
+  EXPECT_EQ(back, value);
+}
+
+TEST(EngineFake, PutStreamEmptyAbortAndUnsupported) {
+  FakeServer a({});
+  Engine e = MustCreate(Options({a.address()}));
+  {
+    auto ps = e.OpenPutStream("empty");
+    ASSERT_TRUE(ps);
+    EXPECT_EQ(ps->Finish().code, Code::kInvalidArgument);
+  }
+  {
+    auto ps = e.OpenPutStream("aborted", 4096);
+    ASSERT_TRUE(ps);
+    std::string bytes(10000, 'x');
+    ASSERT_TRUE(ps->Write(bytes.data(), bytes.size()));
+    ps->Abort();
+    EXPECT_FALSE(ps->Write(bytes.data(), 1));
+    EXPECT_FALSE(ps->Finish());
+  }
+  std::string_view k = "aborted";
+  auto ex = e.Exists({&k, 1});
+  EXPECT_EQ(ex.entries[0].status, Code::kNotFound);
+  EXPECT_EQ(a.open_streams, 0);
+  EXPECT_EQ(a.streams_discarded, 1);
+  EXPECT_EQ(a.Keys(), 0u);
+  EXPECT_EQ(e.OpenPutStream("k", 0).error().code, Code::kInvalidArgument);
+
+  FakeServerOptions old;
+  old.features = 0;
+  FakeServer o(old);
+  Engine eo = MustCreate(Options({o.address()}));
+  auto ps = eo.OpenPutStream("k");
+  ASSERT_FALSE(ps);
+  EXPECT_EQ(ps.error().code, Code::kUnsupported);
+}
+
+TEST(EngineFake, ReadsPinnedToAVersion) {
+  FakeServer a({});
+  Engine e = MustCreate(Options({a.address()}));
+  PutStrings(e, {"pinned"});
+  std::string_view k = "pinned";
+  auto ex = e.Exists({&k, 1});
+  ASSERT_EQ(ex.entries[0].status, Code::kOk);
+  const uint64_t version = ex.entries[0].version;
+  EXPECT_GT(version, 0u);
+  char buf[16];
+  GetEntry g{k, buf, sizeof buf, 0, 0, version};
+  auto r = e.BatchGet({&g, 1});
+  ASSERT_EQ(r.entries[0].status, Code::kOk);
+  EXPECT_EQ(r.entries[0].version, version);
+  PutStrings(e, {"pinned"});  // a new version
+  r = e.BatchGet({&g, 1});
+  EXPECT_EQ(r.entries[0].status, Code::kNotFound);
+  g.version = 0;
+  r = e.BatchGet({&g, 1});
+  EXPECT_EQ(r.entries[0].status, Code::kOk);
+  EXPECT_GT(r.entries[0].version, version);
 }
 
 }  // namespace

@@ -12,6 +12,16 @@
 // answered twice with the same bytes (a replayed reply). Values larger
 // than a frame are streamed in chunks both ways (frames with chunks in them
 // are answered in order); reads stream in chunks of `stream_chunk` bytes.
+//
+// It also offers what `features` says: List (a page of at most
+// min(limit, list_page) keys after the cursor; the cursor is the last key
+// when more remain), Capacity, Rename (entries answered Unsupported with
+// `rename_unsupported`, so the client copies), open streams (kOpenStream
+// writes: chunks checked in order, logged in chunk_log, the last one's
+// checksum against the bytes; the reply comes after it, or at once with
+// NoSpace past `open_stream_fail_after` bytes) and pinned reads (every put
+// gets a new version; a read pinned to another one is VersionChanged).
+// `stalled` stops it reading its connections (a server that fell behind).
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -53,6 +63,23 @@ struct FakeServerOptions {
   // Flips this byte of every value a read delivers inline or into a region,
   // after its checksums were taken (a byte damaged on the wire or in shm).
   std::optional<uint64_t> flip_byte;
+  uint32_t features = proto::kFeatureList | proto::kFeatureCapacity | proto::kFeatureRename |
+                      proto::kFeatureOpenStream | proto::kFeaturePinnedReads;
+  uint32_t list_page = 1000;        // keys per ListReply at most
+  bool rename_unsupported = false;  // Rename entries answered Unsupported
+  uint64_t capacity_total = 1ull << 30;
+  uint64_t max_value_size = 1ull << 30;
+  std::optional<uint64_t> open_stream_fail_after;  // NoSpace once more bytes came
+};
+
+// One WriteChunk of an open stream, as received.
+struct ChunkLog {
+  uint64_t request_id = 0;
+  uint32_t seq = 0;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  bool last = false;
+  std::optional<uint64_t> checksum;
 };
 
 class FakeServer {
@@ -106,6 +133,22 @@ class FakeServer {
     for (int fd : conns_) ::shutdown(fd, SHUT_RDWR);
   }
 
+  // Values put directly (setup for List, Rename).
+  void Put(const std::string& key, std::string_view value) {
+    std::lock_guard lock(mu_);
+    const auto* p = reinterpret_cast<const std::byte*>(value.data());
+    store_[key] = Buffer(p, p + value.size());
+    versions_[key] = ++next_version_;
+  }
+  std::vector<ChunkLog> Chunks() {
+    std::lock_guard lock(mu_);
+    return chunk_log_;
+  }
+  size_t Keys() {
+    std::lock_guard lock(mu_);
+    return store_.size();
+  }
+
   std::optional<Buffer> Value(const std::string& key) {
     std::lock_guard lock(mu_);
     auto it = store_.find(key);
@@ -119,6 +162,11 @@ class FakeServer {
   std::atomic<int> regions_mapped{0};
   std::atomic<int> chunks_received{0};    // WriteChunk frames
   std::atomic<int> chunks_sent{0};        // ReadChunk frames
+  std::atomic<int> open_streams{0};       // open streams begun and not yet ended by a last chunk
+  std::atomic<int> streams_discarded{0};  // open streams whose last chunk did not check out
+  std::atomic<int> renames{0};            // entries renamed in place
+  std::atomic<int> lists{0};              // List requests
+  std::atomic<bool> stalled{false};
 
  private:
   struct Frame {
@@ -151,6 +199,9 @@ class FakeServer {
       std::string key;
       uint64_t size = 0, checksum = 0;
       Buffer bytes;
+      bool open = false;  // kOpenStream: size unknown, checksum on the last chunk
+      uint32_t next_seq = 0;
+      bool failed = false;  // answered early; its chunks are dropped
     };
     struct PendingWrite {
       proto::FrameHeader h;
@@ -283,6 +334,7 @@ class FakeServer {
     std::vector<Frame> batch;
     bool open = true;
     while (open) {
+      while (stalled) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       Frame f;
       // Numbered in the order they come (they are answered out of order).
       if (!ReadFrame(fd, f) || !s.in_seq.Accept(f.h)) break;
@@ -384,6 +436,7 @@ class FakeServer {
         r.max_value_size = 1ull << 30;
         r.max_batch_entries = 0;
         r.max_inflight = 0;
+        r.features = opts_.features;
       }
       Buffer control;
       proto::Encode(r, control);
@@ -426,8 +479,11 @@ class FakeServer {
             results.push_back({StatusCode::kNotFound, 0});
             continue;
           }
-          results.push_back({StatusCode::kOk, it->second.size()});
-          if (h.opcode == proto::Opcode::kDelete) store_.erase(it);
+          results.push_back({StatusCode::kOk, it->second.size(), versions_[it->first]});
+          if (h.opcode == proto::Opcode::kDelete) {
+            store_.erase(it);
+            versions_.erase(std::string(k));
+          }
         }
         const bool exists = h.opcode == proto::Opcode::kExists;
         AddSplit(out, h, static_cast<uint32_t>(results.size()),
@@ -473,6 +529,19 @@ class FakeServer {
                                                                  e.checksum, {}};
             statuses.push_back(StatusCode::kOk);  // decided by its chunks
             continue;
+          } else if (e.src.kind == proto::LocationKind::kOpenStream) {
+            if (!(opts_.features & proto::kFeatureOpenStream)) {
+              statuses.push_back(StatusCode::kUnsupported);
+              continue;
+            }
+            auto& st = s.writes[h.request_id];
+            st.h = h;
+            auto& os = st.streams[static_cast<uint32_t>(statuses.size())];
+            os = {std::string(e.key), 0, 0, {}};
+            os.open = true;
+            ++open_streams;
+            statuses.push_back(StatusCode::kOk);
+            continue;
           } else {
             statuses.push_back(StatusCode::kInvalidArgument);
             continue;
@@ -483,6 +552,7 @@ class FakeServer {
           }
           std::lock_guard lock(mu_);
           store_[std::string(e.key)] = Buffer(bytes.begin(), bytes.end());
+          versions_[std::string(e.key)] = ++next_version_;
           statuses.push_back(StatusCode::kOk);
         }
         if (auto w = s.writes.find(h.request_id); w != s.writes.end()) {
@@ -516,6 +586,11 @@ class FakeServer {
           }
           const Buffer& v = it->second;
           r.value_size = v.size();
+          r.version = versions_[it->first];
+          if ((opts_.features & proto::kFeaturePinnedReads) && e.version && e.version != r.version) {
+            r.status = StatusCode::kVersionChanged;
+            continue;
+          }
           if (e.offset > v.size() || (e.length && e.offset + e.length > v.size())) {
             r.status = StatusCode::kRangeOutOfBounds;
             continue;
@@ -602,6 +677,7 @@ class FakeServer {
           return true;
         }
         auto& st = w->second.streams[c.entry];
+        if (st.open) return OpenChunk(s, out, h, c, f.data(), w);
         if (c.offset != st.bytes.size() || c.offset + f.data().size() > st.size) {
           w->second.statuses[c.entry] = StatusCode::kChunkOutOfOrder;
         } else {
@@ -613,20 +689,93 @@ class FakeServer {
           status = StatusCode::kChecksumMismatch;
         if (status == StatusCode::kOk) {
           std::lock_guard lock(mu_);
+          versions_[st.key] = ++next_version_;
           store_[st.key] = std::move(st.bytes);
         }
         w->second.streams.erase(c.entry);
         if (!w->second.streams.empty()) return true;
-        const auto statuses = std::move(w->second.statuses);
-        const proto::FrameHeader wh = w->second.h;
+        ReplyWrite(out, w->second.h, w->second.statuses);
         s.writes.erase(w);
-        AddSplit(out, wh, static_cast<uint32_t>(statuses.size()),
-                 [&](proto::BatchHead b, Buffer& control, Buffer&) {
-                   proto::StatusReply r;
-                   r.batch = b;
-                   r.statuses.assign(statuses.begin() + b.first, statuses.begin() + b.first + b.count);
-                   proto::Encode(r, control);
-                 });
+        return true;
+      }
+      case proto::Opcode::kList: {
+        if (!(opts_.features & proto::kFeatureList)) {
+          AddHead(out, h, StatusCode::kUnsupported);
+          return true;
+        }
+        proto::ListRequest req;
+        if (!proto::Decode(f.control(), req)) return false;
+        ++lists;
+        std::vector<std::string> keys;
+        std::vector<proto::ListEntry> entries;
+        proto::ListReply r;
+        {
+          std::lock_guard lock(mu_);
+          auto it = req.cursor.empty() ? store_.begin() : store_.upper_bound(std::string(req.cursor));
+          const uint32_t max = std::min(req.limit, opts_.list_page);
+          for (; it != store_.end(); ++it) {
+            if (!it->first.starts_with(req.prefix)) continue;
+            if (keys.size() == max) break;
+            keys.push_back(it->first);
+            entries.push_back({{}, it->second.size(), versions_[it->first]});
+          }
+          bool more = false;
+          for (; it != store_.end() && !more; ++it) more = it->first.starts_with(req.prefix);
+          for (size_t i = 0; i < keys.size(); ++i) entries[i].key = keys[i];
+          r.entries = entries;
+          r.cursor = more && !keys.empty() ? std::string_view(keys.back()) : std::string_view();
+          Buffer control;
+          proto::Encode(r, control);
+          AddReply(out, h, control);
+        }
+        return true;
+      }
+      case proto::Opcode::kCapacity: {
+        if (!(opts_.features & proto::kFeatureCapacity)) {
+          AddHead(out, h, StatusCode::kUnsupported);
+          return true;
+        }
+        proto::CapacityReply r;
+        {
+          std::lock_guard lock(mu_);
+          r.total_bytes = opts_.capacity_total;
+          for (const auto& [k, v] : store_) r.used_bytes += v.size();
+          r.keys = store_.size();
+        }
+        r.max_value_size = opts_.max_value_size;
+        Buffer control;
+        proto::Encode(r, control);
+        AddReply(out, h, control);
+        return true;
+      }
+      case proto::Opcode::kRename: {
+        if (!(opts_.features & proto::kFeatureRename)) {
+          AddHead(out, h, StatusCode::kUnsupported);
+          return true;
+        }
+        proto::RenameRequest req;
+        if (!proto::Decode(f.control(), req)) return false;
+        std::vector<StatusCode> statuses;
+        for (const proto::RenameEntry& e : req.entries) {
+          if (opts_.rename_unsupported) {
+            statuses.push_back(StatusCode::kUnsupported);
+            continue;
+          }
+          std::lock_guard lock(mu_);
+          auto it = store_.find(std::string(e.from));
+          if (it == store_.end()) {
+            statuses.push_back(StatusCode::kNotFound);
+            continue;
+          }
+          Buffer v = std::move(it->second);
+          store_.erase(it);
+          versions_.erase(std::string(e.from));
+          store_[std::string(e.to)] = std::move(v);
+          versions_[std::string(e.to)] = ++next_version_;
+          ++renames;
+          statuses.push_back(StatusCode::kOk);
+        }
+        ReplyWrite(out, h, statuses);
         return true;
       }
       case proto::Opcode::kRegisterRegion: {
@@ -675,6 +824,62 @@ class FakeServer {
     }
   }
 
+  void ReplyWrite(std::vector<Buffer>& out, const proto::FrameHeader& h,
+                  const std::vector<proto::StatusCode>& statuses) {
+    AddSplit(out, h, static_cast<uint32_t>(statuses.size()),
+             [&](proto::BatchHead b, Buffer& control, Buffer&) {
+               proto::StatusReply r;
+               r.batch = b;
+               r.statuses.assign(statuses.begin() + b.first, statuses.begin() + b.first + b.count);
+               proto::Encode(r, control);
+             });
+  }
+
+  // A chunk of an open stream: in order, from offset 0; the last one's
+  // checksum decides. A stream answered early drops its chunks.
+  template <class It>
+  bool OpenChunk(Session& s, std::vector<Buffer>& out, const proto::FrameHeader& h,
+                 const proto::ChunkHeader& c, Bytes data, It w) {
+    using proto::StatusCode;
+    auto& st = w->second.streams[c.entry];
+    {
+      std::lock_guard lock(mu_);
+      chunk_log_.push_back({h.request_id, c.seq, c.offset, data.size(), c.last, c.checksum});
+    }
+    StatusCode& status = w->second.statuses[c.entry];
+    if (!st.failed) {
+      if (c.seq != st.next_seq || c.offset != st.bytes.size()) status = StatusCode::kChunkOutOfOrder;
+      st.bytes.insert(st.bytes.end(), data.begin(), data.end());
+      ++st.next_seq;
+      if (status == StatusCode::kOk && opts_.open_stream_fail_after &&
+          st.bytes.size() > *opts_.open_stream_fail_after) {
+        status = StatusCode::kNoSpace;
+        st.failed = true;
+        ++streams_discarded;
+        ReplyWrite(out, w->second.h, w->second.statuses);  // at once, before the last chunk
+      }
+    }
+    if (!c.last) return true;
+    --open_streams;
+    if (!st.failed) {
+      if (status == StatusCode::kOk && (!c.checksum || *c.checksum != Xxh3(st.bytes)))
+        status = StatusCode::kChecksumMismatch;
+      if (status == StatusCode::kOk) {
+        std::lock_guard lock(mu_);
+        versions_[st.key] = ++next_version_;
+        store_[st.key] = std::move(st.bytes);
+      } else {
+        ++streams_discarded;
+      }
+    }
+    const bool answered = st.failed;
+    w->second.streams.erase(c.entry);
+    if (!w->second.streams.empty()) return true;
+    if (!answered) ReplyWrite(out, w->second.h, w->second.statuses);
+    s.writes.erase(w);
+    return true;
+  }
+
   FakeServerOptions opts_;
   std::string dir_;
   std::string address_;
@@ -684,6 +889,9 @@ class FakeServer {
   std::vector<int> conns_;                // guarded by mu_
   std::vector<std::thread> threads_;      // guarded by mu_
   std::map<std::string, Buffer> store_;   // guarded by mu_
+  std::map<std::string, uint64_t> versions_;  // guarded by mu_
+  uint64_t next_version_ = 0;                 // guarded by mu_
+  std::vector<ChunkLog> chunk_log_;           // guarded by mu_
 };
 
 }  // namespace memkv::client::testing
