@@ -501,7 +501,7 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
     uint32_t base = 0;
     uint32_t count = 0;
     std::shared_ptr<const void> keep_until_reply;
-    std::vector<OutFrame> chunks;  // WriteChunk frames sent right after `frame`
+    std::vector<OutFrame> chunks = {};  // WriteChunk frames sent right after `frame`
   };
 
   // Adds the WriteChunk frames of the streamed entries (`streamed[i]`) of
