@@ -40,6 +40,10 @@ struct Entry {
   // Whether the extents' pages are allocated to this entry (set before it is
   // published; during recovery, once allocation is rebuilt).
   bool allocated = false;
+  // Drive modes, a renamed value: the entry that owns its pages (it gives
+  // them back when the last entry renamed from it, and its last reader, are
+  // gone). Until a restart, after which the renamed entry owns them itself.
+  std::shared_ptr<const Entry> origin;
   // Coarse clock of the last access, for eviction. Relaxed: a hint only.
   mutable std::atomic<uint64_t> last_access{0};
   // Chosen by an evictor whose delete is on its way: other evictors pass it

@@ -473,9 +473,13 @@ class Store::Impl {
     uint64_t pages = 0;
     for (PendingOp* p : batch) {
       for (auto& o : p->ops) {
-        if (o.kind != OpKind::kPut || !o.entry || !o.entry->allocated) continue;
-        o.entry->allocated = false;  // unpublished: this leader's alone
-        for (const Extent& x : o.entry->extents) pages += uint64_t{x.pages} + x.table_pages;
+        if (o.kind != OpKind::kPut || !o.entry) continue;
+        // A rename's pages are its origin's, which is published: only its
+        // release reads the flag, after the last reference (this one too).
+        Entry& owner = o.entry->origin ? const_cast<Entry&>(*o.entry->origin) : *o.entry;
+        if (!owner.allocated) continue;
+        owner.allocated = false;  // unpublished, or see above
+        for (const Extent& x : owner.extents) pages += uint64_t{x.pages} + x.table_pages;
       }
     }
     if (pages > 0)
@@ -938,6 +942,42 @@ class Store::Impl {
     co_return st;
   }
 
+  // Renames a drive entry: one journal record on its home drive holds the
+  // put of `to` (the same extents and checksums) and the delete of its key,
+  // so a crash leaves the value under one key or the other, never both and
+  // never neither; the data is not touched. The new entry's pages stay
+  // owned by `e` (Entry::origin) until a restart.
+  Awaitable<Status> RenameDrives(std::string_view to, const EntryRef& e) {
+    const size_t home = e->home;
+    if (home >= drives.size() || !drives[home]->online.load()) co_return errc::unavailable;
+    for (const Extent& x : e->extents)
+      if (x.drive >= drives.size() || !drives[x.drive]->online.load() ||
+          drives[x.drive]->generation.load() != x.drive_generation)
+        co_return errc::unavailable;
+    auto moved = NewEntry(to);
+    moved->value_size = e->value_size;
+    moved->home = e->home;
+    moved->extents = e->extents;
+    moved->page_checksums = e->page_checksums;
+    moved->origin = e->origin ? e->origin : e;
+    PendingOp op;
+    PendingOp::Op put;
+    put.kind = OpKind::kPut;
+    put.key.assign(to);
+    put.value_size = moved->value_size;
+    put.extents = moved->extents;
+    put.checksums = moved->page_checksums;
+    put.entry = std::move(moved);  // its data is durable already: no data marks
+    op.ops.push_back(std::move(put));
+    PendingOp::Op del;
+    del.kind = OpKind::kDelete;
+    del.key = e->key;
+    op.ops.push_back(std::move(del));
+    auto st = co_await Commit(*drives[home], op);
+    if (cache) cache->Erase(e->key);
+    co_return st;
+  }
+
   // Reads [offset, offset + out.size()) of a drive-resident value, verifying
   // every page it reads.
   Awaitable<Status> ReadDrives(const Entry& e, uint64_t offset, std::span<std::byte> out) {
@@ -1371,10 +1411,10 @@ Awaitable<Status> Store::Rename(std::string_view from, std::string_view to) {
   MEMKV_CO_TRY(s.CheckKey(from));
   MEMKV_CO_TRY(s.CheckKey(to));
   if (s.closed.load()) co_return errc::closed;
-  if (!s.memory()) co_return errc::unsupported;
   EntryRef e = s.index.Find(from);
   if (!e) co_return errc::not_found;
   if (from == to) co_return Status{};
+  if (!s.memory()) co_return co_await s.RenameDrives(to, e);
   // The same bytes under the new key, then the old key gone: a reader of
   // either key sees the whole value or none, and a reader that pinned
   // `from` keeps it. Published first, so the value is never under neither.
@@ -1389,7 +1429,7 @@ Awaitable<Status> Store::Rename(std::string_view from, std::string_view to) {
   co_return Status{};
 }
 
-bool Store::renames() const { return impl_->memory(); }
+bool Store::renames() const { return true; }
 
 Store::Listing Store::List(std::string_view prefix, std::string_view cursor, size_t limit) const {
   Listing out;

@@ -122,7 +122,9 @@ class Store {
   // Renames a key: the value of `from` (its stored bytes, not a copy)
   // becomes the value of `to`, replacing any value `to` had, then `from` is
   // removed. not_found if `from` has no value. A reader that pinned `from`
-  // keeps its version. Memory mode only: drive modes answer unsupported.
+  // keeps its version. Drive modes: durable like a put, and atomic across a
+  // crash (one journal record holds the put of `to` and the delete of
+  // `from`): after a restart the value is under one key, never both.
   io::Awaitable<Status> Rename(std::string_view from, std::string_view to);
   bool renames() const;  // whether Rename is offered
 

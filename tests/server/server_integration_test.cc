@@ -854,28 +854,41 @@ TEST_F(ServerTest, RenameMovesValuesInMemoryModeWithAStatusPerEntry) {
   EXPECT_EQ(std::get<0>(l.keys[1]), "final/b");
 }
 
-TEST_F(ServerTest, RenameIsNotOfferedInFileModeAndAnsweredUnsupportedPerEntry) {
+TEST_F(ServerTest, RenameMovesValuesInFileModeAndTheyStayMovedAfterARestart) {
   const std::string d0 = dir_.path().string() + "/d0.img";
   ASSERT_EQ(std::system((std::string(MEMKV_BINARY) + " drive init " + d0 + " --size 64MiB 2>/dev/null").c_str()), 0);
   const std::string cfg = dir_.path().string() + "/config.yaml";
   ASSERT_EQ(std::system((std::string(MEMKV_BINARY) + " setup --drives " + d0 + " > " + cfg + " 2>/dev/null").c_str()), 0);
-  auto s = Start({"--config", cfg, "--set", "network.auth_key=", "--set", "network.allow_unauthenticated=true"});
+  const std::vector<std::string> args = {"--config", cfg, "--set", "network.auth_key=", "--set",
+                                         "network.allow_unauthenticated=true"};
+  const std::string big(300000, 'b');
+  {
+    auto s = Start(args);
+    auto c = Tcp(*s);
+    auto a = c->Attach();
+    ASSERT_TRUE(a);
+    EXPECT_TRUE(a->features & proto::kFeatureRename);
+    EXPECT_TRUE(a->features & proto::kFeatureList);
+    EXPECT_TRUE(a->features & proto::kFeatureOpenStream);
+    ASSERT_EQ(Put(*c, {{"from", big}, {"to", "old"}}).size(), 2u);
+    const auto st = Rename(*c, {{"from", "to"}, {"none", "x"}});
+    ASSERT_EQ(st.size(), 2u);
+    EXPECT_EQ(st[0], StatusCode::kOk);
+    EXPECT_EQ(st[1], StatusCode::kNotFound);
+    const auto got = Get(*c, {"from", "to"});
+    EXPECT_EQ(got[0].first, StatusCode::kNotFound);
+    EXPECT_EQ(got[1].second, big);
+    ::kill(s->pid(), SIGKILL);  // no shutdown, no checkpoint: the journal alone
+  }
+  auto s = Start(args);
   auto c = Tcp(*s);
-  auto a = c->Attach();
-  ASSERT_TRUE(a);
-  EXPECT_FALSE(a->features & proto::kFeatureRename);
-  EXPECT_TRUE(a->features & proto::kFeatureList);
-  EXPECT_TRUE(a->features & proto::kFeatureOpenStream);
-  ASSERT_EQ(Put(*c, {{"from", "value"}})[0], StatusCode::kOk);
-  const auto st = Rename(*c, {{"from", "to"}});
-  ASSERT_EQ(st.size(), 1u);
-  EXPECT_EQ(st[0], StatusCode::kUnsupported);
+  ASSERT_TRUE(c->Attach());
   const auto got = Get(*c, {"from", "to"});
-  EXPECT_EQ(got[0].second, "value");
-  EXPECT_EQ(got[1].first, StatusCode::kNotFound);
+  EXPECT_EQ(got[0].first, StatusCode::kNotFound);
+  EXPECT_EQ(got[1].second, big);
   Listed l = List(*c, "", "", 10);
   ASSERT_EQ(l.keys.size(), 1u);
-  EXPECT_EQ(std::get<0>(l.keys[0]), "from");
+  EXPECT_EQ(std::get<0>(l.keys[0]), "to");
 }
 
 }  // namespace
