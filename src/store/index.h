@@ -50,6 +50,9 @@ struct Entry {
   // over, so concurrent puts on a full drive do not evict the same space
   // twice.
   mutable std::atomic<bool> evicting{false};
+  // Drive modes: a rename of this entry is on its way. A second one finds
+  // the key gone (not_found), so two keys never own the same pages.
+  mutable std::atomic<bool> renaming{false};
   // Runs when the last reference goes: gives the storage back.
   std::function<void(Entry&)> release;
 

@@ -948,6 +948,12 @@ class Store::Impl {
   // never neither; the data is not touched. The new entry's pages stay
   // owned by `e` (Entry::origin) until a restart.
   Awaitable<Status> RenameDrives(std::string_view to, const EntryRef& e) {
+    if (e->renaming.exchange(true)) co_return errc::not_found;  // renamed by another
+    auto st = co_await RenameDrivesOnce(to, e);
+    if (!st) e->renaming.store(false);
+    co_return st;
+  }
+  Awaitable<Status> RenameDrivesOnce(std::string_view to, const EntryRef& e) {
     const size_t home = e->home;
     if (home >= drives.size() || !drives[home]->online.load()) co_return errc::unavailable;
     for (const Extent& x : e->extents)

@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -1276,6 +1277,38 @@ TEST_F(StoreTest, RenameOnDrivesMovesTheValueDurablyWithoutCopyingIt) {
   for (int i = 0; i < 30; ++i) ASSERT_TRUE(Put(st, "new" + std::to_string(i), Value(1 << 20, i)));
   EXPECT_EQ(Get(st, "to").value(), v);
   EXPECT_EQ(Get(st, "s2").value(), small);
+}
+
+// Two renames of one key at once.
+io::Awaitable<std::pair<Status, Status>> RenameTwice(Store& st) {
+  std::optional<Status> first;
+  asio::co_spawn(co_await asio::this_coro::executor, st.Rename("from", "a"),
+                 [&first](std::exception_ptr, Status r) { first = r; });
+  auto second = co_await st.Rename("from", "b");
+  while (!first) co_await Yield();
+  co_return std::make_pair(*first, second);
+}
+
+TEST_F(StoreTest, TwoRenamesOfOneKeyAtOnceLeaveItUnderOneKeyOnly) {
+  auto a = NewMedium(64 << 20, "a");
+  Format({a}, 1 << 20);
+  const std::string v = Value(50000, 31);
+  {
+    auto s = Open({a});
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(Put(**s, "from", v));
+    const auto [first, second] = RunSync(ctx_, RenameTwice(**s));
+    EXPECT_NE(static_cast<bool>(first), static_cast<bool>(second));
+    const Status& lost = first ? second : first;
+    EXPECT_EQ(lost.error(), errc::not_found);
+    EXPECT_EQ(KeysOf((*s)->List("", "", 10)).size(), 1u);
+  }
+  auto s = Open({a});
+  ASSERT_TRUE(s);
+  const auto keys = KeysOf((*s)->List("", "", 10));
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_NE(keys[0], "from");
+  EXPECT_EQ(Get(**s, keys[0]).value(), v);
 }
 
 TEST_F(StoreTest, ARenameCutByAPowerFailureLeavesTheValueUnderOneKey) {
