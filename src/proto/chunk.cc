@@ -8,8 +8,8 @@ Status ChunkSequencer::Accept(const ChunkHeader& c, uint64_t len) {
   if (c.seq != next_seq_ || c.offset != received_) return errc::chunk_out_of_order;
   if (len == 0 || len > value_size_ - received_) return errc::chunk_overrun;
   const uint64_t end = received_ + len;
-  if (c.last && end != value_size_) return errc::chunk_incomplete;
-  if (!c.last && end == value_size_) return errc::length_mismatch;
+  if (!open_ && c.last && end != value_size_) return errc::chunk_incomplete;
+  if (!open_ && !c.last && end == value_size_) return errc::length_mismatch;
   failed_ = false;
   received_ = end;
   ++next_seq_;

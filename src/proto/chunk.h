@@ -14,6 +14,13 @@ namespace memkv::proto {
 class ChunkSequencer {
  public:
   explicit ChunkSequencer(uint64_t value_size) : value_size_(value_size) {}
+  // A value of a length not known at the start (kOpenStream): it ends with
+  // the chunk marked last, wherever that is.
+  static ChunkSequencer Open() {
+    ChunkSequencer s(UINT64_MAX);
+    s.open_ = true;
+    return s;
+  }
 
   // Accepts the next chunk of `len` bytes (len > 0), or says what is wrong
   // with it; after an error the stream is dead and every chunk is refused.
@@ -29,6 +36,7 @@ class ChunkSequencer {
   uint32_t next_seq_ = 0;
   bool complete_ = false;
   bool failed_ = false;
+  bool open_ = false;
 };
 
 // Splits a value of `value_size` bytes into chunks of at most `max_chunk`

@@ -302,6 +302,10 @@ const Field<LimitsConfig> kLimitsFields[] = {
      [](LimitsConfig& c, const YN& n, const Str& p) { c.max_regions_per_session = Count(n, p); }},
     {"stream_idle_seconds",
      [](LimitsConfig& c, const YN& n, const Str& p) { c.stream_idle_seconds = Count(n, p); }},
+    {"max_open_streams_per_session",
+     [](LimitsConfig& c, const YN& n, const Str& p) {
+       c.max_open_streams_per_session = Count(n, p);
+     }},
     {"attach_timeout",
      [](LimitsConfig& c, const YN& n, const Str& p) { c.attach_timeout_ms = Millis(n, p); }},
     {"max_unattached_connections",
@@ -700,6 +704,7 @@ void Validate(const Config& c) {
   positive("limits.max_sessions", c.limits.max_sessions);
   positive("limits.max_regions_per_session", c.limits.max_regions_per_session);
   positive("limits.stream_idle_seconds", c.limits.stream_idle_seconds);
+  positive("limits.max_open_streams_per_session", c.limits.max_open_streams_per_session);
   positive("limits.attach_timeout", c.limits.attach_timeout_ms);
   positive("limits.max_unattached_connections", c.limits.max_unattached_connections);
 
@@ -787,6 +792,8 @@ std::string ToYaml(const Config& c) {
   out << YAML::Key << "max_regions_per_session" << YAML::Value
       << std::to_string(l.max_regions_per_session);
   out << YAML::Key << "stream_idle_seconds" << YAML::Value << std::to_string(l.stream_idle_seconds);
+  out << YAML::Key << "max_open_streams_per_session" << YAML::Value
+      << std::to_string(l.max_open_streams_per_session);
   out << YAML::Key << "attach_timeout" << YAML::Value << MillisText(l.attach_timeout_ms);
   out << YAML::Key << "max_unattached_connections" << YAML::Value
       << std::to_string(l.max_unattached_connections);

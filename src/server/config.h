@@ -119,6 +119,9 @@ struct LimitsConfig {
   // A value streamed in chunks holds its whole allocation until its last
   // chunk: a stream with no chunk for this long is dropped (StreamTimeout).
   uint32_t stream_idle_seconds = 30;
+  // Values of unknown length (open streams) being received at once per
+  // session: each may grow to max_value_size before its last chunk.
+  uint32_t max_open_streams_per_session = 16;
   // A connection must finish Hello and Attach within this (milliseconds;
   // written "2s" or "500ms"), or it is closed: nobody holds a connection
   // without proving the key.

@@ -66,6 +66,7 @@ StatusCode ToStatus(const error_code& ec) {
       case store::errc::checksum_mismatch: return StatusCode::kChecksumMismatch;
       case store::errc::unavailable: return StatusCode::kUnavailable;
       case store::errc::closed: return StatusCode::kBusy;
+      case store::errc::unsupported: return StatusCode::kUnsupported;
       default: break;
     }
   }
@@ -556,7 +557,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     rep.max_value_size = opt_.limits.max_value_size;
     rep.max_batch_entries = opt_.limits.max_batch_entries;
     rep.max_inflight = opt_.limits.max_inflight_per_connection;
-    rep.features = proto::kFeatureCapacity | proto::kFeaturePageSums;
+    rep.features = proto::kFeatureCapacity | proto::kFeaturePageSums | proto::kFeatureList |
+                   proto::kFeatureOpenStream | (store_.renames() ? proto::kFeatureRename : 0);
     proto::Buffer control_out;
     proto::Encode(rep, control_out);
     attach_timer_.cancel();
@@ -648,12 +650,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       case proto::Opcode::kExists: co_await HandleExists(h, control); co_return;
       case proto::Opcode::kDelete: co_await HandleDelete(h, control); co_return;
       case proto::Opcode::kCapacity: co_await Reply(CapacityFrame(h, control)); co_return;
-      case proto::Opcode::kList:
-      case proto::Opcode::kRename:
-        co_await Reply(ErrorFrame(h, StatusCode::kUnsupported,
-                                  std::string(proto::OpcodeName(h.opcode)) +
-                                      " is not offered by this server yet"));
-        co_return;
+      case proto::Opcode::kList: co_await Reply(ListFrame(h, control)); co_return;
+      case proto::Opcode::kRename: co_await HandleRename(h, control); co_return;
       default:
         co_await Reply(ErrorFrame(h, StatusCode::kInvalidArgument,
                                   std::string(proto::OpcodeName(h.opcode)) + " is not a request"));
@@ -682,6 +680,56 @@ class Connection : public std::enable_shared_from_this<Connection> {
     proto::Buffer out;
     proto::Encode(rep, out);
     return Frame(h, std::move(out));
+  }
+
+  // Keys by prefix, in key order, from the store's ordered index: at most
+  // kMaxListKeys in a reply, and never more than a frame holds. The cursor
+  // is the last key sent when more keys may follow, empty when none remain.
+  static constexpr size_t kMaxListKeys = 10000;
+  OutFrame ListFrame(const proto::FrameHeader& h, proto::Bytes control) {
+    proto::ListRequest req;
+    if (auto st = proto::Decode(control, req); !st)
+      return ErrorFrame(h, StatusCode::kProtocolError, st.error().message());
+    store::Store::Listing found =
+        store_.List(req.prefix, req.cursor, std::min<size_t>(req.limit, kMaxListKeys));
+    proto::ListReply rep;
+    rep.entries.reserve(found.keys.size());
+    // Head, count and cursor, then each key (length, bytes) with its size and version.
+    size_t bytes = 16 + 4 + 2 + proto::kMaxKeySize;
+    for (const store::Store::KeyInfo& k : found.keys) {
+      const size_t need = 4 + k.key.size() + 16;
+      if (bytes + need > proto::kMaxPayload) {
+        found.more = true;
+        break;
+      }
+      bytes += need;
+      rep.entries.push_back({k.key, k.size, k.version});
+    }
+    if (found.more && !rep.entries.empty()) rep.cursor = rep.entries.back().key;
+    proto::Buffer out;
+    proto::Encode(rep, out);
+    return Frame(h, std::move(out));
+  }
+
+  // Renames, one status per entry: the value moves to `to` (replacing it)
+  // without its bytes being copied; NotFound when `from` has none.
+  // Unsupported per entry where the store does not offer it (drive modes).
+  Awaitable<void> HandleRename(const proto::FrameHeader& h, proto::Bytes control) {
+    proto::RenameRequest req;
+    if (auto st = proto::Decode(control, req, DecodeLimits()); !st) {
+      co_await Reply(DecodeError(h, st.error()));
+      co_return;
+    }
+    proto::StatusReply rep;
+    rep.batch = {req.batch.count, 0, req.batch.count};
+    rep.statuses.assign(req.entries.size(), StatusCode::kOk);
+    for (size_t i = 0; i < req.entries.size(); ++i) {
+      auto st = co_await store_.Rename(req.entries[i].from, req.entries[i].to);
+      if (!st) rep.statuses[i] = ToStatus(st.error());
+    }
+    proto::Buffer out;
+    proto::Encode(rep, out);
+    co_await Reply(Frame(h, std::move(out)));
   }
 
   // A batch decode error as a reply: the limit's own status, or a protocol error.
@@ -730,11 +778,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
           continue;
         }
         src = *s;
-      } else if (e.src.kind == proto::LocationKind::kStream) {
+      } else if (e.src.kind == proto::LocationKind::kStream ||
+                 e.src.kind == proto::LocationKind::kOpenStream) {
         continue;  // below, once its chunks are in
-      } else if (e.src.kind == proto::LocationKind::kOpenStream) {
-        rep.statuses[i] = StatusCode::kUnsupported;  // not offered yet (no kFeatureOpenStream)
-        continue;
       } else {
         rep.statuses[i] = StatusCode::kInvalidArgument;  // rdma: not on this server yet
         continue;
@@ -1079,11 +1125,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // ---- values streamed in chunks ----
 
   // A value streamed in by WriteChunk frames into its allocation.
+  // An open stream (kOpenStream) has no size nor checksum up front: it
+  // grows until its last chunk, which carries the checksum.
   struct PutStream {
     PutStream(uint32_t e, uint64_t size, uint64_t sum) : entry(e), checksum(sum), seq(size) {}
+    explicit PutStream(uint32_t e) : entry(e), checksum(0), seq(proto::ChunkSequencer::Open()), open(true) {}
     uint32_t entry;     // in its request
     uint64_t checksum;  // the entry's: XXH3 of the whole value
     proto::ChunkSequencer seq;
+    bool open = false;
+    bool counted = false;  // in open_streams_ until decided
     Xxh3Stream hash;
     std::unique_ptr<store::Store::PendingPut> put;  // null once refused or failed
     StatusCode status = StatusCode::kOk;
@@ -1109,11 +1160,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::shared_ptr<StreamedWrite> sw;
     for (size_t i = 0; i < req->entries.size(); ++i) {
       const proto::WriteEntry& e = req->entries[i];
-      if (e.src.kind != proto::LocationKind::kStream) continue;
+      if (e.src.kind != proto::LocationKind::kStream &&
+          e.src.kind != proto::LocationKind::kOpenStream)
+        continue;
       if (!sw) {
         sw = std::make_shared<StreamedWrite>(socket_.get_executor());
         // A request id still streaming: its chunks could not be told apart.
         if (!streams_.emplace(h.request_id, sw).second) co_return nullptr;
+      }
+      if (e.src.kind == proto::LocationKind::kOpenStream) {
+        auto& ps = sw->streams.emplace_back(std::make_unique<PutStream>(static_cast<uint32_t>(i)));
+        // Each may grow to max_value_size: a session has a bounded number.
+        if (open_streams_ >= opt_.limits.max_open_streams_per_session) {
+          EndStream(*sw, *ps, StatusCode::kBusy);
+          continue;
+        }
+        auto put = store_.BeginOpenPut(e.key);
+        if (!put) {
+          EndStream(*sw, *ps, ToStatus(put.error()));
+          continue;
+        }
+        ps->put = std::move(*put);
+        ps->counted = true;
+        ++open_streams_;
+        continue;
       }
       auto& ps = sw->streams.emplace_back(std::make_unique<PutStream>(static_cast<uint32_t>(i),
                                                                        e.value_len, e.checksum));
@@ -1162,7 +1232,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (auto st = co_await ps->put->Append(data); !st) {
           EndStream(sw, *ps, ToStatus(st.error()));
         } else if (ps->seq.complete()) {
-          const bool ok = ps->hash.Digest() == ps->checksum && (!c.checksum || *c.checksum == ps->checksum);
+          // An open stream's checksum comes with its last chunk, and must.
+          const bool ok = ps->open ? c.checksum && *c.checksum == ps->hash.Digest()
+                                   : ps->hash.Digest() == ps->checksum &&
+                                         (!c.checksum || *c.checksum == ps->checksum);
           EndStream(sw, *ps, ok ? StatusCode::kOk : StatusCode::kChecksumMismatch);
         }
       }
@@ -1175,6 +1248,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void EndStream(StreamedWrite& sw, PutStream& ps, StatusCode status) {
     ps.status = status;
     ps.finished = true;
+    if (ps.counted) {
+      ps.counted = false;
+      --open_streams_;
+    }
     if (status != StatusCode::kOk) ps.put.reset();
     sw.wake.cancel();
   }
@@ -1349,6 +1426,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unordered_map<uint32_t, std::shared_ptr<Region>> regions_;
 
   std::unordered_map<uint64_t, std::shared_ptr<StreamedWrite>> streams_;  // by request id
+  uint32_t open_streams_ = 0;  // open streams not yet decided (limits.max_open_streams_per_session)
 };
 
 // ---- accepting ----
@@ -1476,6 +1554,7 @@ ServerOptions ToServerOptions(const Config& cfg) {
   opt.limits.max_sessions = cfg.limits.max_sessions;
   opt.limits.max_regions_per_session = cfg.limits.max_regions_per_session;
   opt.limits.stream_idle = std::chrono::seconds(cfg.limits.stream_idle_seconds);
+  opt.limits.max_open_streams_per_session = cfg.limits.max_open_streams_per_session;
   opt.limits.attach_timeout = std::chrono::milliseconds(cfg.limits.attach_timeout_ms);
   opt.limits.max_unattached_connections = cfg.limits.max_unattached_connections;
   return opt;

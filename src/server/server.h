@@ -41,6 +41,7 @@ struct Limits {
   uint32_t max_sessions = 10000;
   uint32_t max_regions_per_session = 64;
   std::chrono::milliseconds stream_idle{30000};  // no chunk for this long: StreamTimeout
+  uint32_t max_open_streams_per_session = 16;     // open streams at once; more: Busy
   std::chrono::milliseconds attach_timeout{2000};  // accepted, not attached this long: closed
   uint32_t max_unattached_connections = 256;      // one more closes the oldest unattached
 };

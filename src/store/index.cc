@@ -1,5 +1,7 @@
 #include "store/index.h"
 
+#include <queue>
+
 #include "common/checksum.h"
 
 namespace memkv::store {
@@ -33,6 +35,7 @@ EntryRef Index::Publish(EntryRef e) {
   }
   auto it = s.map.find(std::string_view(e->key));
   if (it == s.map.end()) {
+    s.ordered.insert(std::string_view(e->key));
     s.map.emplace(std::string_view(e->key), std::move(e));
     size_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
@@ -42,6 +45,10 @@ EntryRef Index::Publish(EntryRef e) {
   auto node = s.map.extract(it);
   EntryRef old = std::move(node.mapped());
   node.key() = std::string_view(e->key);
+  // So must the ordered set's: the old entry's string goes with it.
+  auto ordered = s.ordered.extract(std::string_view(e->key));
+  ordered.value() = std::string_view(e->key);
+  s.ordered.insert(std::move(ordered));
   node.mapped() = std::move(e);
   s.map.insert(std::move(node));
   return old;
@@ -67,6 +74,7 @@ EntryRef Index::Remove(std::string_view key, uint64_t version, uint16_t home) {
   EntryRef old;
   if (it != s.map.end()) {
     old = std::move(it->second);
+    s.ordered.erase(key);
     s.map.erase(it);
     size_.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -79,6 +87,7 @@ bool Index::RemoveIf(const EntryRef& expected) {
   MutexLock lock(s.mu);
   auto it = s.map.find(std::string_view(expected->key));
   if (it == s.map.end() || it->second != expected) return false;
+  s.ordered.erase(std::string_view(expected->key));
   s.map.erase(it);
   size_.fetch_sub(1, std::memory_order_relaxed);
   return true;
@@ -89,6 +98,7 @@ bool Index::Drop(const EntryRef& expected) {
   MutexLock lock(s.mu);
   auto it = s.map.find(std::string_view(expected->key));
   if (it == s.map.end() || it->second != expected) return false;
+  s.ordered.erase(std::string_view(expected->key));
   s.map.erase(it);
   size_.fetch_sub(1, std::memory_order_relaxed);
   Bury(s, expected->key, expected->version, expected->home);
@@ -161,6 +171,64 @@ std::vector<EntryRef> Index::Sample(size_t n, std::mt19937_64& rng) const {
       break;
     }
   }
+  return out;
+}
+
+std::vector<EntryRef> Index::List(std::string_view prefix, std::string_view cursor,
+                                  size_t limit, bool* more) const {
+  // Each shard is read a run at a time into its own queue; a heap over the
+  // queues' heads yields the keys in order. A run is refilled from past the
+  // last key it held, so a shard is never locked for more than a run.
+  constexpr size_t kRun = 64;
+  struct Source {
+    std::vector<EntryRef> run;
+    size_t pos = 0;
+    bool done = false;  // no key of the prefix past the run
+  };
+  std::vector<Source> sources(shards_.size());
+  const size_t run = std::min(kRun, limit + 1);
+  auto fill = [&](size_t i) {
+    Source& src = sources[i];
+    std::string_view after = cursor;
+    std::string last;  // the run's last key, kept while the run is replaced
+    if (!src.run.empty()) {
+      last = src.run.back()->key;
+      after = last;
+    }
+    src.run.clear();
+    src.pos = 0;
+    const Shard& s = *shards_[i];
+    MutexLock lock(s.mu);
+    auto it = s.ordered.lower_bound(prefix);
+    if (!after.empty() && after >= prefix) it = s.ordered.upper_bound(after);
+    for (; it != s.ordered.end() && src.run.size() < run; ++it) {
+      if (!it->starts_with(prefix)) break;
+      src.run.push_back(s.map.find(*it)->second);
+    }
+    src.done = src.run.size() < run;
+  };
+  auto greater = [&](size_t a, size_t b) {
+    return sources[a].run[sources[a].pos]->key > sources[b].run[sources[b].pos]->key;
+  };
+  std::priority_queue<size_t, std::vector<size_t>, decltype(greater)> heads(greater);
+  for (size_t i = 0; i < sources.size(); ++i) {
+    fill(i);
+    if (!sources[i].run.empty()) heads.push(i);
+  }
+  std::vector<EntryRef> out;
+  while (!heads.empty() && out.size() < limit) {
+    const size_t i = heads.top();
+    heads.pop();
+    Source& src = sources[i];
+    out.push_back(src.run[src.pos++]);
+    if (src.pos == src.run.size()) {
+      if (src.done) continue;
+      fill(i);
+      if (src.run.empty()) continue;
+    }
+    heads.push(i);
+  }
+  if (more) *more = !heads.empty();
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,16 +34,25 @@ struct Entry {
   uint16_t home = 0;      // drive whose journal holds the entry
   std::vector<Extent> extents;
   std::vector<uint64_t> page_checksums;  // inline checksums (small values)
-  std::unique_ptr<std::byte[]> bytes;    // memory mode: the value itself
+  // Memory mode: the value itself, shared by the entries of a renamed key
+  // (its deleter gives the bytes back to the store's accounting, once).
+  std::shared_ptr<std::byte[]> bytes;
   // Whether the extents' pages are allocated to this entry (set before it is
   // published; during recovery, once allocation is rebuilt).
   bool allocated = false;
+  // Drive modes, a renamed value: the entry that owns its pages (it gives
+  // them back when the last entry renamed from it, and its last reader, are
+  // gone). Until a restart, after which the renamed entry owns them itself.
+  std::shared_ptr<const Entry> origin;
   // Coarse clock of the last access, for eviction. Relaxed: a hint only.
   mutable std::atomic<uint64_t> last_access{0};
   // Chosen by an evictor whose delete is on its way: other evictors pass it
   // over, so concurrent puts on a full drive do not evict the same space
   // twice.
   mutable std::atomic<bool> evicting{false};
+  // Drive modes: a rename of this entry is on its way. A second one finds
+  // the key gone (not_found), so two keys never own the same pages.
+  mutable std::atomic<bool> renaming{false};
   // Runs when the last reference goes: gives the storage back.
   std::function<void(Entry&)> release;
 
@@ -106,6 +116,15 @@ class Index {
   // Up to n entries picked at random (for sampled LRU eviction).
   std::vector<EntryRef> Sample(size_t n, std::mt19937_64& rng) const;
 
+  // Up to `limit` entries whose keys start with `prefix`, in key order,
+  // starting after `cursor` (empty: from the first). Each shard keeps its
+  // keys ordered; this merges the shards, taking each shard's lock only for
+  // a short run of its keys at a time, so no listing scans every key. Not a
+  // snapshot: a key published or removed meanwhile may or may not be seen.
+  // `more` is set when keys past the last one returned may follow.
+  std::vector<EntryRef> List(std::string_view prefix, std::string_view cursor, size_t limit,
+                             bool* more = nullptr) const;
+
  private:
   struct Hash {
     using is_transparent = void;
@@ -115,6 +134,8 @@ class Index {
     mutable Mutex mu;
     // The key views point into the entries' own key strings.
     std::unordered_map<std::string_view, EntryRef, Hash, std::equal_to<>> map GUARDED_BY(mu);
+    // The same keys in order (views into the entries' keys, as in map).
+    std::set<std::string_view> ordered GUARDED_BY(mu);
     std::unordered_map<std::string, Tombstone, Hash, std::equal_to<>> tombstones GUARDED_BY(mu);
   };
   void Bury(Shard& s, std::string_view key, uint64_t version, uint16_t home) REQUIRES(s.mu);

@@ -8,6 +8,8 @@
 #include <map>
 #include <random>
 
+#include <sys/mman.h>
+
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -286,8 +288,8 @@ class Store::Impl {
 
   // Gives an entry's storage back: DRAM bytes, or its drive pages (only on
   // drives still of the generation the pages were allocated in).
+  // (DRAM bytes go back through their own deleter: see OwnBytes.)
   void Release(Entry& e) {
-    if (e.bytes) mem_used.fetch_sub(e.value_size, std::memory_order_relaxed);
     if (!e.allocated) return;
     for (const Extent& x : e.extents) {
       if (x.drive >= drives.size()) continue;
@@ -471,9 +473,13 @@ class Store::Impl {
     uint64_t pages = 0;
     for (PendingOp* p : batch) {
       for (auto& o : p->ops) {
-        if (o.kind != OpKind::kPut || !o.entry || !o.entry->allocated) continue;
-        o.entry->allocated = false;  // unpublished: this leader's alone
-        for (const Extent& x : o.entry->extents) pages += uint64_t{x.pages} + x.table_pages;
+        if (o.kind != OpKind::kPut || !o.entry) continue;
+        // A rename's pages are its origin's, which is published: only its
+        // release reads the flag, after the last reference (this one too).
+        Entry& owner = o.entry->origin ? const_cast<Entry&>(*o.entry->origin) : *o.entry;
+        if (!owner.allocated) continue;
+        owner.allocated = false;  // unpublished, or see above
+        for (const Extent& x : owner.extents) pages += uint64_t{x.pages} + x.table_pages;
       }
     }
     if (pages > 0)
@@ -688,9 +694,9 @@ class Store::Impl {
     return {};
   }
 
-  // Memory mode: accounts for `size` bytes (evicting to make room) and
-  // returns an unpublished entry that holds them; dropping it gives them back.
-  Awaitable<Result<std::shared_ptr<Entry>>> ReserveMemory(std::string_view key, uint64_t size) {
+  // Memory mode: counts `size` more bytes as held, evicting to make room;
+  // no_space when they cannot be had.
+  Awaitable<Status> AccountMemory(uint64_t size) {
     const uint64_t cap = opt.memory_max_size;
     if (size > cap) co_return errc::no_space;
     const uint64_t high = static_cast<uint64_t>(cap * opt.high_watermark);
@@ -704,9 +710,26 @@ class Store::Impl {
       mem_used.fetch_sub(size);
       co_return errc::no_space;
     }
+    co_return Status{};
+  }
+
+  // Memory mode: `counted` bytes of mem_used that go with `p`: the last
+  // entry holding them (a renamed value has two for a while) frees them and
+  // uncounts them, so shared bytes are counted once.
+  std::shared_ptr<std::byte[]> OwnBytes(std::byte* p, uint64_t counted) {
+    return std::shared_ptr<std::byte[]>(p, [this, counted](std::byte* q) {
+      delete[] q;
+      mem_used.fetch_sub(counted, std::memory_order_relaxed);
+    });
+  }
+
+  // Memory mode: accounts for `size` bytes (evicting to make room) and
+  // returns an unpublished entry that holds them; dropping it gives them back.
+  Awaitable<Result<std::shared_ptr<Entry>>> ReserveMemory(std::string_view key, uint64_t size) {
+    MEMKV_CO_TRY(co_await AccountMemory(size));
     auto e = NewEntry(key);
     e->value_size = size;
-    e->bytes.reset(new std::byte[size]);
+    e->bytes = OwnBytes(new std::byte[size], size);
     co_return e;
   }
 
@@ -916,6 +939,48 @@ class Store::Impl {
     op.ops.push_back(std::move(o));
     auto st = co_await Commit(*drives[home], op);
     if (cache) cache->Erase(key);
+    co_return st;
+  }
+
+  // Renames a drive entry: one journal record on its home drive holds the
+  // put of `to` (the same extents and checksums) and the delete of its key,
+  // so a crash leaves the value under one key or the other, never both and
+  // never neither; the data is not touched. The new entry's pages stay
+  // owned by `e` (Entry::origin) until a restart.
+  Awaitable<Status> RenameDrives(std::string_view to, const EntryRef& e) {
+    if (e->renaming.exchange(true)) co_return errc::not_found;  // renamed by another
+    auto st = co_await RenameDrivesOnce(to, e);
+    if (!st) e->renaming.store(false);
+    co_return st;
+  }
+  Awaitable<Status> RenameDrivesOnce(std::string_view to, const EntryRef& e) {
+    const size_t home = e->home;
+    if (home >= drives.size() || !drives[home]->online.load()) co_return errc::unavailable;
+    for (const Extent& x : e->extents)
+      if (x.drive >= drives.size() || !drives[x.drive]->online.load() ||
+          drives[x.drive]->generation.load() != x.drive_generation)
+        co_return errc::unavailable;
+    auto moved = NewEntry(to);
+    moved->value_size = e->value_size;
+    moved->home = e->home;
+    moved->extents = e->extents;
+    moved->page_checksums = e->page_checksums;
+    moved->origin = e->origin ? e->origin : e;
+    PendingOp op;
+    PendingOp::Op put;
+    put.kind = OpKind::kPut;
+    put.key.assign(to);
+    put.value_size = moved->value_size;
+    put.extents = moved->extents;
+    put.checksums = moved->page_checksums;
+    put.entry = std::move(moved);  // its data is durable already: no data marks
+    op.ops.push_back(std::move(put));
+    PendingOp::Op del;
+    del.kind = OpKind::kDelete;
+    del.key = e->key;
+    op.ops.push_back(std::move(del));
+    auto st = co_await Commit(*drives[home], op);
+    if (cache) cache->Erase(e->key);
     co_return st;
   }
 
@@ -1347,6 +1412,39 @@ Awaitable<Status> Store::Delete(std::string_view key) {
   co_return co_await s.DeleteDrives(key, e);
 }
 
+Awaitable<Status> Store::Rename(std::string_view from, std::string_view to) {
+  Impl& s = *impl_;
+  MEMKV_CO_TRY(s.CheckKey(from));
+  MEMKV_CO_TRY(s.CheckKey(to));
+  if (s.closed.load()) co_return errc::closed;
+  EntryRef e = s.index.Find(from);
+  if (!e) co_return errc::not_found;
+  if (from == to) co_return Status{};
+  if (!s.memory()) co_return co_await s.RenameDrives(to, e);
+  // The same bytes under the new key, then the old key gone: a reader of
+  // either key sees the whole value or none, and a reader that pinned
+  // `from` keeps it. Published first, so the value is never under neither.
+  auto moved = s.NewEntry(to);
+  moved->value_size = e->value_size;
+  moved->page_checksums = e->page_checksums;
+  moved->bytes = e->bytes;
+  moved->version = s.next_version.fetch_add(1);
+  s.index.Publish(std::move(moved));
+  // Only the value that was renamed: a put to `from` since then stays.
+  s.index.RemoveIf(e);
+  co_return Status{};
+}
+
+bool Store::renames() const { return true; }
+
+Store::Listing Store::List(std::string_view prefix, std::string_view cursor, size_t limit) const {
+  Listing out;
+  const std::vector<EntryRef> found = impl_->index.List(prefix, cursor, limit, &out.more);
+  out.keys.reserve(found.size());
+  for (const EntryRef& e : found) out.keys.push_back({e->key, e->value_size, e->version});
+  return out;
+}
+
 // ---- a value written in pieces ----
 
 class Store::PendingPut::State {
@@ -1355,12 +1453,29 @@ class Store::PendingPut::State {
   std::shared_ptr<Entry> entry;  // unpublished until Commit
   uint64_t written = 0;
   bool committed = false;
+  // An open put (BeginOpenPut): its size is what has been written by Commit.
+  bool open = false;
   // Drive modes: the pages being filled and the extent they belong to.
   std::unique_ptr<AlignedBuffer> stage;
   uint64_t stage_fill = 0;    // bytes in stage
   size_t extent = 0;          // the extent being written
   uint64_t extent_page = 0;   // its pages already written
   std::vector<uint64_t> sums; // its page checksums so far
+  size_t next_drive = 0;      // an open put: where its next extent goes
+  // Memory mode, an open put: the reserved address space the value fills
+  // (pages are taken as they are touched) and the bytes of it counted in
+  // mem_used so far. Given back here unless Commit hands them to the entry.
+  std::byte* map = nullptr;
+  uint64_t map_len = 0;
+  uint64_t counted = 0;
+
+  State() = default;
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+  ~State() {
+    if (map) ::munmap(map, map_len);
+    if (counted) s->mem_used.fetch_sub(counted, std::memory_order_relaxed);
+  }
 
   // Writes the staged bytes (the last page zero-padded) to the current
   // extent, and the extent's checksum table once it is full.
@@ -1371,9 +1486,11 @@ class Store::PendingPut::State {
     if (stage_fill < pages * kPageSize)
       std::memset(stage->data() + stage_fill, 0, pages * kPageSize - stage_fill);
     for (uint64_t i = 0; i < pages; ++i) sums.push_back(Xxh3(stage->data() + i * kPageSize, kPageSize));
-    auto st = co_await d.dev->Write(d.DataOffset(x.page + extent_page),
-                                    stage->first(pages * kPageSize));
-    if (!st) co_return s->FailDrive(d, st.error(), "writing data");
+    if (pages > 0) {
+      auto st = co_await d.dev->Write(d.DataOffset(x.page + extent_page),
+                                      stage->first(pages * kPageSize));
+      if (!st) co_return s->FailDrive(d, st.error(), "writing data");
+    }
     extent_page += pages;
     stage_fill = 0;
     if (extent_page < x.pages) co_return Status{};
@@ -1393,6 +1510,43 @@ class Store::PendingPut::State {
     ++extent;
     co_return Status{};
   }
+
+  // An open put on drives: one more extent of a stripe unit (with its
+  // checksum table), on the next drive in service. Its pages are the
+  // entry's from here.
+  Awaitable<Status> Grow() {
+    if (next_drive >= s->drives.size()) co_return errc::unavailable;
+    Drive& d = *s->drives[next_drive];
+    Extent x;
+    x.drive = static_cast<uint16_t>(next_drive);
+    x.pages = static_cast<uint32_t>(s->stripe_pages);
+    x.table_pages = static_cast<uint16_t>(TablePagesFor(x.pages));
+    x.drive_generation = d.generation.load();
+    auto p = co_await s->AllocatePages(d, x.pages + x.table_pages);
+    if (!p) co_return errc::no_space;
+    x.page = *p;
+    entry->extents.push_back(x);
+    next_drive = s->NextOnline(next_drive + 1);
+    co_return Status{};
+  }
+
+  // An open put on drives, at Commit: the extent being filled is cut to the
+  // pages written (its table moves up behind them; the pages past it go
+  // back), then its last pages and its table are written.
+  Awaitable<Status> Seal() {
+    if (extent == entry->extents.size()) co_return Status{};  // ended on an extent's end
+    Extent& x = entry->extents[extent];
+    const uint64_t used = extent_page + PagesOf(stage_fill);
+    const auto table = static_cast<uint16_t>(TablePagesFor(used));
+    const uint64_t keep = used + table;
+    const uint64_t had = uint64_t{x.pages} + x.table_pages;
+    if (keep < had)
+      s->drives[x.drive]->alloc->FreeIn(x.drive_generation, x.page + keep,
+                                        static_cast<uint32_t>(had - keep));
+    x.pages = static_cast<uint32_t>(used);
+    x.table_pages = table;
+    co_return co_await Flush();
+  }
 };
 
 Store::PendingPut::PendingPut(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -1404,13 +1558,31 @@ uint64_t Store::PendingPut::written() const { return state_->written; }
 Awaitable<Status> Store::PendingPut::Append(Bytes bytes) {
   State& w = *state_;
   Entry& e = *w.entry;
-  if (w.committed || bytes.size() > e.value_size - w.written) co_return errc::range_out_of_bounds;
+  if (w.committed) co_return errc::range_out_of_bounds;
+  if (w.open) {
+    if (bytes.size() > w.s->opt.max_value_size - w.written) co_return errc::too_large;
+    if (w.map) {
+      // Counted a MiB at a time ahead of the bytes, against memory_max_size.
+      const uint64_t end = w.written + bytes.size();
+      if (end > w.counted) {
+        const uint64_t want = std::min(w.map_len, (end + (1u << 20) - 1) / (1u << 20) * (1u << 20));
+        MEMKV_CO_TRY(co_await w.s->AccountMemory(want - w.counted));
+        w.counted = want;
+      }
+      std::memcpy(w.map + w.written, bytes.data(), bytes.size());
+      w.written = end;
+      co_return Status{};
+    }
+  } else if (bytes.size() > e.value_size - w.written) {
+    co_return errc::range_out_of_bounds;
+  }
   if (e.bytes) {
     std::memcpy(e.bytes.get() + w.written, bytes.data(), bytes.size());
     w.written += bytes.size();
     co_return Status{};
   }
   while (!bytes.empty()) {
+    if (w.open && w.extent == e.extents.size()) MEMKV_CO_TRY(co_await w.Grow());
     const Extent& x = e.extents[w.extent];
     // Room in the stage, and in the extent past what is staged.
     const uint64_t extent_left = (x.pages - w.extent_page) * kPageSize - w.stage_fill;
@@ -1420,7 +1592,8 @@ Awaitable<Status> Store::PendingPut::Append(Bytes bytes) {
     w.stage_fill += take;
     w.written += take;
     bytes = bytes.subspan(take);
-    if (w.stage_fill == w.stage->size() || take == extent_left || w.written == e.value_size)
+    if (w.stage_fill == w.stage->size() || take == extent_left ||
+        (!w.open && w.written == e.value_size))
       MEMKV_CO_TRY(co_await w.Flush());
   }
   co_return Status{};
@@ -1428,8 +1601,28 @@ Awaitable<Status> Store::PendingPut::Append(Bytes bytes) {
 
 Awaitable<Status> Store::PendingPut::Commit() {
   State& w = *state_;
-  if (w.committed || w.written != w.entry->value_size) co_return errc::truncated;
+  if (w.committed) co_return errc::truncated;
+  if (w.open) {
+    if (w.written == 0) co_return errc::empty_value;
+    w.entry->value_size = w.written;
+  }
+  if (w.written != w.entry->value_size) co_return errc::truncated;
   w.committed = true;
+  if (w.map) {
+    // The address space past the value's last page goes back, and the
+    // count comes down to the value's size; the entry owns the rest.
+    const uint64_t keep = PagesOf(w.written) * kPageSize;
+    if (keep < w.map_len) ::munmap(w.map + keep, w.map_len - keep);
+    Store::Impl* s = w.s;
+    s->mem_used.fetch_sub(w.counted - w.written, std::memory_order_relaxed);
+    const uint64_t counted = w.written;
+    w.entry->bytes = std::shared_ptr<std::byte[]>(w.map, [s, keep, counted](std::byte* q) {
+      ::munmap(q, keep);
+      s->mem_used.fetch_sub(counted, std::memory_order_relaxed);
+    });
+    w.map = nullptr;
+    w.counted = 0;
+  }
   if (w.entry->bytes) {
     w.entry->page_checksums.resize(PiecesOf(w.entry->value_size));
     PieceSums(w.entry->bytes.get(), w.entry->value_size, w.entry->page_checksums.data());
@@ -1437,6 +1630,7 @@ Awaitable<Status> Store::PendingPut::Commit() {
     w.s->index.Publish(std::move(w.entry));
     co_return Status{};
   }
+  if (w.open) MEMKV_CO_TRY(co_await w.Seal());
   w.stage.reset();
   co_return co_await w.s->CommitDrives(std::move(w.entry));
 }
@@ -1484,6 +1678,35 @@ Awaitable<Result<std::unique_ptr<Store::PendingPut>>> Store::BeginPut(std::strin
     w->stage = std::make_unique<AlignedBuffer>(std::min(chunk_pages, largest) * kPageSize);
   }
   co_return std::make_unique<PendingPut>(std::move(w));
+}
+
+Result<std::unique_ptr<Store::PendingPut>> Store::BeginOpenPut(std::string_view key) {
+  Impl& s = *impl_;
+  MEMKV_TRY(s.CheckKey(key));
+  if (s.closed.load()) return errc::closed;
+  s.puts.fetch_add(1, std::memory_order_relaxed);
+  auto w = std::make_unique<PendingPut::State>();
+  w->s = &s;
+  w->open = true;
+  w->entry = s.NewEntry(key);
+  if (s.memory()) {
+    // Address space only: pages are taken as the bytes land, and counted
+    // (Append) before they are.
+    w->map_len = PagesOf(s.opt.max_value_size) * kPageSize;
+    void* p = ::mmap(nullptr, w->map_len, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return errc::no_space;
+    w->map = static_cast<std::byte*>(p);
+  } else {
+    const size_t home = s.NextOnline(s.FirstDrive(key));
+    if (home == s.drives.size()) return errc::unavailable;
+    w->entry->home = static_cast<uint16_t>(home);
+    w->entry->allocated = true;  // the extents, as Grow adds them
+    w->next_drive = home;
+    const uint64_t chunk_pages = std::max<uint64_t>(1, s.opt.staging_chunk / kPageSize);
+    w->stage = std::make_unique<AlignedBuffer>(std::min(chunk_pages, s.stripe_pages) * kPageSize);
+  }
+  return std::make_unique<PendingPut>(std::move(w));
 }
 
 Awaitable<std::vector<Status>> Store::PutBatch(std::span<const PutItem> items,

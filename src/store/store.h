@@ -119,12 +119,43 @@ class Store {
   // Removes a key durably; not_found if there was none.
   io::Awaitable<Status> Delete(std::string_view key);
 
+  // Renames a key: the value of `from` (its stored bytes, not a copy)
+  // becomes the value of `to`, replacing any value `to` had, then `from` is
+  // removed. not_found if `from` has no value. A reader that pinned `from`
+  // keeps its version. Drive modes: durable like a put, and atomic across a
+  // crash (one journal record holds the put of `to` and the delete of
+  // `from`): after a restart the value is under one key, never both.
+  io::Awaitable<Status> Rename(std::string_view from, std::string_view to);
+  bool renames() const;  // whether Rename is offered
+
+  // Keys by prefix, in key order: up to `limit` of those after `cursor`
+  // (exclusive; empty: from the first). `more` is set when keys past the
+  // last one returned may follow. Served from each index shard's ordered
+  // keys, never a scan of every key. No I/O.
+  struct KeyInfo {
+    std::string key;
+    uint64_t size = 0;
+    uint64_t version = 0;
+  };
+  struct Listing {
+    std::vector<KeyInfo> keys;
+    bool more = false;
+  };
+  Listing List(std::string_view prefix, std::string_view cursor, size_t limit) const;
+
   // A value written in pieces into its own allocation (a value streamed in
   // chunks): BeginPut allocates all of it, Append writes the next bytes in
   // order, Commit makes it visible (durably) once every byte is in. A
   // PendingPut dropped before Commit releases its space, and the key never
   // sees it. Used by one coroutine at a time; may outlive nothing but the
   // store.
+  //
+  // BeginOpenPut starts one whose size is not known: its storage grows as
+  // bytes are appended (memory mode: a reservation of max_value_size
+  // address space, counted against memory_max_size as it fills; drive
+  // modes: one stripe unit of pages at a time, the last one trimmed at
+  // Commit), Append past max_value_size is too_large, and Commit makes
+  // what was written the value (empty_value if nothing was).
   class PendingPut {
    public:
     class State;
@@ -133,7 +164,7 @@ class Store {
     PendingPut(const PendingPut&) = delete;
     PendingPut& operator=(const PendingPut&) = delete;
 
-    uint64_t size() const;
+    uint64_t size() const;  // an open put: 0 until Commit
     uint64_t written() const;
     // Writes the next bytes of the value (no more than size() - written()).
     io::Awaitable<Status> Append(Bytes bytes);
@@ -151,6 +182,7 @@ class Store {
     std::unique_ptr<State> state_;
   };
   io::Awaitable<Result<std::unique_ptr<PendingPut>>> BeginPut(std::string_view key, uint64_t size);
+  Result<std::unique_ptr<PendingPut>> BeginOpenPut(std::string_view key);
 
   // A value pinned for reading in pieces: every read of it sees the same
   // version, even when the key is overwritten or deleted meanwhile (its

@@ -70,5 +70,28 @@ TEST(PlanChunks, ProducesWhatTheSequencerAccepts) {
   EXPECT_TRUE(s.complete());
 }
 
+
+TEST(ChunkSequencer, AnOpenStreamEndsWhereItsLastChunkEnds) {
+  ChunkSequencer s = ChunkSequencer::Open();
+  ASSERT_TRUE(s.Accept({0, 0, 0, false}, 100));
+  ASSERT_TRUE(s.Accept({0, 1, 100, false}, 1 << 20));
+  EXPECT_FALSE(s.complete());
+  ASSERT_TRUE(s.Accept({0, 2, 100 + (1 << 20), true}, 7));
+  EXPECT_TRUE(s.complete());
+  EXPECT_EQ(s.received(), 100u + (1 << 20) + 7);
+  EXPECT_EQ(s.Accept({0, 3, 107 + (1 << 20), true}, 1).error(), errc::chunk_out_of_order);
+}
+
+TEST(ChunkSequencer, AnOpenStreamStillChecksSequenceAndOffset) {
+  ChunkSequencer gap = ChunkSequencer::Open();
+  ASSERT_TRUE(gap.Accept({0, 0, 0, false}, 10));
+  EXPECT_EQ(gap.Accept({0, 2, 10, false}, 10).error(), errc::chunk_out_of_order);
+  ChunkSequencer off = ChunkSequencer::Open();
+  ASSERT_TRUE(off.Accept({0, 0, 0, false}, 10));
+  EXPECT_EQ(off.Accept({0, 1, 11, true}, 10).error(), errc::chunk_out_of_order);
+  ChunkSequencer empty = ChunkSequencer::Open();
+  EXPECT_EQ(empty.Accept({0, 0, 0, true}, 0).error(), errc::chunk_overrun);
+}
+
 }  // namespace
 }  // namespace memkv::proto

@@ -84,6 +84,7 @@ TEST(Config, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.limits.max_sessions, 1024u);
   EXPECT_EQ(c.limits.max_regions_per_session, 64u);
   EXPECT_EQ(c.limits.stream_idle_seconds, 30u);
+  EXPECT_EQ(c.limits.max_open_streams_per_session, 16u);
   EXPECT_TRUE(c.admin.allowed_hosts.empty());
   EXPECT_EQ(c.admin.max_connections, 64u);
   EXPECT_EQ(c.admin.header_timeout_seconds, 10u);
@@ -151,6 +152,7 @@ limits:
   max_sessions: 300
   max_regions_per_session: 7
   stream_idle_seconds: 5
+  max_open_streams_per_session: 3
 admin:
   allowed_hosts: [memkv-01.example.com, dashboard.local]
   max_connections: 8
@@ -184,6 +186,7 @@ admin:
   EXPECT_EQ(c.limits.max_sessions, 300u);
   EXPECT_EQ(c.limits.max_regions_per_session, 7u);
   EXPECT_EQ(c.limits.stream_idle_seconds, 5u);
+  EXPECT_EQ(c.limits.max_open_streams_per_session, 3u);
   EXPECT_EQ(c.admin.allowed_hosts,
             (std::vector<std::string>{"memkv-01.example.com", "dashboard.local"}));
   EXPECT_EQ(c.admin.max_connections, 8u);

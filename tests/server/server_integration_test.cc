@@ -5,6 +5,8 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
+#include <tuple>
 #include <filesystem>
 #include <cinttypes>
 #include <fstream>
@@ -685,13 +687,12 @@ TEST_F(ServerTest, ASecondServerOnTheSameSocketIsRefusedAndNamesTheFirst) {
   EXPECT_TRUE(Ping(*c));
 }
 
-TEST_F(ServerTest, CapacityIsAnsweredAndMessagesNotOfferedYetAreUnsupported) {
+TEST_F(ServerTest, CapacityIsAnswered) {
   auto s = Start({"--mode", "memory", "--memory", "64MiB"});
   auto c = Tcp(*s);
   auto a = c->Attach();
   ASSERT_TRUE(a);
   EXPECT_TRUE(a->features & proto::kFeatureCapacity);
-  EXPECT_FALSE(a->features & proto::kFeatureList);
   ASSERT_EQ(Put(*c, {{"a", std::string(5000, 'a')}})[0], StatusCode::kOk);
   ASSERT_TRUE(c->Send(Opcode::kCapacity, {}, {}, 50));
   auto f = c->Recv();
@@ -702,14 +703,192 @@ TEST_F(ServerTest, CapacityIsAnsweredAndMessagesNotOfferedYetAreUnsupported) {
   EXPECT_GT(cap.total_bytes, 0u);
   EXPECT_GE(cap.used_bytes, 5000u);
   EXPECT_EQ(cap.keys, 1u);
+}
+
+// One List request: the keys (key, size, version) and the cursor.
+struct Listed {
+  StatusCode status = StatusCode::kOk;
+  std::vector<std::tuple<std::string, uint64_t, uint64_t>> keys;
+  std::string cursor;
+};
+Listed List(RawClient& c, const std::string& prefix, const std::string& cursor, uint32_t limit,
+            uint64_t id = 60) {
   proto::Buffer b;
-  proto::Encode(proto::ListRequest{"", "", 10}, b);
-  ASSERT_TRUE(c->Send(Opcode::kList, b, {}, 51));
-  f = c->Recv();
-  ASSERT_TRUE(f);
-  proto::ReplyHead h;
-  ASSERT_TRUE(proto::Decode(f->control, h));
-  EXPECT_EQ(h.status, StatusCode::kUnsupported);
+  proto::Encode(proto::ListRequest{prefix, cursor, limit}, b);
+  EXPECT_TRUE(c.Send(Opcode::kList, b, {}, id));
+  auto f = c.Recv();
+  EXPECT_TRUE(f);
+  Listed out;
+  if (!f) return out;
+  EXPECT_EQ(f->header.request_id, id);
+  proto::ListReply rep;
+  EXPECT_TRUE(proto::Decode(f->control, rep));
+  out.status = rep.head.status;
+  for (const auto& e : rep.entries) out.keys.emplace_back(std::string(e.key), e.value_size, e.version);
+  out.cursor = rep.cursor;
+  return out;
+}
+
+std::vector<StatusCode> Rename(RawClient& c, const std::vector<std::pair<std::string, std::string>>& moves,
+                               uint64_t id = 70) {
+  proto::RenameRequest req;
+  req.batch = {static_cast<uint32_t>(moves.size()), 0, static_cast<uint32_t>(moves.size())};
+  for (auto& [from, to] : moves) req.entries.push_back({from, to});
+  proto::Buffer b;
+  proto::Encode(req, b);
+  EXPECT_TRUE(c.Send(Opcode::kRename, b, {}, id));
+  auto f = c.Recv();
+  EXPECT_TRUE(f);
+  if (!f) return {};
+  proto::StatusReply rep;
+  EXPECT_TRUE(proto::Decode(f->control, rep));
+  if (rep.head.status != StatusCode::kOk) return {rep.head.status};
+  return rep.statuses;
+}
+
+TEST_F(ServerTest, ListPagesKeysByPrefixInOrderWithAnExclusiveCursor) {
+  auto s = Start({"--mode", "memory", "--memory", "64MiB"});
+  auto c = Tcp(*s);
+  auto a = c->Attach();
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(a->features & proto::kFeatureList);
+  std::vector<std::pair<std::string, std::string>> kv;
+  std::vector<std::string> want;
+  for (int i = 0; i < 25; ++i) {
+    const std::string k = "dir/" + std::to_string(1000 - i * 13);
+    kv.emplace_back(k, std::string(10 + i, 'v'));
+    want.push_back(k);
+  }
+  kv.emplace_back("dir", "not under dir/");
+  kv.emplace_back("dis", "after the prefix");
+  ASSERT_EQ(Put(*c, kv).size(), kv.size());
+  std::sort(want.begin(), want.end());
+
+  std::vector<std::string> got;
+  std::string cursor;
+  int pages = 0;
+  do {
+    Listed l = List(*c, "dir/", cursor, 10, 60 + pages);
+    ASSERT_EQ(l.status, StatusCode::kOk);
+    ASSERT_LE(l.keys.size(), 10u);
+    for (auto& [k, size, version] : l.keys) {
+      got.push_back(k);
+      const size_t i = std::find_if(kv.begin(), kv.end(), [&](auto& p) { return p.first == k; }) - kv.begin();
+      EXPECT_EQ(size, kv[i].second.size()) << k;
+      EXPECT_GT(version, 0u);
+    }
+    // The cursor is the last key returned while more may follow.
+    if (!l.cursor.empty()) EXPECT_EQ(l.cursor, std::get<0>(l.keys.back()));
+    cursor = l.cursor;
+    ++pages;
+  } while (!cursor.empty() && pages < 10);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(pages, 3);
+
+  // A deleted key is gone from the listing; a replaced one is listed once
+  // with its new size.
+  proto::Buffer b;
+  proto::Encode(proto::KeysRequest{{1, 0, 1}, {want[0]}}, b);
+  ASSERT_TRUE(c->Send(Opcode::kDelete, b, {}, 80));
+  ASSERT_TRUE(c->Recv());
+  ASSERT_EQ(Put(*c, {{want[1], "x"}})[0], StatusCode::kOk);
+  Listed l = List(*c, "dir/", "", 2);
+  ASSERT_EQ(l.keys.size(), 2u);
+  EXPECT_EQ(std::get<0>(l.keys[0]), want[1]);
+  EXPECT_EQ(std::get<1>(l.keys[0]), 1u);
+  EXPECT_EQ(l.cursor, want[2]);
+  // A limit past the cap is served (capped).
+  l = List(*c, "", "", 4000000000u);
+  EXPECT_EQ(l.status, StatusCode::kOk);
+  EXPECT_EQ(l.keys.size(), 26u);
+  EXPECT_TRUE(l.cursor.empty());
+}
+
+TEST_F(ServerTest, ListCapsAReplyAtTenThousandKeys) {
+  auto s = Start({"--mode", "memory", "--memory", "256MiB"});
+  auto c = Tcp(*s);
+  ASSERT_TRUE(c->Attach());
+  for (int batch = 0; batch < 11; ++batch) {
+    std::vector<std::pair<std::string, std::string>> kv;
+    for (int i = 0; i < 1000; ++i) {
+      char k[16];
+      std::snprintf(k, sizeof k, "k%05d", batch * 1000 + i);
+      kv.emplace_back(k, "v");
+    }
+    ASSERT_EQ(Put(*c, kv, 100 + batch).size(), kv.size());
+  }
+  Listed l = List(*c, "k", "", 50000);
+  ASSERT_EQ(l.status, StatusCode::kOk);
+  ASSERT_EQ(l.keys.size(), 10000u);
+  EXPECT_EQ(std::get<0>(l.keys.back()), "k09999");
+  EXPECT_EQ(l.cursor, "k09999");
+  l = List(*c, "k", l.cursor, 50000);
+  ASSERT_EQ(l.keys.size(), 1000u);
+  EXPECT_EQ(std::get<0>(l.keys.front()), "k10000");
+  EXPECT_TRUE(l.cursor.empty());
+}
+
+TEST_F(ServerTest, RenameMovesValuesInMemoryModeWithAStatusPerEntry) {
+  auto s = Start({"--mode", "memory", "--memory", "64MiB"});
+  auto c = Tcp(*s);
+  auto a = c->Attach();
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(a->features & proto::kFeatureRename);
+  const std::string big(300000, 'b');
+  ASSERT_EQ(Put(*c, {{"tmp/a", big}, {"tmp/b", "bee"}, {"final/b", "old"}}).size(), 3u);
+  const auto st = Rename(*c, {{"tmp/a", "final/a"}, {"tmp/b", "final/b"}, {"tmp/none", "final/c"}});
+  ASSERT_EQ(st.size(), 3u);
+  EXPECT_EQ(st[0], StatusCode::kOk);
+  EXPECT_EQ(st[1], StatusCode::kOk);
+  EXPECT_EQ(st[2], StatusCode::kNotFound);
+  const auto got = Get(*c, {"final/a", "final/b", "tmp/a", "tmp/b", "final/c"});
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_EQ(got[0].second, big);
+  EXPECT_EQ(got[1].second, "bee");  // replaced
+  EXPECT_EQ(got[2].first, StatusCode::kNotFound);
+  EXPECT_EQ(got[3].first, StatusCode::kNotFound);
+  EXPECT_EQ(got[4].first, StatusCode::kNotFound);
+  Listed l = List(*c, "", "", 10);
+  ASSERT_EQ(l.keys.size(), 2u);
+  EXPECT_EQ(std::get<0>(l.keys[0]), "final/a");
+  EXPECT_EQ(std::get<0>(l.keys[1]), "final/b");
+}
+
+TEST_F(ServerTest, RenameMovesValuesInFileModeAndTheyStayMovedAfterARestart) {
+  const std::string d0 = dir_.path().string() + "/d0.img";
+  ASSERT_EQ(std::system((std::string(MEMKV_BINARY) + " drive init " + d0 + " --size 64MiB 2>/dev/null").c_str()), 0);
+  const std::string cfg = dir_.path().string() + "/config.yaml";
+  ASSERT_EQ(std::system((std::string(MEMKV_BINARY) + " setup --drives " + d0 + " > " + cfg + " 2>/dev/null").c_str()), 0);
+  const std::vector<std::string> args = {"--config", cfg, "--set", "network.auth_key=", "--set",
+                                         "network.allow_unauthenticated=true"};
+  const std::string big(300000, 'b');
+  {
+    auto s = Start(args);
+    auto c = Tcp(*s);
+    auto a = c->Attach();
+    ASSERT_TRUE(a);
+    EXPECT_TRUE(a->features & proto::kFeatureRename);
+    EXPECT_TRUE(a->features & proto::kFeatureList);
+    EXPECT_TRUE(a->features & proto::kFeatureOpenStream);
+    ASSERT_EQ(Put(*c, {{"from", big}, {"to", "old"}}).size(), 2u);
+    const auto st = Rename(*c, {{"from", "to"}, {"none", "x"}});
+    ASSERT_EQ(st.size(), 2u);
+    EXPECT_EQ(st[0], StatusCode::kOk);
+    EXPECT_EQ(st[1], StatusCode::kNotFound);
+    const auto got = Get(*c, {"from", "to"});
+    EXPECT_EQ(got[0].first, StatusCode::kNotFound);
+    EXPECT_EQ(got[1].second, big);
+    ::kill(s->pid(), SIGKILL);  // no shutdown, no checkpoint: the journal alone
+  }
+  auto s = Start(args);
+  auto c = Tcp(*s);
+  ASSERT_TRUE(c->Attach());
+  const auto got = Get(*c, {"from", "to"});
+  EXPECT_EQ(got[0].first, StatusCode::kNotFound);
+  EXPECT_EQ(got[1].second, big);
+  Listed l = List(*c, "", "", 10);
+  ASSERT_EQ(l.keys.size(), 1u);
+  EXPECT_EQ(std::get<0>(l.keys[0]), "to");
 }
 
 }  // namespace

@@ -280,5 +280,223 @@ TEST_F(StreamTest, ChunkOutOfSequenceFailsThePutWithItsOwnStatus) {
   EXPECT_EQ((*exists)[1].status, StatusCode::kNotFound);
 }
 
+
+// ---- open streams: values whose length is known only at their last chunk ----
+
+void SendOpenHead(RawClient& c, const std::string& key, uint64_t id) {
+  proto::BatchWriteRequest req;
+  req.batch = {1, 0, 1};
+  req.entries.push_back({key, 0, 0, {proto::LocationKind::kOpenStream}});
+  proto::Buffer control;
+  proto::Encode(req, control);
+  ASSERT_TRUE(c.Send(Opcode::kBatchWrite, control, {}, id));
+}
+
+// Sends `v` as an open stream's chunks of `chunk` bytes, the last one with
+// `checksum`; stops after `stop_after` chunks if given.
+void SendOpenChunks(RawClient& c, const std::vector<std::byte>& v, uint64_t chunk,
+                    std::optional<uint64_t> checksum, uint64_t id,
+                    std::optional<uint32_t> stop_after = std::nullopt) {
+  uint32_t seq = 0;
+  for (uint64_t off = 0; off < v.size(); off += chunk, ++seq) {
+    if (stop_after && seq == *stop_after) return;
+    const uint64_t n = std::min(chunk, v.size() - off);
+    proto::ChunkHeader h{0, seq, off, off + n == v.size()};
+    if (h.last) h.checksum = checksum;
+    SendChunk(c, h, proto::Bytes(v.data() + off, n), id);
+  }
+}
+
+StatusCode WriteStatus(RawClient& c, uint64_t id) {
+  auto f = c.Recv();
+  EXPECT_TRUE(f) << "no reply";
+  if (!f) return StatusCode::kInternal;
+  EXPECT_EQ(f->header.request_id, id);
+  proto::StatusReply rep;
+  EXPECT_TRUE(proto::Decode(f->control, rep));
+  if (rep.head.status != StatusCode::kOk) return rep.head.status;
+  EXPECT_EQ(rep.statuses.size(), 1u);
+  return rep.statuses.empty() ? StatusCode::kInternal : rep.statuses[0];
+}
+
+uint64_t UsedBytes(RawClient& c, uint64_t id) {
+  EXPECT_TRUE(c.Send(Opcode::kCapacity, {}, {}, id));
+  auto f = c.Recv();
+  EXPECT_TRUE(f);
+  if (!f) return UINT64_MAX;
+  proto::CapacityReply cap;
+  EXPECT_TRUE(proto::Decode(f->control, cap));
+  return cap.used_bytes;
+}
+
+class OpenStreamTest : public StreamTest {
+ protected:
+  // Open streams of several sizes (one chunk, several, a short last one),
+  // read back whole and in a range through the client library.
+  void RoundTrip() {
+    auto raw = std::make_unique<RawClient>(ConnectTcp(server_->port()));
+    auto a = raw->Attach();
+    ASSERT_TRUE(a);
+    EXPECT_TRUE(a->features & proto::kFeatureOpenStream);
+    std::vector<std::pair<std::string, std::shared_ptr<std::vector<std::byte>>>> values = {
+        {"one-byte", Value(1, 1)}, {"small", Value(5000, 2)}, {"multi", Value(20 * kMiB + 123, 3)}};
+    uint64_t id = 30;
+    for (auto& [k, v] : values) {
+      SendOpenHead(*raw, k, id);
+      SendOpenChunks(*raw, *v, 3 * kMiB, Xxh3(*v), id);
+      EXPECT_EQ(WriteStatus(*raw, id), StatusCode::kOk) << k;
+      ++id;
+    }
+    client::Connection conn = Connect();
+    for (auto& [k, v] : values) {
+      std::vector<std::byte> got(v->size());
+      auto r = conn.Get({{k, 0, 0, got}});
+      ASSERT_TRUE(r) << r.error().message();
+      EXPECT_EQ((*r)[0].status, StatusCode::kOk) << k;
+      EXPECT_EQ((*r)[0].value_size, v->size()) << k;
+      EXPECT_TRUE(got == *v) << k;
+    }
+    const auto& multi = *values[2].second;
+    const uint64_t off = 3 * kMiB - 11, len = 7 * kMiB;
+    std::vector<std::byte> range(len);
+    auto r = conn.Get({{"multi", off, len, range}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ((*r)[0].status, StatusCode::kOk);
+    EXPECT_TRUE(std::memcmp(range.data(), multi.data() + off, len) == 0);
+  }
+};
+
+TEST_F(OpenStreamTest, RoundTripsInMemoryMode) {
+  StartServer(false);
+  RoundTrip();
+}
+
+TEST_F(OpenStreamTest, RoundTripsInFileMode) {
+  StartServer(true);
+  RoundTrip();
+}
+
+TEST_F(OpenStreamTest, AWrongOrMissingChecksumPublishesNothingAndFreesItsSpace) {
+  StartServer(false, {}, "128MiB");
+  auto raw = std::make_unique<RawClient>(ConnectTcp(server_->port()));
+  ASSERT_TRUE(raw->Attach());
+  auto v = Value(10 * kMiB + 5, 4);
+  SendOpenHead(*raw, "wrong", 40);
+  SendOpenChunks(*raw, *v, 4 * kMiB, Xxh3(*v) ^ 1, 40);
+  EXPECT_EQ(WriteStatus(*raw, 40), StatusCode::kChecksumMismatch);
+  SendOpenHead(*raw, "missing", 41);
+  SendOpenChunks(*raw, *v, 4 * kMiB, std::nullopt, 41);
+  EXPECT_EQ(WriteStatus(*raw, 41), StatusCode::kChecksumMismatch);
+  EXPECT_EQ(UsedBytes(*raw, 42), 0u);
+  client::Connection conn = Connect();
+  auto exists = conn.Exists({"wrong", "missing"});
+  ASSERT_TRUE(exists);
+  EXPECT_EQ((*exists)[0].status, StatusCode::kNotFound);
+  EXPECT_EQ((*exists)[1].status, StatusCode::kNotFound);
+}
+
+TEST_F(OpenStreamTest, AValuePastMaxValueSizeIsTooLargeAndTheConnectionGoesOn) {
+  StartServer(false, {"--set", "limits.max_value_size=16777216"}, "128MiB");
+  auto raw = std::make_unique<RawClient>(ConnectTcp(server_->port()));
+  ASSERT_TRUE(raw->Attach());
+  auto v = Value(24 * kMiB, 5);
+  SendOpenHead(*raw, "big", 50);
+  SendOpenChunks(*raw, *v, 4 * kMiB, Xxh3(*v), 50);
+  EXPECT_EQ(WriteStatus(*raw, 50), StatusCode::kTooLarge);
+  EXPECT_EQ(UsedBytes(*raw, 51), 0u);
+  // Exactly the limit is fine.
+  auto fits = Value(16 * kMiB, 6);
+  SendOpenHead(*raw, "fits", 52);
+  SendOpenChunks(*raw, *fits, 4 * kMiB, Xxh3(*fits), 52);
+  EXPECT_EQ(WriteStatus(*raw, 52), StatusCode::kOk);
+  EXPECT_EQ(UsedBytes(*raw, 53), 16 * kMiB);
+  client::Connection conn = Connect();
+  auto exists = conn.Exists({"big", "fits"});
+  ASSERT_TRUE(exists);
+  EXPECT_EQ((*exists)[0].status, StatusCode::kNotFound);
+  EXPECT_EQ((*exists)[1].status, StatusCode::kOk);
+}
+
+TEST_F(OpenStreamTest, ACutMidStreamLeavesNothing) {
+  for (bool file_mode : {false, true}) {
+    SCOPED_TRACE(file_mode ? "file mode" : "memory mode");
+    server_.reset();
+    StartServer(file_mode, {}, "128MiB");
+    auto v = Value(40 * kMiB, 7);
+    uint64_t used_before = 0;
+    {
+      auto raw = std::make_unique<RawClient>(ConnectTcp(server_->port()));
+      ASSERT_TRUE(raw->Attach());
+      used_before = UsedBytes(*raw, 60);
+      SendOpenHead(*raw, "cut", 61);
+      SendOpenChunks(*raw, *v, 8 * kMiB, Xxh3(*v), 61, 3);  // 3 of 5 chunks
+      // In: the server has taken what came (a Ping answered after them).
+      proto::Buffer b;
+      proto::Encode(proto::Ping{7}, b);
+      ASSERT_TRUE(raw->Send(Opcode::kPing, b, {}, 62));
+      ASSERT_TRUE(raw->Recv());
+      EXPECT_GE(UsedBytes(*raw, 63), used_before + 24 * kMiB);
+    }
+    // The cut session is released, and with it everything the stream took.
+    auto raw = std::make_unique<RawClient>(ConnectTcp(server_->port()));
+    ASSERT_TRUE(raw->Attach());
+    uint64_t used = UsedBytes(*raw, 64);
+    for (int i = 0; i < 200 && used != used_before; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      used = UsedBytes(*raw, 65 + i);
+    }
+    EXPECT_EQ(used, used_before);
+    client::Connection conn = Connect();
+    auto exists = conn.Exists({"cut"});
+    ASSERT_TRUE(exists);
+    EXPECT_EQ((*exists)[0].status, StatusCode::kNotFound);
+  }
+}
+
+TEST_F(OpenStreamTest, OpenStreamsPerSessionAreLimited) {
+  StartServer(false, {"--set", "limits.max_open_streams_per_session=1"});
+  auto raw = std::make_unique<RawClient>(ConnectTcp(server_->port()));
+  ASSERT_TRUE(raw->Attach());
+  auto v = Value(2 * kMiB, 8);
+  SendOpenHead(*raw, "first", 70);
+  SendOpenChunks(*raw, *v, kMiB, Xxh3(*v), 70, 1);  // half of it
+  SendOpenHead(*raw, "second", 71);
+  EXPECT_EQ(WriteStatus(*raw, 71), StatusCode::kBusy);
+  // The first goes on; the second's chunks are read and dropped.
+  SendChunk(*raw, {0, 1, kMiB, true, Xxh3(*v)}, proto::Bytes(v->data() + kMiB, kMiB), 70);
+  EXPECT_EQ(WriteStatus(*raw, 70), StatusCode::kOk);
+  SendChunk(*raw, {0, 0, 0, true, Xxh3(*v)}, proto::Bytes(v->data(), v->size()), 71);
+  // Decided, it no longer counts: another one is taken.
+  SendOpenHead(*raw, "third", 72);
+  SendOpenChunks(*raw, *v, kMiB, Xxh3(*v), 72);
+  EXPECT_EQ(WriteStatus(*raw, 72), StatusCode::kOk);
+  client::Connection conn = Connect();
+  auto exists = conn.Exists({"first", "second", "third"});
+  ASSERT_TRUE(exists);
+  EXPECT_EQ((*exists)[0].status, StatusCode::kOk);
+  EXPECT_EQ((*exists)[1].status, StatusCode::kNotFound);
+  EXPECT_EQ((*exists)[2].status, StatusCode::kOk);
+}
+
+TEST_F(OpenStreamTest, AValueOfThreeHundredMiBStreamsThrough) {
+  StartServer(false, {}, "512MiB");
+  auto v = Value(300 * kMiB + 4097, 9);
+  {
+    auto raw = std::make_unique<RawClient>(ConnectTcp(server_->port()));
+    ASSERT_TRUE(raw->Attach());
+    SendOpenHead(*raw, "huge", 80);
+    SendOpenChunks(*raw, *v, proto::kStreamChunkSize, Xxh3(*v), 80);
+    ASSERT_EQ(WriteStatus(*raw, 80), StatusCode::kOk);
+    // Counted as its size, not as the reservation it grew in.
+    EXPECT_EQ(UsedBytes(*raw, 81), v->size());
+  }
+  client::Connection conn = Connect();
+  std::vector<std::byte> got(v->size());
+  auto r = conn.Get({{"huge", 0, 0, got}});
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ((*r)[0].status, StatusCode::kOk);
+  EXPECT_TRUE(got == *v);
+}
+
 }  // namespace
 }  // namespace memkv::testing

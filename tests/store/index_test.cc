@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace memkv::store {
 namespace {
@@ -115,6 +118,82 @@ TEST(Index, ConcurrentWritersAndReadersAgree) {
     const uint64_t last_i = 4500 + i;
     EXPECT_EQ(idx.Find("k" + std::to_string(i))->version, last_i * 4 + 4);
   }
+}
+
+
+std::vector<std::string> Keys(const std::vector<EntryRef>& es) {
+  std::vector<std::string> out;
+  for (const EntryRef& e : es) out.push_back(e->key);
+  return out;
+}
+
+TEST(Index, ListIsInKeyOrderByPrefixAfterAnExclusiveCursor) {
+  Index idx(8);
+  for (const char* k : {"b/1", "a/03", "a", "a/01", "a/10", "a/02", "ab", "c"}) idx.Publish(Make(k, 1));
+  bool more = false;
+  EXPECT_EQ(Keys(idx.List("a/", "", 2, &more)), (std::vector<std::string>{"a/01", "a/02"}));
+  EXPECT_TRUE(more);
+  EXPECT_EQ(Keys(idx.List("a/", "a/02", 2, &more)), (std::vector<std::string>{"a/03", "a/10"}));
+  EXPECT_FALSE(more);  // no key of the prefix past a/10
+  EXPECT_EQ(Keys(idx.List("a/", "a/10", 2, &more)), std::vector<std::string>{});
+  EXPECT_FALSE(more);
+  // A cursor that is not a key, and one before the prefix's keys.
+  EXPECT_EQ(Keys(idx.List("a/", "a/025", 1, &more)), std::vector<std::string>{"a/03"});
+  EXPECT_TRUE(more);
+  EXPECT_EQ(Keys(idx.List("a/", "0", 1, &more)), std::vector<std::string>{"a/01"});
+  EXPECT_EQ(Keys(idx.List("", "", 100, &more)),
+            (std::vector<std::string>{"a", "a/01", "a/02", "a/03", "a/10", "ab", "b/1", "c"}));
+  EXPECT_FALSE(more);
+  EXPECT_EQ(Keys(idx.List("z", "", 100, &more)), std::vector<std::string>{});
+}
+
+TEST(Index, ListFollowsReplaceAndEveryKindOfRemoval) {
+  Index idx(4);
+  auto a1 = Make("a", 1);
+  idx.Publish(a1);
+  idx.Publish(Make("b", 1));
+  idx.Publish(Make("c", 1));
+  idx.Publish(Make("d", 1));
+  // Replaced: listed once, as the new entry, and the old entry's string may
+  // go (the ordered set must view the new one's).
+  idx.Publish(Make("a", 2));
+  a1.reset();
+  auto listed = idx.List("", "", 10);
+  ASSERT_EQ(Keys(listed), (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_EQ(listed[0]->version, 2u);
+  listed.clear();
+  idx.Remove("b", 5, 0);
+  EXPECT_TRUE(idx.RemoveIf(idx.Find("c")));
+  EXPECT_TRUE(idx.Drop(idx.Find("d")));
+  EXPECT_EQ(Keys(idx.List("", "", 10)), std::vector<std::string>{"a"});
+  // Removed keys come back in order when published again.
+  idx.Publish(Make("c", 9));
+  idx.Publish(Make("b", 9));
+  EXPECT_EQ(Keys(idx.List("", "", 10)), (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST(Index, ListPagesThroughManyKeysAcrossShardsWithoutLosingOrDuplicating) {
+  Index idx(64);
+  std::vector<std::string> want;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string k = "p/" + std::to_string(i * 7919 % 3001);
+    idx.Publish(Make(k, 1));
+    want.push_back(k);
+    idx.Publish(Make("q/" + std::to_string(i), 1));  // another prefix, interleaved
+  }
+  std::sort(want.begin(), want.end());
+  std::vector<std::string> got;
+  std::string cursor;
+  for (int pages = 0;; ++pages) {
+    ASSERT_LT(pages, 1000);
+    bool more = false;
+    auto page = idx.List("p/", cursor, 97, &more);
+    for (const auto& e : page) got.push_back(e->key);
+    if (!more) break;
+    ASSERT_EQ(page.size(), 97u);
+    cursor = page.back()->key;
+  }
+  EXPECT_EQ(got, want);
 }
 
 }  // namespace

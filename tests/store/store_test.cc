@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <vector>
+#include <thread>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -12,6 +15,7 @@
 #include <set>
 #include <string>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -1086,6 +1090,379 @@ TEST_F(DriveFailureTest, AKeyThatMovedBackToAResetDriveStaysDeleted) {
     ExpectNewest(**s, newest, false);
     ASSERT_TRUE(RunSync(ctx_, (*s)->Checkpoint()));
   }
+}
+
+
+// ---- List, Rename, open puts ----
+
+std::vector<std::string> KeysOf(const Store::Listing& l) {
+  std::vector<std::string> out;
+  for (const auto& k : l.keys) out.push_back(k.key);
+  return out;
+}
+
+TEST_F(StoreTest, ListGivesKeysByPrefixInOrderWithSizesVersionsAndACursor) {
+  auto s = Open({});
+  ASSERT_TRUE(s);
+  Store& st = **s;
+  for (const char* k : {"run/2/b", "run/1/a", "run/1/c", "other", "run/1/b", "run/10/a"})
+    ASSERT_TRUE(Put(st, k, std::string(std::strlen(k), 'x')));
+  auto l = st.List("run/1/", "", 2);
+  EXPECT_EQ(KeysOf(l), (std::vector<std::string>{"run/1/a", "run/1/b"}));
+  EXPECT_TRUE(l.more);
+  EXPECT_EQ(l.keys[0].size, 7u);
+  EXPECT_EQ(l.keys[0].version, st.Stat("run/1/a")->version);
+  l = st.List("run/1/", "run/1/b", 2);
+  EXPECT_EQ(KeysOf(l), std::vector<std::string>{"run/1/c"});
+  EXPECT_FALSE(l.more);
+  // Replace and delete show at once.
+  ASSERT_TRUE(Put(st, "run/1/a", "longer value"));
+  ASSERT_TRUE(RunSync(ctx_, st.Delete("run/1/b")));
+  l = st.List("run/1", "", 10);
+  EXPECT_EQ(KeysOf(l), (std::vector<std::string>{"run/1/a", "run/1/c", "run/10/a"}));
+  EXPECT_EQ(l.keys[0].size, 12u);
+  EXPECT_EQ(l.keys[0].version, st.Stat("run/1/a")->version);
+}
+
+TEST_F(StoreTest, ListSeesDriveEntriesAfterAReopen) {
+  auto a = NewMedium(64 << 20, "a"), b = NewMedium(64 << 20, "b");
+  Format({a, b}, 1 << 20);
+  std::vector<std::string> want;
+  {
+    auto s = Open({a, b});
+    ASSERT_TRUE(s);
+    for (int i = 0; i < 50; ++i) {
+      const std::string k = "k" + std::to_string(100 + i);
+      ASSERT_TRUE(Put(**s, k, Value(100 + i, i)));
+      if (i % 5 != 0) want.push_back(k);
+    }
+    for (int i = 0; i < 50; i += 5) ASSERT_TRUE(RunSync(ctx_, (*s)->Delete("k" + std::to_string(100 + i))));
+  }
+  auto s = Open({a, b});
+  ASSERT_TRUE(s);
+  std::vector<std::string> got;
+  std::string cursor;
+  for (;;) {
+    auto l = (*s)->List("k", cursor, 7);
+    for (const auto& k : l.keys) {
+      got.push_back(k.key);
+      EXPECT_EQ(k.size, (*s)->Stat(k.key)->size);
+    }
+    if (!l.more) break;
+    cursor = l.keys.back().key;
+  }
+  EXPECT_EQ(got, want);
+}
+
+TEST_F(StoreTest, RenameMovesTheValueWithoutCopyingAndAPinnedReaderKeepsItsVersion) {
+  auto s = Open({});
+  ASSERT_TRUE(s);
+  Store& st = **s;
+  const std::string v = Value(1 << 20, 7);
+  ASSERT_TRUE(Put(st, "from", v));
+  ASSERT_TRUE(Put(st, "to", "old value of to"));
+  const uint64_t used = st.stats().memory_used;
+  auto pinned = st.Pin("from");
+  ASSERT_TRUE(pinned);
+  ASSERT_TRUE(RunSync(ctx_, st.Rename("from", "to")));
+  EXPECT_EQ(Get(st, "to").value(), v);
+  EXPECT_EQ(Get(st, "from").error(), errc::not_found);
+  EXPECT_GT(st.Stat("to")->version, pinned->version);
+  // The bytes are shared, and counted once: "to"'s old value went.
+  EXPECT_EQ(st.stats().memory_used, used - 15);
+  // The reader that pinned "from" reads its version still, whole.
+  std::string out(v.size(), '\0');
+  auto r = RunSync(ctx_, st.Get(*pinned, 0, std::span(reinterpret_cast<std::byte*>(out.data()), out.size())));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(out, v);
+  // Overwriting the new key frees the bytes only once the pin goes.
+  ASSERT_TRUE(Put(st, "to", "x"));
+  EXPECT_EQ(st.stats().memory_used, v.size() + 1);
+  *pinned = {};
+  EXPECT_EQ(st.stats().memory_used, 1u);
+  EXPECT_EQ(RunSync(ctx_, st.Rename("missing", "y")).error(), errc::not_found);
+  EXPECT_EQ(Get(st, "y").error(), errc::not_found);
+  ASSERT_TRUE(RunSync(ctx_, st.Rename("to", "to")));
+  EXPECT_EQ(Get(st, "to").value(), "x");
+  EXPECT_EQ(KeysOf(st.List("", "", 10)), std::vector<std::string>{"to"});
+}
+
+TEST_F(StoreTest, RenameUnderConcurrentReadersOfTheOldKey) {
+  auto s = Open({});
+  ASSERT_TRUE(s);
+  Store& st = **s;
+  const std::string v = Value(256 << 10, 3);
+  ASSERT_TRUE(Put(st, "k0", v));
+  // Readers on other threads read whatever key holds the value; the value
+  // moves k0 -> k1 -> ... while they read: each read is the whole value or
+  // a miss, never other bytes.
+  std::atomic<bool> stop{false};
+  std::atomic<int> hits{0}, bad{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] {
+      asio::io_context ctx;
+      std::string out(v.size(), '\0');
+      for (int i = t; !stop.load(); ++i) {
+        auto p = st.Pin("k" + std::to_string(i % 50));
+        if (!p) continue;
+        auto r = RunSync(ctx, st.Get(*p, 0, std::span(reinterpret_cast<std::byte*>(out.data()), out.size())));
+        if (!r || out != v) ++bad;
+        else ++hits;
+      }
+    });
+  }
+  for (int i = 0; i < 2000; ++i)
+    ASSERT_TRUE(RunSync(ctx_, st.Rename("k" + std::to_string(i % 50), "k" + std::to_string((i + 1) % 50))));
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(Get(st, "k0").value(), v);  // 2000 moves of 50 keys: back where it began
+  EXPECT_EQ(st.stats().keys, 1u);
+  EXPECT_EQ(st.stats().memory_used, v.size());
+}
+
+TEST_F(StoreTest, RenameOnDrivesMovesTheValueDurablyWithoutCopyingIt) {
+  auto a = NewMedium(64 << 20, "a"), b = NewMedium(64 << 20, "b");
+  Format({a, b}, 1 << 20);
+  const std::string v = Value((3 << 20) + 999, 11), small = Value(100, 12);
+  uint64_t used = 0;
+  {
+    auto s = Open({a, b});
+    ASSERT_TRUE(s);
+    Store& st = **s;
+    EXPECT_TRUE(st.renames());
+    ASSERT_TRUE(Put(st, "from", v));
+    ASSERT_TRUE(Put(st, "to", small));
+    ASSERT_TRUE(Put(st, "s1", small));
+    auto pinned = st.Pin("from");
+    ASSERT_TRUE(pinned);
+    const auto before = st.stats();
+    ASSERT_TRUE(RunSync(ctx_, st.Rename("from", "to")));
+    ASSERT_TRUE(RunSync(ctx_, st.Rename("s1", "s2")));
+    EXPECT_EQ(Get(st, "to").value(), v);
+    EXPECT_EQ(Get(st, "s2").value(), small);
+    EXPECT_EQ(Get(st, "from").error(), errc::not_found);
+    EXPECT_EQ(Get(st, "s1").error(), errc::not_found);
+    // Not a copy: "to"'s old page went back, nothing new was taken.
+    const auto after = st.stats();
+    EXPECT_EQ(after.drives[0].used_bytes + after.drives[1].used_bytes,
+              before.drives[0].used_bytes + before.drives[1].used_bytes - 4096);
+    // The reader of "from" reads its version; a rename of the renamed
+    // value and an overwrite keep its pages until the reader is done.
+    ASSERT_TRUE(RunSync(ctx_, st.Rename("to", "to2")));
+    ASSERT_TRUE(Put(st, "to2", "x"));
+    std::string out(v.size(), '\0');
+    ASSERT_TRUE(RunSync(ctx_, st.Get(*pinned, 0, std::span(reinterpret_cast<std::byte*>(out.data()), out.size()))));
+    EXPECT_EQ(out, v);
+    *pinned = {};
+    ASSERT_TRUE(RunSync(ctx_, st.Rename("to2", "to")));
+    ASSERT_TRUE(Put(st, "from", v));
+    ASSERT_TRUE(RunSync(ctx_, st.Rename("from", "to")));
+    EXPECT_EQ(RunSync(ctx_, st.Rename("missing", "to")).error(), errc::not_found);
+    const auto end = st.stats();
+    used = end.drives[0].used_bytes + end.drives[1].used_bytes;
+    // Dropped without Close: the journal alone says where the values are.
+  }
+  auto s = Open({a, b});
+  ASSERT_TRUE(s) << s.error().message();
+  Store& st = **s;
+  EXPECT_EQ(Get(st, "to").value(), v);
+  EXPECT_EQ(Get(st, "s2").value(), small);
+  for (const char* gone : {"from", "s1", "to2"}) EXPECT_EQ(Get(st, gone).error(), errc::not_found) << gone;
+  EXPECT_EQ(KeysOf(st.List("", "", 10)), (std::vector<std::string>{"s2", "to"}));
+  const auto stats = st.stats();
+  EXPECT_EQ(stats.drives[0].used_bytes + stats.drives[1].used_bytes, used);
+  // Allocation rebuilt once per page: new values do not land on them.
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(Put(st, "new" + std::to_string(i), Value(1 << 20, i)));
+  EXPECT_EQ(Get(st, "to").value(), v);
+  EXPECT_EQ(Get(st, "s2").value(), small);
+}
+
+// Two renames of one key at once.
+io::Awaitable<std::pair<Status, Status>> RenameTwice(Store& st) {
+  std::optional<Status> first;
+  asio::co_spawn(co_await asio::this_coro::executor, st.Rename("from", "a"),
+                 [&first](std::exception_ptr, Status r) { first = r; });
+  auto second = co_await st.Rename("from", "b");
+  while (!first) co_await Yield();
+  co_return std::make_pair(*first, second);
+}
+
+TEST_F(StoreTest, TwoRenamesOfOneKeyAtOnceLeaveItUnderOneKeyOnly) {
+  auto a = NewMedium(64 << 20, "a");
+  Format({a}, 1 << 20);
+  const std::string v = Value(50000, 31);
+  {
+    auto s = Open({a});
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(Put(**s, "from", v));
+    const auto [first, second] = RunSync(ctx_, RenameTwice(**s));
+    EXPECT_NE(static_cast<bool>(first), static_cast<bool>(second));
+    const Status& lost = first ? second : first;
+    EXPECT_EQ(lost.error(), errc::not_found);
+    EXPECT_EQ(KeysOf((*s)->List("", "", 10)).size(), 1u);
+  }
+  auto s = Open({a});
+  ASSERT_TRUE(s);
+  const auto keys = KeysOf((*s)->List("", "", 10));
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_NE(keys[0], "from");
+  EXPECT_EQ(Get(**s, keys[0]).value(), v);
+}
+
+TEST_F(StoreTest, ARenameCutByAPowerFailureLeavesTheValueUnderOneKey) {
+  const std::string v = Value((2 << 20) + 5, 21), old = Value(5000, 22);
+  int acked = 0, kept = 0;  // renames acknowledged; cut ones that left "from"
+  for (uint64_t n = 1; n <= 6; ++n) {
+    SCOPED_TRACE("power cut at write or flush " + std::to_string(n));
+    auto medium = NewMedium(64 << 20, "a");
+    Format({medium}, 1 << 20);
+    bool done = false;
+    {
+      PowerSwitch power;
+      auto pc = std::make_shared<io::PowerCutDevice>(medium);
+      power.Add(pc);
+      auto s = Open({std::make_shared<SwitchedDevice>(pc, power)});
+      ASSERT_TRUE(s);
+      ASSERT_TRUE(Put(**s, "from", v));
+      ASSERT_TRUE(Put(**s, "to", old));
+      power.CutAt(n);
+      done = static_cast<bool>(RunSync(ctx_, (*s)->Rename("from", "to"))) && power.on();
+      pc->CutPower();
+    }
+    acked += done;
+    auto s = Open({medium});
+    ASSERT_TRUE(s) << s.error().message();
+    auto from = Get(**s, "from"), to = Get(**s, "to");
+    ASSERT_TRUE(to) << to.error().message();
+    if (done || !from) {
+      EXPECT_EQ(to.value(), v);
+      EXPECT_EQ(from.error(), errc::not_found);
+    } else {
+      ++kept;
+      EXPECT_EQ(from.value(), v);
+      EXPECT_EQ(to.value(), old);
+    }
+    // Whichever key holds it, its pages are taken once: filling the drive
+    // with new values leaves it whole.
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(Put(**s, "fill" + std::to_string(i), Value(1 << 20, i)));
+    EXPECT_EQ(Get(**s, from ? "from" : "to").value(), v);
+  }
+  EXPECT_GT(acked, 0);
+  EXPECT_GT(kept, 0);
+}
+
+// Appends `v` to an open put in pieces of varied sizes.
+Status AppendAll(asio::io_context& ctx, Store::PendingPut& put, const std::string& v) {
+  const size_t steps[] = {1, 4095, 70000, 1 << 20, 12345, 3 << 20};
+  for (size_t at = 0, i = 0; at < v.size(); ++i) {
+    const size_t n = std::min(steps[i % std::size(steps)], v.size() - at);
+    auto st = RunSync(ctx, put.Append(B(v).subspan(at, n)));
+    if (!st) return st;
+    at += n;
+  }
+  return {};
+}
+
+TEST_F(StoreTest, OpenPutGrowsInMemoryAndCountsOnlyItsBytes) {
+  StoreOptions o;
+  o.memory_max_size = 64 << 20;
+  auto s = Open({}, o);
+  ASSERT_TRUE(s);
+  Store& st = **s;
+  const std::string v = Value((9 << 20) + 777, 5);
+  {
+    auto put = st.BeginOpenPut("open");
+    ASSERT_TRUE(put);
+    ASSERT_TRUE(AppendAll(ctx_, **put, v));
+    EXPECT_EQ(Get(st, "open").error(), errc::not_found);  // not before Commit
+    ASSERT_TRUE(RunSync(ctx_, (*put)->Commit()));
+  }
+  EXPECT_EQ(Get(st, "open").value(), v);
+  EXPECT_EQ(GetRange(st, "open", (4 << 20) - 3, 10).value(), v.substr((4 << 20) - 3, 10));
+  EXPECT_EQ(st.stats().memory_used, v.size());
+  // Dropped before Commit: nothing visible, nothing held.
+  {
+    auto put = st.BeginOpenPut("dropped");
+    ASSERT_TRUE(put);
+    ASSERT_TRUE(AppendAll(ctx_, **put, Value(5 << 20, 1)));
+    EXPECT_GE(st.stats().memory_used, v.size() + (5 << 20));
+  }
+  EXPECT_EQ(Get(st, "dropped").error(), errc::not_found);
+  EXPECT_EQ(st.stats().memory_used, v.size());
+  // Nothing written: empty_value.
+  auto empty = st.BeginOpenPut("empty");
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(RunSync(ctx_, (*empty)->Commit()).error(), errc::empty_value);
+}
+
+TEST_F(StoreTest, OpenPutPastMaxValueSizeIsTooLargeAndHoldsNothing) {
+  StoreOptions o;
+  o.max_value_size = 3 << 20;
+  auto s = Open({}, o);
+  ASSERT_TRUE(s);
+  Store& st = **s;
+  {
+    auto put = st.BeginOpenPut("big");
+    ASSERT_TRUE(put);
+    ASSERT_TRUE(RunSync(ctx_, (*put)->Append(B(Value(3 << 20, 1)))));  // exactly the limit
+    EXPECT_EQ(RunSync(ctx_, (*put)->Append(B("x"))).error(), errc::too_large);
+  }
+  EXPECT_EQ(st.stats().memory_used, 0u);
+  EXPECT_EQ(Get(st, "big").error(), errc::not_found);
+
+  auto a = NewMedium(64 << 20, "a");
+  Format({a}, 1 << 20);
+  auto d = Open({a}, o);
+  ASSERT_TRUE(d);
+  {
+    auto put = (*d)->BeginOpenPut("big");
+    ASSERT_TRUE(put);
+    EXPECT_EQ(RunSync(ctx_, (*put)->Append(B(Value((3 << 20) + 1, 1)))).error(), errc::too_large);
+  }
+  EXPECT_EQ((*d)->stats().drives[0].used_bytes, 0u);
+}
+
+TEST_F(StoreTest, OpenPutOnDrivesGrowsByExtentsTrimsTheLastAndSurvivesAReopen) {
+  auto a = NewMedium(64 << 20, "a"), b = NewMedium(64 << 20, "b");
+  Format({a, b}, 1 << 20);
+  std::map<std::string, std::string> model;
+  {
+    auto s = Open({a, b});
+    ASSERT_TRUE(s);
+    Store& st = **s;
+    for (size_t size : {1ul, 5000ul, 1ul << 20, (3ul << 20) + 12345}) {
+      const std::string k = "open-" + std::to_string(size);
+      model[k] = Value(size, size);
+      auto put = st.BeginOpenPut(k);
+      ASSERT_TRUE(put);
+      ASSERT_TRUE(AppendAll(ctx_, **put, model[k]));
+      ASSERT_TRUE(RunSync(ctx_, (*put)->Commit())) << size;
+    }
+    for (auto& [k, v] : model) EXPECT_EQ(Get(st, k).value(), v) << k;
+    const std::string& big = model["open-" + std::to_string((3ul << 20) + 12345)];
+    EXPECT_EQ(GetRange(st, "open-" + std::to_string(big.size()), (1 << 20) - 5, 10).value(),
+              big.substr((1 << 20) - 5, 10));
+    // Trimmed: data pages plus one table page per extent (1 MiB stripes:
+    // the 3 MiB value has four extents, the others one each), no more.
+    const uint64_t pages = (1 + 1) + (2 + 1) + (256 + 1) + (3 * 257 + 4 + 1);
+    const auto stats = st.stats();
+    EXPECT_EQ(stats.drives[0].used_bytes + stats.drives[1].used_bytes, pages * 4096);
+    // Dropped before Commit: its extents go back.
+    {
+      auto put = st.BeginOpenPut("dropped");
+      ASSERT_TRUE(put);
+      ASSERT_TRUE(AppendAll(ctx_, **put, Value(2 << 20, 9)));
+    }
+    const auto after = st.stats();
+    EXPECT_EQ(after.drives[0].used_bytes + after.drives[1].used_bytes, pages * 4096);
+    EXPECT_EQ(Get(st, "dropped").error(), errc::not_found);
+  }
+  auto s = Open({a, b});
+  ASSERT_TRUE(s) << s.error().message();
+  for (auto& [k, v] : model) EXPECT_EQ(Get(**s, k).value(), v) << k;
+  EXPECT_EQ(Get(**s, "dropped").error(), errc::not_found);
 }
 
 }  // namespace
