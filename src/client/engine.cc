@@ -4,6 +4,7 @@
 
 #include "memkv/engine.h"
 
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -399,10 +400,17 @@ namespace {
 // The process's links, by (address, key, transport): every Engine naming the
 // same server shares its connections.
 Mutex g_links_mu;
-std::map<std::string, std::weak_ptr<ServerLink>>& Links() REQUIRES(g_links_mu) {
-  static auto* links = new std::map<std::string, std::weak_ptr<ServerLink>>;
-  return *links;
+using LinkMap = std::map<std::string, std::weak_ptr<ServerLink>>;
+LinkMap* g_links GUARDED_BY(g_links_mu) = new LinkMap;  // never freed: used until exit
+LinkMap& Links() REQUIRES(g_links_mu) { return *g_links; }
+
+// After fork the child's engines connect afresh, on the child's own I/O
+// threads (io_threads.cc): the parent's links are forgotten (leaked).
+void ForgetLinksInChild() NO_THREAD_SAFETY_ANALYSIS {
+  new (&g_links_mu) Mutex();
+  g_links = new LinkMap;
 }
+[[maybe_unused]] const int g_links_fork_handler = pthread_atfork(nullptr, nullptr, ForgetLinksInChild);
 
 std::shared_ptr<ServerLink> GetLink(ServerLink::Config c,
                                     const std::shared_ptr<IoThreads>& threads) {

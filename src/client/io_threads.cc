@@ -1,5 +1,7 @@
 #include "client/io_threads.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <functional>
 #include <optional>
@@ -175,6 +177,19 @@ IoThreads::~IoThreads() {
   }
   state_->Stop();
 }
+
+namespace {
+// After fork the child has none of the pool's threads (and a thread that
+// did not fork may have held the lock): the child forgets the pool, leaking
+// the parent's, which engines made before the fork still name, and its next
+// Acquire starts a pool of its own.
+void ForgetPoolInChild() NO_THREAD_SAFETY_ANALYSIS {
+  new (&g_pool_mu) Mutex();
+  new (&g_pool) std::weak_ptr<IoThreads>();
+  g_live_threads.store(0);
+}
+[[maybe_unused]] const int g_fork_handler = pthread_atfork(nullptr, nullptr, ForgetPoolInChild);
+}  // namespace
 
 std::shared_ptr<IoThreads> IoThreads::Acquire(const IoThreadsOptions& options) {
   MutexLock lock(g_pool_mu);

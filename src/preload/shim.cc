@@ -32,6 +32,9 @@ struct Globals {
   Fs* fs = nullptr;  // leaked on purpose: usable until the process ends
   std::mutex table_mu;
   std::unordered_map<int, std::shared_ptr<OpenDesc>> table;
+  std::mutex cwd_mu;
+  std::string cwd;  // a directory of ours after chdir into it; "" otherwise
+  std::atomic<bool> has_cwd{false};
 };
 
 // Made once at load, never destroyed (other libraries' destructors may
@@ -67,6 +70,7 @@ void AfterForkChild() {
   // on first use, and never touches the parent's.
   new (&g->table_mu) std::mutex();
   new (&g->fs_mu) std::mutex();
+  new (&g->cwd_mu) std::mutex();
   g->fs = nullptr;
   for (auto& [fd, desc] : g->table)
     if (desc->file) desc->file->ForkedChild();
@@ -75,26 +79,25 @@ void AfterForkChild() {
 // A process that ends without closing a file it wrote (C programs that
 // exit with stdio streams open) still stores it: stdio is flushed into the
 // shim first, then every written file settles.
+int AdoptBypassed(int fd, File& file, Fs& fs);
+
 void SettleAtExit() {
-  if (!g) return;
+  if (!g || g->prefixes.empty()) return;
   std::fflush(nullptr);
-  std::vector<std::shared_ptr<OpenDesc>> open;
+  std::vector<int> fds;
   {
     std::lock_guard lock(g->table_mu);
-    for (auto& [fd, desc] : g->table)
-      if (desc->file) open.push_back(desc);
+    for (auto& [fd, desc] : g->table) fds.push_back(fd);
   }
-  Fs* fs = nullptr;
-  {
-    std::lock_guard lock(g->fs_mu);
-    fs = g->fs;
-  }
-  if (!fs) return;
-  InsideScope inside;
-  for (auto& desc : open) {
-    if (int e = desc->file->Sync(*fs))
-      std::fprintf(stderr, "memkv preload: %s: not stored at exit: %s\n", desc->path.c_str(),
-                   std::strerror(e));
+  for (int fd : fds) {
+    std::shared_ptr<OpenDesc> desc = Lookup(fd);  // opens inherited files
+    if (!desc || !desc->file) continue;
+    Fs* fs = GetFs();
+    if (!fs) return;
+    InsideScope inside;
+    int e = AdoptBypassed(desc->keeper >= 0 ? desc->keeper : fd, *desc->file, *fs);
+    if (e == 0) e = desc->file->Sync(*fs);
+    if (e) std::fprintf(stderr, "memkv preload: %s: not stored at exit: %s\n", desc->path.c_str(), std::strerror(e));
   }
 }
 
@@ -121,6 +124,13 @@ int NewDescriptor(int flags) {
 }
 
 void Register(int fd, std::shared_ptr<OpenDesc> desc) {
+  if (fd >= 0 && fd <= 2 && desc->keeper < 0) {
+    struct stat st;
+    if (MEMKV_REAL(fstat)(fd, &st) == 0) {
+      desc->inode = st.st_ino;
+      desc->keeper = MEMKV_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 100);
+    }
+  }
   std::lock_guard lock(g->table_mu);
   ++desc->refs;
   g->table[fd] = std::move(desc);
@@ -139,6 +149,8 @@ std::shared_ptr<OpenDesc> Unregister(int fd, bool& found) {
   if (fd >= 0 && fd < kMaxFd) g_ours[fd].store(0, std::memory_order_release);
   return --desc->refs == 0 ? desc : nullptr;
 }
+
+void DropStale(int fd);
 
 uint64_t InodeOf(const std::string& key) {
   uint64_t h = 1469598103934665603ull;  // FNV-1a
@@ -198,6 +210,15 @@ std::shared_ptr<OpenDesc> Lookup(int fd) {
       d->pending.store(false, std::memory_order_release);
     }
   }
+  if (fd <= 2 && d->keeper >= 0) {
+    struct stat st;
+    if (MEMKV_REAL(fstat)(fd, &st) != 0 || st.st_ino != d->inode) {
+      // Closed by stdio behind the shim's back (and maybe reused): no
+      // longer ours; what was written is stored through the keeper.
+      DropStale(fd);
+      return nullptr;
+    }
+  }
   return d;
 }
 
@@ -221,9 +242,16 @@ std::string Unhex(std::string_view s) {
 }
 
 constexpr const char* kInheritVar = "MEMKV_PRELOAD_INHERIT";
+constexpr const char* kCwdVar = "MEMKV_PRELOAD_CWD";
 
 // At load: descriptors the program before exec described (ExecEnvironment).
 void TakeInherited() {
+  if (const char* cwd = std::getenv(kCwdVar)) {
+    // The program before exec was in a directory of ours; this one's
+    // kernel working directory is where that one's was.
+    if (g->prefixes.Find(Normalize(cwd))) SetVirtualCwd(Normalize(cwd));
+    unsetenv(kCwdVar);
+  }
   const char* spec = std::getenv(kInheritVar);
   if (!spec) return;
   std::string text = spec;
@@ -254,7 +282,7 @@ void TakeInherited() {
 
 }  // namespace
 
-std::string ExecEnvironment() {
+std::vector<std::string> ExecEnvironment() {
   if (!Enabled()) return {};
   std::vector<std::pair<int, std::shared_ptr<OpenDesc>>> open;
   {
@@ -277,7 +305,35 @@ std::string ExecEnvironment() {
     spec += std::to_string(fd) + "," + std::to_string(d->file->flags()) + "," +
             std::to_string(offset < 0 ? 0 : offset) + "," + Hex(d->path) + ";";
   }
-  return spec.empty() ? std::string() : std::string(kInheritVar) + "=" + spec;
+  std::vector<std::string> env;
+  if (!spec.empty()) env.push_back(std::string(kInheritVar) + "=" + spec);
+  const std::string cwd = VirtualCwd();
+  if (!cwd.empty()) env.push_back(std::string(kCwdVar) + "=" + cwd);
+  return env;
+}
+
+std::string VirtualCwd() {
+  if (!g || !g->has_cwd.load(std::memory_order_acquire)) return {};
+  std::lock_guard lock(g->cwd_mu);
+  return g->cwd;
+}
+
+void SetVirtualCwd(std::string path) {
+  if (!g) return;
+  std::lock_guard lock(g->cwd_mu);
+  g->has_cwd.store(!path.empty(), std::memory_order_release);
+  g->cwd = std::move(path);
+}
+
+const char* Real(int dirfd, const char* path, int slot) {
+  if (!g || !g->has_cwd.load(std::memory_order_acquire) || t_inside || dirfd != AT_FDCWD || !path ||
+      path[0] == '/')
+    return path;
+  thread_local std::string storage[2];
+  std::string cwd = VirtualCwd();
+  if (cwd.empty()) return path;
+  storage[slot & 1] = Join(cwd, path);
+  return storage[slot & 1].c_str();
 }
 
 std::optional<Target> Resolve(int dirfd, const char* path) {
@@ -286,8 +342,12 @@ std::optional<Target> Resolve(int dirfd, const char* path) {
   if (path[0] == '/') {
     abs = Normalize(path);
   } else if (dirfd == AT_FDCWD) {
-    char cwd[4096];
-    if (!getcwd(cwd, sizeof cwd)) return std::nullopt;
+    std::string cwd = VirtualCwd();
+    if (cwd.empty()) {
+      char buf[4096];
+      if (!MEMKV_REAL(getcwd)(buf, sizeof buf)) return std::nullopt;
+      cwd = buf;
+    }
     abs = Join(cwd, path);
   } else {
     std::shared_ptr<OpenDesc> d = Lookup(dirfd);
@@ -323,15 +383,64 @@ int OpenTarget(const Target& t, int flags) {
   return fd;
 }
 
+namespace {
+
+// Bytes that reached the descriptor's memfd without the shim: glibc's stdio
+// writes stdout and stderr through internal calls, so a shell's
+// `echo hello > /memkv/f` (the file dup2'ed onto 1) lands in the memfd.
+// They are the file's bytes: appended with O_APPEND, else from offset 0.
+int AdoptBypassed(int fd, File& file, Fs& fs) {
+  if ((file.flags() & O_ACCMODE) == O_RDONLY) return 0;
+  struct stat st;
+  if (MEMKV_REAL(fstat)(fd, &st) != 0 || st.st_size <= 0) return 0;
+  Attr a;
+  file.Fstat(a);
+  uint64_t at = (file.flags() & O_APPEND) ? a.size : 0;
+  std::vector<char> buf(std::min<size_t>(static_cast<size_t>(st.st_size), 4u << 20));
+  for (off_t done = 0; done < st.st_size;) {
+    const ssize_t r = MEMKV_REAL(pread64)(fd, buf.data(), buf.size(), done);
+    if (r <= 0) return EIO;
+    const ssize_t w = file.PWrite(fs, buf.data(), static_cast<size_t>(r), at);
+    if (w < 0) return static_cast<int>(-w);
+    at += static_cast<uint64_t>(r);
+    done += r;
+  }
+  return 0;
+}
+
+}  // namespace
+
+namespace {
+void DropStale(int fd) {
+  bool found = false;
+  std::shared_ptr<OpenDesc> last = Unregister(fd, found);
+  if (!last || !last->file || last->pending) return;
+  Fs* fs = GetFs();
+  if (!fs) return;
+  InsideScope inside;
+  int e = AdoptBypassed(last->keeper >= 0 ? last->keeper : -1, *last->file, *fs);
+  if (last->keeper >= 0) MEMKV_REAL(close)(last->keeper);
+  if (e == 0) e = last->file->Close(*fs);
+  if (e) std::fprintf(stderr, "memkv preload: %s: not stored: %s\n", last->path.c_str(), std::strerror(e));
+}
+}  // namespace
+
 int CloseOurs(int fd) {
   bool found = false;
   std::shared_ptr<OpenDesc> last = Unregister(fd, found);
-  const int rc = MEMKV_REAL(close)(fd);
-  if (!last || !last->file || last->pending) return rc;
+  if (!last || !last->file || last->pending) return MEMKV_REAL(close)(fd);
   Fs* fs = GetFs();
-  if (!fs) return -1;
+  if (!fs) {
+    MEMKV_REAL(close)(fd);
+    return -1;
+  }
   InsideScope inside;
-  if (int e = last->file->Close(*fs)) return Ret(e);
+  const int adopted = AdoptBypassed(last->keeper >= 0 ? last->keeper : fd, *last->file, *fs);
+  const int rc = MEMKV_REAL(close)(fd);
+  if (last->keeper >= 0) MEMKV_REAL(close)(last->keeper);
+  const int e = last->file->Close(*fs);
+  if (adopted) return Ret(adopted);
+  if (e) return Ret(e);
   return rc;
 }
 
@@ -412,8 +521,33 @@ ssize_t Vectored(const struct iovec* iov, int n, IoFn io) {
   return total;
 }
 
-int DupOurs(int oldfd, int newfd, const std::shared_ptr<OpenDesc>& desc) {
-  if (newfd >= 0) Register(newfd, desc);
+// A file of ours on standard input (a shell's `cmd < /memkv/f`): glibc's
+// stdio reads stdin through internal calls that only see the memfd, so the
+// file's bytes are copied into it (held in memory while it is open).
+void MaterializeForStdio(int fd, OpenDesc& desc) {
+  if (fd != STDIN_FILENO || !desc.file || (desc.file->flags() & O_ACCMODE) == O_WRONLY) return;
+  Fs* fs = GetFs();
+  if (!fs) return;
+  InsideScope inside;
+  struct stat st;
+  if (MEMKV_REAL(fstat)(fd, &st) != 0 || st.st_size > 0) return;  // already there
+  Attr a;
+  desc.file->Fstat(a);
+  std::vector<char> buf(std::min<uint64_t>(a.size, 4u << 20));
+  for (uint64_t at = 0; at < a.size;) {
+    const ssize_t r = desc.file->PRead(*fs, buf.data(), buf.size(), at);
+    if (r <= 0 || MEMKV_REAL(pwrite64)(fd, buf.data(), static_cast<size_t>(r), static_cast<off64_t>(at)) != r)
+      return;
+    at += static_cast<uint64_t>(r);
+  }
+  const int64_t offset = desc.file->Seek(0, SEEK_CUR);
+  MEMKV_REAL(lseek64)(fd, offset < 0 ? 0 : offset, SEEK_SET);
+}
+
+int DupOurs(int newfd, const std::shared_ptr<OpenDesc>& desc) {
+  if (newfd < 0) return newfd;
+  Register(newfd, desc);
+  MaterializeForStdio(newfd, *desc);
   return newfd;
 }
 
@@ -582,7 +716,7 @@ int close(int fd) {
 
 int dup(int fd) {
   if (MaybeOurs(fd)) {
-    if (std::shared_ptr<OpenDesc> d = Lookup(fd)) return DupOurs(fd, MEMKV_REAL(dup)(fd), d);
+    if (std::shared_ptr<OpenDesc> d = Lookup(fd)) return DupOurs(MEMKV_REAL(dup)(fd), d);
   }
   return MEMKV_REAL(dup)(fd);
 }
@@ -597,7 +731,7 @@ int dup3(int oldfd, int newfd, int flags) {
     }
   }
   const int r = flags ? MEMKV_REAL(dup3)(oldfd, newfd, flags) : MEMKV_REAL(dup2)(oldfd, newfd);
-  if (r >= 0 && d) DupOurs(oldfd, r, d);
+  if (r >= 0 && d) DupOurs(r, d);
   return r;
 }
 int dup2(int oldfd, int newfd) {
@@ -615,7 +749,7 @@ int fcntl(int fd, int cmd, ...) {
       switch (cmd) {
         case F_DUPFD:
         case F_DUPFD_CLOEXEC:
-          return DupOurs(fd, MEMKV_REAL(fcntl)(fd, cmd, arg), d);
+          return DupOurs(MEMKV_REAL(fcntl)(fd, cmd, arg), d);
         case F_GETFL:
           if (!d->file) return d->directory ? (O_RDONLY | O_DIRECTORY | O_LARGEFILE) : Ret(EIO);
           return d->file->flags() | O_LARGEFILE;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "preload/paths.h"
 #include "preload/vfs.h"
@@ -40,6 +41,12 @@ struct OpenDesc {
   std::string path;  // absolute, normalised
   std::string key;
   int refs = 0;  // descriptors naming it (under the table's lock)
+  // Standard descriptors (0-2) only: a private duplicate of the memfd,
+  // kept because stdio may close the standard descriptor behind the shim's
+  // back (fclose(stdout) at exit) and what stdio wrote is in the memfd; and
+  // the memfd's inode, to tell whether the standard descriptor still is it.
+  int keeper = -1;
+  uint64_t inode = 0;
   // Inherited across exec (see ExecEnvironment): opened at first use.
   std::atomic<bool> pending{false};
   int inherited_flags = 0;
@@ -75,6 +82,18 @@ struct Target {
 // `path` relative to `dirfd` (AT_FDCWD, or a directory descriptor of ours).
 std::optional<Target> Resolve(int dirfd, const char* path);
 
+// The path libc should get for `path` relative to `dirfd`: itself, unless
+// the working directory is one of ours (chdir into a prefix: the kernel's
+// stays where it was), when a relative path is made absolute. `slot` 0 or 1
+// (two paths in one call); valid until the next call with that slot on
+// this thread.
+const char* Real(int dirfd, const char* path, int slot = 0);
+
+// The working directory when it is one of ours ("" when it is the
+// kernel's).
+std::string VirtualCwd();
+void SetVirtualCwd(std::string path);
+
 // The description behind one of our descriptors, or null.
 std::shared_ptr<OpenDesc> Lookup(int fd);
 // Quick test: might fd be ours? (No lock; exact for fds below 1 << 20.)
@@ -97,9 +116,9 @@ inline int Ret(int e) {
 
 // Before an exec: settles every file of ours that a descriptor without
 // FD_CLOEXEC carries into the new program, and returns the environment
-// entry ("MEMKV_PRELOAD_INHERIT=...") that tells the shim there to take
-// those descriptors over ("" when there are none).
-std::string ExecEnvironment();
+// entries for the shim there: MEMKV_PRELOAD_INHERIT (those descriptors, to
+// take over) and MEMKV_PRELOAD_CWD (a working directory of ours).
+std::vector<std::string> ExecEnvironment();
 
 // Descriptor-level read/write of any descriptor (ours or real), for
 // copy_file_range and sendfile.

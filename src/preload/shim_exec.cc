@@ -19,14 +19,17 @@ using namespace memkv::preload;
 
 namespace {
 
-// envp with the inherit entry set (an older one dropped). `entry` owns the
-// added string.
-std::vector<char*> EnvWith(char* const* envp, std::string& entry) {
+// envp with the shim's entries set (older ones dropped). `entries` owns
+// the added strings.
+std::vector<char*> EnvWith(char* const* envp, std::vector<std::string>& entries) {
   std::vector<char*> out;
-  static constexpr char kName[] = "MEMKV_PRELOAD_INHERIT=";
+  auto ours = [](const char* e) {
+    return std::strncmp(e, "MEMKV_PRELOAD_INHERIT=", 22) == 0 ||
+           std::strncmp(e, "MEMKV_PRELOAD_CWD=", 18) == 0;
+  };
   for (char* const* e = envp; e && *e; ++e)
-    if (std::strncmp(*e, kName, sizeof kName - 1) != 0) out.push_back(*e);
-  if (!entry.empty()) out.push_back(entry.data());
+    if (!ours(*e)) out.push_back(*e);
+  for (std::string& entry : entries) out.push_back(entry.data());
   out.push_back(nullptr);
   return out;
 }
@@ -48,14 +51,14 @@ extern "C" {
 
 int execve(const char* path, char* const argv[], char* const envp[]) {
   if (!Active()) return MEMKV_REAL(execve)(path, argv, envp);
-  std::string entry = ExecEnvironment();
+  std::vector<std::string> entry = ExecEnvironment();
   std::vector<char*> env = EnvWith(envp, entry);
   return MEMKV_REAL(execve)(path, argv, env.data());
 }
 
 int execvpe(const char* file, char* const argv[], char* const envp[]) {
   if (!Active()) return MEMKV_REAL(execvpe)(file, argv, envp);
-  std::string entry = ExecEnvironment();
+  std::vector<std::string> entry = ExecEnvironment();
   std::vector<char*> env = EnvWith(envp, entry);
   return MEMKV_REAL(execvpe)(file, argv, env.data());
 }
@@ -89,14 +92,14 @@ int execle(const char* path, const char* arg, ...) {
 int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* actions,
                 const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
   if (!Active()) return MEMKV_REAL(posix_spawn)(pid, path, actions, attr, argv, envp);
-  std::string entry = ExecEnvironment();
+  std::vector<std::string> entry = ExecEnvironment();
   std::vector<char*> env = EnvWith(envp, entry);
   return MEMKV_REAL(posix_spawn)(pid, path, actions, attr, argv, env.data());
 }
 int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* actions,
                  const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
   if (!Active()) return MEMKV_REAL(posix_spawnp)(pid, file, actions, attr, argv, envp);
-  std::string entry = ExecEnvironment();
+  std::vector<std::string> entry = ExecEnvironment();
   std::vector<char*> env = EnvWith(envp, entry);
   return MEMKV_REAL(posix_spawnp)(pid, file, actions, attr, argv, env.data());
 }

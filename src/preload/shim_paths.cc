@@ -13,6 +13,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "preload/shim.h"
@@ -30,7 +31,7 @@ int DoOpenAt(int dirfd, const char* path, int flags, mode_t mode) {
     if ((flags & O_TMPFILE) == O_TMPFILE) return Ret(EOPNOTSUPP);
     return OpenTarget(*t, flags);
   }
-  return MEMKV_REAL(openat)(dirfd, path, flags, mode);
+  return MEMKV_REAL(openat)(dirfd, Real(dirfd, path), flags, mode);
 }
 
 int StatTarget(const Target& t, struct stat* st) {
@@ -145,16 +146,16 @@ int creat64(const char* path, mode_t mode) { return creat(path, mode); }
 
 int stat(const char* path, struct stat* st) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return StatTarget(*t, st);
-  return MEMKV_REAL(stat)(path, st);
+  return MEMKV_REAL(stat)(Real(AT_FDCWD, path), st);
 }
 int lstat(const char* path, struct stat* st) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return StatTarget(*t, st);
-  return MEMKV_REAL(lstat)(path, st);
+  return MEMKV_REAL(lstat)(Real(AT_FDCWD, path), st);
 }
 int fstatat(int dirfd, const char* path, struct stat* st, int flags) {
   if (EmptyPathOnOurs(dirfd, path, flags)) return fstat(dirfd, st);
   if (std::optional<Target> t = Resolve(dirfd, path)) return StatTarget(*t, st);
-  return MEMKV_REAL(fstatat)(dirfd, path, st, flags);
+  return MEMKV_REAL(fstatat)(dirfd, Real(dirfd, path), st, flags);
 }
 int stat64(const char* path, struct stat64* st) { return stat(path, reinterpret_cast<struct stat*>(st)); }
 int lstat64(const char* path, struct stat64* st) { return lstat(path, reinterpret_cast<struct stat*>(st)); }
@@ -167,20 +168,20 @@ int __xstat(int ver, const char* path, struct stat* st) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return StatTarget(*t, st);
   using Fn = int (*)(int, const char*, struct stat*);
   static const Fn real = Next<Fn>("__xstat");
-  return real ? real(ver, path, st) : MEMKV_REAL(stat)(path, st);
+  return real ? real(ver, Real(AT_FDCWD, path), st) : MEMKV_REAL(stat)(Real(AT_FDCWD, path), st);
 }
 int __lxstat(int ver, const char* path, struct stat* st) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return StatTarget(*t, st);
   using Fn = int (*)(int, const char*, struct stat*);
   static const Fn real = Next<Fn>("__lxstat");
-  return real ? real(ver, path, st) : MEMKV_REAL(lstat)(path, st);
+  return real ? real(ver, Real(AT_FDCWD, path), st) : MEMKV_REAL(lstat)(Real(AT_FDCWD, path), st);
 }
 int __fxstatat(int ver, int dirfd, const char* path, struct stat* st, int flags) {
   if (EmptyPathOnOurs(dirfd, path, flags)) return fstat(dirfd, st);
   if (std::optional<Target> t = Resolve(dirfd, path)) return StatTarget(*t, st);
   using Fn = int (*)(int, int, const char*, struct stat*, int);
   static const Fn real = Next<Fn>("__fxstatat");
-  return real ? real(ver, dirfd, path, st, flags) : MEMKV_REAL(fstatat)(dirfd, path, st, flags);
+  return real ? real(ver, dirfd, Real(dirfd, path), st, flags) : MEMKV_REAL(fstatat)(dirfd, Real(dirfd, path), st, flags);
 }
 int __xstat64(int ver, const char* path, struct stat64* st) {
   return __xstat(ver, path, reinterpret_cast<struct stat*>(st));
@@ -204,7 +205,7 @@ int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* s
     FillStatx(st, sx);
     return 0;
   }
-  return MEMKV_REAL(statx)(dirfd, path, flags, mask, sx);
+  return MEMKV_REAL(statx)(dirfd, Real(dirfd, path), flags, mask, sx);
 }
 
 int access(const char* path, int mode) {
@@ -214,7 +215,7 @@ int access(const char* path, int mode) {
     if ((mode & X_OK) && !S_ISDIR(st.st_mode)) return Ret(EACCES);
     return 0;
   }
-  return MEMKV_REAL(access)(path, mode);
+  return MEMKV_REAL(access)(Real(AT_FDCWD, path), mode);
 }
 int faccessat(int dirfd, const char* path, int mode, int flags) {
   if (std::optional<Target> t = Resolve(dirfd, path)) {
@@ -223,11 +224,11 @@ int faccessat(int dirfd, const char* path, int mode, int flags) {
     if ((mode & X_OK) && !S_ISDIR(st.st_mode)) return Ret(EACCES);
     return 0;
   }
-  return MEMKV_REAL(faccessat)(dirfd, path, mode, flags);
+  return MEMKV_REAL(faccessat)(dirfd, Real(dirfd, path), mode, flags);
 }
 int euidaccess(const char* path, int mode) {
   if (Resolve(AT_FDCWD, path)) return access(path, mode);
-  return MEMKV_REAL(euidaccess)(path, mode);
+  return MEMKV_REAL(euidaccess)(Real(AT_FDCWD, path), mode);
 }
 int eaccess(const char* path, int mode) { return euidaccess(path, mode); }
 
@@ -242,15 +243,15 @@ static int UnlinkTarget(const Target& t, bool directory) {
 
 int unlink(const char* path) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return UnlinkTarget(*t, false);
-  return MEMKV_REAL(unlink)(path);
+  return MEMKV_REAL(unlink)(Real(AT_FDCWD, path));
 }
 int unlinkat(int dirfd, const char* path, int flags) {
   if (std::optional<Target> t = Resolve(dirfd, path)) return UnlinkTarget(*t, flags & AT_REMOVEDIR);
-  return MEMKV_REAL(unlinkat)(dirfd, path, flags);
+  return MEMKV_REAL(unlinkat)(dirfd, Real(dirfd, path), flags);
 }
 int rmdir(const char* path) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return UnlinkTarget(*t, true);
-  return MEMKV_REAL(rmdir)(path);
+  return MEMKV_REAL(rmdir)(Real(AT_FDCWD, path));
 }
 int remove(const char* path) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) {
@@ -260,7 +261,7 @@ int remove(const char* path) {
     const int e = fs->Unlink(t->key);
     return Ret(e == EISDIR ? fs->Rmdir(t->key) : e);
   }
-  return MEMKV_REAL(remove)(path);
+  return MEMKV_REAL(remove)(Real(AT_FDCWD, path));
 }
 
 int renameat2(int olddirfd, const char* from, int newdirfd, const char* to, unsigned flags) {
@@ -269,7 +270,7 @@ int renameat2(int olddirfd, const char* from, int newdirfd, const char* to, unsi
   if (!a && !b) {
     using Fn = int (*)(int, const char*, int, const char*, unsigned);
     static const Fn real = Next<Fn>("renameat2");
-    return real(olddirfd, from, newdirfd, to, flags);
+    return real(olddirfd, Real(olddirfd, from), newdirfd, Real(newdirfd, to, 1), flags);
   }
   if (!a || !b) return Ret(EXDEV);  // between memkv and a disk: a copy (mv does it)
   if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE)) return Ret(EINVAL);
@@ -296,7 +297,7 @@ int mkdirat(int dirfd, const char* path, mode_t mode) {
     InsideScope inside;
     return Ret(fs->Mkdir(t->key));
   }
-  return MEMKV_REAL(mkdirat)(dirfd, path, mode);
+  return MEMKV_REAL(mkdirat)(dirfd, Real(dirfd, path), mode);
 }
 int mkdir(const char* path, mode_t mode) { return mkdirat(AT_FDCWD, path, mode); }
 
@@ -312,7 +313,7 @@ int truncate(const char* path, off_t size) {
     if (r != 0) return Ret(e);
     return c;
   }
-  return MEMKV_REAL(truncate)(path, size);
+  return MEMKV_REAL(truncate)(Real(AT_FDCWD, path), size);
 }
 int truncate64(const char* path, off64_t size) { return truncate(path, size); }
 
@@ -323,7 +324,7 @@ int statvfs(const char* path, struct statvfs* out) {
     if (Exists(*t) != 0) return -1;
     return CapacityOf(out);
   }
-  return MEMKV_REAL(statvfs)(path, out);
+  return MEMKV_REAL(statvfs)(Real(AT_FDCWD, path), out);
 }
 int statvfs64(const char* path, struct statvfs64* out) {
   return statvfs(path, reinterpret_cast<struct statvfs*>(out));
@@ -338,11 +339,11 @@ int fstatvfs64(int fd, struct statvfs64* out) { return fstatvfs(fd, reinterpret_
 
 int chmod(const char* path, mode_t mode) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return Exists(*t);
-  return MEMKV_REAL(chmod)(path, mode);
+  return MEMKV_REAL(chmod)(Real(AT_FDCWD, path), mode);
 }
 int fchmodat(int dirfd, const char* path, mode_t mode, int flags) {
   if (std::optional<Target> t = Resolve(dirfd, path)) return Exists(*t);
-  return MEMKV_REAL(fchmodat)(dirfd, path, mode, flags);
+  return MEMKV_REAL(fchmodat)(dirfd, Real(dirfd, path), mode, flags);
 }
 int fchmod(int fd, mode_t mode) {
   if (MaybeOurs(fd) && Lookup(fd)) return 0;
@@ -350,16 +351,16 @@ int fchmod(int fd, mode_t mode) {
 }
 int chown(const char* path, uid_t uid, gid_t gid) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return Exists(*t);
-  return MEMKV_REAL(chown)(path, uid, gid);
+  return MEMKV_REAL(chown)(Real(AT_FDCWD, path), uid, gid);
 }
 int lchown(const char* path, uid_t uid, gid_t gid) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return Exists(*t);
-  return MEMKV_REAL(lchown)(path, uid, gid);
+  return MEMKV_REAL(lchown)(Real(AT_FDCWD, path), uid, gid);
 }
 int fchownat(int dirfd, const char* path, uid_t uid, gid_t gid, int flags) {
   if (EmptyPathOnOurs(dirfd, path, flags)) return 0;
   if (std::optional<Target> t = Resolve(dirfd, path)) return Exists(*t);
-  return MEMKV_REAL(fchownat)(dirfd, path, uid, gid, flags);
+  return MEMKV_REAL(fchownat)(dirfd, Real(dirfd, path), uid, gid, flags);
 }
 int fchown(int fd, uid_t uid, gid_t gid) {
   if (MaybeOurs(fd) && Lookup(fd)) return 0;
@@ -367,7 +368,7 @@ int fchown(int fd, uid_t uid, gid_t gid) {
 }
 int utimensat(int dirfd, const char* path, const struct timespec times[2], int flags) {
   if (std::optional<Target> t = Resolve(dirfd, path)) return Exists(*t);
-  return MEMKV_REAL(utimensat)(dirfd, path, times, flags);
+  return MEMKV_REAL(utimensat)(dirfd, Real(dirfd, path), times, flags);
 }
 int futimens(int fd, const struct timespec times[2]) {
   if (MaybeOurs(fd) && Lookup(fd)) return 0;
@@ -375,44 +376,85 @@ int futimens(int fd, const struct timespec times[2]) {
 }
 int utimes(const char* path, const struct timeval times[2]) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return Exists(*t);
-  return MEMKV_REAL(utimes)(path, times);
+  return MEMKV_REAL(utimes)(Real(AT_FDCWD, path), times);
 }
 int utime(const char* path, const struct utimbuf* times) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return Exists(*t);
-  return MEMKV_REAL(utime)(path, times);
+  return MEMKV_REAL(utime)(Real(AT_FDCWD, path), times);
+}
+
+// ---- the working directory: may be one of ours ----
+
+int chdir(const char* path) {
+  if (std::optional<Target> t = Resolve(AT_FDCWD, path)) {
+    struct stat st;
+    if (StatTarget(*t, &st) != 0) return -1;
+    if (!S_ISDIR(st.st_mode)) return Ret(ENOTDIR);
+    SetVirtualCwd(t->path);
+    return 0;
+  }
+  const int r = MEMKV_REAL(chdir)(Real(AT_FDCWD, path));
+  if (r == 0) SetVirtualCwd({});
+  return r;
+}
+
+int fchdir(int fd) {
+  if (MaybeOurs(fd)) {
+    if (std::shared_ptr<OpenDesc> d = Lookup(fd)) {
+      if (!d->directory) return Ret(ENOTDIR);
+      SetVirtualCwd(d->path);
+      return 0;
+    }
+  }
+  const int r = MEMKV_REAL(fchdir)(fd);
+  if (r == 0) SetVirtualCwd({});
+  return r;
+}
+
+char* getcwd(char* buf, size_t size) {
+  std::string v = VirtualCwd();
+  if (v.empty()) return MEMKV_REAL(getcwd)(buf, size);
+  if (!buf) {
+    buf = static_cast<char*>(std::malloc(size ? size : v.size() + 1));
+    if (!buf) return nullptr;
+    if (size == 0) size = v.size() + 1;
+  }
+  if (v.size() + 1 > size) return errno = ERANGE, nullptr;
+  std::memcpy(buf, v.c_str(), v.size() + 1);
+  return buf;
 }
 
 // ---- links and extended attributes: none here ----
 
 ssize_t readlinkat(int dirfd, const char* path, char* buf, size_t n) {
   if (std::optional<Target> t = Resolve(dirfd, path)) return Exists(*t) == 0 ? Ret(EINVAL) : -1;
-  return MEMKV_REAL(readlinkat)(dirfd, path, buf, n);
+  return MEMKV_REAL(readlinkat)(dirfd, Real(dirfd, path), buf, n);
 }
 ssize_t readlink(const char* path, char* buf, size_t n) { return readlinkat(AT_FDCWD, path, buf, n); }
 int symlink(const char* target, const char* path) {
   if (Resolve(AT_FDCWD, path)) return Ret(EPERM);
-  return MEMKV_REAL(symlink)(target, path);
+  return MEMKV_REAL(symlink)(target, Real(AT_FDCWD, path));
 }
 int symlinkat(const char* target, int dirfd, const char* path) {
   if (Resolve(dirfd, path)) return Ret(EPERM);
-  return MEMKV_REAL(symlinkat)(target, dirfd, path);
+  return MEMKV_REAL(symlinkat)(target, dirfd, Real(dirfd, path));
 }
 int link(const char* from, const char* to) {
   if (Resolve(AT_FDCWD, from) || Resolve(AT_FDCWD, to)) return Ret(EPERM);
-  return MEMKV_REAL(link)(from, to);
+  return MEMKV_REAL(link)(Real(AT_FDCWD, from), Real(AT_FDCWD, to, 1));
 }
 int linkat(int olddirfd, const char* from, int newdirfd, const char* to, int flags) {
   if (Resolve(olddirfd, from) || Resolve(newdirfd, to)) return Ret(EPERM);
-  return MEMKV_REAL(linkat)(olddirfd, from, newdirfd, to, flags);
+  return MEMKV_REAL(linkat)(olddirfd, Real(olddirfd, from), newdirfd, Real(newdirfd, to, 1), flags);
 }
 
 ssize_t getxattr(const char* path, const char* name, void* value, size_t size) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return Exists(*t) == 0 ? Ret(ENODATA) : -1;
-  return MEMKV_REAL(getxattr)(path, name, value, size);
+  return MEMKV_REAL(getxattr)(Real(AT_FDCWD, path), name, value, size);
 }
 ssize_t lgetxattr(const char* path, const char* name, void* value, size_t size) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return Exists(*t) == 0 ? Ret(ENODATA) : -1;
-  return MEMKV_REAL(lgetxattr)(path, name, value, size);
+  return MEMKV_REAL(lgetxattr)(Real(AT_FDCWD, path), name, value, size);
 }
 ssize_t fgetxattr(int fd, const char* name, void* value, size_t size) {
   if (MaybeOurs(fd) && Lookup(fd)) return Ret(ENODATA);
@@ -420,11 +462,11 @@ ssize_t fgetxattr(int fd, const char* name, void* value, size_t size) {
 }
 ssize_t listxattr(const char* path, char* list, size_t size) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return Exists(*t) == 0 ? 0 : -1;
-  return MEMKV_REAL(listxattr)(path, list, size);
+  return MEMKV_REAL(listxattr)(Real(AT_FDCWD, path), list, size);
 }
 ssize_t llistxattr(const char* path, char* list, size_t size) {
   if (std::optional<Target> t = Resolve(AT_FDCWD, path)) return Exists(*t) == 0 ? 0 : -1;
-  return MEMKV_REAL(llistxattr)(path, list, size);
+  return MEMKV_REAL(llistxattr)(Real(AT_FDCWD, path), list, size);
 }
 ssize_t flistxattr(int fd, char* list, size_t size) {
   if (MaybeOurs(fd) && Lookup(fd)) return 0;

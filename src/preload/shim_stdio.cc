@@ -160,7 +160,7 @@ FILE* fopen(const char* path, const char* mode) {
     if (!f) close(fd);
     return f;
   }
-  return MEMKV_REAL(fopen)(path, mode);
+  return MEMKV_REAL(fopen)(Real(AT_FDCWD, path), mode);
 }
 FILE* fopen64(const char* path, const char* mode) { return fopen(path, mode); }
 
@@ -206,7 +206,7 @@ DIR* opendir(const char* path) {
     }
     return d;
   }
-  return MEMKV_REAL(opendir)(path);
+  return MEMKV_REAL(opendir)(Real(AT_FDCWD, path));
 }
 
 DIR* fdopendir(int fd) {

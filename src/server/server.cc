@@ -558,6 +558,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     rep.max_batch_entries = opt_.limits.max_batch_entries;
     rep.max_inflight = opt_.limits.max_inflight_per_connection;
     rep.features = proto::kFeatureCapacity | proto::kFeaturePageSums | proto::kFeatureList |
+                   proto::kFeaturePinnedReads |
                    proto::kFeatureOpenStream | (store_.renames() ? proto::kFeatureRename : 0);
     proto::Buffer control_out;
     proto::Encode(rep, control_out);
@@ -968,15 +969,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (size_t i = 0; i < n; ++i) {
       const proto::ReadEntry& e = req.entries[i];
       proto::ReadResult& r = results[i];
-      if (e.version != 0) {
-        r.status = StatusCode::kUnsupported;  // pinned reads: not offered yet (kFeaturePinnedReads)
-        continue;
-      }
       // Pinned: a streamed value's pieces all come from one version, and a
       // value sent from the store stays put until it is on the wire.
       auto pin = store_.Pin(e.key);
       if (!pin) {
         r.status = ToStatus(pin.error());
+        continue;
+      }
+      if (e.version != 0 && e.version != pin->version) {
+        // A read pinned to a version the key no longer holds (replaced or
+        // deleted since): never bytes of another version.
+        r.status = StatusCode::kVersionChanged;
         continue;
       }
       r.value_size = pin->size;

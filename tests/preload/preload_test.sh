@@ -49,7 +49,8 @@ export MEMKV_SERVERS=$main
 P=/memkv-preload-e2e-$$   # the prefix: not on the disk
 export MEMKV_PRELOAD_WINDOW=4M
 shim() { LD_PRELOAD=$shim MEMKV_PRELOAD_PREFIX=$P "$@"; }
-kvget() { "$memkv" kv get --servers "$MEMKV_SERVERS" "$1" >"$2" 2>kv.err; }
+stest() { shim /usr/bin/test "$@"; }  # test(1) under the shim (bash's builtin would run without it)
+kvget() { "$memkv" kv get "$1" >"$2" 2>kv.err; }
 L=$dir/local
 mkdir -p "$L"
 
@@ -67,9 +68,8 @@ check "cat reads it back" cmp -s src.bin cat.out
 shim dd if=src.bin of="$P/dd.bin" bs=1M status=none
 shim dd if="$P/dd.bin" of=dd.out bs=64K status=none
 check "dd writes and reads in blocks" cmp -s src.bin dd.out
-check "sha256sum (stdio fread) agrees" \
-  test "$(shim sha256sum <"$P/a.bin" 2>/dev/null | cut -d' ' -f1)" = "$(sha256sum <src.bin | cut -d' ' -f1)" -o \
-       "$(shim sha256sum "$P/a.bin" | cut -d' ' -f1)" = "$(sha256sum src.bin | cut -d' ' -f1)"
+check "sha256sum (stdio) reads a redirected standard input" \
+  test "$(shim bash -c "sha256sum < $P/a.bin" | cut -d' ' -f1)" = "$(sha256sum <src.bin | cut -d' ' -f1)"
 check "sha256sum of a path in the prefix" \
   test "$(shim sha256sum "$P/a.bin" | cut -d' ' -f1)" = "$(sha256sum src.bin | cut -d' ' -f1)"
 
@@ -89,25 +89,27 @@ make_tree() {  # make_tree ROOT (run with or without the shim)
 shim bash -c "$(declare -f make_tree); make_tree $P"
 check "mkdir -p, cp, an empty file and a redirect in the prefix" test $? -eq 0
 make_tree "$L"
-listing() { (cd "$1" && find . | sort && find . -type f -exec sha256sum {} + | sort -k2); }
+listing() { (cd "$1" && find ./x | sort && find ./x -type f -exec sha256sum {} + | sort -k2); }
 shim bash -c "$(declare -f listing); listing $P" >tree.memkv
 listing "$L" >tree.local
 check "find lists the same tree, with the same contents" diff tree.local tree.memkv
-shim ls -l "$P/x" | awk 'NR > 1 {print $1, $2, $5, $9}' >ls.memkv
-ls -l "$L/x" | awk 'NR > 1 {print $1, $2, $5, $9}' >ls.local
-check "ls -l shows the same types, links, sizes and names" diff ls.local ls.memkv
-check "test -d sees an empty directory" shim test -d "$P/x/empty"
+# (A directory's link count is always 2 here: memkv keeps no link counts.)
+shim ls -l "$P/x" | awk 'NR > 1 {print $1, $5, $9}' >ls.memkv
+ls -l "$L/x" | awk 'NR > 1 {print $1, $5, $9}' >ls.local
+check "ls -l shows the same types, modes, sizes and names" diff ls.local ls.memkv
+check "test -d sees an empty directory" stest -d "$P/x/empty"
 check "stat of the empty file says 0 bytes" test "$(shim stat -c %s "$P/x/y/z/zero")" = 0
 
 shim mv "$P/x/small.bin" "$P/x/y/moved.bin"
 check "mv within the prefix" test "$(shim cat "$P/x/y/moved.bin" | cmp - small.bin && echo same)" = same
-check "mv leaves no source" shim test ! -e "$P/x/small.bin"
+check "mv leaves no source" stest ! -e "$P/x/small.bin"
 cp small.bin local.bin
 shim mv local.bin "$P/x/from-disk.bin"
 check "mv from the disk into the prefix (a copy, then unlink)" test ! -e local.bin
 check "mv from the disk: the bytes arrived" test "$(shim cat "$P/x/from-disk.bin" | cmp - small.bin && echo same)" = same
 shim mv "$P/x/y" "$P/x/y2"
-check "mv of a directory moves everything below it" shim test -f "$P/x/y2/z/zero"
+check "mv of a directory moves everything below it" stest -f "$P/x/y2/z/zero"
+check "and leaves nothing at the old name" stest ! -e "$P/x/y"
 kvget x/y2/big.bin got.bin
 check "a moved file is under its new key" cmp -s src.bin got.bin
 
@@ -125,8 +127,8 @@ check "the extracted tree is the same" diff ex.local ex.memkv
 
 # ---- rm ----
 shim rm -r "$P/x"
-check "rm -r removes a tree" shim test ! -e "$P/x"
-"$memkv" kv exists --servers "$MEMKV_SERVERS" x/hello.txt >/dev/null 2>&1
+check "rm -r removes a tree" stest ! -e "$P/x"
+"$memkv" kv exists x/hello.txt >/dev/null 2>&1
 check "its keys are gone" test $? -ne 0
 
 # ---- Python with numpy ----
@@ -140,7 +142,7 @@ check "it gives the same results as on a local directory" diff np.local np.memkv
 shim fio --name=verify --filename="$P/fio.dat" --rw=write --bs=1M --size=32M --ioengine=psync \
   --verify=crc32c --do_verify=1 --output=fio.out >/dev/null 2>fio.err
 check "fio (psync, verify=crc32c) passes on a file in the prefix" test $? -eq 0
-check "fio's file is in memkv" "$memkv" kv exists --servers "$MEMKV_SERVERS" fio.dat
+check "fio's file is in memkv" "$memkv" kv exists fio.dat
 check "nothing was written to the disk" test ! -e "$P"
 
 # ---- a file of 4 GiB in bounded memory ----
