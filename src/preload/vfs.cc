@@ -30,6 +30,60 @@ int ErrnoOf(Code code) {
 
 // ---- Fs ----
 
+namespace {
+constexpr size_t kIdleWindows = 2;  // kept for the next file written
+}  // namespace
+
+void Window::append(const std::byte* p, size_t n) {
+  std::memcpy(data_ + size_, p, n);
+  size_ += n;
+}
+
+void Window::Privatize() {
+  if (!shared_) return;
+  auto copy = std::unique_ptr<std::byte[]>(new (std::nothrow) std::byte[capacity_]);
+  if (copy) std::memcpy(copy.get(), data_, size_);
+  new SharedBuffer(std::move(shared_));  // the parent's: left alone
+  shared_ = SharedBuffer();
+  heap_ = std::move(copy);
+  data_ = heap_.get();
+  if (!data_) capacity_ = size_ = 0;
+}
+
+Window Fs::AcquireWindow() {
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_windows_.empty()) {
+      Window w = std::move(idle_windows_.back());
+      idle_windows_.pop_back();
+      w.clear();
+      return w;
+    }
+  }
+  Window w;
+  if (Expected<SharedBuffer> shared = engine_.AllocateShared(options_.window)) {
+    w.shared_ = std::move(*shared);
+    w.data_ = static_cast<std::byte*>(w.shared_.data());
+  } else {
+    w.heap_.reset(new (std::nothrow) std::byte[options_.window]);
+    w.data_ = w.heap_.get();
+  }
+  w.capacity_ = w.data_ ? options_.window : 0;
+  return w;
+}
+
+bool Fs::SharedMemoryTo(std::string_view key) {
+  const size_t server = engine_.RouteKey(key);
+  const std::vector<ServerState> servers = engine_.Servers();
+  return server < servers.size() && servers[server].shm;
+}
+
+void Fs::ReleaseWindow(Window w) {
+  if (!w) return;
+  std::lock_guard lock(mu_);
+  if (idle_windows_.size() < kIdleWindows) idle_windows_.push_back(std::move(w));
+}
+
 Fs::Fs(Engine engine, FsOptions options) : engine_(std::move(engine)), options_(options) {
   options_.read_ahead = std::max<size_t>(4096, std::min(options_.read_ahead, options_.window));
 }
@@ -314,6 +368,7 @@ void File::set_flags(int flags) {
 
 void File::ForkedChild() {
   new (&mu_) std::mutex();  // a thread that did not fork may have held it
+  tail_.Privatize();
   if (stream_) {
     // The parent's: never touched (nor aborted) here, so leaked.
     new PutStream(std::move(*stream_));
@@ -357,6 +412,24 @@ ssize_t File::PReadLocked(Fs& fs, void* out, size_t n, uint64_t offset) {
   auto* buf = static_cast<std::byte*>(out);
   const size_t ra = fs.options().read_ahead;
   if (n >= ra) {
+    if (fs.SharedMemoryTo(key_)) {
+      // Through a shared window: the server writes it over the shm rail,
+      // and one copy lands it in the caller's buffer.
+      Window w = fs.AcquireWindow();
+      if (w && w.shared()) {
+        int e = 0;
+        for (size_t done = 0; done < n && e == 0;) {
+          const size_t k = std::min(n - done, w.capacity());
+          e = ReadBase(fs, w.data(), k, offset + done);
+          if (e == 0) std::memcpy(buf + done, w.data(), k);
+          done += k;
+        }
+        fs.ReleaseWindow(std::move(w));
+        if (e) return -e;
+        return static_cast<ssize_t>(n);
+      }
+      fs.ReleaseWindow(std::move(w));
+    }
     if (int e = ReadBase(fs, buf, n, offset)) return -e;
     return static_cast<ssize_t>(n);
   }
@@ -409,6 +482,12 @@ int File::StreamOut(Fs& fs, const std::byte* data, size_t n) {
   return 0;
 }
 
+int File::EnsureWindow(Fs& fs) {
+  if (tail_) return 0;
+  tail_ = fs.AcquireWindow();
+  return tail_ ? 0 : ENOMEM;
+}
+
 int File::Drain(Fs& fs) {
   if (tail_.empty()) return 0;
   if (int e = StreamOut(fs, tail_.data(), tail_.size())) return e;
@@ -420,6 +499,9 @@ int File::Drain(Fs& fs) {
 // base's bytes, or zeros), streaming whenever the window fills.
 int File::FillTo(Fs& fs, uint64_t end) {
   const size_t window = fs.options().window;
+  if (tail_end() < end) {
+    if (int e = EnsureWindow(fs)) return e;
+  }
   while (tail_end() < end) {
     if (tail_.size() >= window) {
       if (int e = Drain(fs)) return e;
@@ -451,6 +533,7 @@ ssize_t File::PWriteLocked(Fs& fs, const std::byte* buf, size_t n, uint64_t offs
     return -static_cast<ssize_t>(e);
   };
   if (int e = FillTo(fs, offset)) return fail(e);
+  if (int e = EnsureWindow(fs)) return fail(e);
   dirty_ = true;
   ra_len_ = 0;
   size_t done = 0;
@@ -472,7 +555,7 @@ ssize_t File::PWriteLocked(Fs& fs, const std::byte* buf, size_t n, uint64_t offs
       break;
     }
     const size_t k = std::min(rest, window - tail_.size());
-    tail_.insert(tail_.end(), buf + done, buf + done + k);
+    tail_.append(buf + done, k);
     done += k;
   }
   size_ = std::max<uint64_t>(size_, offset + n);
@@ -592,7 +675,8 @@ int File::SettleLocked(Fs& fs) {
   dirty_ = false;
   sent_ = 0;
   tail_.clear();
-  tail_.shrink_to_fit();
+  fs.ReleaseWindow(std::move(tail_));
+  tail_ = Window();
   ra_len_ = 0;
   return 0;
 }

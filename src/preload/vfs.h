@@ -37,6 +37,35 @@ struct FsOptions {
   bool log = false;              // MEMKV_PRELOAD_LOG: failures to stderr
 };
 
+// The bytes an open file keeps before they stream: one buffer of the
+// window's size, from the Fs's pool. Shared memory where the engine can
+// make it, so that a server on this host takes the bytes over the shm rail
+// (no copy through a socket).
+class Window {
+ public:
+  std::byte* data() { return data_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  size_t capacity() const { return capacity_; }
+  void resize(size_t n) { size_ = n; }  // n <= capacity(); new bytes unspecified
+  void append(const std::byte* p, size_t n);
+  void clear() { size_ = 0; }
+  explicit operator bool() const { return data_ != nullptr; }
+  bool shared() const { return static_cast<bool>(shared_); }
+  // After fork, in the child: shared memory would be shared with the
+  // parent's buffer too; the child takes a private copy (and never touches
+  // the parent's engine to free the shared one).
+  void Privatize();
+
+ private:
+  friend class Fs;
+  SharedBuffer shared_;
+  std::unique_ptr<std::byte[]> heap_;
+  std::byte* data_ = nullptr;
+  size_t capacity_ = 0;
+  size_t size_ = 0;
+};
+
 struct Attr {
   bool directory = false;
   bool empty_marker = false;  // an empty file, kept as its marker key
@@ -60,6 +89,12 @@ class Fs {
   // The servers' limits.max_value_size (asked once).
   uint64_t MaxValueSize();
 
+  // A window's buffer (nullptr-backed when memory ran out), and back.
+  Window AcquireWindow();
+  void ReleaseWindow(Window w);
+  // Whether shared memory reaches the server of `key` over the shm rail.
+  bool SharedMemoryTo(std::string_view key);
+
   // Logs a failure once per (operation, key) when options().log.
   void Fail(std::string_view op, std::string_view key, const Outcome& why);
 
@@ -71,6 +106,7 @@ class Fs {
   std::mutex mu_;
   uint64_t max_value_size_ = 0;
   std::vector<std::string> logged_;
+  std::vector<Window> idle_windows_;  // at most kIdleWindows
 };
 
 // One open file description: shared by every descriptor dup'ed from it,
@@ -109,6 +145,7 @@ class File {
   int FillTo(Fs& fs, uint64_t end);
   int Drain(Fs& fs);
   int StreamOut(Fs& fs, const std::byte* data, size_t n);
+  int EnsureWindow(Fs& fs);
   uint64_t tail_end() const { return sent_ + tail_.size(); }
 
   std::mutex mu_;
@@ -130,7 +167,7 @@ class File {
   uint64_t size_ = 0;  // the file's size as this description sees it
   std::optional<PutStream> stream_;
   uint64_t sent_ = 0;           // bytes [0, sent_) are in the stream
-  std::vector<std::byte> tail_; // bytes [sent_, sent_ + tail_.size())
+  Window tail_;                 // bytes [sent_, sent_ + tail_.size())
   int error_ = 0;               // a failed write: reported by every later write and close
 };
 
