@@ -66,7 +66,6 @@ StatusCode ToStatus(const error_code& ec) {
       case store::errc::checksum_mismatch: return StatusCode::kChecksumMismatch;
       case store::errc::unavailable: return StatusCode::kUnavailable;
       case store::errc::closed: return StatusCode::kBusy;
-      case store::errc::unsupported: return StatusCode::kUnsupported;
       default: break;
     }
   }
@@ -558,8 +557,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     rep.max_batch_entries = opt_.limits.max_batch_entries;
     rep.max_inflight = opt_.limits.max_inflight_per_connection;
     rep.features = proto::kFeatureCapacity | proto::kFeaturePageSums | proto::kFeatureList |
-                   proto::kFeaturePinnedReads |
-                   proto::kFeatureOpenStream | (store_.renames() ? proto::kFeatureRename : 0);
+                   proto::kFeaturePinnedReads | proto::kFeatureOpenStream | proto::kFeatureRename;
     proto::Buffer control_out;
     proto::Encode(rep, control_out);
     attach_timer_.cancel();
@@ -712,9 +710,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return Frame(h, std::move(out));
   }
 
-  // Renames, one status per entry: the value moves to `to` (replacing it)
+  // Renames, one status per entry, applied in entry order (a chain a->b,
+  // b->c means what it says): the value moves to `to` (replacing it)
   // without its bytes being copied; NotFound when `from` has none.
-  // Unsupported per entry where the store does not offer it (drive modes).
   Awaitable<void> HandleRename(const proto::FrameHeader& h, proto::Bytes control) {
     proto::RenameRequest req;
     if (auto st = proto::Decode(control, req, DecodeLimits()); !st) {

@@ -26,7 +26,6 @@ const char* Describe(errc e) {
     case errc::set_mismatch: return "drives do not form one complete set";
     case errc::closed: return "store is closing";
     case errc::metadata_full: return "index too large for a checkpoint slot";
-    case errc::unsupported: return "not offered in this storage mode";
   }
   return "unknown store error";
 }

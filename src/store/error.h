@@ -27,7 +27,6 @@ enum class errc {
   set_mismatch,      // drives of different sets, or a set with drives missing
   closed,            // the store is closing
   metadata_full,     // the index no longer fits a checkpoint slot
-  unsupported,       // not offered in this storage mode
 };
 
 const char* Describe(errc e);

@@ -1435,8 +1435,6 @@ Awaitable<Status> Store::Rename(std::string_view from, std::string_view to) {
   co_return Status{};
 }
 
-bool Store::renames() const { return true; }
-
 Store::Listing Store::List(std::string_view prefix, std::string_view cursor, size_t limit) const {
   Listing out;
   const std::vector<EntryRef> found = impl_->index.List(prefix, cursor, limit, &out.more);

@@ -126,7 +126,6 @@ class Store {
   // crash (one journal record holds the put of `to` and the delete of
   // `from`): after a restart the value is under one key, never both.
   io::Awaitable<Status> Rename(std::string_view from, std::string_view to);
-  bool renames() const;  // whether Rename is offered
 
   // Keys by prefix, in key order: up to `limit` of those after `cursor`
   // (exclusive; empty: from the first). `more` is set when keys past the

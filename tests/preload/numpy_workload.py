@@ -92,6 +92,22 @@ except FileNotFoundError:
 st = os.statvfs(root)
 out["statvfs"] = st.f_bsize > 0 and st.f_blocks > 0 and st.f_bavail <= st.f_blocks
 
+# fork: the child reads a descriptor it inherited, and opens files itself.
+fd = os.open(os.path.join(cache, "notes.txt"), os.O_RDONLY)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    got = os.read(fd, 8)
+    with open(os.path.join(cache, "from_child.txt"), "w") as f:
+        f.write("child wrote this")
+    os.write(w, got)
+    os._exit(0)
+os.waitpid(pid, 0)
+out["fork_read"] = os.read(r, 100).decode()
+with open(os.path.join(cache, "from_child.txt")) as f:
+    out["fork_write"] = f.read()
+os.close(fd)
+
 # A write through a read-only descriptor.
 fd = os.open(os.path.join(cache, "notes.txt"), os.O_RDONLY)
 try:

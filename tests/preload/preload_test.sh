@@ -98,6 +98,7 @@ shim ls -l "$P/x" | awk 'NR > 1 {print $1, $5, $9}' >ls.memkv
 ls -l "$L/x" | awk 'NR > 1 {print $1, $5, $9}' >ls.local
 check "ls -l shows the same types, modes, sizes and names" diff ls.local ls.memkv
 check "test -d sees an empty directory" stest -d "$P/x/empty"
+check "a shell glob lists the prefix" test "$(shim bash -c "echo $P/x/*.bin")" = "$P/x/small.bin"
 check "stat of the empty file says 0 bytes" test "$(shim stat -c %s "$P/x/y/z/zero")" = 0
 
 shim mv "$P/x/small.bin" "$P/x/y/moved.bin"

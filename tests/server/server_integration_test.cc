@@ -852,6 +852,15 @@ TEST_F(ServerTest, RenameMovesValuesInMemoryModeWithAStatusPerEntry) {
   ASSERT_EQ(l.keys.size(), 2u);
   EXPECT_EQ(std::get<0>(l.keys[0]), "final/a");
   EXPECT_EQ(std::get<0>(l.keys[1]), "final/b");
+  // Entries apply in order: a chain moves the value along it.
+  const auto chain = Rename(*c, {{"final/a", "x"}, {"x", "y"}}, 71);
+  ASSERT_EQ(chain.size(), 2u);
+  EXPECT_EQ(chain[0], StatusCode::kOk);
+  EXPECT_EQ(chain[1], StatusCode::kOk);
+  const auto moved = Get(*c, {"final/a", "x", "y"});
+  EXPECT_EQ(moved[0].first, StatusCode::kNotFound);
+  EXPECT_EQ(moved[1].first, StatusCode::kNotFound);
+  EXPECT_EQ(moved[2].second, big);
 }
 
 TEST_F(ServerTest, RenameMovesValuesInFileModeAndTheyStayMovedAfterARestart) {
