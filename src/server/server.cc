@@ -1130,7 +1130,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // grows until its last chunk, which carries the checksum.
   struct PutStream {
     PutStream(uint32_t e, uint64_t size, uint64_t sum) : entry(e), checksum(sum), seq(size) {}
-    explicit PutStream(uint32_t e) : entry(e), checksum(0), seq(proto::ChunkSequencer::Open()), open(true) {}
+    explicit PutStream(uint32_t e)
+        : entry(e), checksum(0), seq(proto::ChunkSequencer::Open()), open(true) {}
     uint32_t entry;     // in its request
     uint64_t checksum;  // the entry's: XXH3 of the whole value
     proto::ChunkSequencer seq;

@@ -174,8 +174,8 @@ std::vector<EntryRef> Index::Sample(size_t n, std::mt19937_64& rng) const {
   return out;
 }
 
-std::vector<EntryRef> Index::List(std::string_view prefix, std::string_view cursor,
-                                  size_t limit, bool* more) const {
+std::vector<EntryRef> Index::List(std::string_view prefix, std::string_view cursor, size_t limit,
+                                  bool* more) const {
   // Each shard is read a run at a time into its own queue; a heap over the
   // queues' heads yields the keys in order. A run is refilled from past the
   // last key it held, so a shard is never locked for more than a run.
@@ -186,7 +186,8 @@ std::vector<EntryRef> Index::List(std::string_view prefix, std::string_view curs
     bool done = false;  // no key of the prefix past the run
   };
   std::vector<Source> sources(shards_.size());
-  const size_t run = std::min(kRun, limit + 1);
+  // One more than wanted, so that a shard can say whether it has more.
+  const size_t run = limit < kRun ? limit + 1 : kRun;
   auto fill = [&](size_t i) {
     Source& src = sources[i];
     std::string_view after = cursor;

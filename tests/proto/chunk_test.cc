@@ -70,7 +70,6 @@ TEST(PlanChunks, ProducesWhatTheSequencerAccepts) {
   EXPECT_TRUE(s.complete());
 }
 
-
 TEST(ChunkSequencer, AnOpenStreamEndsWhereItsLastChunkEnds) {
   ChunkSequencer s = ChunkSequencer::Open();
   ASSERT_TRUE(s.Accept({0, 0, 0, false}, 100));

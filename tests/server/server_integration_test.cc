@@ -6,12 +6,12 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <tuple>
-#include <filesystem>
 #include <cinttypes>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <tuple>
 
 #include "../io/test_util.h"
 #include "common/checksum.h"
@@ -724,12 +724,14 @@ Listed List(RawClient& c, const std::string& prefix, const std::string& cursor, 
   proto::ListReply rep;
   EXPECT_TRUE(proto::Decode(f->control, rep));
   out.status = rep.head.status;
-  for (const auto& e : rep.entries) out.keys.emplace_back(std::string(e.key), e.value_size, e.version);
+  for (const auto& e : rep.entries)
+    out.keys.emplace_back(std::string(e.key), e.value_size, e.version);
   out.cursor = rep.cursor;
   return out;
 }
 
-std::vector<StatusCode> Rename(RawClient& c, const std::vector<std::pair<std::string, std::string>>& moves,
+std::vector<StatusCode> Rename(RawClient& c,
+                               const std::vector<std::pair<std::string, std::string>>& moves,
                                uint64_t id = 70) {
   proto::RenameRequest req;
   req.batch = {static_cast<uint32_t>(moves.size()), 0, static_cast<uint32_t>(moves.size())};
@@ -773,7 +775,8 @@ TEST_F(ServerTest, ListPagesKeysByPrefixInOrderWithAnExclusiveCursor) {
     ASSERT_LE(l.keys.size(), 10u);
     for (auto& [k, size, version] : l.keys) {
       got.push_back(k);
-      const size_t i = std::find_if(kv.begin(), kv.end(), [&](auto& p) { return p.first == k; }) - kv.begin();
+      const size_t i =
+          std::find_if(kv.begin(), kv.end(), [&](auto& p) { return p.first == k; }) - kv.begin();
       EXPECT_EQ(size, kv[i].second.size()) << k;
       EXPECT_GT(version, 0u);
     }
@@ -865,11 +868,17 @@ TEST_F(ServerTest, RenameMovesValuesInMemoryModeWithAStatusPerEntry) {
 
 TEST_F(ServerTest, RenameMovesValuesInFileModeAndTheyStayMovedAfterARestart) {
   const std::string d0 = dir_.path().string() + "/d0.img";
-  ASSERT_EQ(std::system((std::string(MEMKV_BINARY) + " drive init " + d0 + " --size 64MiB 2>/dev/null").c_str()), 0);
+  ASSERT_EQ(
+      std::system(
+          (std::string(MEMKV_BINARY) + " drive init " + d0 + " --size 64MiB 2>/dev/null").c_str()),
+      0);
   const std::string cfg = dir_.path().string() + "/config.yaml";
-  ASSERT_EQ(std::system((std::string(MEMKV_BINARY) + " setup --drives " + d0 + " > " + cfg + " 2>/dev/null").c_str()), 0);
-  const std::vector<std::string> args = {"--config", cfg, "--set", "network.auth_key=", "--set",
-                                         "network.allow_unauthenticated=true"};
+  ASSERT_EQ(std::system(
+                (std::string(MEMKV_BINARY) + " setup --drives " + d0 + " > " + cfg + " 2>/dev/null")
+                    .c_str()),
+            0);
+  const std::vector<std::string> args = {
+      "--config", cfg, "--set", "network.auth_key=", "--set", "network.allow_unauthenticated=true"};
   const std::string big(300000, 'b');
   {
     auto s = Start(args);

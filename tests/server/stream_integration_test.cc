@@ -280,7 +280,6 @@ TEST_F(StreamTest, ChunkOutOfSequenceFailsThePutWithItsOwnStatus) {
   EXPECT_EQ((*exists)[1].status, StatusCode::kNotFound);
 }
 
-
 // ---- open streams: values whose length is known only at their last chunk ----
 
 void SendOpenHead(RawClient& c, const std::string& key, uint64_t id) {

@@ -120,7 +120,6 @@ TEST(Index, ConcurrentWritersAndReadersAgree) {
   }
 }
 
-
 std::vector<std::string> Keys(const std::vector<EntryRef>& es) {
   std::vector<std::string> out;
   for (const EntryRef& e : es) out.push_back(e->key);
@@ -129,7 +128,8 @@ std::vector<std::string> Keys(const std::vector<EntryRef>& es) {
 
 TEST(Index, ListIsInKeyOrderByPrefixAfterAnExclusiveCursor) {
   Index idx(8);
-  for (const char* k : {"b/1", "a/03", "a", "a/01", "a/10", "a/02", "ab", "c"}) idx.Publish(Make(k, 1));
+  for (const char* k : {"b/1", "a/03", "a", "a/01", "a/10", "a/02", "ab", "c"})
+    idx.Publish(Make(k, 1));
   bool more = false;
   EXPECT_EQ(Keys(idx.List("a/", "", 2, &more)), (std::vector<std::string>{"a/01", "a/02"}));
   EXPECT_TRUE(more);

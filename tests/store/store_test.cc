@@ -5,8 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <vector>
-#include <thread>
 #include <atomic>
 #include <cstring>
 #include <map>
@@ -14,6 +12,8 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -1092,7 +1092,6 @@ TEST_F(DriveFailureTest, AKeyThatMovedBackToAResetDriveStaysDeleted) {
   }
 }
 
-
 // ---- List, Rename, open puts ----
 
 std::vector<std::string> KeysOf(const Store::Listing& l) {
@@ -1136,7 +1135,8 @@ TEST_F(StoreTest, ListSeesDriveEntriesAfterAReopen) {
       ASSERT_TRUE(Put(**s, k, Value(100 + i, i)));
       if (i % 5 != 0) want.push_back(k);
     }
-    for (int i = 0; i < 50; i += 5) ASSERT_TRUE(RunSync(ctx_, (*s)->Delete("k" + std::to_string(100 + i))));
+    for (int i = 0; i < 50; i += 5)
+      ASSERT_TRUE(RunSync(ctx_, (*s)->Delete("k" + std::to_string(100 + i))));
   }
   auto s = Open({a, b});
   ASSERT_TRUE(s);
@@ -1172,7 +1172,8 @@ TEST_F(StoreTest, RenameMovesTheValueWithoutCopyingAndAPinnedReaderKeepsItsVersi
   EXPECT_EQ(st.stats().memory_used, used - 15);
   // The reader that pinned "from" reads its version still, whole.
   std::string out(v.size(), '\0');
-  auto r = RunSync(ctx_, st.Get(*pinned, 0, std::span(reinterpret_cast<std::byte*>(out.data()), out.size())));
+  auto r = RunSync(
+      ctx_, st.Get(*pinned, 0, std::span(reinterpret_cast<std::byte*>(out.data()), out.size())));
   ASSERT_TRUE(r);
   EXPECT_EQ(out, v);
   // Overwriting the new key frees the bytes only once the pin goes.
@@ -1206,14 +1207,18 @@ TEST_F(StoreTest, RenameUnderConcurrentReadersOfTheOldKey) {
       for (int i = t; !stop.load(); ++i) {
         auto p = st.Pin("k" + std::to_string(i % 50));
         if (!p) continue;
-        auto r = RunSync(ctx, st.Get(*p, 0, std::span(reinterpret_cast<std::byte*>(out.data()), out.size())));
-        if (!r || out != v) ++bad;
-        else ++hits;
+        auto r = RunSync(
+            ctx, st.Get(*p, 0, std::span(reinterpret_cast<std::byte*>(out.data()), out.size())));
+        if (!r || out != v)
+          ++bad;
+        else
+          ++hits;
       }
     });
   }
   for (int i = 0; i < 2000; ++i)
-    ASSERT_TRUE(RunSync(ctx_, st.Rename("k" + std::to_string(i % 50), "k" + std::to_string((i + 1) % 50))));
+    ASSERT_TRUE(
+        RunSync(ctx_, st.Rename("k" + std::to_string(i % 50), "k" + std::to_string((i + 1) % 50))));
   stop = true;
   for (auto& t : readers) t.join();
   EXPECT_EQ(bad.load(), 0);
@@ -1252,7 +1257,8 @@ TEST_F(StoreTest, RenameOnDrivesMovesTheValueDurablyWithoutCopyingIt) {
     ASSERT_TRUE(RunSync(ctx_, st.Rename("to", "to2")));
     ASSERT_TRUE(Put(st, "to2", "x"));
     std::string out(v.size(), '\0');
-    ASSERT_TRUE(RunSync(ctx_, st.Get(*pinned, 0, std::span(reinterpret_cast<std::byte*>(out.data()), out.size()))));
+    ASSERT_TRUE(RunSync(
+        ctx_, st.Get(*pinned, 0, std::span(reinterpret_cast<std::byte*>(out.data()), out.size()))));
     EXPECT_EQ(out, v);
     *pinned = {};
     ASSERT_TRUE(RunSync(ctx_, st.Rename("to2", "to")));
@@ -1268,7 +1274,8 @@ TEST_F(StoreTest, RenameOnDrivesMovesTheValueDurablyWithoutCopyingIt) {
   Store& st = **s;
   EXPECT_EQ(Get(st, "to").value(), v);
   EXPECT_EQ(Get(st, "s2").value(), small);
-  for (const char* gone : {"from", "s1", "to2"}) EXPECT_EQ(Get(st, gone).error(), errc::not_found) << gone;
+  for (const char* gone : {"from", "s1", "to2"})
+    EXPECT_EQ(Get(st, gone).error(), errc::not_found) << gone;
   EXPECT_EQ(KeysOf(st.List("", "", 10)), (std::vector<std::string>{"s2", "to"}));
   const auto stats = st.stats();
   EXPECT_EQ(stats.drives[0].used_bytes + stats.drives[1].used_bytes, used);
@@ -1345,7 +1352,8 @@ TEST_F(StoreTest, ARenameCutByAPowerFailureLeavesTheValueUnderOneKey) {
     }
     // Whichever key holds it, its pages are taken once: filling the drive
     // with new values leaves it whole.
-    for (int i = 0; i < 20; ++i) ASSERT_TRUE(Put(**s, "fill" + std::to_string(i), Value(1 << 20, i)));
+    for (int i = 0; i < 20; ++i)
+      ASSERT_TRUE(Put(**s, "fill" + std::to_string(i), Value(1 << 20, i)));
     EXPECT_EQ(Get(**s, from ? "from" : "to").value(), v);
   }
   EXPECT_GT(acked, 0);
