@@ -211,6 +211,16 @@ PY
 check "a reader sees the old version while another process writes, the new one after close" \
   test "$(cat inflight.out)" = "True True"
 
+# The same on a server with drives (the embedded default, file mode): a
+# file that streams (over the window), renamed, listed, read back.
+start_server || exit 1
+pids+=("$server_pid")
+head -c $((20 << 20)) /dev/urandom >drive.bin
+MEMKV_SERVERS=127.0.0.1:$port shim bash -c "mkdir $P/d && cp drive.bin $P/d/a.bin && mv $P/d/a.bin $P/d/b.bin && ls $P/d && cat $P/d/b.bin" >drive.out 2>drive.err
+check "on drives: cp (streamed), mv (a re-key), ls" test "$(head -c 6 drive.out)" = "b.bin$(printf '\n')"
+tail -c +7 drive.out >drive.back
+check "on drives: the bytes read back" cmp -s drive.bin drive.back
+
 # A program that never touches the prefix sees no difference.
 check "programs outside the prefix are untouched" \
   test "$(shim sha256sum src.bin)" = "$(sha256sum src.bin)"
