@@ -171,7 +171,10 @@ Fs* GetFs() {
   InsideScope inside;
   Expected<Engine> e = Engine::FromEnvironment();
   if (!e) {
-    std::fprintf(stderr, "memkv preload: no client: %s\n", e.error().message.c_str());
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      std::fprintf(stderr, "memkv preload: no client (every path under the prefix fails with EIO): %s\n",
+                   e.error().message.c_str());
     errno = EIO;
     return nullptr;
   }
