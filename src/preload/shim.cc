@@ -3,6 +3,7 @@
 #include "preload/shim.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -35,6 +36,7 @@ struct Globals {
   std::mutex cwd_mu;
   std::string cwd;  // a directory of ours after chdir into it; "" otherwise
   std::atomic<bool> has_cwd{false};
+  std::atomic<pid_t> pid{0};  // this process's (a vfork child's differs)
 };
 
 // Made once at load, never destroyed (other libraries' destructors may
@@ -71,6 +73,7 @@ void AfterForkChild() {
   new (&g->table_mu) std::mutex();
   new (&g->fs_mu) std::mutex();
   new (&g->cwd_mu) std::mutex();
+  g->pid.store(getpid());
   g->fs = nullptr;
   for (auto& [fd, desc] : g->table)
     if (desc->file) desc->file->ForkedChild();
@@ -91,7 +94,7 @@ void SettleAtExit() {
   }
   for (int fd : fds) {
     std::shared_ptr<OpenDesc> desc = Lookup(fd);  // opens inherited files
-    if (!desc || !desc->file) continue;
+    if (!desc || !desc->file || desc->file->parents()) continue;
     Fs* fs = GetFs();
     if (!fs) return;
     InsideScope inside;
@@ -112,6 +115,7 @@ __attribute__((constructor)) void Load() {
   g->options.read_ahead = std::min(g->options.read_ahead, g->options.window);
   const char* log = std::getenv("MEMKV_PRELOAD_LOG");
   g->options.log = log && *log && std::strcmp(log, "0") != 0;
+  g->pid.store(getpid());
   pthread_atfork(BeforeFork, AfterForkParent, AfterForkChild);
   TakeInherited();
 }
@@ -161,6 +165,7 @@ uint64_t InodeOf(const std::string& key) {
 }  // namespace
 
 bool Enabled() { return g && !g->prefixes.empty(); }
+bool InVforkChild() { return g && getpid() != g->pid.load(std::memory_order_relaxed); }
 bool Inside() { return t_inside; }
 InsideScope::InsideScope() : was_(t_inside) { t_inside = true; }
 InsideScope::~InsideScope() { t_inside = was_; }
@@ -287,6 +292,9 @@ void TakeInherited() {
 
 std::vector<std::string> ExecEnvironment() {
   if (!Enabled()) return {};
+  // A vfork child shares the parent's memory: it passes descriptors on but
+  // stores nothing (the parent's files are the parent's).
+  const bool vforked = InVforkChild();
   std::vector<std::pair<int, std::shared_ptr<OpenDesc>>> open;
   {
     std::lock_guard lock(g->table_mu);
@@ -298,7 +306,7 @@ std::vector<std::string> ExecEnvironment() {
     if (!d || d->directory || !d->file) continue;
     const int fdflags = MEMKV_REAL(fcntl)(fd, F_GETFD);
     if (fdflags < 0 || (fdflags & FD_CLOEXEC)) continue;
-    if (Fs* fs = GetFs()) {
+    if (Fs* fs = vforked ? nullptr : GetFs()) {
       InsideScope inside;
       if (int e = d->file->Sync(*fs))
         std::fprintf(stderr, "memkv preload: %s: not stored before exec: %s\n", d->path.c_str(),
@@ -713,8 +721,33 @@ int posix_fadvise64(int fd, off64_t offset, off64_t len, int advice) {
 // ---- close, dup, fcntl ----
 
 int close(int fd) {
-  if (MaybeOurs(fd) && Lookup(fd)) return CloseOurs(fd);
+  if (MaybeOurs(fd) && !InVforkChild() && Lookup(fd)) return CloseOurs(fd);
   return MEMKV_REAL(close)(fd);
+}
+
+// close_range(2) and closefrom(3) (Python's subprocess, daemons) close
+// descriptors of ours too: each is closed (and its file settled) first, so
+// no number the kernel hands out again is taken for one of ours.
+static void CloseOursIn(unsigned first, unsigned last) {
+  if (!Enabled() || InVforkChild()) return;
+  std::vector<int> fds;
+  {
+    std::lock_guard lock(g->table_mu);
+    for (auto& [fd, desc] : g->table)
+      if (fd >= 0 && static_cast<unsigned>(fd) >= first && static_cast<unsigned>(fd) <= last)
+        fds.push_back(fd);
+  }
+  for (int fd : fds) CloseOurs(fd);
+}
+
+int close_range(unsigned first, unsigned last, int flags) {
+  if (!(flags & CLOSE_RANGE_CLOEXEC)) CloseOursIn(first, last);
+  return MEMKV_REAL(close_range)(first, last, flags);
+}
+
+void closefrom(int lowfd) {
+  CloseOursIn(static_cast<unsigned>(lowfd < 0 ? 0 : lowfd), ~0u);
+  MEMKV_REAL(closefrom)(lowfd);
 }
 
 int dup(int fd) {
@@ -725,6 +758,8 @@ int dup(int fd) {
 }
 
 int dup3(int oldfd, int newfd, int flags) {
+  if (InVforkChild())  // shares the parent's memory: the shim's state is the parent's
+    return flags ? MEMKV_REAL(dup3)(oldfd, newfd, flags) : MEMKV_REAL(dup2)(oldfd, newfd);
   std::shared_ptr<OpenDesc> d = MaybeOurs(oldfd) ? Lookup(oldfd) : nullptr;
   if (oldfd == newfd) return flags ? Ret(EINVAL) : newfd;
   if (MaybeOurs(newfd) && Lookup(newfd)) {

@@ -56,6 +56,9 @@ struct OpenDesc {
 
 // Whether the shim is on (MEMKV_PRELOAD_PREFIX named a prefix).
 bool Enabled();
+// True in a vfork child (it shares the parent's memory, so it must leave
+// the shim's state alone).
+bool InVforkChild();
 // True while this thread runs inside the shim or the library: libc calls
 // made from there go straight to libc.
 bool Inside();

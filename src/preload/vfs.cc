@@ -369,6 +369,12 @@ void File::set_flags(int flags) {
 void File::ForkedChild() {
   new (&mu_) std::mutex();  // a thread that did not fork may have held it
   tail_.Privatize();
+  if (dirty_) {
+    // Written by the parent and not yet stored: the parent stores it; the
+    // child neither writes it on nor stores it when it closes its copy.
+    parents_ = true;
+    error_ = EIO;
+  }
   if (stream_) {
     // The parent's: never touched (nor aborted) here, so leaked.
     new PutStream(std::move(*stream_));
@@ -688,6 +694,7 @@ int File::Sync(Fs& fs) {
 
 int File::Close(Fs& fs) {
   std::lock_guard lock(mu_);
+  if (parents_) return 0;
   if (error_) {
     if (stream_) stream_->Abort();
     stream_.reset();

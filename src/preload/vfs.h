@@ -132,9 +132,11 @@ class File {
   int Sync(Fs& fs);        // fsync: settles
   int Close(Fs& fs);       // the last descriptor went: settles
   int Fstat(Attr& out);
-  // After fork, in the child: a put being streamed belongs to the parent's
-  // engine; this file's writes fail with EIO from now on.
+  // After fork, in the child: a file with writes not yet stored (and a put
+  // being streamed) is the parent's to store: the child's writes to it fail
+  // with EIO, and its close stores nothing.
   void ForkedChild();
+  bool parents() const { return parents_; }
 
  private:
   File(std::string key, int flags) : key_(std::move(key)), flags_(flags) {}
@@ -169,6 +171,7 @@ class File {
   uint64_t sent_ = 0;           // bytes [0, sent_) are in the stream
   Window tail_;                 // bytes [sent_, sent_ + tail_.size())
   int error_ = 0;               // a failed write: reported by every later write and close
+  bool parents_ = false;        // forked with unstored writes: the parent's to store
 };
 
 }  // namespace memkv::preload

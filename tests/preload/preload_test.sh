@@ -221,6 +221,25 @@ check "on drives: cp (streamed), mv (a re-key), ls" test "$(head -c 6 drive.out)
 tail -c +7 drive.out >drive.back
 check "on drives: the bytes read back" cmp -s drive.bin drive.back
 
+# Children (fork, subprocess with close_fds) of a process writing a file
+# neither store nor damage it; the parent's close stores it whole.
+shim "$py" - "$P/forked.bin" >forked.out 2>forked.err <<'PY'
+import os, subprocess, sys
+f = open(sys.argv[1], "wb")
+f.write(b"parent ")
+f.flush()
+subprocess.run(["true"], check=True)  # forks, closes every descriptor (close_range), execs
+pid = os.fork()
+if pid == 0:
+    f.close()    # the child's copy: stores nothing
+    sys.exit(0)  # exit handlers run
+os.waitpid(pid, 0)
+f.write(b"and more")
+f.close()
+print(open(sys.argv[1], "rb").read().decode())
+PY
+check "a file written across fork and subprocess is stored once, whole" test "$(cat forked.out)" = "parent and more"
+
 # A program that never touches the prefix sees no difference.
 check "programs outside the prefix are untouched" \
   test "$(shim sha256sum src.bin)" = "$(sha256sum src.bin)"
