@@ -356,6 +356,8 @@ def test_asyncio_many_concurrent_calls(engine):
         with pytest.raises(memkv.BufferTooSmall):
             await engine.aget_into(f"{k}/0", bytearray(10))
         assert not await engine.aexists(f"{k}/none")
+        with pytest.raises(memkv.InvalidArgument):  # refused before anything is sent
+            await engine.aput("", b"x")
         await engine.adelete(f"{k}/x")
         with pytest.raises(memkv.NotFound):
             await engine.adelete(f"{k}/x")
@@ -411,6 +413,8 @@ def test_server_killed_mid_batch(start_server):
     b.stop()  # SIGKILL while the batch is (most likely) in flight
     t.join(timeout=120)
     assert not t.is_alive(), "batch_get_into hung after a server was killed"
+    print("killed mid-batch:", {k: (v if k == "error" else sum(x < 0 for x in v))
+                                for k, v in outcome.items()})
     if "results" in outcome:
         res = outcome["results"]
         for i in range(n):
