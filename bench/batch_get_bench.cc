@@ -34,12 +34,18 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) Die(a + ": needs a value");
       return argv[++i];
     };
-    if (a == "--count") count = std::stoull(next());
-    else if (a == "--size") size = std::stoull(next());
-    else if (a == "--rounds") rounds = std::stoull(next());
-    else if (a == "--prefix") prefix = next();
-    else if (a == "--shared") shared = true;
-    else Die("unknown argument " + a + " (--count N --size BYTES --rounds R --shared)");
+    if (a == "--count")
+      count = std::stoull(next());
+    else if (a == "--size")
+      size = std::stoull(next());
+    else if (a == "--rounds")
+      rounds = std::stoull(next());
+    else if (a == "--prefix")
+      prefix = next();
+    else if (a == "--shared")
+      shared = true;
+    else
+      Die("unknown argument " + a + " (--count N --size BYTES --rounds R --shared)");
   }
   auto engine = memkv::Engine::FromEnvironment();
   if (!engine) Die(engine.error().message);
@@ -62,7 +68,8 @@ int main(int argc, char** argv) {
     std::memset(buf + i * size, static_cast<int>(i), size);
     puts.push_back({keys[i], buf + i * size, size});
   }
-  if (auto r = engine->BatchPut(puts); !r.ok()) Die("put: " + std::to_string(r.failed()) + " failed");
+  if (auto r = engine->BatchPut(puts); !r.ok())
+    Die("put: " + std::to_string(r.failed()) + " failed");
   std::vector<memkv::GetEntry> gets;
   for (size_t i = 0; i < count; ++i) gets.push_back({keys[i], buf + i * size, size});
   std::vector<double> rates;

@@ -31,9 +31,21 @@ namespace {
 
 using memkv::Code;
 
+// Releases the GIL for its scope (a blocking call of the library).
+class ReleaseGil {
+ public:
+  ReleaseGil() : state_(PyEval_SaveThread()) {}
+  ~ReleaseGil() { PyEval_RestoreThread(state_); }
+  ReleaseGil(const ReleaseGil&) = delete;
+  ReleaseGil& operator=(const ReleaseGil&) = delete;
+
+ private:
+  PyThreadState* state_;
+};
+
 // ---- exceptions: memkv.Error and one subclass per Code ----
 
-PyObject* g_error = nullptr;                         // memkv.Error
+PyObject* g_error = nullptr;                          // memkv.Error
 PyObject* g_errors[memkv::kMaxCode + 1] = {nullptr};  // by code; [0] unused
 
 // Async calls in flight, and whether the interpreter is going away (then a
@@ -47,9 +59,14 @@ PyObject* ErrorClass(Code c) {
   return g_error;
 }
 
+// The message may hold a key's raw bytes: undecodable ones are replaced.
 PyObject* NewError(Code c, const std::string& message) {
-  return PyObject_CallFunction(ErrorClass(c), "s#", message.data(),
-                               static_cast<Py_ssize_t>(message.size()));
+  PyObject* text =
+      PyUnicode_DecodeUTF8(message.data(), static_cast<Py_ssize_t>(message.size()), "replace");
+  if (!text) return nullptr;
+  PyObject* e = PyObject_CallOneArg(ErrorClass(c), text);
+  Py_DECREF(text);
+  return e;
 }
 
 std::nullptr_t Raise(Code c, const std::string& message) {
@@ -78,7 +95,16 @@ struct Keys {
     Py_ssize_t n;
     if (PyUnicode_Check(key)) {
       p = PyUnicode_AsUTF8AndSize(key, &n);
-      if (!p) return false;
+      if (!p) {
+        // A key list() returned with its undecodable bytes escaped.
+        PyErr_Clear();
+        PyObject* raw = PyUnicode_AsEncodedString(key, "utf-8", "surrogateescape");
+        if (!raw) return false;
+        spans.emplace_back(arena.size(), static_cast<size_t>(PyBytes_GET_SIZE(raw)));
+        arena.append(PyBytes_AS_STRING(raw), static_cast<size_t>(PyBytes_GET_SIZE(raw)));
+        Py_DECREF(raw);
+        return true;
+      }
     } else if (PyBytes_Check(key)) {
       p = PyBytes_AS_STRING(key);
       n = PyBytes_GET_SIZE(key);
@@ -143,10 +169,10 @@ bool ToSize(PyObject* o, size_t* out) {
 }
 
 // An item of a batch: (key, buffer) or (key, address, size).
-bool ParseItem(PyObject* item, bool writable, Keys& keys, Views& views, void** data,
-               size_t* size) {
-  PyObject* fast = PySequence_Fast(item, "a batch entry must be (key, buffer) or "
-                                         "(key, address, size)");
+bool ParseItem(PyObject* item, bool writable, Keys& keys, Views& views, void** data, size_t* size) {
+  PyObject* fast = PySequence_Fast(item,
+                                   "a batch entry must be (key, buffer) or "
+                                   "(key, address, size)");
   if (!fast) return false;
   const Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
   PyObject** f = PySequence_Fast_ITEMS(fast);
@@ -156,8 +182,7 @@ bool ParseItem(PyObject* item, bool writable, Keys& keys, Views& views, void** d
   } else if (n == 3) {
     ok = keys.Add(f[0]) && ToAddress(f[1], data) && ToSize(f[2], size);
   } else {
-    PyErr_SetString(PyExc_TypeError,
-                    "a batch entry must be (key, buffer) or (key, address, size)");
+    PyErr_SetString(PyExc_TypeError, "a batch entry must be (key, buffer) or (key, address, size)");
   }
   Py_DECREF(fast);
   return ok;
@@ -185,9 +210,8 @@ PyObject* SizesToList(const std::vector<R>& entries, F size_of) {
   if (!list) return nullptr;
   for (size_t i = 0; i < entries.size(); ++i) {
     const R& e = entries[i];
-    PyObject* v = e.status == Code::kOk
-                      ? PyLong_FromUnsignedLongLong(size_of(e))
-                      : PyLong_FromLong(-static_cast<long>(e.status));
+    PyObject* v = e.status == Code::kOk ? PyLong_FromUnsignedLongLong(size_of(e))
+                                        : PyLong_FromLong(-static_cast<long>(e.status));
     if (!v) {
       Py_DECREF(list);
       return nullptr;
@@ -207,8 +231,7 @@ PyObject* ExistsToList(const memkv::ExistsResults& r) {
 // ---- SharedBuffer: memory from Engine.alloc ----
 
 struct SharedBufferObject {
-  PyObject_HEAD
-  memkv::SharedBuffer* buf;
+  PyObject_HEAD memkv::SharedBuffer* buf;
 };
 
 void SharedBufferDealloc(PyObject* self) {
@@ -252,8 +275,7 @@ struct Registration {
 };
 
 struct EngineObject {
-  PyObject_HEAD
-  memkv::Engine* engine;
+  PyObject_HEAD memkv::Engine* engine;
   std::vector<Registration>* registrations;
 };
 
@@ -286,8 +308,10 @@ void EngineDealloc(PyObject* obj) {
     memkv::Engine* e = self->engine;
     self->engine = nullptr;
     // The last engine stops the library's I/O threads: never with the GIL.
-    Py_BEGIN_ALLOW_THREADS delete e;
-    Py_END_ALLOW_THREADS
+    {
+      ReleaseGil nogil;
+      delete e;
+    }
   }
   Py_TYPE(obj)->tp_free(obj);
 }
@@ -300,8 +324,10 @@ int Install(EngineObject* self, memkv::Expected<memkv::Engine> created) {
   auto* fresh = new memkv::Engine(std::move(*created));
   std::swap(self->engine, fresh);
   if (fresh) {
-    Py_BEGIN_ALLOW_THREADS delete fresh;
-    Py_END_ALLOW_THREADS
+    {
+      ReleaseGil nogil;
+      delete fresh;
+    }
   }
   return 0;
 }
@@ -343,9 +369,8 @@ std::chrono::milliseconds Millis(double seconds) {
 }
 
 int EngineInit(PyObject* obj, PyObject* args, PyObject* kwargs) {
-  static const char* kw[] = {"servers",    "auth_key",        "transport",
-                             "timeout",    "connect_timeout", "io_threads",
-                             "immutable_keys", nullptr};
+  static const char* kw[] = {"servers",         "auth_key",   "transport",      "timeout",
+                             "connect_timeout", "io_threads", "immutable_keys", nullptr};
   PyObject* servers = nullptr;
   const char* auth_key = nullptr;
   const char* transport = "auto";
@@ -353,17 +378,21 @@ int EngineInit(PyObject* obj, PyObject* args, PyObject* kwargs) {
   Py_ssize_t io_threads = 1;
   int immutable = 0;
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|zsd$dnp", const_cast<char**>(kw), &servers,
-                                   &auth_key, &transport, &timeout, &connect_timeout,
-                                   &io_threads, &immutable))
+                                   &auth_key, &transport, &timeout, &connect_timeout, &io_threads,
+                                   &immutable))
     return -1;
   memkv::EngineOptions o;
   if (!ParseServers(servers, o.servers)) return -1;
   if (auth_key) o.auth_key = auth_key;
   const std::string_view t(transport);
-  if (t == "auto") o.transport = memkv::Transport::kAuto;
-  else if (t == "shm") o.transport = memkv::Transport::kShm;
-  else if (t == "tcp") o.transport = memkv::Transport::kTcp;
-  else if (t == "rdma") o.transport = memkv::Transport::kRdma;
+  if (t == "auto")
+    o.transport = memkv::Transport::kAuto;
+  else if (t == "shm")
+    o.transport = memkv::Transport::kShm;
+  else if (t == "tcp")
+    o.transport = memkv::Transport::kTcp;
+  else if (t == "rdma")
+    o.transport = memkv::Transport::kRdma;
   else {
     Raise(Code::kInvalidArgument,
           "transport: '" + std::string(t) + "' is not one of auto, shm, tcp, rdma");
@@ -404,8 +433,10 @@ PyObject* DoPut(PyObject* self, PyObject* key, void* data, size_t size) {
   k.Seal();
   memkv::PutEntry p{k.views[0], data, size};
   memkv::PutResults r;
-  Py_BEGIN_ALLOW_THREADS r = e->BatchPut({&p, 1});
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    r = e->BatchPut({&p, 1});
+  }
   if (!r.outcome) return Raise(r.outcome);
   if (r.entries[0] != Code::kOk)
     return Raise(r.entries[0], "put " + KeyRepr(k.views[0]) + ": " + memkv::CodeName(r.entries[0]));
@@ -440,8 +471,10 @@ PyObject* DoGetInto(PyObject* self, PyObject* key, void* data, size_t size) {
   k.Seal();
   memkv::GetEntry g{k.views[0], data, size};
   memkv::GetResults r;
-  Py_BEGIN_ALLOW_THREADS r = e->BatchGet({&g, 1});
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    r = e->BatchGet({&g, 1});
+  }
   if (!r.outcome) return Raise(r.outcome);
   const memkv::GetResult& gr = r.entries[0];
   if (gr.status == Code::kBufferTooSmall)
@@ -475,8 +508,10 @@ PyObject* EngineGetIntoPtr(PyObject* self, PyObject* args) {
 // The value's size and version, or null with NotFound raised.
 bool Stat(memkv::Engine* e, std::string_view key, memkv::ExistsResult* out, const char* op) {
   memkv::ExistsResults r;
-  Py_BEGIN_ALLOW_THREADS r = e->Exists({&key, 1});
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    r = e->Exists({&key, 1});
+  }
   if (!r.outcome) {
     Raise(r.outcome);
     return false;
@@ -506,8 +541,10 @@ PyObject* EngineGet(PyObject* self, PyObject* key) {
     if (!bytes) return nullptr;
     memkv::GetEntry g{kv, PyBytes_AS_STRING(bytes), st.size, 0, 0, st.version};
     memkv::GetResults r;
-    Py_BEGIN_ALLOW_THREADS r = e->BatchGet({&g, 1});
-    Py_END_ALLOW_THREADS
+    {
+      ReleaseGil nogil;
+      r = e->BatchGet({&g, 1});
+    }
     if (!r.outcome) {
       Py_DECREF(bytes);
       return Raise(r.outcome);
@@ -543,8 +580,10 @@ PyObject* EngineExists(PyObject* self, PyObject* key) {
   if (!k.Add(key)) return nullptr;
   k.Seal();
   memkv::ExistsResults r;
-  Py_BEGIN_ALLOW_THREADS r = e->Exists({k.views.data(), 1});
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    r = e->Exists({k.views.data(), 1});
+  }
   if (!r.outcome) return Raise(r.outcome);
   const Code c = r.entries[0].status;
   if (c == Code::kOk) Py_RETURN_TRUE;
@@ -559,8 +598,10 @@ PyObject* EngineDelete(PyObject* self, PyObject* key) {
   if (!k.Add(key)) return nullptr;
   k.Seal();
   memkv::DeleteResults r;
-  Py_BEGIN_ALLOW_THREADS r = e->Delete({k.views.data(), 1});
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    r = e->Delete({k.views.data(), 1});
+  }
   if (!r.outcome) return Raise(r.outcome);
   if (r.entries[0] != Code::kOk)
     return Raise(r.entries[0],
@@ -586,8 +627,10 @@ PyObject* EngineRename(PyObject* self, PyObject* args) {
   if (!k.Add(from) || !k.Add(to)) return nullptr;
   k.Seal();
   memkv::Outcome o;
-  Py_BEGIN_ALLOW_THREADS o = e->Rename(k.views[0], k.views[1]);
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    o = e->Rename(k.views[0], k.views[1]);
+  }
   if (!o) return Raise(o);
   Py_RETURN_NONE;
 }
@@ -613,18 +656,20 @@ PyObject* EngineList(PyObject* self, PyObject* args, PyObject* kwargs) {
   while (limit > 0) {
     const size_t page = std::min<size_t>(limit, 1000);
     memkv::ListPage p;
-    Py_BEGIN_ALLOW_THREADS p = e->List(k.views[0], cursor, page);
-    Py_END_ALLOW_THREADS
+    {
+      ReleaseGil nogil;
+      p = e->List(k.views[0], cursor, page);
+    }
     if (!p.outcome) {
       Py_DECREF(out);
       return Raise(p.outcome);
     }
     for (const auto& le : p.entries) {
-      PyObject* t = Py_BuildValue(
-          "(NK)",
-          PyUnicode_DecodeUTF8(le.key.data(), static_cast<Py_ssize_t>(le.key.size()),
-                               "surrogateescape"),
-          static_cast<unsigned long long>(le.size));
+      PyObject* t =
+          Py_BuildValue("(NK)",
+                        PyUnicode_DecodeUTF8(le.key.data(), static_cast<Py_ssize_t>(le.key.size()),
+                                             "surrogateescape"),
+                        static_cast<unsigned long long>(le.size));
       if (!t || PyList_Append(out, t) < 0) {
         Py_XDECREF(t);
         Py_DECREF(out);
@@ -643,13 +688,14 @@ PyObject* EngineCapacity(PyObject* self, PyObject*) {
   memkv::Engine* e = Get(self);
   if (!e) return nullptr;
   memkv::CapacityInfo c;
-  Py_BEGIN_ALLOW_THREADS c = e->Capacity();
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    c = e->Capacity();
+  }
   if (!c.outcome) return Raise(c.outcome);
-  return Py_BuildValue("{sKsKsKsK}", "total_bytes", (unsigned long long)c.total_bytes,
-                       "used_bytes", (unsigned long long)c.used_bytes, "keys",
-                       (unsigned long long)c.keys, "max_value_size",
-                       (unsigned long long)c.max_value_size);
+  return Py_BuildValue("{sKsKsKsK}", "total_bytes", (unsigned long long)c.total_bytes, "used_bytes",
+                       (unsigned long long)c.used_bytes, "keys", (unsigned long long)c.keys,
+                       "max_value_size", (unsigned long long)c.max_value_size);
 }
 
 // ---- batches ----
@@ -675,8 +721,8 @@ bool ParseBatch(PyObject* items, Kind kind, Batch& b) {
   for (Py_ssize_t i = 0; i < n; ++i) {
     void* p = nullptr;
     size_t sz = 0;
-    if (!ParseItem(PySequence_Fast_GET_ITEM(fast, i), kind == Kind::kGetInto, b.keys, b.views,
-                   &p, &sz)) {
+    if (!ParseItem(PySequence_Fast_GET_ITEM(fast, i), kind == Kind::kGetInto, b.keys, b.views, &p,
+                   &sz)) {
       Py_DECREF(fast);
       return false;
     }
@@ -685,8 +731,10 @@ bool ParseBatch(PyObject* items, Kind kind, Batch& b) {
   Py_DECREF(fast);
   b.keys.Seal();
   for (size_t i = 0; i < bufs.size(); ++i) {
-    if (kind == Kind::kPut) b.puts.push_back({b.keys.views[i], bufs[i].first, bufs[i].second});
-    else b.gets.push_back({b.keys.views[i], bufs[i].first, bufs[i].second});
+    if (kind == Kind::kPut)
+      b.puts.push_back({b.keys.views[i], bufs[i].first, bufs[i].second});
+    else
+      b.gets.push_back({b.keys.views[i], bufs[i].first, bufs[i].second});
   }
   return true;
 }
@@ -711,8 +759,10 @@ PyObject* EngineBatchPut(PyObject* self, PyObject* items) {
   Batch b;
   if (!ParseBatch(items, Kind::kPut, b)) return nullptr;
   memkv::PutResults r;
-  Py_BEGIN_ALLOW_THREADS r = e->BatchPut(b.puts);
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    r = e->BatchPut(b.puts);
+  }
   if (!r.outcome) return Raise(r.outcome);
   return CodesToList(r.entries);
 }
@@ -723,8 +773,10 @@ PyObject* EngineBatchGetInto(PyObject* self, PyObject* items) {
   Batch b;
   if (!ParseBatch(items, Kind::kGetInto, b)) return nullptr;
   memkv::GetResults r;
-  Py_BEGIN_ALLOW_THREADS r = e->BatchGet(b.gets);
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    r = e->BatchGet(b.gets);
+  }
   if (!r.outcome) return Raise(r.outcome);
   return GetsToList(r);
 }
@@ -735,8 +787,10 @@ PyObject* EngineBatchExists(PyObject* self, PyObject* keys) {
   Keys k;
   if (!ParseKeys(keys, k)) return nullptr;
   memkv::ExistsResults r;
-  Py_BEGIN_ALLOW_THREADS r = e->Exists(k.views);
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    r = e->Exists(k.views);
+  }
   if (!r.outcome) return Raise(r.outcome);
   return ExistsToList(r);
 }
@@ -747,8 +801,10 @@ PyObject* EngineBatchDelete(PyObject* self, PyObject* keys) {
   Keys k;
   if (!ParseKeys(keys, k)) return nullptr;
   memkv::DeleteResults r;
-  Py_BEGIN_ALLOW_THREADS r = e->Delete(k.views);
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    r = e->Delete(k.views);
+  }
   if (!r.outcome) return Raise(r.outcome);
   return CodesToList(r.entries);
 }
@@ -760,8 +816,10 @@ PyObject* EngineBatchGet(PyObject* self, PyObject* keys) {
   Keys k;
   if (!ParseKeys(keys, k)) return nullptr;
   memkv::ExistsResults ex;
-  Py_BEGIN_ALLOW_THREADS ex = e->Exists(k.views);
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    ex = e->Exists(k.views);
+  }
   if (!ex.outcome) return Raise(ex.outcome);
   const size_t n = k.views.size();
   PyObject* out = PyList_New(static_cast<Py_ssize_t>(n));
@@ -789,8 +847,10 @@ PyObject* EngineBatchGet(PyObject* self, PyObject* keys) {
     index.push_back(i);
   }
   memkv::GetResults r;
-  Py_BEGIN_ALLOW_THREADS r = e->BatchGet(gets);
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    r = e->BatchGet(gets);
+  }
   if (!r.outcome) {
     Py_DECREF(out);
     return Raise(r.outcome);
@@ -868,8 +928,10 @@ template <class F>
 PyObject* Submit(std::unique_ptr<AsyncCall> call, F submit) {
   g_inflight.fetch_add(1);
   AsyncCall* raw = call.release();
-  Py_BEGIN_ALLOW_THREADS submit(raw);
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    submit(raw);
+  }
   Py_RETURN_NONE;
 }
 
@@ -966,8 +1028,10 @@ PyObject* EngineAlloc(PyObject* self, PyObject* arg) {
   if (!ToSize(arg, &size)) return nullptr;
   if (size == 0) return Raise(Code::kInvalidArgument, "alloc: size must be >= 1");
   memkv::Expected<memkv::SharedBuffer> b = memkv::Outcome{};
-  Py_BEGIN_ALLOW_THREADS b = e->AllocateShared(size);
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    b = e->AllocateShared(size);
+  }
   if (!b) return Raise(b.error());
   auto* obj = PyObject_New(SharedBufferObject, &g_shared_buffer_type);
   if (!obj) return nullptr;
@@ -1111,18 +1175,17 @@ PyObject* ModuleCodeName(PyObject*, PyObject* arg) {
 // atexit: waits (without the GIL) for async calls in flight, then stops
 // completions from touching the interpreter.
 PyObject* ModuleShutdown(PyObject*, PyObject*) {
-  Py_BEGIN_ALLOW_THREADS
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (g_inflight.load() > 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  Py_END_ALLOW_THREADS
+  {
+    ReleaseGil nogil;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (g_inflight.load() > 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   g_finalizing.store(true);
   Py_RETURN_NONE;
 }
 
-PyObject* ModuleInflight(PyObject*, PyObject*) {
-  return PyLong_FromLongLong(g_inflight.load());
-}
+PyObject* ModuleInflight(PyObject*, PyObject*) { return PyLong_FromLongLong(g_inflight.load()); }
 
 PyMethodDef g_module_methods[] = {
     {"code_name", ModuleCodeName, METH_O, "code_name(code) -> str: 'Ok', 'NotFound', ..."},
@@ -1132,8 +1195,7 @@ PyMethodDef g_module_methods[] = {
 };
 
 PyModuleDef g_module = {PyModuleDef_HEAD_INIT, "memkv._memkv",
-                        "The memkv client library (libmemkv.so) for Python.", -1,
-                        g_module_methods};
+                        "The memkv client library (libmemkv.so) for Python.", -1, g_module_methods};
 
 }  // namespace
 
@@ -1185,8 +1247,8 @@ PyMODINIT_FUNC PyInit__memkv() {
     if (PyModule_AddObjectRef(m, name, cls) < 0) return nullptr;
   }
   if (PyModule_AddObjectRef(m, "Engine", reinterpret_cast<PyObject*>(&g_engine_type)) < 0 ||
-      PyModule_AddObjectRef(m, "SharedBuffer",
-                            reinterpret_cast<PyObject*>(&g_shared_buffer_type)) < 0 ||
+      PyModule_AddObjectRef(m, "SharedBuffer", reinterpret_cast<PyObject*>(&g_shared_buffer_type)) <
+          0 ||
       PyModule_AddIntConstant(m, "MAX_CODE", memkv::kMaxCode) < 0)
     return nullptr;
   return m;

@@ -50,6 +50,13 @@ def test_list_and_capacity(engine):
     assert listed == [(f"{prefix}{i:03d}", i + 1) for i in range(50)]
     assert engine.list(prefix, limit=7) == listed[:7]
     assert engine.list(prefix + "nothing") == []
+    # A key that is not UTF-8 lists with its bytes escaped, and works as listed.
+    raw = prefix.encode() + b"\xff\xfe"
+    engine.put(raw, b"raw")
+    (name, size), = [x for x in engine.list(prefix) if x[0].startswith(prefix + "\udcff")]
+    assert size == 3 and engine.get(name) == b"raw"
+    with pytest.raises(memkv.NotFound, match="\ufffd"):
+        engine.get(raw + b"missing")
     cap = engine.capacity()
     assert cap["keys"] >= 50 and cap["total_bytes"] > 0 and cap["max_value_size"] > 0
     assert cap["used_bytes"] <= cap["total_bytes"]
