@@ -37,19 +37,21 @@ class Server:
                     [MEMKV, "admin", "health", "--server", f"127.0.0.1:{port + 1}"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 if health.returncode == 0:
-                    self.proc, self.address = proc, f"127.0.0.1:{port}"
+                    self.proc, self.address, self.log = proc, f"127.0.0.1:{port}", log
                     return
                 time.sleep(0.05)
             proc.kill()
             proc.wait()
             log.seek(0)
             last = log.read()
+            log.close()
         pytest.fail(f"could not start a memkv server: {last}")
 
     def stop(self):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self.log.close()
 
 
 @pytest.fixture(scope="session")

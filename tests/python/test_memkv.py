@@ -4,6 +4,7 @@ import asyncio
 import ctypes
 import gc
 import os
+import subprocess
 import sys
 import threading
 import tracemalloc
@@ -391,6 +392,29 @@ def test_asyncio_cancelled_call_is_harmless(engine):
         return await engine.aget(k)
 
     assert asyncio.run(main()) == b"z" * 1000
+
+
+def test_exit_with_calls_in_flight(server):
+    """The interpreter exits cleanly while async calls are still in flight."""
+    script = f"""
+import asyncio, memkv
+engine = memkv.Engine({server.address!r})
+engine.put("exit-key", b"x" * 65536)
+bufs = [bytearray(65536) for _ in range(500)]
+async def main():
+    for b in bufs:
+        asyncio.ensure_future(engine.aget_into("exit-key", b))
+    await asyncio.sleep(0)  # returns with the calls in flight: asyncio.run cancels them
+asyncio.run(main())
+engine._async_batch_get_into([("exit-key", b) for b in bufs], lambda r: None)
+del engine
+print("done")
+"""
+    out = subprocess.run([sys.executable, "-X", "dev", "-c", script], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "done\n"
+    assert "Traceback" not in out.stderr and "Fatal" not in out.stderr, out.stderr
 
 
 # ---- a server killed mid-batch ----
