@@ -1044,7 +1044,11 @@ PyObject* EngineRegister(PyObject* self, PyObject* buffer) {
   if (!e) return nullptr;
   Registration reg;
   if (PyObject_GetBuffer(buffer, &reg.view, PyBUF_SIMPLE) < 0) return nullptr;
-  auto h = e->RegisterMemory(reg.view.buf, static_cast<size_t>(reg.view.len));
+  memkv::Expected<memkv::MemoryHandle> h = memkv::Outcome{};
+  {
+    ReleaseGil nogil;
+    h = e->RegisterMemory(reg.view.buf, static_cast<size_t>(reg.view.len));
+  }
   if (!h) {
     PyBuffer_Release(&reg.view);
     return Raise(h.error());
