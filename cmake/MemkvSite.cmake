@@ -16,6 +16,7 @@ set(MEMKV_DOCS_ORDER
   "admin-api|Admin API"
   "client-api|Client API"
   "preload|Preload shim"
+  "python|Python"
   "wire-protocol|Wire protocol"
   "on-disk-format|On-disk format"
   "operations|Operations"

@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages memkv builds and tests with, and any more
 # named as arguments (scripts/bench.sh adds redis-server iperf3). Idempotent:
 # quiet and quick when everything is already there. Needs root (or sudo) only
-# when something is missing.
+# when something is missing. Optional: python3-dev builds the Python extension
+# (python/; scripts/test.sh installs it with python3-pytest for its tests).
 set -euo pipefail
 
 packages=(

@@ -15,8 +15,11 @@ cd "$(dirname "$0")/.."
 # What the tests call: chromium and curl (the browser test of the dashboard
 # and the docs site), openssl (the admin API's HTTPS test), iproute2 and
 # iptables (the network test, tests/net: namespaces, veth, tc, loss; it
-# needs root, as CI runs); python3-numpy (the preload shim under numpy, tests/preload).
-scripts/deps.sh chromium curl openssl iproute2 iptables python3-numpy
+# needs root, as CI runs); python3-numpy (the preload shim under numpy, tests/preload,
+# and the Python package's tests); python3-dev (the Python extension, python/: optional
+# in a build, skipped with a message without it, so not in deps.sh's list) and
+# python3-pytest (its tests, tests/python).
+scripts/deps.sh chromium curl openssl iproute2 iptables python3-numpy python3-dev python3-pytest
 export MEMKV_REQUIRE_BROWSER=1
 
 # ctest, failing on any test that skipped itself: under the test command a

@@ -36,8 +36,10 @@ const std::map<std::string, std::string>& ConanNames() {
 }
 
 // Found by CMake itself or the system, not packages; ccache is an optional
-// speed-up of local rebuilds, used when present.
-const std::set<std::string> kBuiltIn = {"Threads", "PkgConfig", "ccache"};
+// speed-up of local rebuilds, used when present. Python3: the optional Python
+// extension (python/) is built for the system's interpreter (Debian's
+// python3-dev), the one that loads it; a Conan CPython would be another.
+const std::set<std::string> kBuiltIn = {"Threads", "PkgConfig", "ccache", "Python3"};
 
 // Every package the CMake files of `root` look for.
 std::set<std::string> CMakeDependencies(const fs::path& root) {
