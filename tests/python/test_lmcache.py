@@ -153,6 +153,27 @@ def test_import_and_url():
             parse_servers(bad)
 
 
+def test_plugin_loading(server):
+    """What LMCache's plugin launcher does with the config of docs/lmcache.md."""
+    import importlib
+
+    config = Config(**{"remote_storage_plugin.memkv.module_path": "memkv_lmcache",
+                       "remote_storage_plugin.memkv.class_name": "MemkvConnectorAdapter"})
+    extra = config.extra_config
+    module = importlib.import_module(extra["remote_storage_plugin.memkv.module_path"])
+    adapter = getattr(module, extra["remote_storage_plugin.memkv.class_name"])()
+    url = f"memkv://{server.address}"
+    assert adapter.can_parse(url)
+
+    async def main():
+        conn = adapter.create_connector(Context(url, asyncio.get_running_loop(), CPUBackend(), config))
+        assert isinstance(conn, MemkvConnector) and conn.servers == server.address
+        assert await conn.ping() == 0
+        await conn.close()
+
+    asyncio.run(main())
+
+
 def test_single_calls_round_trip(server, start_server, prefix):
     other = start_server("--set", "memory.max_size=256MiB")
 
