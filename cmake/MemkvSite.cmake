@@ -17,6 +17,7 @@ set(MEMKV_DOCS_ORDER
   "client-api|Client API"
   "preload|Preload shim"
   "python|Python"
+  "sglang|SGLang"
   "wire-protocol|Wire protocol"
   "on-disk-format|On-disk format"
   "operations|Operations"
