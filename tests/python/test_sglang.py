@@ -282,3 +282,46 @@ def test_unregistered_pool_is_an_error(server):
     store = make_store(server, None)
     with pytest.raises(RuntimeError):
         store.batch_get_v1(["k"], np.arange(4))
+
+
+def test_torch_tensors(server):
+    """Tensors as SGLang hands them: a bfloat16 pool, index tensors, flat pages.
+
+    Debian's python3-torch is not among the test command's packages, so this
+    runs only where torch is installed."""
+    torch = pytest.importorskip("torch")
+
+    class TorchPool(HostPool):
+        def __init__(self):
+            super().__init__(dtype=np.uint8)
+            self.kv_buffer = torch.zeros((2, self.size, self.layer_num, self.heads, self.dim // 2),
+                                         dtype=torch.bfloat16).normal_()
+            self.item = 2
+
+        def get_page_buffer_meta(self, indices):
+            token = self.heads * (self.dim // 2) * self.item
+            base, ptrs = self.kv_buffer.data_ptr(), []
+            for first in indices.tolist()[::self.page_size]:
+                k = base + first * self.layer_num * token
+                ptrs += [k, k + self.size * self.layer_num * token]
+            return ptrs, [self.page_size * self.layer_num * token] * len(ptrs)
+
+        def page(self, slot):
+            return self.kv_buffer[:, slot * self.page_size:(slot + 1) * self.page_size].clone()
+
+    pool = TorchPool()
+    store = make_store(server, pool)
+    assert len(store._registered) == 2
+    keys = [f"t{i}" for i in range(6)]
+    assert store.batch_set_v1(keys, torch.arange(0, 6 * pool.page_size)) == [True] * 6
+    assert store.batch_get_v1(keys, torch.arange(40 * pool.page_size, 46 * pool.page_size)) == [True] * 6
+    for i in range(6):
+        assert torch.equal(pool.page(i), pool.page(40 + i))
+
+    flat = [torch.randn(96).to(torch.bfloat16) for _ in range(2)]
+    assert store.batch_set(["f0", "f1"], flat)
+    out = store.batch_get(["f0", "f1"], [torch.zeros(96, dtype=torch.bfloat16) for _ in range(2)])
+    assert all(torch.equal(a, b) for a, b in zip(flat, out))
+    with pytest.raises(ValueError):  # a strided view is not one range of memory
+        store.set("f2", torch.zeros(8, 8)[:, 0])
+    store.close()
