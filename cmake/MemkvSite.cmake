@@ -18,6 +18,7 @@ set(MEMKV_DOCS_ORDER
   "preload|Preload shim"
   "python|Python"
   "lmcache|LMCache"
+  "sglang|SGLang"
   "wire-protocol|Wire protocol"
   "on-disk-format|On-disk format"
   "operations|Operations"
