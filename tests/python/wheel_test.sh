@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# integration: the three wheels of `memkv_wheels` (docs/python.md, "Wheels")
+# installed with pip --no-index into a fresh virtual environment, then
+# imported with no PYTHONPATH, from a directory outside the build tree, and a
+# put/get round trip against a real memory-mode server.
+# Usage: wheel_test.sh MEMKV DIST_DIR
+set -u
+memkv=$(realpath "$1")
+dist=$(realpath "$2")
+dir=$(mktemp -d)
+pid=
+cleanup() {
+  [ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+cd "$dir"
+unset PYTHONPATH PYTHONHOME VIRTUAL_ENV
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+/usr/bin/python3 -m venv "$dir/venv" || fail "python3 -m venv"
+"$dir/venv/bin/python" -m pip install -q --no-index --disable-pip-version-check \
+  --find-links "$dist" memkv memkv_lmcache memkv_sglang || fail "pip install"
+
+for _ in 1 2 3 4 5; do
+  p=$((20000 + (RANDOM % 20000) * 2))
+  "$memkv" --log-level warn server --address "127.0.0.1:$p" --unix-socket "$dir/s.sock" \
+    --set storage.mode=memory 2>server.err &
+  pid=$!
+  for _ in $(seq 1 100); do
+    if "$memkv" admin health --server "127.0.0.1:$((p + 1))" >/dev/null 2>&1; then
+      server=127.0.0.1:$p
+      break 2
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  pid=
+done
+[ -n "$pid" ] || fail "could not start a server: $(cat server.err)"
+
+MEMKV_TEST_SERVER=$server "$dir/venv/bin/python" - <<'PY' || fail "the round trip"
+import os, sys
+import memkv, memkv_lmcache, memkv_sglang
+
+venv = sys.prefix
+for m in (memkv, memkv_lmcache, memkv_sglang):
+    assert m.__file__.startswith(venv), (m.__name__, m.__file__, venv)
+for transport in ("tcp", "auto"):
+    engine = memkv.Engine(os.environ["MEMKV_TEST_SERVER"], transport=transport)
+    key, value = f"wheel-test/{transport}", os.urandom(1 << 20)
+    engine.put(key, value)
+    assert engine.get(key) == value
+    buf = bytearray(len(value))
+    engine.get_into(key, buf)
+    assert bytes(buf) == value
+    try:
+        engine.get("wheel-test/missing")
+        raise AssertionError("no NotFound")
+    except memkv.NotFound:
+        pass
+print("wheels: imported from", os.path.dirname(memkv.__file__), "and round trip ok")
+PY
+echo PASS
