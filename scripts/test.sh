@@ -18,8 +18,10 @@ cd "$(dirname "$0")/.."
 # needs root, as CI runs); python3-numpy (the preload shim under numpy, tests/preload,
 # and the Python package's tests); python3-dev (the Python extension, python/: optional
 # in a build, skipped with a message without it, so not in deps.sh's list) and
-# python3-pytest (its tests, tests/python).
-scripts/deps.sh chromium curl openssl iproute2 iptables python3-numpy python3-dev python3-pytest
+# python3-pytest (its tests, tests/python); python3-venv (the wheels' test,
+# tests/python/wheel_test.sh: pip installs them into a fresh venv).
+scripts/deps.sh chromium curl openssl iproute2 iptables python3-numpy python3-dev python3-pytest \
+  python3-venv
 export MEMKV_REQUIRE_BROWSER=1
 
 # ctest, failing on any test that skipped itself: under the test command a
