@@ -61,6 +61,22 @@ for transport in ("tcp", "auto"):
         raise AssertionError("no NotFound")
     except memkv.NotFound:
         pass
+# MEMKV_CONFIG goes through the libyaml-cpp.so.0.7 the wheel carries; a
+# malformed file makes yaml-cpp throw into libmemkv.so, which must share its
+# C++ runtime (python/CMakeLists.txt).
+with open("client.yaml", "w") as f:
+    f.write(f"servers: [{os.environ['MEMKV_TEST_SERVER']}]\ntransport: tcp\ntimeout: 5s\n")
+os.environ["MEMKV_CONFIG"] = os.path.abspath("client.yaml")
+engine = memkv.Engine.from_environment()
+assert engine.get("wheel-test/tcp") is not None
+with open("bad.yaml", "w") as f:
+    f.write("servers: [unclosed\n")
+os.environ["MEMKV_CONFIG"] = os.path.abspath("bad.yaml")
+try:
+    memkv.Engine.from_environment()
+    raise AssertionError("a malformed MEMKV_CONFIG was accepted")
+except (memkv.Error, ValueError) as e:
+    print("malformed config:", type(e).__name__, e)
 print("wheels: imported from", os.path.dirname(memkv.__file__), "and round trip ok")
 PY
 echo PASS
