@@ -44,9 +44,14 @@ ns_s=("$tag-s1" "$tag-s2" "$tag-s3")
 dir=$(mktemp -d)
 pids=()
 
-# `nsenter --net` rather than `ip netns exec`: the latter also remounts / and
-# /sys, which fails in a chroot (a fresh root made by tools/fresh-root.sh)
-# and is not needed here.
+# `nsenter --net` rather than `ip netns exec` or `ip -n`/`tc -n`: those also
+# remount / and /sys, which fails in a chroot (a fresh root made by
+# tools/fresh-root.sh) and is not needed here.
+in_ns() {  # in_ns NAMESPACE COMMAND...
+  local ns=$1
+  shift
+  nsenter --net="/run/netns/$ns" "$@"
+}
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do
@@ -73,16 +78,16 @@ if ! ip netns add "$ns_c"; then
   echo "skipped: cannot create a network namespace here"
   exit 77
 fi
-ip -n "$ns_c" link set lo up
+in_ns "$ns_c" ip link set lo up
 for i in 1 2 3; do
   s=${ns_s[$((i - 1))]}
   ip netns add "$s"
-  ip -n "$s" link set lo up
-  ip -n "$ns_c" link add "vc$i" type veth peer name vs netns "$s"
-  ip -n "$ns_c" addr add "198.18.$i.1/24" dev "vc$i"
-  ip -n "$s" addr add "198.18.$i.2/24" dev vs
-  ip -n "$ns_c" link set "vc$i" up
-  ip -n "$s" link set vs up
+  in_ns "$s" ip link set lo up
+  in_ns "$ns_c" ip link add "vc$i" type veth peer name vs netns "$s"
+  in_ns "$ns_c" ip addr add "198.18.$i.1/24" dev "vc$i"
+  in_ns "$s" ip addr add "198.18.$i.2/24" dev vs
+  in_ns "$ns_c" ip link set "vc$i" up
+  in_ns "$s" ip link set vs up
 done
 # ---- the servers, one per namespace, with an auth key (non-loopback)
 key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -110,13 +115,13 @@ check "three servers answer across the veths" test "$up" -eq 3
 # ---- (a) 0.1 % loss and 1 Gbit/s
 # One TCP segment per packet (no segmentation offload on the veths), so the
 # loss applies to wire-sized packets, not to 64 KiB super-packets.
-ip -n "$ns_c" link set vc1 gso_max_segs 1 gso_max_size 1500
-ip -n "${ns_s[0]}" link set vs gso_max_segs 1 gso_max_size 1500
+in_ns "$ns_c" ip link set vc1 gso_max_segs 1 gso_max_size 1500
+in_ns "${ns_s[0]}" ip link set vs gso_max_segs 1 gso_max_size 1500
 for ns in "$ns_c" "${ns_s[0]}"; do
   nsenter --net="/run/netns/$ns" iptables -A INPUT -m statistic --mode random --probability 0.001 -j DROP
 done
-tc -n "$ns_c" qdisc add dev vc1 root tbf rate 1gbit burst 256kb latency 50ms
-tc -n "${ns_s[0]}" qdisc add dev vs root tbf rate 1gbit burst 256kb latency 50ms
+in_ns "$ns_c" tc qdisc add dev vc1 root tbf rate 1gbit burst 256kb latency 50ms
+in_ns "${ns_s[0]}" tc qdisc add dev vs root tbf rate 1gbit burst 256kb latency 50ms
 
 timeout 120 nsenter --net="/run/netns/$ns_c" "$bench" --tier fan-in --fan-in-servers 198.18.1.2:9900 \
   --fan-in-auth-key "$key" --seconds 12 --processes 4 --workers 2 --worker-batches 2 \
@@ -130,13 +135,13 @@ for ns in "$ns_c" "${ns_s[0]}"; do
   n=$(nsenter --net="/run/netns/$ns" iptables -L INPUT -v -n -x | awk '/statistic/ {print $1}')
   dropped=$((dropped + ${n:-0}))
 done
-received=$(ip -n "$ns_c" -s link show vc1 | awk '/RX:/ {getline; print $2}')
+received=$(in_ns "$ns_c" ip -s link show vc1 | awk '/RX:/ {getline; print $2}')
 echo "(a) packets dropped by the 0.1 % rules: $dropped (the client's vc1 received $received)"
 check "(a) the loss rules dropped packets" test "$dropped" -gt 0
-tc -n "$ns_c" -s qdisc show dev vc1 | head -3
+in_ns "$ns_c" tc -s qdisc show dev vc1 | head -3
 for ns in "$ns_c" "${ns_s[0]}"; do nsenter --net="/run/netns/$ns" iptables -F INPUT; done
-tc -n "$ns_c" qdisc del dev vc1 root
-tc -n "${ns_s[0]}" qdisc del dev vs root
+in_ns "$ns_c" tc qdisc del dev vc1 root
+in_ns "${ns_s[0]}" tc qdisc del dev vs root
 
 # ---- (b) one of three servers cut off, then back
 timeout 120 nsenter --net="/run/netns/$ns_c" "$bench" --tier fan-in --fan-in-servers "$servers" \
@@ -147,10 +152,10 @@ fan_in=$!
 pids+=($fan_in)
 sleep 6
 t_down=$(date +%s.%N)
-ip -n "${ns_s[1]}" link set vs down
+in_ns "${ns_s[1]}" ip link set vs down
 sleep 8
 t_up=$(date +%s.%N)
-ip -n "${ns_s[1]}" link set vs up
+in_ns "${ns_s[1]}" ip link set vs up
 wait "$fan_in"
 rc=$?
 cat cut.out
