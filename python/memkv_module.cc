@@ -935,88 +935,74 @@ PyObject* Submit(std::unique_ptr<AsyncCall> call, F submit) {
   Py_RETURN_NONE;
 }
 
-PyObject* EngineAsyncBatchPut(PyObject* self, PyObject* args) {
-  PyObject *items, *done;
-  if (!PyArg_ParseTuple(args, "OO:_async_batch_put", &items, &done)) return nullptr;
+// The asynchronous batch calls: `format` parses (argument, done); `parse`
+// fills the call's batch from the argument; `start` hands the batch to the
+// engine with a completion that finishes the call with `to_list` of the
+// results.
+template <class Parse, class Start>
+PyObject* AsyncBatch(PyObject* self, PyObject* args, const char* format, Parse parse, Start start) {
+  PyObject *arg, *done;
+  if (!PyArg_ParseTuple(args, format, &arg, &done)) return nullptr;
   memkv::Engine* e = Get(self);
   if (!e) return nullptr;
   auto call = NewCall(done);
   if (!call) return nullptr;
-  if (!ParseBatch(items, Kind::kPut, call->batch)) {
+  if (!parse(arg, call->batch)) {
     Py_CLEAR(call->done);
     return nullptr;
   }
-  return Submit(std::move(call), [e](AsyncCall* c) {
-    e->AsyncBatchPut(c->batch.puts, [c](memkv::PutResults r) {
-      Finish(std::unique_ptr<AsyncCall>(c), [&]() -> PyObject* {
-        if (!r.outcome) return Raise(r.outcome);
-        return CodesToList(r.entries);
-      });
+  return Submit(std::move(call), [e, start](AsyncCall* c) { start(*e, c); });
+}
+
+// A completion for `start`: finishes `c` with to_list(results), or raises.
+template <class Results, class ToList>
+auto Completes(AsyncCall* c, ToList to_list) {
+  return [c, to_list](Results r) {
+    Finish(std::unique_ptr<AsyncCall>(c), [&]() -> PyObject* {
+      if (!r.outcome) return Raise(r.outcome);
+      return to_list(r);
     });
-  });
+  };
+}
+
+PyObject* EngineAsyncBatchPut(PyObject* self, PyObject* args) {
+  return AsyncBatch(
+      self, args, "OO:_async_batch_put",
+      [](PyObject* items, Batch& b) { return ParseBatch(items, Kind::kPut, b); },
+      [](memkv::Engine& e, AsyncCall* c) {
+        e.AsyncBatchPut(c->batch.puts, Completes<memkv::PutResults>(
+                                           c, [](const memkv::PutResults& r) { return CodesToList(r.entries); }));
+      });
 }
 
 PyObject* EngineAsyncBatchGetInto(PyObject* self, PyObject* args) {
-  PyObject *items, *done;
-  if (!PyArg_ParseTuple(args, "OO:_async_batch_get_into", &items, &done)) return nullptr;
-  memkv::Engine* e = Get(self);
-  if (!e) return nullptr;
-  auto call = NewCall(done);
-  if (!call) return nullptr;
-  if (!ParseBatch(items, Kind::kGetInto, call->batch)) {
-    Py_CLEAR(call->done);
-    return nullptr;
-  }
-  return Submit(std::move(call), [e](AsyncCall* c) {
-    e->AsyncBatchGet(c->batch.gets, [c](memkv::GetResults r) {
-      Finish(std::unique_ptr<AsyncCall>(c), [&]() -> PyObject* {
-        if (!r.outcome) return Raise(r.outcome);
-        return GetsToList(r);
+  return AsyncBatch(
+      self, args, "OO:_async_batch_get_into",
+      [](PyObject* items, Batch& b) { return ParseBatch(items, Kind::kGetInto, b); },
+      [](memkv::Engine& e, AsyncCall* c) {
+        e.AsyncBatchGet(c->batch.gets, Completes<memkv::GetResults>(
+                                           c, [](const memkv::GetResults& r) { return GetsToList(r); }));
       });
-    });
-  });
 }
 
 PyObject* EngineAsyncBatchExists(PyObject* self, PyObject* args) {
-  PyObject *keys, *done;
-  if (!PyArg_ParseTuple(args, "OO:_async_batch_exists", &keys, &done)) return nullptr;
-  memkv::Engine* e = Get(self);
-  if (!e) return nullptr;
-  auto call = NewCall(done);
-  if (!call) return nullptr;
-  if (!ParseKeys(keys, call->batch.keys)) {
-    Py_CLEAR(call->done);
-    return nullptr;
-  }
-  return Submit(std::move(call), [e](AsyncCall* c) {
-    e->AsyncExists(c->batch.keys.views, [c](memkv::ExistsResults r) {
-      Finish(std::unique_ptr<AsyncCall>(c), [&]() -> PyObject* {
-        if (!r.outcome) return Raise(r.outcome);
-        return ExistsToList(r);
+  return AsyncBatch(
+      self, args, "OO:_async_batch_exists",
+      [](PyObject* keys, Batch& b) { return ParseKeys(keys, b.keys); },
+      [](memkv::Engine& e, AsyncCall* c) {
+        e.AsyncExists(c->batch.keys.views, Completes<memkv::ExistsResults>(
+                                               c, [](const memkv::ExistsResults& r) { return ExistsToList(r); }));
       });
-    });
-  });
 }
 
 PyObject* EngineAsyncBatchDelete(PyObject* self, PyObject* args) {
-  PyObject *keys, *done;
-  if (!PyArg_ParseTuple(args, "OO:_async_batch_delete", &keys, &done)) return nullptr;
-  memkv::Engine* e = Get(self);
-  if (!e) return nullptr;
-  auto call = NewCall(done);
-  if (!call) return nullptr;
-  if (!ParseKeys(keys, call->batch.keys)) {
-    Py_CLEAR(call->done);
-    return nullptr;
-  }
-  return Submit(std::move(call), [e](AsyncCall* c) {
-    e->AsyncDelete(c->batch.keys.views, [c](memkv::DeleteResults r) {
-      Finish(std::unique_ptr<AsyncCall>(c), [&]() -> PyObject* {
-        if (!r.outcome) return Raise(r.outcome);
-        return CodesToList(r.entries);
+  return AsyncBatch(
+      self, args, "OO:_async_batch_delete",
+      [](PyObject* keys, Batch& b) { return ParseKeys(keys, b.keys); },
+      [](memkv::Engine& e, AsyncCall* c) {
+        e.AsyncDelete(c->batch.keys.views, Completes<memkv::DeleteResults>(
+                                               c, [](const memkv::DeleteResults& r) { return CodesToList(r.entries); }));
       });
-    });
-  });
 }
 
 // ---- memory ----
