@@ -7,7 +7,7 @@
 # Usage: scripts/wheel-check.sh [build/release/python/dist/memkv-*.whl]
 # Exits 1 when a requirement does not hold, after printing every figure.
 set -u
-whl=${1:-$(ls "$(dirname "$0")"/../build/release/python/dist/memkv-*-linux_*.whl 2>/dev/null | head -1)}
+whl=${1:-$(ls "$(dirname "$0")"/../build/release/python/dist/memkv-*-*linux_*.whl 2>/dev/null | head -1)}
 [ -f "$whl" ] || { echo "no memkv wheel (build the memkv_wheels target)" >&2; exit 2; }
 max_glibc=${WHEEL_MAX_GLIBC:-2.34}
 dir=$(mktemp -d)

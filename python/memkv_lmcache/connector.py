@@ -107,7 +107,7 @@ class MemkvConnector(RemoteConnector):
                 try:
                     out.append(self.reshape_partial_chunk(obj, n))
                     continue
-                except ValueError as e:
+                except Exception as e:  # not only ValueError: release the object
                     logger.warning("memkv connector: %r: %s", key, e)
             elif n != -memkv.Code.NOT_FOUND:
                 logger.warning("memkv connector: get %r: %s", key, memkv.Code(-n).name

@@ -1,14 +1,16 @@
-// EngineOptions: the client config of DESIGN.md from MEMKV_CONFIG (YAML)
+// EngineOptions: the client config of DESIGN.md from MEMKV_CONFIG (YAML,
+// read by client/flat_yaml.h)
 // and the environment, and the names of codes and transports.
 
+#include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
 
-#include <yaml-cpp/yaml.h>
-
+#include "client/flat_yaml.h"
 #include "client/options.h"
 #include "memkv/engine.h"
 #include "proto/auth.h"
@@ -23,6 +25,17 @@ std::optional<Transport> ParseTransport(std::string_view s) {
   if (s == "shm") return Transport::kShm;
   if (s == "tcp") return Transport::kTcp;
   if (s == "rdma") return Transport::kRdma;
+  return std::nullopt;
+}
+
+// YAML's booleans (1.1 and 1.2 spellings).
+std::optional<bool> ParseBool(std::string_view s) {
+  static const char* const kTrue[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
+  static const char* const kFalse[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
+  for (const char* t : kTrue)
+    if (s == t) return true;
+  for (const char* f : kFalse)
+    if (s == f) return false;
   return std::nullopt;
 }
 
@@ -141,54 +154,53 @@ Outcome EngineOptions::Validate() const {
 
 Expected<EngineOptions> EngineOptions::FromYaml(std::string_view yaml, std::string_view origin) {
   const std::string where(origin);
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    return Bad(where + ": not valid YAML: " + e.what());
-  }
+  auto doc = client::ParseFlatYaml(yaml);
+  if (!doc) return Bad(where + ": not valid client config YAML: " + doc.error().message);
   EngineOptions o;
-  if (root.IsNull()) return o;
-  if (!root.IsMap()) return Bad(where + ": expected a mapping of client settings");
-  for (const auto& kv : root) {
-    const std::string name = kv.first.as<std::string>("");
-    const YAML::Node& v = kv.second;
-    const std::string field = where + ": " + name;
-    try {
-      if (name == "servers") {
-        o.servers.clear();
-        if (v.IsSequence()) {
-          for (const auto& s : v) o.servers.push_back(s.as<std::string>());
-        } else if (v.IsScalar()) {
-          o.servers = client::SplitServers(v.as<std::string>());
-        } else {
-          return Bad(field + ": expected a list of host:port (or a comma-separated string)");
-        }
-      } else if (name == "auth_key") {
-        o.auth_key = v.as<std::string>();
-      } else if (name == "transport") {
-        auto t = ParseTransport(v.as<std::string>());
-        if (!t)
-          return Bad(field + ": '" + v.as<std::string>() + "' is not one of auto, rdma, shm, tcp");
-        o.transport = *t;
-      } else if (name == "timeout" || name == "connect_timeout") {
-        auto d = ParseDuration(v.as<std::string>());
-        if (!d || d->count() <= 0)
-          return Bad(field + ": '" + v.as<std::string>() + "' is not a duration (e.g. 500ms, 30s)");
-        (name == "timeout" ? o.timeout : o.connect_timeout) = *d;
-      } else if (name == "io_threads") {
-        const int n = v.as<int>();
-        if (n < 1 || n > 64) return Bad(field + ": must be 1 to 64");
-        o.io_threads = static_cast<size_t>(n);
-      } else if (name == "immutable_keys") {
-        o.immutable_keys = v.as<bool>();
-      } else {
-        return Bad(field +
-                   ": unknown field (known: servers, auth_key, transport, timeout, "
-                   "connect_timeout, io_threads, immutable_keys)");
-      }
-    } catch (const YAML::Exception&) {
-      return Bad(field + ": bad value");
+  using Kind = client::FlatYamlValue::Kind;
+  for (const client::FlatYamlValue& v : *doc) {
+    const std::string& name = v.name;
+    const std::string field = where + ":" + std::to_string(v.line) + ": " + name;
+    if (name == "servers") {
+      if (v.kind == Kind::kList)
+        o.servers = v.list;
+      else if (v.kind == Kind::kScalar)
+        o.servers = client::SplitServers(v.scalar);
+      else
+        return Bad(field + ": expected a list of host:port (or a comma-separated string)");
+      continue;
+    }
+    static const char* const kKnown[] = {"auth_key", "transport", "timeout", "connect_timeout",
+                                         "io_threads", "immutable_keys"};
+    if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown))
+      return Bad(field +
+                 ": unknown field (known: servers, auth_key, transport, timeout, "
+                 "connect_timeout, io_threads, immutable_keys)");
+    if (v.kind != Kind::kScalar)
+      return Bad(field + (v.kind == Kind::kList ? ": expected one value, not a list"
+                                                 : ": expected a value"));
+    const std::string& text = v.scalar;
+    if (name == "auth_key") {
+      o.auth_key = text;
+    } else if (name == "transport") {
+      auto t = ParseTransport(text);
+      if (!t) return Bad(field + ": '" + text + "' is not one of auto, rdma, shm, tcp");
+      o.transport = *t;
+    } else if (name == "timeout" || name == "connect_timeout") {
+      auto d = ParseDuration(text);
+      if (!d || d->count() <= 0)
+        return Bad(field + ": '" + text + "' is not a duration (e.g. 500ms, 30s)");
+      (name == "timeout" ? o.timeout : o.connect_timeout) = *d;
+    } else if (name == "io_threads") {
+      int n = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+      if (ec != std::errc() || end != text.data() + text.size() || n < 1 || n > 64)
+        return Bad(field + ": '" + text + "' is not a number from 1 to 64");
+      o.io_threads = static_cast<size_t>(n);
+    } else if (name == "immutable_keys") {
+      auto b = ParseBool(text);
+      if (!b) return Bad(field + ": '" + text + "' is not true or false");
+      o.immutable_keys = *b;
     }
   }
   return o;

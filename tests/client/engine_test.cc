@@ -25,6 +25,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "client/engine_awaitable.h"
+#include "client/flat_yaml.h"
 #include "client/engine_internal.h"
 #include "client/io_threads.h"
 #include "client/memory_registry.h"
@@ -141,10 +142,84 @@ immutable_keys: true
   EXPECT_EQ(s->timeout, 1500ms);
 }
 
+// The client config's YAML subset reads as YAML reads it (flat_yaml.h).
+TEST(FlatYamlTest, ReadsTheSubsetAsYamlDoes) {
+  auto doc = client::ParseFlatYaml(R"(---
+# a comment
+servers:
+  - "10.0.0.1:9900"   # quoted, with a comment
+  - 10.0.0.2:9900
+"auth_key": 'it''s # not a comment'
+transport:   tcp
+flow: [ a:1, "b, c", 'd' , ]
+empty: []
+nothing:
+tilde: ~
+escaped: "tab\there \u00e9\x41"
+list_at_same_indent:
+- x
+- y
+...
+# only comments after the end
+)");
+  ASSERT_TRUE(doc) << doc.error().message;
+  using K = client::FlatYamlValue::Kind;
+  std::map<std::string, client::FlatYamlValue> by;
+  for (auto& v : *doc) by[v.name] = v;
+  EXPECT_EQ(doc->size(), 9u);
+  EXPECT_EQ(by["servers"].kind, K::kList);
+  EXPECT_EQ(by["servers"].list, (std::vector<std::string>{"10.0.0.1:9900", "10.0.0.2:9900"}));
+  EXPECT_EQ(by["servers"].line, 3);
+  EXPECT_EQ(by["auth_key"].scalar, "it's # not a comment");
+  EXPECT_EQ(by["transport"].scalar, "tcp");
+  EXPECT_EQ(by["flow"].list, (std::vector<std::string>{"a:1", "b, c", "d"}));
+  EXPECT_EQ(by["empty"].kind, K::kList);
+  EXPECT_TRUE(by["empty"].list.empty());
+  EXPECT_EQ(by["nothing"].kind, K::kNull);
+  EXPECT_EQ(by["tilde"].kind, K::kNull);
+  EXPECT_EQ(by["escaped"].scalar, "tab\there \xc3\xa9" "A");
+  EXPECT_EQ(by["list_at_same_indent"].list, (std::vector<std::string>{"x", "y"}));
+
+  auto blank = client::ParseFlatYaml("\n# only a comment\n");
+  ASSERT_TRUE(blank);
+  EXPECT_TRUE(blank->empty());
+}
+
+TEST(FlatYamlTest, RefusesWhatItDoesNotReadWithTheLine) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"a: 1\nb:\n  c: 2\n", "line 3: unexpected indentation"},
+      {"a: 1\n  b: 2\n", "line 2: unexpected indentation"},
+      {"a: b: c\n", "line 1: nested mappings"},
+      {"a: {b: 1}\n", "line 1: nested collections"},
+      {"a: [1, [2]]\n", "line 1: nested collections"},
+      {"a: [1, 2\n", "line 1: a [ list must close"},
+      {"a: \"open\n", "line 1: a double-quoted value is not closed"},
+      {"a: 1\na: 2\n", "line 2: 'a' appears twice (first on line 1)"},
+      {"- 1\n", "line 1: a list item (-) that belongs to no field"},
+      {"a: &x 1\n", "line 1: anchors, aliases and tags"},
+      {"a: |\n  text\n", "line 1: block scalars"},
+      {"\ta: 1\n", "line 1: a tab in the indentation"},
+      {"just words\n", "line 1: expected 'name: value'"},
+      {"a: 1\n---\nb: 2\n", "line 2: a second document"},
+      {"a: 1\n...\nb: 2\n", "line 3: content after the end of the document"},
+      {"a: 1\rb: 2\n", "line 1: a control character or a carriage return"},
+      {"a: \xff\n", "line 1: not UTF-8"},
+      {"]a: 1\n", "line 1: a plain name or value cannot start with ']'"},
+      {"a: \"\\q\"\n", "line 1: unknown escape \\q"},
+      {"a:\n  - - 1\n", "line 2: nested lists"},
+  };
+  for (const auto& [text, want] : cases) {
+    auto doc = client::ParseFlatYaml(text);
+    ASSERT_FALSE(doc) << text;
+    EXPECT_NE(doc.error().message.find(want), std::string::npos)
+        << "input: " << text << "\nerror: " << doc.error().message;
+  }
+}
+
 TEST(EngineOptionsTest, ErrorsNameTheField) {
   auto unknown = EngineOptions::FromYaml("servers: [a:1]\nretries: 3\n", "client.yaml");
   ASSERT_FALSE(unknown);
-  EXPECT_NE(unknown.error().message.find("client.yaml: retries: unknown field"), std::string::npos)
+  EXPECT_NE(unknown.error().message.find("client.yaml:2: retries: unknown field"), std::string::npos)
       << unknown.error().message;
   auto transport = EngineOptions::FromYaml("transport: carrier-pigeon\n");
   ASSERT_FALSE(transport);
@@ -156,6 +231,21 @@ TEST(EngineOptionsTest, ErrorsNameTheField) {
   ASSERT_FALSE(threads);
   EXPECT_NE(threads.error().message.find("io_threads"), std::string::npos);
   EXPECT_FALSE(EngineOptions::FromYaml("servers: [a:1\n"));  // not YAML
+  auto nested = EngineOptions::FromYaml("timeout:\n  read: 1s\n", "client.yaml");
+  ASSERT_FALSE(nested);
+  EXPECT_NE(nested.error().message.find("client.yaml: not valid client config YAML: line 2"),
+            std::string::npos)
+      << nested.error().message;
+  auto list = EngineOptions::FromYaml("transport: [tcp]\n");
+  ASSERT_FALSE(list);
+  EXPECT_NE(list.error().message.find("transport: expected one value, not a list"),
+            std::string::npos)
+      << list.error().message;
+  auto flag = EngineOptions::FromYaml("immutable_keys: maybe\n");
+  ASSERT_FALSE(flag);
+  EXPECT_NE(flag.error().message.find("immutable_keys: 'maybe' is not true or false"),
+            std::string::npos)
+      << flag.error().message;
 
   EngineOptions o = Options({"a:1"});
   o.auth_key = "abc";

@@ -292,6 +292,14 @@ def test_partial_chunk_and_bad_sizes(engine, server, prefix):
         assert await conn.get(Key(prefix + "odd")) is None
         assert await conn.get(Key(prefix + "big")) is None
         assert all(o.ref_count == 0 for o in backend.allocated[n:])
+        # the engine's reshaping failing with something else than ValueError
+        # (seen against LMCache's own code): None, and the object released
+        def broken(obj, size):
+            raise AttributeError("'MemoryObjMetadata' object has no attribute 'shapes'")
+        conn.reshape_partial_chunk = broken
+        n = len(backend.allocated)
+        assert await conn.get(Key(prefix + "part")) is None
+        assert len(backend.allocated) == n + 1 and backend.allocated[-1].ref_count == 0
 
     asyncio.run(main())
 

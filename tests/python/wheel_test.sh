@@ -5,6 +5,7 @@
 # put/get round trip against a real memory-mode server.
 # Usage: wheel_test.sh MEMKV DIST_DIR
 set -u
+here=$(cd "$(dirname "$0")" && pwd)
 memkv=$(realpath "$1")
 dist=$(realpath "$2")
 dir=$(mktemp -d)
@@ -61,9 +62,9 @@ for transport in ("tcp", "auto"):
         raise AssertionError("no NotFound")
     except memkv.NotFound:
         pass
-# MEMKV_CONFIG goes through the libyaml-cpp.so.0.7 the wheel carries; a
-# malformed file makes yaml-cpp throw into libmemkv.so, which must share its
-# C++ runtime (python/CMakeLists.txt).
+# MEMKV_CONFIG is read by libmemkv.so itself (client/flat_yaml.h), which
+# carries its own static C++ runtime: an exception thrown and caught inside
+# it (std::stod on a duration too long for a double) must stay inside it.
 with open("client.yaml", "w") as f:
     f.write(f"servers: [{os.environ['MEMKV_TEST_SERVER']}]\ntransport: tcp\ntimeout: 5s\n")
 os.environ["MEMKV_CONFIG"] = os.path.abspath("client.yaml")
@@ -77,6 +78,20 @@ try:
     raise AssertionError("a malformed MEMKV_CONFIG was accepted")
 except (memkv.Error, ValueError) as e:
     print("malformed config:", type(e).__name__, e)
+with open("huge.yaml", "w") as f:
+    f.write(f"servers: [{os.environ['MEMKV_TEST_SERVER']}]\ntimeout: 1{'0' * 400}\n")
+os.environ["MEMKV_CONFIG"] = os.path.abspath("huge.yaml")
+try:
+    memkv.Engine.from_environment()
+    raise AssertionError("a duration of 10^400 ms was accepted")
+except (memkv.Error, ValueError) as e:
+    assert "timeout" in str(e), e
+    print("huge duration:", type(e).__name__, e)
 print("wheels: imported from", os.path.dirname(memkv.__file__), "and round trip ok")
 PY
+# What the wheel needs of the host: glibc only, no newer than its tag says.
+whl=$(ls "$dist"/memkv-*-manylinux_*.whl) || fail "no manylinux memkv wheel in $dist"
+tag_glibc=$(basename "$whl" | sed -n 's/.*-manylinux_\([0-9]*\)_\([0-9]*\)_.*/\1.\2/p')
+WHEEL_MAX_GLIBC=$tag_glibc bash "$here/../../scripts/wheel-check.sh" "$whl" ||
+  fail "the wheel needs more of the host than its tag (glibc $tag_glibc) says"
 echo PASS
