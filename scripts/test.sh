@@ -19,9 +19,11 @@ cd "$(dirname "$0")/.."
 # and the Python package's tests); python3-dev (the Python extension, python/: optional
 # in a build, skipped with a message without it, so not in deps.sh's list) and
 # python3-pytest (its tests, tests/python); python3-venv (the wheels' test,
-# tests/python/wheel_test.sh: pip installs them into a fresh venv).
+# tests/python/wheel_test.sh: pip installs them into a fresh venv); minisign,
+# gnupg and systemd (tests/packaging: release signatures, systemd-analyze
+# verify of the unit).
 scripts/deps.sh chromium curl openssl iproute2 iptables python3-numpy python3-dev python3-pytest \
-  python3-venv
+  python3-venv minisign gnupg systemd
 export MEMKV_REQUIRE_BROWSER=1
 
 # ctest, failing on any test that skipped itself: under the test command a

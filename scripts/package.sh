@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds memkv's release packages with CPack (docs/packaging.md): a .deb and
+# an .rpm of one `memkv` package (server, memkv-bench, libmemkv.so with
+# headers, memkv.pc and the CMake package, the preload shim, the wheels,
+# the docs, the systemd unit), stripped, with their debug info in separate
+# -dbgsym/-debuginfo packages; then checks them: lintian on the .deb (no
+# errors), `rpm -qlp` lists the same files as the .deb, and the unit passes
+# systemd-analyze verify. Writes the packages and sha256sums into OUT_DIR.
+# Usage: scripts/package.sh [OUT_DIR]   (default build/package/out)
+#   MEMKV_PACKAGE_BUILD=DIR  the build folder (default build/package)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+"$here/scripts/deps.sh" lintian rpm dpkg-dev file systemd python3-dev
+build=${MEMKV_PACKAGE_BUILD:-$here/build/package}
+out=${1:-$build/out}
+mkdir -p "$out"
+step() { echo "package.sh: $*" >&2; }
+
+step "configuring $build (RelWithDebInfo, prefix /usr)"
+cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_INSTALL_PREFIX=/usr -DMEMKV_BUILD_TESTS=OFF -DMEMKV_TEST_LABELS= >/dev/null
+step "building (ninja, $(nproc) jobs)"
+cmake --build "$build" -j "$(nproc)"
+step "packing with CPack"
+(cd "$build" && cpack -G "DEB;RPM" -B "$build/cpack" >/dev/null)
+version=$(sed -n 's/^project(memkv VERSION \([0-9.]*\).*/\1/p' "$here/CMakeLists.txt")
+mapfile -t made < <(find "$build/cpack" -maxdepth 1 -name "*.deb" -o -maxdepth 1 -name "*.ddeb" -o -maxdepth 1 -name "*.rpm")
+[ ${#made[@]} -gt 0 ] || { echo "package.sh: CPack made no package" >&2; exit 1; }
+cp "${made[@]}" "$out/"
+deb=$(ls "$out"/memkv_"$version"_*.deb | head -1)
+rpm=$(ls "$out"/memkv-"$version"-*.rpm | grep -v debuginfo | head -1)
+
+step "memkv --version from the package"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+dpkg-deb -x "$deb" "$tmp/deb"
+got=$("$tmp/deb/usr/bin/memkv" --version)
+case "$got" in "memkv $version "*|"memkv $version") ;; *) echo "package.sh: the packaged memkv says '$got', not $version" >&2; exit 1 ;; esac
+
+step "lintian $(basename "$deb")"
+lintian --no-tag-display-limit "$deb" | tee "$out/lintian.txt" >&2 || true
+if grep -q '^E: ' "$out/lintian.txt"; then
+  echo "package.sh: lintian reports errors (above)" >&2
+  exit 1
+fi
+
+step "the .rpm holds the same files as the .deb"
+(cd "$tmp/deb" && find . -type f -o -type l | sed 's|^\.||' | sort) >"$tmp/deb.files"
+rpm -qlp "$rpm" 2>/dev/null | while read -r f; do
+  [ -d "$tmp/deb$f" ] && [ ! -L "$tmp/deb$f" ] && continue
+  echo "$f"
+done | sort >"$tmp/rpm.files"
+if ! diff -u "$tmp/deb.files" "$tmp/rpm.files" >"$tmp/files.diff"; then
+  cat "$tmp/files.diff" >&2
+  echo "package.sh: the .deb and the .rpm hold different files" >&2
+  exit 1
+fi
+
+step "systemd-analyze verify memkv.service"
+sed "s|/usr/bin/memkv|$tmp/deb/usr/bin/memkv|" "$tmp/deb/lib/systemd/system/memkv.service" >"$tmp/memkv.service"
+systemd-analyze verify "$tmp/memkv.service"
+
+(cd "$out" && sha256sum -- *.deb *.rpm $(ls *.ddeb 2>/dev/null) >sha256sums)
+step "done: $(cd "$out" && ls | tr '\n' ' ')"
