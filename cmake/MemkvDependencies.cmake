@@ -16,6 +16,8 @@ pkg_check_modules(xxhash REQUIRED IMPORTED_TARGET libxxhash)
 pkg_check_modules(liburing REQUIRED IMPORTED_TARGET liburing)
 pkg_check_modules(ibverbs REQUIRED IMPORTED_TARGET libibverbs)
 pkg_check_modules(rdmacm REQUIRED IMPORTED_TARGET librdmacm)
+# libfabric (the rdma rail's `ofi` provider; its tcp provider runs the tests).
+pkg_check_modules(libfabric REQUIRED IMPORTED_TARGET libfabric)
 pkg_check_modules(jemalloc REQUIRED IMPORTED_TARGET jemalloc)
 
 if(MEMKV_BUILD_TESTS)

@@ -35,6 +35,7 @@ class MemkvConan(ConanFile):
         self.requires("xxhash/0.8.1")
         self.requires("liburing/2.3")
         self.requires("rdma-core/44.0")        # libibverbs and librdmacm
+        self.requires("libfabric/1.21.0")      # the rdma rail's ofi provider (Debian 12: 1.17; 1.21 is Conan Center's)
         self.requires("jemalloc/5.3.0")
 
     def build_requirements(self):
@@ -48,7 +49,7 @@ class MemkvConan(ConanFile):
     def generate(self):
         CMakeToolchain(self).generate()
         CMakeDeps(self).generate()
-        # liburing, rdma-core, xxhash and jemalloc are found through pkg-config.
+        # liburing, rdma-core, libfabric, xxhash and jemalloc are found through pkg-config.
         PkgConfigDeps(self).generate()
 
     def build(self):

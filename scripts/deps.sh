@@ -13,7 +13,7 @@ packages=(
   cmark
   # libraries (Boost 1.81 by component, not the 1.74 default nor -all-dev)
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  liburing-dev libibverbs-dev librdmacm-dev libsimdjson-dev libyaml-cpp-dev
+  liburing-dev libibverbs-dev librdmacm-dev libfabric-dev libsimdjson-dev libyaml-cpp-dev
   libspdlog-dev libfmt-dev libcli11-dev libxxhash-dev libssl-dev libjemalloc-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -725,7 +725,7 @@ class DataOp final : public BatchOp<R> {
       r.status = c;
   }
 
-  bool InShared(uint32_t i) const { return entries_[i].reg && entries_[i].reg->region; }
+  bool InShared(uint32_t i) const { return entries_[i].reg && entries_[i].reg->attachment; }
 
   void Send(size_t server, std::vector<uint32_t> idx) override {
     auto self = std::static_pointer_cast<DataOp>(this->shared_from_this());
@@ -744,7 +744,7 @@ class DataOp final : public BatchOp<R> {
     std::vector<uint32_t> shm_failed;
     for (uint32_t i : idx) {
       if (InShared(i) && c.shm && *c.shm) {
-        by_region[entries_[i].reg->region->id()].push_back(i);
+        by_region[client::RegionOf(*entries_[i].reg)->id()].push_back(i);
       } else if (InShared(i) && !c.shm) {
         shm_failed.push_back(i);
       } else {
@@ -808,7 +808,7 @@ class DataOp final : public BatchOp<R> {
 
   void SendShm(size_t server, const ConnPtr& shm, ConnPtr main, std::vector<uint32_t> idx) {
     auto self = std::static_pointer_cast<DataOp>(this->shared_from_this());
-    auto region = entries_[idx.front()].reg->region;
+    auto region = client::RegionOf(*entries_[idx.front()].reg);
     this->engine_->links[server]->EnsureRegion(
         shm, region, [self, server, shm, main, region, idx = std::move(idx)](Status s) mutable {
           if (!s) {

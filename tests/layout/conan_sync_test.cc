@@ -30,7 +30,7 @@ const std::map<std::string, std::string>& ConanNames() {
       {"simdjson", "simdjson"},   {"GTest", "gtest"},         {"benchmark", "benchmark"},
       {"libxxhash", "xxhash"},    {"liburing", "liburing"},   {"libibverbs", "rdma-core"},
       {"librdmacm", "rdma-core"}, {"jemalloc", "jemalloc"},   {"libcmark", "cmark"},
-      {"cmark", "cmark"},
+      {"cmark", "cmark"},         {"libfabric", "libfabric"},
   };
   return names;
 }
