@@ -10,6 +10,9 @@ const char* Describe(errc e) {
     case errc::bad_unit: return "unknown unit (use B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB)";
     case errc::out_of_range: return "value out of range";
     case errc::bad_name: return "not one of the accepted names";
+    case errc::cuda_unavailable: return "no CUDA driver (libcuda.so.1) in this process";
+    case errc::cuda_failed: return "CUDA driver call failed";
+    case errc::not_device_memory: return "not CUDA device memory";
   }
   return "unknown common error";
 }

@@ -33,6 +33,9 @@ enum class errc {
   bad_unit,        // unknown size unit
   out_of_range,    // does not fit the type, or negative
   bad_name,        // not one of the accepted names
+  cuda_unavailable,   // no CUDA driver (libcuda.so.1) in this process
+  cuda_failed,        // a CUDA driver call failed (the text names it and its CUresult)
+  not_device_memory,  // a device-memory operation on host memory
 };
 
 const char* Describe(errc e);
