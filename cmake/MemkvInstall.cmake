@@ -70,17 +70,10 @@ library libmemkv.so with its headers, pkg-config file and CMake package, the
 LD_PRELOAD shim, the Python wheels and the systemd unit.")
 set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
 set(CPACK_STRIP_FILES ON)
-# Debug info apart: memkv-dbgsym (.ddeb) and memkv-debuginfo (.rpm).
-set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ON)
-set(CPACK_RPM_DEBUGINFO_PACKAGE ON)
-set(CPACK_RPM_BUILD_SOURCE_DIRS_PREFIX /usr/src/debug/memkv)
+# Debug info is kept apart by scripts/package.sh (a tarball by build id).
 set(CPACK_GENERATOR DEB RPM)
-# The components (server, client) go into one package; per component so that
-# the debug-info packages are made.
-set(CPACK_DEB_COMPONENT_INSTALL ON)
-set(CPACK_RPM_COMPONENT_INSTALL ON)
-set(CPACK_COMPONENTS_GROUPING ALL_COMPONENTS_IN_ONE)
-set(CPACK_COMPONENTS_ALL server client)
+set(CPACK_DEB_COMPONENT_INSTALL OFF)
+set(CPACK_RPM_COMPONENT_INSTALL OFF)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION database)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
@@ -99,7 +92,7 @@ foreach(script postinst prerm postrm)
 endforeach()
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${PROJECT_BINARY_DIR}/packaging/postinst ${PROJECT_BINARY_DIR}/packaging/prerm
-  ${PROJECT_BINARY_DIR}/packaging/postrm)
+  ${PROJECT_BINARY_DIR}/packaging/postrm ${PROJECT_SOURCE_DIR}/packaging/triggers)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_RPM_FILE_NAME RPM-DEFAULT)
 set(CPACK_RPM_PACKAGE_LICENSE Apache-2.0)

@@ -2,8 +2,8 @@
 # Builds memkv's release packages with CPack (docs/packaging.md): a .deb and
 # an .rpm of one `memkv` package (server, memkv-bench, libmemkv.so with
 # headers, memkv.pc and the CMake package, the preload shim, the wheels,
-# the docs, the systemd unit), stripped, with their debug info in separate
-# -dbgsym/-debuginfo packages; then checks them: lintian on the .deb (no
+# the docs, the systemd unit), stripped, with their debug info apart in a
+# tarball by build id; then checks them: lintian on the .deb (no
 # errors), `rpm -qlp` lists the same files as the .deb, and the unit passes
 # systemd-analyze verify. Writes the packages and sha256sums into OUT_DIR.
 # Usage: scripts/package.sh [OUT_DIR]   (default build/package/out)
@@ -61,5 +61,24 @@ step "systemd-analyze verify memkv.service"
 sed "s|/usr/bin/memkv|$tmp/deb/usr/bin/memkv|" "$tmp/deb/lib/systemd/system/memkv.service" >"$tmp/memkv.service"
 systemd-analyze verify "$tmp/memkv.service"
 
-(cd "$out" && sha256sum -- *.deb *.rpm $(ls *.ddeb 2>/dev/null) >sha256sums)
+step "debug info apart: memkv-$version-debug-$(dpkg --print-architecture).tar.xz"
+# The packaged binaries are stripped; their debug info, from the same build,
+# goes by build id (usr/lib/debug/.build-id/xx/rest.debug, where gdb and
+# debuginfod clients look) into a tarball beside the packages.
+mkdir -p "$tmp/debug"
+find "$tmp/deb" -type f \( -name '*.so*' -o -perm -u+x \) | while read -r f; do
+  file -b "$f" | grep -q '^ELF' || continue
+  id=$(readelf -n "$f" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+  [ -n "$id" ] || continue
+  name=$(basename "$f")
+  built=$(find "$build" -name "$name" -type f -not -path '*/cpack/*' | while read -r b; do
+    [ "$(readelf -n "$b" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')" = "$id" ] && echo "$b" && break
+  done)
+  [ -n "$built" ] || { echo "package.sh: no unstripped $name with build id $id in $build" >&2; exit 1; }
+  mkdir -p "$tmp/debug/usr/lib/debug/.build-id/${id:0:2}"
+  objcopy --only-keep-debug --compress-debug-sections "$built" "$tmp/debug/usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug"
+done
+tar -C "$tmp/debug" -cJf "$out/memkv-$version-debug-$(dpkg --print-architecture).tar.xz" usr
+
+(cd "$out" && sha256sum -- *.deb *.rpm *.tar.xz >sha256sums)
 step "done: $(cd "$out" && ls | tr '\n' ' ')"

@@ -12,7 +12,7 @@
 set -euo pipefail
 dir=${1:?usage: scripts/release.sh DIR}
 cd "$dir"
-mapfile -t files < <(ls -- *.deb *.ddeb *.rpm *.whl 2>/dev/null | sort -u)
+mapfile -t files < <(ls -- *.deb *.rpm *.whl *.tar.xz 2>/dev/null | sort -u)
 [ ${#files[@]} -gt 0 ] || { echo "release.sh: no .deb, .rpm or .whl in $dir" >&2; exit 1; }
 if [ -z "${MEMKV_MINISIGN_KEY:-}" ] && [ -z "${MEMKV_GPG_KEY:-}" ]; then
   echo "release.sh: set MEMKV_MINISIGN_KEY and/or MEMKV_GPG_KEY (see docs/packaging.md)" >&2

@@ -1,7 +1,5 @@
 #include "rdma/error.h"
 
-#include <rdma/fi_errno.h>
-
 namespace memkv::rdma {
 
 const char* Describe(errc e) {
@@ -42,11 +40,6 @@ const char* Describe(errc e) {
 const boost::system::error_category& category() {
   static const EnumCategory cat("memkv.rdma",
                                 [](int ev) { return Describe(static_cast<errc>(ev)); });
-  return cat;
-}
-
-const boost::system::error_category& ofi_category() {
-  static const EnumCategory cat("libfabric", [](int ev) { return fi_strerror(ev); });
   return cat;
 }
 

@@ -52,6 +52,15 @@
 #include "rdma/error.h"
 #include "rdma/posted_handler.h"
 
+namespace memkv::rdma {
+// Here, not in error.cc: only the provider links libfabric (the client's
+// registration cache, and so libmemkv.so, need not).
+const boost::system::error_category& ofi_category() {
+  static const EnumCategory cat("libfabric", [](int ev) { return fi_strerror(ev); });
+  return cat;
+}
+}  // namespace memkv::rdma
+
 namespace memkv::rdma::detail {
 
 namespace asio = boost::asio;
