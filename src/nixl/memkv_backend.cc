@@ -16,8 +16,9 @@ namespace {
 
 // The plugin-only option; the others are the client config's fields.
 constexpr const char* kOptimize = "optimize";
-constexpr const char* kClientFields[] = {"servers",    "auth_key",   "transport",     "timeout",
-                                         "connect_timeout", "io_threads", "immutable_keys"};
+constexpr const char* kClientFields[] = {"servers",       "auth_key",        "transport",
+                                         "timeout",       "connect_timeout", "io_threads",
+                                         "immutable_keys"};
 
 void Log(const std::string& what) { std::fprintf(stderr, "memkv nixl: %s\n", what.c_str()); }
 
@@ -25,8 +26,8 @@ void Log(const std::string& what) { std::fprintf(stderr, "memkv nixl: %s\n", wha
 struct Registered : nixlBackendMD {
   Registered() : nixlBackendMD(true) {}
   bool object = false;
-  std::string key;       // object
-  MemoryHandle handle;   // host memory (when registered with the client)
+  std::string key;      // object
+  MemoryHandle handle;  // host memory (when registered with the client)
   MemoryKind kind = MemoryKind::kHost;
 };
 
@@ -71,8 +72,8 @@ struct Prepared {
 struct Flight {
   std::shared_ptr<const Prepared> prepared;
   std::unique_ptr<std::byte[]> staging;
-  std::atomic<size_t> pending{0};       // batches not yet answered
-  std::atomic<uint64_t> remaining{0};   // descriptors not yet complete
+  std::atomic<size_t> pending{0};      // batches not yet answered
+  std::atomic<uint64_t> remaining{0};  // descriptors not yet complete
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;                    // guarded by mu
@@ -370,19 +371,20 @@ nixl_status_t MemkvBackend::postXfer(const nixl_xfer_op_t&, const nixl_meta_dlis
     Counters().ops += entries.size();
     Counters().bytes += bytes;
     engine_->AsyncBatchXferForServer(
-        b.server, read ? XferOp::kGet : XferOp::kPut, entries,
-        [f, &b, read](GetResults r) {
+        b.server, read ? XferOp::kGet : XferOp::kPut, entries, [f, &b, read](GetResults r) {
           const Prepared& p = *f->prepared;
           const BatchPlan& plan = p.plan;
           for (size_t i = 0; i < b.items.size(); ++i) {
             const uint32_t it = b.items[i];
             const GetResult* res = i < r.entries.size() ? &r.entries[i] : nullptr;
-            const Code code = res ? res->status : (r.outcome.ok() ? Code::kInternal : r.outcome.code);
+            const Code code =
+                res ? res->status : (r.outcome.ok() ? Code::kInternal : r.outcome.code);
             const std::string& key =
                 read ? plan.groups()[plan.chunks()[it].group].key : plan.groups()[it].key;
             if (code != Code::kOk) {
-              f->Fail(StatusOf(code), "key '" + key + "': " + CodeName(code) +
-                                          (r.outcome.message.empty() ? "" : ": " + r.outcome.message));
+              f->Fail(StatusOf(code),
+                      "key '" + key + "': " + CodeName(code) +
+                          (r.outcome.message.empty() ? "" : ": " + r.outcome.message));
               continue;
             }
             if (read) {
@@ -392,9 +394,8 @@ nixl_status_t MemkvBackend::postXfer(const nixl_xfer_op_t&, const nixl_meta_dlis
                                                     std::to_string(c.offset + c.length));
                 continue;
               }
-              const std::byte* wire = p.staging_at[it] == UINT64_MAX
-                                          ? c.target
-                                          : f->staging.get() + p.staging_at[it];
+              const std::byte* wire =
+                  p.staging_at[it] == UINT64_MAX ? c.target : f->staging.get() + p.staging_at[it];
               if (auto o = ScatterChunk(plan, c, wire); !o) {
                 f->Fail(StatusOf(o.code), o.message);
                 continue;

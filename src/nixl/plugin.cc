@@ -120,8 +120,8 @@ const char* Version() { return MEMKV_NIXL_PLUGIN_VERSION; }
 nixl_b_params_t Options() { return MemkvBackend::DefaultOptions(); }
 nixl_mem_list_t Mems() { return MemkvBackend::SupportedMems(); }
 
-nixlBackendPlugin g_plugin = {NIXL_PLUGIN_API_VERSION, Create, Destroy, Name, Version, Options,
-                              Mems};
+nixlBackendPlugin g_plugin = {
+    NIXL_PLUGIN_API_VERSION, Create, Destroy, Name, Version, Options, Mems};
 
 }  // namespace
 }  // namespace memkv::nixl
@@ -150,8 +150,6 @@ NIXL_PLUGIN_EXPORT void nixl_plugin_fini() {}
 // The plugin's query (tests, benchmarks): wire operations sent and the
 // bytes they moved, over every MEMKV backend of the process.
 NIXL_PLUGIN_EXPORT uint64_t memkv_nixl_wire_ops() { return memkv::nixl::Counters().ops.load(); }
-NIXL_PLUGIN_EXPORT uint64_t memkv_nixl_wire_bytes() {
-  return memkv::nixl::Counters().bytes.load();
-}
+NIXL_PLUGIN_EXPORT uint64_t memkv_nixl_wire_bytes() { return memkv::nixl::Counters().bytes.load(); }
 
 }  // extern "C"
