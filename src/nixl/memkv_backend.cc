@@ -71,7 +71,7 @@ struct Prepared {
 // One post of a request: shared with its completions.
 struct Flight {
   std::shared_ptr<const Prepared> prepared;
-  std::unique_ptr<std::byte[]> staging;
+  std::shared_ptr<std::byte[]> staging;  // the request's, held until the replies
   std::atomic<size_t> pending{0};      // batches not yet answered
   std::atomic<uint64_t> remaining{0};  // descriptors not yet complete
   std::mutex mu;
@@ -103,6 +103,10 @@ struct Flight {
 struct Request : nixlBackendReqH {
   std::shared_ptr<const Prepared> prepared;
   std::shared_ptr<Flight> flight;  // the latest post
+  // Staging memory, allocated at the first post and reused by the next
+  // ones (a request is never posted twice at once): a fresh allocation per
+  // post would fault its pages in every time.
+  std::shared_ptr<std::byte[]> staging;
 };
 
 }  // namespace
@@ -324,7 +328,9 @@ nixl_status_t MemkvBackend::postXfer(const nixl_xfer_op_t&, const nixl_meta_dlis
   const Prepared& p = *req->prepared;
   const BatchPlan& plan = p.plan;
   f->prepared = req->prepared;
-  if (p.staging_bytes) f->staging = std::make_unique_for_overwrite<std::byte[]>(p.staging_bytes);
+  if (p.staging_bytes && !req->staging)
+    req->staging = std::make_shared_for_overwrite<std::byte[]>(p.staging_bytes);
+  f->staging = req->staging;
   f->remaining = p.nonempty;
   const bool read = plan.op() == PlanOp::kRead;
   if (!read) {  // gather before anything is sent
