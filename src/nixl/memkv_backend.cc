@@ -72,8 +72,8 @@ struct Prepared {
 struct Flight {
   std::shared_ptr<const Prepared> prepared;
   std::shared_ptr<std::byte[]> staging;  // the request's, held until the replies
-  std::atomic<size_t> pending{0};      // batches not yet answered
-  std::atomic<uint64_t> remaining{0};  // descriptors not yet complete
+  std::atomic<size_t> pending{0};        // batches not yet answered
+  std::atomic<uint64_t> remaining{0};    // descriptors not yet complete
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;                    // guarded by mu
@@ -107,6 +107,9 @@ struct Request : nixlBackendReqH {
   // ones (a request is never posted twice at once): a fresh allocation per
   // post would fault its pages in every time.
   std::shared_ptr<std::byte[]> staging;
+  // The staging memory's registration with the client (a put from
+  // registered memory is not copied again), ended at release.
+  MemoryHandle staging_registration;
 };
 
 }  // namespace
@@ -328,8 +331,14 @@ nixl_status_t MemkvBackend::postXfer(const nixl_xfer_op_t&, const nixl_meta_dlis
   const Prepared& p = *req->prepared;
   const BatchPlan& plan = p.plan;
   f->prepared = req->prepared;
-  if (p.staging_bytes && !req->staging)
+  if (p.staging_bytes && !req->staging) {
     req->staging = std::make_shared_for_overwrite<std::byte[]>(p.staging_bytes);
+    // Kept only when it is a registration of its own (not one of the
+    // caller's that happened to cover it), so that releasing ends only it.
+    auto h = engine_->RegisterMemory(req->staging.get(), p.staging_bytes);
+    if (h && h->data() == req->staging.get() && h->size() == p.staging_bytes)
+      req->staging_registration = *h;
+  }
   f->staging = req->staging;
   f->remaining = p.nonempty;
   const bool read = plan.op() == PlanOp::kRead;
@@ -434,6 +443,7 @@ nixl_status_t MemkvBackend::releaseReqH(nixlBackendReqH* handle) const {
     std::unique_lock lock(req->flight->mu);
     req->flight->cv.wait(lock, [&] { return req->flight->done; });
   }
+  if (req->staging_registration) engine_->UnregisterMemory(req->staging_registration);
   return NIXL_SUCCESS;
 }
 
