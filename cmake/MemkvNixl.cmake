@@ -8,6 +8,14 @@
 # loads it).
 set(NIXL_ROOT "" CACHE PATH "NIXL's install prefix: builds the NIXL plugin (src/nixl)")
 set(MEMKV_NIXL_FOUND OFF)
+# A changed NIXL_ROOT searches again rather than keeping what the last one found.
+if(DEFINED CACHE{MEMKV_NIXL_ROOT_SEARCHED} AND NOT MEMKV_NIXL_ROOT_SEARCHED STREQUAL NIXL_ROOT)
+  unset(NIXL_INCLUDE_DIR CACHE)
+  unset(NIXL_COMMON_LIBRARY CACHE)
+  unset(NIXL_LIBRARY CACHE)
+  unset(NIXL_BUILD_LIBRARY CACHE)
+endif()
+set(MEMKV_NIXL_ROOT_SEARCHED "${NIXL_ROOT}" CACHE INTERNAL "")
 set(_nixl_hints "")
 if(NIXL_ROOT)
   set(_nixl_hints HINTS "${NIXL_ROOT}")
