@@ -19,6 +19,7 @@ set(MEMKV_DOCS_ORDER
   "python|Python"
   "lmcache|LMCache"
   "sglang|SGLang"
+  "nixl|NIXL"
   "wire-protocol|Wire protocol"
   "on-disk-format|On-disk format"
   "operations|Operations"

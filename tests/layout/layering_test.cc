@@ -27,6 +27,7 @@ const std::map<std::string, std::set<std::string>>& AllowedUses() {
       {"server", {"proto", "store", "io", "rdma", "http", "common"}},
       {"client", {"proto", "rdma", "common"}},
       {"preload", {"client"}},
+      {"nixl", {"client"}},
       {"cli", {"server", "client", "store", "http", "common"}},
   };
   return table;
