@@ -17,9 +17,15 @@ set_target_properties(memkv_shared PROPERTIES
 install(TARGETS memkv_shared EXPORT memkvTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT client NAMELINK_COMPONENT client
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(FILES include/memkv/memkv.h include/memkv/engine.h
+install(FILES include/memkv/memkv.h include/memkv/engine.h include/memkv/batch_plan.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/memkv COMPONENT client)
 install(TARGETS memkv_preload LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/memkv COMPONENT client)
+# The NIXL plugin, where the build found NIXL (docs/nixl.md); the package's
+# postinst links it into /opt/nvidia/nvda_nixl/lib/plugins when that exists.
+if(TARGET memkv_nixl_plugin)
+  install(TARGETS memkv_nixl_plugin LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/memkv/nixl
+    COMPONENT client)
+endif()
 
 # find_package(memkv) -> memkv::memkv
 install(EXPORT memkvTargets NAMESPACE memkv:: FILE memkvTargets.cmake

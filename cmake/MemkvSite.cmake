@@ -23,6 +23,7 @@ set(MEMKV_DOCS_ORDER
   "wire-protocol|Wire protocol"
   "on-disk-format|On-disk format"
   "operations|Operations"
+  "packaging|Packages"
   "performance|Performance")
 
 # Writes a list one item a line, touching the file only when it changes.

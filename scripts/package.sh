@@ -58,7 +58,7 @@ if ! diff -u "$tmp/deb.files" "$tmp/rpm.files" >"$tmp/files.diff"; then
 fi
 
 step "systemd-analyze verify memkv.service"
-sed "s|/usr/bin/memkv|$tmp/deb/usr/bin/memkv|" "$tmp/deb/lib/systemd/system/memkv.service" >"$tmp/memkv.service"
+sed "s|/usr/bin/memkv|$tmp/deb/usr/bin/memkv|" "$tmp/deb/usr/lib/systemd/system/memkv.service" >"$tmp/memkv.service"
 systemd-analyze verify "$tmp/memkv.service"
 
 step "debug info apart: memkv-$version-debug-$(dpkg --print-architecture).tar.xz"
@@ -80,5 +80,6 @@ find "$tmp/deb" -type f \( -name '*.so*' -o -perm -u+x \) | while read -r f; do
 done
 tar -C "$tmp/debug" -cJf "$out/memkv-$version-debug-$(dpkg --print-architecture).tar.xz" usr
 
-(cd "$out" && sha256sum -- *.deb *.rpm *.tar.xz >sha256sums)
+cp "$build"/python/dist/*.whl "$out/" 2>/dev/null || true
+(cd "$out" && sha256sum -- *.deb *.rpm *.tar.xz $(ls *.whl 2>/dev/null) >sha256sums)
 step "done: $(cd "$out" && ls | tr '\n' ' ')"
