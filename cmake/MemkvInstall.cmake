@@ -27,7 +27,7 @@ if(TARGET memkv_nixl_plugin)
     COMPONENT client)
 endif()
 
-# find_package(memkv) -> memkv::memkv
+# The CMake package (memkvConfig.cmake): the imported target memkv::memkv.
 install(EXPORT memkvTargets NAMESPACE memkv:: FILE memkvTargets.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/memkv COMPONENT client)
 configure_package_config_file(packaging/memkvConfig.cmake.in
