@@ -20,6 +20,7 @@ set(MEMKV_DOCS_ORDER
   "lmcache|LMCache"
   "sglang|SGLang"
   "nixl|NIXL"
+  "rdma|RDMA"
   "wire-protocol|Wire protocol"
   "on-disk-format|On-disk format"
   "operations|Operations"

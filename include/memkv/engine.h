@@ -127,11 +127,19 @@ struct EngineOptions {
   // failure up to max_reconnect_backoff; until then its keys fail at once.
   std::chrono::milliseconds reconnect_backoff{200};
   std::chrono::milliseconds max_reconnect_backoff{5000};
+  // The rdma rail (docs/rdma.md): the libfabric provider, pinned, as the
+  // servers' rdma.ofi_provider ("tcp;ofi_rxm", "verbs;ofi_rxm", "efa"), and
+  // the local address its endpoint listens on (empty: the provider's
+  // choice). transport rdma uses "tcp;ofi_rxm" when rdma_provider is empty;
+  // auto opens a fabric only when rdma_provider is set.
+  std::string rdma_provider;
+  std::string rdma_address;
 
   // MEMKV_CONFIG (a YAML file with the fields above: servers, auth_key,
-  // transport, timeout, connect_timeout, io_threads, immutable_keys), then
-  // MEMKV_SERVERS, MEMKV_AUTH_KEY and MEMKV_TRANSPORT over it. Errors name
-  // the variable or field.
+  // transport, timeout, connect_timeout, io_threads, immutable_keys,
+  // rdma_provider, rdma_address), then MEMKV_SERVERS, MEMKV_AUTH_KEY,
+  // MEMKV_TRANSPORT, MEMKV_RDMA_PROVIDER and MEMKV_RDMA_ADDRESS over it.
+  // Errors name the variable or field.
   static Expected<EngineOptions> FromEnvironment();
   // The same with another environment (tests): `getenv(name)` or null.
   static Expected<EngineOptions> FromEnvironment(const char* (*getenv)(const char*));

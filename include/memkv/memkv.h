@@ -74,11 +74,13 @@ MEMKV_API const char* memkv_last_error(void);
 typedef struct memkv_options {
   const char* servers;          /* "host:port,host:port" or Unix socket paths (required) */
   const char* auth_key;         /* 64 hex characters, or NULL */
-  const char* transport;        /* "auto" (default), "shm", "tcp"; "rdma" is refused */
+  const char* transport;        /* "auto" (default), "rdma", "shm", "tcp" */
   uint32_t timeout_ms;          /* deadline of every call (default 30000) */
   uint32_t connect_timeout_ms;  /* connect + attach (default 5000) */
   uint32_t io_threads;          /* library I/O threads (default 1) */
   int immutable_keys;           /* non-zero: fall back along the HRW ranking */
+  const char* rdma_provider;    /* libfabric provider of the rdma rail, or NULL (docs/rdma.md) */
+  const char* rdma_address;     /* local address of its endpoint, or NULL */
 } memkv_options_t;
 
 /* Zeroes *options (all defaults). */

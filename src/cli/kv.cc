@@ -174,7 +174,7 @@ void AddKvCommands(CLI::App& app, int& exit_code) {
                  "rendezvous hashing (default: MEMKV_SERVERS, MEMKV_CONFIG, else 127.0.0.1:9900)");
   kv->add_option("--auth-key", f->auth_key, "64 hex characters (default: MEMKV_AUTH_KEY)");
   kv->add_option("--transport", f->transport,
-                 "auto, shm or tcp (default: MEMKV_TRANSPORT, else auto)");
+                 "auto, rdma, shm or tcp (default: MEMKV_TRANSPORT, else auto; rdma: MEMKV_RDMA_PROVIDER, MEMKV_RDMA_ADDRESS)");
 
   auto* put = kv->add_subcommand("put", "Store FILE (or standard input) under KEY");
   put->add_option("KEY", f->key, "The key")->required();

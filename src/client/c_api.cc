@@ -119,6 +119,8 @@ int memkv_engine_create(const memkv_options_t* o, memkv_engine_t** out) {
       opt.connect_timeout = std::chrono::milliseconds(o->connect_timeout_ms);
     if (o->io_threads) opt.io_threads = o->io_threads;
     opt.immutable_keys = o->immutable_keys != 0;
+    if (o->rdma_provider) opt.rdma_provider = o->rdma_provider;
+    if (o->rdma_address) opt.rdma_address = o->rdma_address;
     return Make(memkv::Engine::Create(std::move(opt)), out);
   });
 }

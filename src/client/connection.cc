@@ -768,6 +768,10 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
   req.rails = proto::kRailTcp | (unix_ ? proto::kRailShm : 0);
   const std::string host = HostName();
   req.host_id = host;
+  if (!options_.rdma_endpoint.empty() && !unix_) {
+    req.rails |= proto::kRailRdma;
+    req.rdma_endpoint = options_.rdma_endpoint;
+  }
   if (key()) req.proof = proto::AttachProof(*key(), req.client_id);
   Buffer attach_control;
   proto::Encode(req, attach_control);
@@ -1504,6 +1508,68 @@ void Connection::AsyncGetShm(ShmGetBatch batch, Duration timeout,
   auto subs = impl_->PlanRequests<proto::BatchReadRequest>(proto::Opcode::kBatchRead, wire, cost,
                                                            {}, nullptr, region);
   impl_->Submit(std::move(op), std::move(subs), timeout, {region->id()});
+}
+
+void Connection::AsyncPutRdma(std::vector<RdmaPutEntry> entries, std::shared_ptr<const void> owner,
+                              Duration timeout, Callback<std::vector<proto::StatusCode>> done) {
+  const size_t n = entries.size();
+  auto op = std::make_shared<StatusOp>(std::move(done), n);
+  if (!(attach_info().rails & proto::kRailRdma)) return impl_->Reject(std::move(op), errc::bad_argument);
+  std::vector<proto::WriteEntry> wire(n);
+  std::vector<uint64_t> cost(n);
+  std::vector<size_t> sums_at(n, 0);
+  size_t pieces = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const RdmaPutEntry& e = entries[i];
+    if (!proto::CheckKey(e.key) || e.length == 0 || !e.data)
+      return impl_->Reject(std::move(op), errc::bad_argument);
+    wire[i].key = e.key;
+    wire[i].value_len = e.length;
+    wire[i].src = {proto::LocationKind::kRdma, e.rkey, e.address, e.length};
+    sums_at[i] = pieces;
+    pieces += PiecesOf(e.length);
+  }
+  // Piece sums: the server checks each 4 KiB of what it READ against them.
+  auto sums = std::make_shared<std::vector<uint64_t>>(pieces);
+  for (size_t i = 0; i < n; ++i) {
+    const RdmaPutEntry& e = entries[i];
+    PieceSums(e.data, e.length, sums->data() + sums_at[i]);
+    wire[i].piece_sums = Bytes(reinterpret_cast<const std::byte*>(sums->data() + sums_at[i]),
+                               8 * PiecesOf(e.length));
+    // The bytes count too, so that one request stays within a frame's worth
+    // of transfers (the server stages at most limits.max_buffered_bytes).
+    cost[i] = proto::EncodedSize(wire[i]) + e.length;
+  }
+  auto keep = std::make_shared<std::pair<std::shared_ptr<const void>, std::shared_ptr<const void>>>(
+      std::move(owner), sums);
+  auto subs = impl_->PlanRequests<proto::BatchWriteRequest>(proto::Opcode::kBatchWrite, wire, cost,
+                                                            {}, nullptr, keep);
+  impl_->Submit(std::move(op), std::move(subs), timeout);
+}
+
+void Connection::AsyncGetRdma(std::vector<RdmaGetEntry> entries, std::shared_ptr<const void> owner,
+                              Duration timeout, Callback<std::vector<GetResult>> done) {
+  const size_t n = entries.size();
+  std::vector<GetOp::Dest> dests(n);
+  std::vector<proto::ReadEntry> wire(n);
+  std::vector<uint64_t> cost(n);
+  error_code bad;
+  if (!(attach_info().rails & proto::kRailRdma)) bad = errc::bad_argument;
+  for (size_t i = 0; i < n && !bad; ++i) {
+    const RdmaGetEntry& e = entries[i];
+    if (!proto::CheckKey(e.key) || e.dest.empty()) bad = errc::bad_argument;
+    dests[i] = {e.dest.data(), e.dest.size()};
+    wire[i] = {e.key, e.offset, e.length,
+               {proto::LocationKind::kRdma, e.rkey, e.address, e.dest.size()}, e.version};
+    cost[i] = proto::EncodedSize(wire[i]) + e.dest.size();  // as for puts
+  }
+  // Placed: each value's bytes are checked in place against the reply's
+  // sums, as on the shm rail.
+  auto op = std::make_shared<GetOp>(std::move(done), std::move(dests), true);
+  if (bad) return impl_->Reject(std::move(op), bad);
+  auto subs = impl_->PlanRequests<proto::BatchReadRequest>(proto::Opcode::kBatchRead, wire, cost,
+                                                           {}, nullptr, std::move(owner));
+  impl_->Submit(std::move(op), std::move(subs), timeout);
 }
 
 void Connection::AsyncList(std::string prefix, std::string cursor, uint32_t limit,

@@ -82,6 +82,9 @@ struct ConnectionOptions {
   // legitimately behind the in-flight window. A request larger than this
   // still goes when the queue is empty.
   uint64_t max_queued_bytes = 16ull << 30;
+  // This process's fabric endpoint ("<provider>|<address>", the rdma rail),
+  // offered at Attach; empty: not over rdma.
+  std::string rdma_endpoint;
 };
 
 // What the server said in its AttachReply.
@@ -173,6 +176,25 @@ struct ShmGetBatch {
   std::vector<ShmGetEntry> entries;
 };
 
+// rdma rail: entries name the caller's memory, registered with the
+// process's fabric, by the (address, key) the server transfers to or from.
+struct RdmaPutEntry {
+  std::string key;
+  const std::byte* data = nullptr;  // the value, in registered memory
+  uint64_t length = 0;              // its size (>= 1)
+  uint64_t address = 0;             // how the server names `data`
+  uint32_t rkey = 0;
+};
+struct RdmaGetEntry {
+  std::string key;
+  uint64_t offset = 0;         // first byte of the value to read
+  uint64_t length = 0;         // bytes to read; 0 = to the end of the value
+  std::span<std::byte> dest;   // where they go, in registered memory
+  uint64_t address = 0;        // how the server names dest.data()
+  uint32_t rkey = 0;
+  uint64_t version = 0;        // pinned version (kFeaturePinnedReads); 0 = any
+};
+
 class StreamWriter;
 
 class Connection {
@@ -236,6 +258,13 @@ class Connection {
   void AsyncPutShm(ShmPutBatch batch, Duration timeout,
                    Callback<std::vector<proto::StatusCode>> done);
   void AsyncGetShm(ShmGetBatch batch, Duration timeout, Callback<std::vector<GetResult>> done);
+  // The rdma rail (attach_info().rails has kRailRdma): the server READs each
+  // value from, or WRITEs it into, the entry's registered memory. `owner`
+  // keeps that memory's registration until the reply.
+  void AsyncPutRdma(std::vector<RdmaPutEntry> entries, std::shared_ptr<const void> owner,
+                    Duration timeout, Callback<std::vector<proto::StatusCode>> done);
+  void AsyncGetRdma(std::vector<RdmaGetEntry> entries, std::shared_ptr<const void> owner,
+                    Duration timeout, Callback<std::vector<GetResult>> done);
   void AsyncList(std::string prefix, std::string cursor, uint32_t limit, Duration timeout,
                  Callback<ListResult> done);
   void AsyncCapacity(Duration timeout, Callback<CapacityResult> done);

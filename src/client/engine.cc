@@ -8,11 +8,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 #include <future>
 #include <map>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
@@ -20,6 +22,7 @@
 #include "client/engine_internal.h"
 #include "client/error.h"
 #include "client/memory_registry.h"
+#include "rdma/fabric_api.h"
 #include "client/shared_region.h"
 #include "common/hrw.h"
 #include "common/mutex.h"
@@ -115,6 +118,7 @@ Code CodeFromError(const error_code& ec) {
     case errc::value_too_large_for_frame:
       return Code::kTooLarge;
     case errc::shm_needs_unix_socket:
+    case errc::rdma_not_accepted:
       return Code::kUnavailable;
     case errc::bad_reply:
     case errc::region_not_registered:
@@ -160,6 +164,7 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
     std::string address;
     std::optional<proto::AuthKey> key;
     Transport transport = Transport::kAuto;
+    std::string rdma_endpoint;  // this engine's fabric endpoint, offered at Attach (TCP only)
     Ms connect_timeout{5000};
     Ms backoff{200};
     Ms max_backoff{5000};
@@ -348,6 +353,7 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
     o.address = address;
     o.auth_key = config_.key;
     o.connect_timeout = config_.connect_timeout;
+    if (address == config_.address) o.rdma_endpoint = config_.rdma_endpoint;
     Connection::AsyncConnect(o, threads_,
                              [self = shared_from_this(), rail, address](Result<Connection> c) {
                                self->OnConnected(rail, address, std::move(c));
@@ -415,7 +421,8 @@ void ForgetLinksInChild() NO_THREAD_SAFETY_ANALYSIS {
 std::shared_ptr<ServerLink> GetLink(ServerLink::Config c,
                                     const std::shared_ptr<IoThreads>& threads) {
   const std::string id =
-      c.address + "|" + (c.key ? c.key->ToHex() : "") + "|" + TransportName(c.transport);
+      c.address + "|" + (c.key ? c.key->ToHex() : "") + "|" + TransportName(c.transport) + "|" +
+      c.rdma_endpoint;
   MutexLock lock(g_links_mu);
   auto& links = Links();
   for (auto it = links.begin(); it != links.end();) {  // drop dead entries
@@ -441,7 +448,35 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
   explicit Impl(EngineOptions o)
       : options(std::move(o)),
         hrw(options.servers),
-        threads(IoThreads::Acquire({options.io_threads})) {
+        threads(IoThreads::Acquire({options.io_threads})) {}
+
+  // The rdma rail's fabric (transport rdma, or auto with rdma_provider
+  // set), then the server links, which offer its endpoint at Attach.
+  Outcome Init() {
+    std::string endpoint;
+    const bool want_rdma = options.transport == Transport::kRdma ||
+                           (options.transport == Transport::kAuto && !options.rdma_provider.empty());
+    if (want_rdma) {
+      rdma::FabricOptions f;
+      f.provider = rdma::ProviderKind::kOfi;
+      f.ofi_provider = options.rdma_provider.empty() ? "tcp;ofi_rxm" : options.rdma_provider;
+      f.node = options.rdma_address;
+      std::string why;
+      auto fab = rdma::Fabric::Open(
+          f, boost::asio::any_io_executor(threads->context(0).get_executor()), &why);
+      if (!fab) {
+        if (why.empty()) why = fab.error().message();
+        if (options.transport == Transport::kRdma)
+          return {Code::kUnavailable, "transport rdma: " + why};
+        spdlog::warn("memkv client: no rdma rail ({}); shm and tcp only", why);
+      } else {
+        fabric = std::move(*fab);
+        endpoint = fabric->provider_name() + "|" + fabric->address();
+        registry = std::make_unique<client::MemoryRegistry>(
+            std::make_shared<rdma::FabricRegistrar>(*fabric, rdma::access::kAll));
+        spdlog::info("memkv client: rdma rail over {}", fabric->provider_name());
+      }
+    }
     std::optional<proto::AuthKey> key;
     if (!options.auth_key.empty()) key = *proto::AuthKey::FromHex(options.auth_key);
     for (const auto& s : options.servers) {
@@ -452,8 +487,10 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
       c.connect_timeout = options.connect_timeout;
       c.backoff = options.reconnect_backoff;
       c.max_backoff = options.max_reconnect_backoff;
+      c.rdma_endpoint = endpoint;
       links.push_back(client::GetLink(std::move(c), threads));
     }
+    return {};
   }
 
   // Destroyed off the pool (the usual case: the user drops the last
@@ -462,6 +499,22 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
   // and the links, their connections and the pool must be released here, on
   // the caller's thread, not later on an I/O thread.
   ~Impl() {
+    // The fabric goes on its loop (I/O thread 0), after the links that
+    // offered its endpoint.
+    if (fabric) {
+      links.clear();
+      std::shared_ptr<rdma::Fabric> f(std::move(fabric));
+      if (threads->InPool()) {
+        boost::asio::post(threads->context(0), [f]() mutable { f.reset(); });
+      } else {
+        std::promise<void> gone;
+        boost::asio::post(threads->context(0), [&gone, f = std::move(f)]() mutable {
+          f.reset();
+          gone.set_value();
+        });
+        gone.get_future().wait();
+      }
+    }
     if (threads->InPool()) return;
     for (size_t i = 0; i < threads->size(); ++i) {
       std::promise<void> passed;
@@ -485,7 +538,8 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
   const Rendezvous hrw;
   const std::shared_ptr<IoThreads> threads;
   std::vector<std::shared_ptr<client::ServerLink>> links;
-  client::MemoryRegistry registry;
+  std::unique_ptr<rdma::Fabric> fabric;  // the rdma rail, when open
+  std::unique_ptr<client::MemoryRegistry> registry = std::make_unique<client::MemoryRegistry>();
 };
 
 struct MemoryHandle::Impl {
@@ -499,7 +553,7 @@ struct SharedBuffer::Impl {
   ~Impl() {
     auto e = engine.lock();
     if (!e) return;
-    e->registry.Unregister(reg->id);
+    e->registry->Unregister(reg->id);
     for (auto& l : e->links) l->ReleaseRegion(region);
   }
 };
@@ -738,6 +792,35 @@ class DataOp final : public BatchOp<R> {
   }
 
   void SendOver(size_t server, std::vector<uint32_t> idx, client::ServerLink::Conns c) {
+    const bool rdma_rail = this->engine_->fabric && c.main && *c.main &&
+                           ((*c.main)->attach_info().rails & proto::kRailRdma);
+    if (this->engine_->options.transport == Transport::kRdma && c.main && !rdma_rail) {
+      this->GroupFailed(server, idx, error_code(client::errc::rdma_not_accepted));
+      return this->Release();
+    }
+    if (rdma_rail) {
+      // rdma: registered memory is named in place; with transport rdma the
+      // rest goes through a registered bounce buffer, with auto as before.
+      std::vector<uint32_t> direct, bounce, rest;
+      for (uint32_t i : idx) {
+        if (RegionFor(i))
+          direct.push_back(i);
+        else if (this->engine_->options.transport == Transport::kRdma)
+          bounce.push_back(i);
+        else
+          rest.push_back(i);
+      }
+      if (!direct.empty()) {
+        this->pending_add();
+        SendRdma(server, *c.main, std::move(direct), nullptr);
+      }
+      if (!bounce.empty()) {
+        this->pending_add();
+        SendRdmaBounce(server, *c.main, std::move(bounce));
+      }
+      if (rest.empty()) return this->Release();  // the group's own count
+      idx = std::move(rest);
+    }
     // Split: shm entries by region (when the shm rail is up), the rest inline.
     std::vector<uint32_t> inline_idx;
     std::map<uint32_t, std::vector<uint32_t>> by_region;
@@ -853,6 +936,105 @@ class DataOp final : public BatchOp<R> {
         });
   }
 
+  // ---- the rdma rail ----
+
+  // The fabric registration holding entry i (RegisterMemory with a fabric
+  // open), or null.
+  const rdma::MemoryRegion* RegionFor(uint32_t i) const {
+    const auto& reg = entries_[i].reg;
+    return reg && reg->handle ? static_cast<const rdma::MemoryRegion*>(reg->handle.get()) : nullptr;
+  }
+
+  // Unregistered memory on the rdma rail: one registered buffer for the
+  // group, the values copied in (put) or out after the reply (get).
+  struct Bounce {
+    std::unique_ptr<std::byte[]> mem;
+    std::unique_ptr<rdma::MemoryRegion> mr;
+    std::vector<uint64_t> at;  // per entry of the group
+  };
+
+  void SendRdmaBounce(size_t server, const ConnPtr& conn, std::vector<uint32_t> idx) {
+    auto b = std::make_shared<Bounce>();
+    uint64_t total = 0;
+    for (uint32_t i : idx) {
+      b->at.push_back(total);
+      total += entries_[i].size;
+    }
+    total = std::max<uint64_t>(total, 1);
+    b->mem.reset(new std::byte[total]);
+    auto mr = this->engine_->fabric->Register(b->mem.get(), total, rdma::access::kAll);
+    if (!mr) {
+      this->GroupFailed(server, idx, mr.error());
+      return this->Release();
+    }
+    b->mr = std::move(*mr);
+    if constexpr (kPut)
+      for (size_t k = 0; k < idx.size(); ++k)
+        std::memcpy(b->mem.get() + b->at[k], entries_[idx[k]].data, entries_[idx[k]].size);
+    SendRdma(server, conn, std::move(idx), std::move(b));
+  }
+
+  // The group over the rdma rail: each entry names its memory (or its place
+  // in `bounce`) by (address, key); the server transfers the bytes.
+  void SendRdma(size_t server, const ConnPtr& conn, std::vector<uint32_t> idx,
+                std::shared_ptr<Bounce> bounce) {
+    auto self = std::static_pointer_cast<DataOp>(this->shared_from_this());
+    auto regs = std::make_shared<std::vector<std::shared_ptr<const Registration>>>();
+    struct Named {
+      std::byte* p;
+      uint64_t address;
+      uint32_t rkey;
+    };
+    std::vector<Named> named;
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const DataEntry& e = entries_[idx[k]];
+      const rdma::MemoryRegion* mr = bounce ? bounce->mr.get() : RegionFor(idx[k]);
+      std::byte* p = bounce ? bounce->mem.get() + bounce->at[k] : e.data;
+      if (mr->key() > UINT32_MAX) {  // the wire carries 32-bit keys (as verbs rkeys are)
+        this->GroupFailed(server, idx, error_code(client::errc::bad_argument));
+        return this->Release();
+      }
+      named.push_back({p, mr->RemoteAddress(p), static_cast<uint32_t>(mr->key())});
+      if (!bounce) regs->push_back(e.reg);
+    }
+    std::shared_ptr<const void> owner =
+        bounce ? std::shared_ptr<const void>(bounce) : std::shared_ptr<const void>(regs);
+    if constexpr (kPut) {
+      std::vector<client::RdmaPutEntry> es;
+      es.reserve(idx.size());
+      for (size_t k = 0; k < idx.size(); ++k) {
+        const DataEntry& e = entries_[idx[k]];
+        es.push_back({e.key, named[k].p, e.size, named[k].address, named[k].rkey});
+      }
+      conn->AsyncPutRdma(std::move(es), std::move(owner), this->Remaining(),
+                         [self, server, idx = std::move(idx)](
+                             Result<std::vector<proto::StatusCode>> r) {
+                           self->OnPut(server, idx, std::move(r));
+                         });
+    } else {
+      std::vector<client::RdmaGetEntry> es;
+      es.reserve(idx.size());
+      for (size_t k = 0; k < idx.size(); ++k) {
+        const DataEntry& e = entries_[idx[k]];
+        es.push_back({e.key, e.offset, e.length, std::span<std::byte>(named[k].p, e.size),
+                      named[k].address, named[k].rkey, e.version});
+      }
+      conn->AsyncGetRdma(
+          std::move(es), std::move(owner), this->Remaining(),
+          [self, server, idx = std::move(idx), bounce](Result<std::vector<client::GetResult>> r) {
+            if (r && bounce) {
+              for (size_t k = 0; k < idx.size(); ++k) {
+                const client::GetResult& g = (*r)[k];
+                if (g.status == proto::StatusCode::kOk && g.length)
+                  std::memcpy(self->entries_[idx[k]].data, bounce->mem.get() + bounce->at[k],
+                              g.length);
+              }
+            }
+            self->OnGet(server, idx, std::move(r));
+          });
+    }
+  }
+
   // With transport auto, a request whose shm connection broke is sent again
   // inline over the main connection (the shm rail is reconnected, or left
   // for tcp, by the next batch).
@@ -952,7 +1134,9 @@ T Block(const std::shared_ptr<IoThreads>& threads, size_t n, Start start) {
 
 Expected<Engine> Engine::Create(EngineOptions options) {
   if (auto v = options.Validate(); !v) return v;
-  return Engine(std::make_shared<Impl>(std::move(options)));
+  auto impl = std::make_shared<Impl>(std::move(options));
+  if (auto st = impl->Init(); !st) return st;
+  return Engine(std::move(impl));
 }
 
 Expected<Engine> Engine::FromEnvironment() {
@@ -1010,7 +1194,7 @@ namespace {
 template <class R>
 void StartData(const std::shared_ptr<Engine::Impl>& impl, std::vector<DataEntry> entries,
                std::optional<size_t> server, Completion<BatchResult<R>> done) {
-  for (auto& e : entries) e.reg = impl->registry.Find(e.data, e.size);
+  for (auto& e : entries) e.reg = impl->registry->Find(e.data, e.size);
   const bool failover = impl->options.immutable_keys && !server;
   auto op = std::make_shared<DataOp<R>>(impl, std::move(entries), failover, std::move(done));
   op->Start(server);
@@ -1126,13 +1310,13 @@ GetResults Engine::BatchXferForServer(size_t server, XferOp op,
 Expected<MemoryHandle> Engine::RegisterMemory(void* ptr, size_t len) {
   if (ptr == nullptr || len == 0)
     return Outcome{Code::kInvalidArgument, "RegisterMemory: a null or empty range"};
-  auto r = impl_->registry.Register(ptr, len);
+  auto r = impl_->registry->Register(ptr, len);
   if (!r) return Outcome{Code::kInternal, "RegisterMemory: " + r.error().message()};
   return MemoryHandle(std::make_shared<const MemoryHandle::Impl>(MemoryHandle::Impl{*r}));
 }
 
 void Engine::UnregisterMemory(const MemoryHandle& handle) {
-  if (handle.impl_) impl_->registry.Unregister(handle.impl_->reg->id);
+  if (handle.impl_) impl_->registry->Unregister(handle.impl_->reg->id);
 }
 
 Expected<SharedBuffer> Engine::AllocateShared(size_t size) {
@@ -1143,7 +1327,7 @@ Expected<SharedBuffer> Engine::AllocateShared(size_t size) {
                    "AllocateShared(" + std::to_string(size) + "): " + region.error().message()};
   auto impl = std::make_shared<SharedBuffer::Impl>();
   impl->region = *region;
-  impl->reg = impl_->registry.AddRegion(*region);
+  impl->reg = impl_->registry->AddRegion(*region);
   impl->engine = impl_;
   return SharedBuffer(std::move(impl));
 }

@@ -140,10 +140,6 @@ Outcome EngineOptions::Validate() const {
   }
   if (!auth_key.empty() && !proto::AuthKey::FromHex(auth_key))
     return Bad("auth_key: must be 64 hex characters (the server's network.auth_key)");
-  if (transport == Transport::kRdma)
-    return {
-        Code::kUnsupported,
-        "transport: rdma is not available in this build (no RDMA rail yet); use auto, shm or tcp"};
   if (timeout.count() <= 0) return Bad("timeout: must be more than 0");
   if (connect_timeout.count() <= 0) return Bad("connect_timeout: must be more than 0");
   if (io_threads == 0 || io_threads > 64) return Bad("io_threads: must be 1 to 64");
@@ -170,18 +166,23 @@ Expected<EngineOptions> EngineOptions::FromYaml(std::string_view yaml, std::stri
         return Bad(field + ": expected a list of host:port (or a comma-separated string)");
       continue;
     }
-    static const char* const kKnown[] = {"auth_key", "transport", "timeout", "connect_timeout",
-                                         "io_threads", "immutable_keys"};
+    static const char* const kKnown[] = {"auth_key",       "transport",     "timeout",
+                                         "connect_timeout", "io_threads",   "immutable_keys",
+                                         "rdma_provider",   "rdma_address"};
     if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown))
       return Bad(field +
                  ": unknown field (known: servers, auth_key, transport, timeout, "
-                 "connect_timeout, io_threads, immutable_keys)");
+                 "connect_timeout, io_threads, immutable_keys, rdma_provider, rdma_address)");
     if (v.kind != Kind::kScalar)
       return Bad(field + (v.kind == Kind::kList ? ": expected one value, not a list"
                                                  : ": expected a value"));
     const std::string& text = v.scalar;
     if (name == "auth_key") {
       o.auth_key = text;
+    } else if (name == "rdma_provider") {
+      o.rdma_provider = text;
+    } else if (name == "rdma_address") {
+      o.rdma_address = text;
     } else if (name == "transport") {
       auto t = ParseTransport(text);
       if (!t) return Bad(field + ": '" + text + "' is not one of auto, rdma, shm, tcp");
@@ -231,6 +232,8 @@ Expected<EngineOptions> EngineOptions::FromEnvironment(const char* (*getenv)(con
       return Bad(std::string("MEMKV_TRANSPORT: '") + t + "' is not one of auto, rdma, shm, tcp");
     o.transport = *tr;
   }
+  if (const char* p = getenv("MEMKV_RDMA_PROVIDER"); p && *p) o.rdma_provider = p;
+  if (const char* a = getenv("MEMKV_RDMA_ADDRESS"); a && *a) o.rdma_address = a;
   if (auto v = o.Validate(); !v) return v;
   return o;
 }

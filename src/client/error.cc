@@ -20,6 +20,9 @@ const char* Describe(errc e) {
     case errc::shm_needs_unix_socket: return "shm regions need a Unix-socket connection";
     case errc::region_not_registered: return "shm region is not registered on this connection";
     case errc::region_out_of_bounds: return "shm entry's range runs past the end of its region";
+    case errc::rdma_not_accepted:
+      return "transport rdma: the server did not accept this client's fabric endpoint (it has no "
+             "rdma rail, or another rdma provider: see its log)";
     case errc::queue_full:
       return "too many requests wait to be sent to this server (max_queued_bytes); the server is "
              "slow or unreachable";

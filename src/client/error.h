@@ -25,6 +25,7 @@ enum class errc {
   region_not_registered,      // an shm entry names a region not registered on this connection
   region_out_of_bounds,       // an shm entry's range runs past its region
   queue_full,                 // max_queued_bytes of requests already wait to be sent
+  rdma_not_accepted,          // transport rdma: the server took no rdma endpoint from this client
 };
 
 const char* Describe(errc e);

@@ -22,6 +22,7 @@
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,11 +53,58 @@
 #include "rdma/error.h"
 #include "rdma/posted_handler.h"
 
+// libfabric's five exported functions (everything else in its API is inline
+// over the objects' operation tables), loaded with dlopen when a fabric is
+// first opened: libmemkv.so, the server and the wheel need libfabric only on
+// hosts that open the rail (docs/rdma.md).
+namespace memkv::rdma::detail {
+namespace {
+struct Libfabric {
+  decltype(&::fi_getinfo) getinfo = nullptr;
+  decltype(&::fi_freeinfo) freeinfo = nullptr;
+  decltype(&::fi_dupinfo) dupinfo = nullptr;
+  decltype(&::fi_fabric) fabric = nullptr;
+  decltype(&::fi_strerror) strerror = nullptr;
+  std::string error;  // why it is not there
+  bool ok() const { return error.empty(); }
+};
+
+const Libfabric& Lib() {
+  static const Libfabric lib = [] {
+    Libfabric l;
+    void* h = ::dlopen("libfabric.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      const char* e = ::dlerror();
+      l.error = std::string("libfabric.so.1 cannot be loaded (") + (e ? e : "not found") +
+                "); install libfabric (Debian: libfabric1) to use the rdma rail";
+      return l;
+    }
+    auto sym = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(h, name));
+      if (!fn && l.error.empty()) l.error = std::string("libfabric.so.1 has no ") + name;
+    };
+    sym(l.getinfo, "fi_getinfo");
+    sym(l.freeinfo, "fi_freeinfo");
+    sym(l.dupinfo, "fi_dupinfo");
+    sym(l.fabric, "fi_fabric");
+    sym(l.strerror, "fi_strerror");
+    return l;
+  }();
+  return lib;
+}
+
+const char* FiStrerror(int err) {
+  const Libfabric& l = Lib();
+  return l.strerror ? l.strerror(err) : "libfabric error";
+}
+}  // namespace
+}  // namespace memkv::rdma::detail
+
 namespace memkv::rdma {
 // Here, not in error.cc: only the provider links libfabric (the client's
 // registration cache, and so libmemkv.so, need not).
 const boost::system::error_category& ofi_category() {
-  static const EnumCategory cat("libfabric", [](int ev) { return fi_strerror(ev); });
+  static const EnumCategory cat("libfabric", [](int ev) { return detail::FiStrerror(ev); });
   return cat;
 }
 }  // namespace memkv::rdma
@@ -79,14 +127,14 @@ constexpr std::chrono::microseconds kRetryFirst{20};
 constexpr std::chrono::microseconds kRetryMax{2000};
 
 struct InfoDeleter {
-  void operator()(fi_info* i) const { fi_freeinfo(i); }
+  void operator()(fi_info* i) const { Lib().freeinfo(i); }
 };
 using InfoPtr = std::unique_ptr<fi_info, InfoDeleter>;
 
 void CloseFid(fid_t f, const char* what) {
   if (f == nullptr) return;
   if (int rc = fi_close(f); rc != 0)
-    spdlog::warn("rdma ofi: closing the {} failed: {}", what, fi_strerror(-rc));
+    spdlog::warn("rdma ofi: closing the {} failed: {}", what, FiStrerror(-rc));
 }
 
 // The fabric and domain, shared by the Fabric and every region registered in
@@ -237,7 +285,8 @@ class OfiImpl {
     if (prov.empty())
       return fail(errc::bad_option,
                   "rdma.ofi_provider: empty: name the libfabric provider (e.g. \"tcp;ofi_rxm\")");
-    InfoPtr hints(fi_allocinfo());
+    if (!Lib().ok()) return fail(errc::provider_not_found, "rdma.provider: ofi: " + Lib().error);
+    InfoPtr hints(Lib().dupinfo(nullptr));
     if (!hints) return fail(errc::bad_option, "rdma: fi_allocinfo failed (out of memory)");
     hints->caps = FI_RMA | FI_MSG | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE;
     hints->mode = FI_CONTEXT | FI_CONTEXT2;
@@ -253,7 +302,7 @@ class OfiImpl {
 
     fi_info* list = nullptr;
     const char* node = options.node.empty() ? nullptr : options.node.c_str();
-    int rc = fi_getinfo(kApiVersion, node, nullptr, node ? FI_SOURCE : 0, hints.get(), &list);
+    int rc = Lib().getinfo(kApiVersion, node, nullptr, node ? FI_SOURCE : 0, hints.get(), &list);
     InfoPtr infos(list);
     const std::string where =
         (options.domain.empty() ? "" : " with domain '" + options.domain + "'") +
@@ -262,7 +311,7 @@ class OfiImpl {
       return fail(errc::provider_not_found,
                   fmt::format("rdma.provider: libfabric provider '{}' not found{} with RMA on a "
                               "reliable datagram endpoint (fi_getinfo: {})",
-                              prov, where, fi_strerror(-rc)));
+                              prov, where, FiStrerror(-rc)));
     const fi_info* info = nullptr;
     for (const fi_info* i = infos.get(); i != nullptr; i = i->next) {
       if (IsPinnedProvider(i->fabric_attr->prov_name, prov)) {
@@ -284,9 +333,9 @@ class OfiImpl {
     auto step = [&](int r, const char* call) -> Status {
       if (r == 0) return {};
       return fail(OfiError(r), fmt::format("rdma.provider: libfabric provider '{}': {} failed: {}",
-                                           info->fabric_attr->prov_name, call, fi_strerror(-r)));
+                                           info->fabric_attr->prov_name, call, FiStrerror(-r)));
     };
-    MEMKV_TRY(step(fi_fabric(info->fabric_attr, &domain_->fabric, nullptr), "fi_fabric"));
+    MEMKV_TRY(step(Lib().fabric(info->fabric_attr, &domain_->fabric, nullptr), "fi_fabric"));
     MEMKV_TRY(step(fi_domain(domain_->fabric, const_cast<fi_info*>(info), &domain_->domain,
                              nullptr),
                    "fi_domain"));
@@ -488,7 +537,7 @@ class OfiImpl {
     if (rc != 0 && !trywait_logged_) {
       trywait_logged_ = true;
       spdlog::warn("rdma {}: fi_trywait failed ({}); waiting on the fd anyway", provider_name_,
-                   fi_strerror(-rc));
+                   FiStrerror(-rc));
     }
     armed_ = true;
     wait_fd_.async_wait(asio::posix::stream_descriptor::wait_read,
@@ -550,7 +599,7 @@ class OfiImpl {
         const ssize_t r = fi_cq_readerr(cq_, &err, 0);
         if (r < 0) continue;  // taken by nobody else: read again
         if (err.op_context == nullptr) continue;
-        spdlog::debug("rdma {}: operation failed: {} ({})", provider_name_, fi_strerror(err.err),
+        spdlog::debug("rdma {}: operation failed: {} ({})", provider_name_, FiStrerror(err.err),
                       fi_cq_strerror(cq_, err.prov_errno, err.err_data, nullptr, 0));
         MutexLock lock(mu_);
         Completed(OpOf(err.op_context), FromCompletion(err.err));
@@ -558,7 +607,7 @@ class OfiImpl {
       }
       if (!cq_error_logged_) {
         cq_error_logged_ = true;
-        spdlog::error("rdma {}: fi_cq_read failed: {}", provider_name_, fi_strerror(-n));
+        spdlog::error("rdma {}: fi_cq_read failed: {}", provider_name_, FiStrerror(-n));
       }
       return;
     }
@@ -693,7 +742,7 @@ class OfiImpl {
     if (!p.removing || p.in_flight > 0) return;
     fi_addr_t addr = p.addr;
     if (int rc = fi_av_remove(av_, &addr, 1, 0); rc != 0)
-      spdlog::warn("rdma {}: fi_av_remove failed: {}", provider_name_, fi_strerror(-rc));
+      spdlog::warn("rdma {}: fi_av_remove failed: {}", provider_name_, FiStrerror(-rc));
     auto waiters = std::move(p.removal_waiters);
     peers_.erase(p.id);  // p is gone
     for (auto& w : waiters) w.Post(error_code{});

@@ -207,7 +207,7 @@ Response AdminServer::Impl::HealthResponse() {
   const Health h = HealthOf(store.stats());
   json::object o;
   o["status"] = h.status;
-  o["rdma_active"] = false;  // no RDMA rail on this server yet
+  o["rdma_active"] = server.stats().rdma_active;
   o["drives_online"] = h.online;
   o["drives_offline"] = h.offline;
   o["drives_total"] = h.total;
@@ -275,8 +275,16 @@ Response AdminServer::Impl::StatusResponse() {
   json::object rails;
   rails["tcp"] = true;
   rails["shm"] = opt.shm_rail;
-  rails["rdma"] = false;
+  rails["rdma"] = ss.rdma_active;
   o["rails"] = std::move(rails);
+  if (ss.rdma_active) {
+    json::object r;
+    r["provider"] = ss.rdma_provider;
+    r["peers"] = ss.rdma_peers;
+    r["bytes_written"] = ss.rdma_bytes_written;
+    r["bytes_read"] = ss.rdma_bytes_read;
+    o["rdma"] = std::move(r);
+  }
   json::object ops;
   ops["requests"] = ss.requests;
   ops["protocol_errors"] = ss.protocol_errors;
@@ -429,6 +437,12 @@ Response AdminServer::Impl::MetricsResponse() {
   p.Sample("memkv_connections_open", "", ss.connections_open);
   p.Family("memkv_connections_total", "counter", "Control-plane connections accepted.");
   p.Sample("memkv_connections_total", "", ss.connections_total);
+  p.Family("memkv_rdma_bytes_total", "counter",
+           "Bytes moved over the rdma rail: written into clients' memory (reads), read from it (writes).");
+  p.Sample("memkv_rdma_bytes_total", "direction=\"written\"", ss.rdma_bytes_written);
+  p.Sample("memkv_rdma_bytes_total", "direction=\"read\"", ss.rdma_bytes_read);
+  p.Family("memkv_rdma_peers", "gauge", "Sessions attached over the rdma rail.");
+  p.Sample("memkv_rdma_peers", "", ss.rdma_peers);
   p.Family("memkv_sessions", "gauge", "Attached sessions.");
   p.Sample("memkv_sessions", "", ss.sessions);
   p.Family("memkv_sessions_max", "gauge", "limits.max_sessions.");

@@ -245,7 +245,12 @@ const Field<MemoryConfig> kMemoryFields[] = {
 };
 
 const Field<RdmaConfig> kRdmaFields[] = {
+    {"provider", [](RdmaConfig& c, const YN& n, const Str& p) { c.provider = OptionalText(n, p); }},
+    {"ofi_provider", [](RdmaConfig& c, const YN& n, const Str& p) { c.ofi_provider = Text(n, p); }},
     {"device", [](RdmaConfig& c, const YN& n, const Str& p) { c.device = OptionalText(n, p); }},
+    {"address", [](RdmaConfig& c, const YN& n, const Str& p) { c.address = OptionalText(n, p); }},
+    {"max_inflight_per_peer",
+     [](RdmaConfig& c, const YN& n, const Str& p) { c.max_inflight_per_peer = Count(n, p); }},
 };
 
 const Field<DriveConfig> kDriveFields[] = {
@@ -644,6 +649,14 @@ void Validate(const Config& c) {
   }
 
   // memory
+  if (!c.rdma.provider.empty() && c.rdma.provider != "ofi" && c.rdma.provider != "verbs")
+    fail("rdma.provider", "'" + c.rdma.provider + "': must be empty (no rdma rail), ofi or verbs");
+  if (c.rdma.provider == "verbs")
+    fail("rdma.provider", "verbs: not built into this memkv yet; use ofi (libfabric, whose "
+                          "verbs;ofi_rxm provider drives InfiniBand and RoCE NICs)");
+  if (c.rdma.ofi_provider.empty()) fail("rdma.ofi_provider", "must name a libfabric provider");
+  if (c.rdma.max_inflight_per_peer == 0 || c.rdma.max_inflight_per_peer > 65536)
+    fail("rdma.max_inflight_per_peer", "must be 1 to 65536");
   if (c.memory.block_size == 0 || c.memory.block_size % kPage != 0)
     fail("memory.block_size", SizeText(c.memory.block_size) + ": must be a non-zero multiple of 4 KiB");
   if (c.memory.max_size < c.memory.block_size) {
@@ -758,7 +771,11 @@ std::string ToYaml(const Config& c) {
   out << YAML::EndMap;
 
   out << YAML::Key << "rdma" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "provider" << YAML::Value << c.rdma.provider;
+  out << YAML::Key << "ofi_provider" << YAML::Value << c.rdma.ofi_provider;
   out << YAML::Key << "device" << YAML::Value << c.rdma.device;
+  out << YAML::Key << "address" << YAML::Value << c.rdma.address;
+  out << YAML::Key << "max_inflight_per_peer" << YAML::Value << c.rdma.max_inflight_per_peer;
   out << YAML::EndMap;
 
   out << YAML::Key << "storage" << YAML::Value << YAML::BeginMap;

@@ -75,8 +75,13 @@ struct MemoryConfig {
   bool operator==(const MemoryConfig&) const = default;
 };
 
+// The rdma rail (docs/rdma.md): off while `provider` is empty.
 struct RdmaConfig {
-  std::string device;  // verbs device name ("mlx5_0"); empty: the first one found
+  std::string provider;                    // "" (off), "ofi" (libfabric) or "verbs"
+  std::string ofi_provider = "tcp;ofi_rxm";  // the libfabric provider, pinned
+  std::string device;   // the NIC: libfabric's domain ("mlx5_0", "lo"); empty: the provider's first
+  std::string address;  // the local address the fabric endpoint listens on; empty: network.address's host
+  uint32_t max_inflight_per_peer = 64;     // transfers posted to one client at once
   bool operator==(const RdmaConfig&) const = default;
 };
 

@@ -15,11 +15,13 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -31,6 +33,7 @@
 #include "common/mutex.h"
 #include "proto/chunk.h"
 #include "proto/messages.h"
+#include "rdma/fabric_api.h"
 #include "server/config.h"
 #include "server/loops.h"
 #include "server/metrics.h"
@@ -131,6 +134,11 @@ class Server::Impl {
   std::atomic<uint64_t> open{0}, total{0}, requests{0}, protocol_errors{0};
   std::atomic<bool> stopping{false};
   Metrics metrics;
+  // The rdma rail: open from Start to Shutdown, its completions on loop 0.
+  std::unique_ptr<rdma::Fabric> fabric;
+  std::string rdma_endpoint;  // "<provider>|<fabric address>", sent at Attach
+  std::atomic<uint64_t> rdma_peers{0};
+  std::atomic<bool> rdma_stopped{false};
 
   Mutex mu;
   std::vector<std::weak_ptr<Connection>> connections GUARDED_BY(mu);
@@ -188,6 +196,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     while (inflight_ > 0) co_await WaitFlow();
     if (session_id_) impl_.server.sessions().Remove(*session_id_);
     regions_.clear();
+    if (rdma_peer_) {
+      // Its transfers have drained with the requests above; the peer's
+      // address-vector entry goes with the session.
+      if (auto st = co_await impl_.fabric->RemovePeer(*rdma_peer_); !st)
+        spdlog::warn("{}: removing its rdma peer: {}", peer_, st.error().message());
+      rdma_peer_.reset();
+      impl_.rdma_peers.fetch_sub(1);
+    }
     boost::system::error_code ignored;
     socket_.close(ignored);
     impl_.open.fetch_sub(1);
@@ -558,12 +574,39 @@ class Connection : public std::enable_shared_from_this<Connection> {
     rep.max_inflight = opt_.limits.max_inflight_per_connection;
     rep.features = proto::kFeatureCapacity | proto::kFeaturePageSums | proto::kFeatureList |
                    proto::kFeaturePinnedReads | proto::kFeatureOpenStream | proto::kFeatureRename;
+    if (impl_.fabric) {
+      rep.features |= proto::kFeatureRdma;
+      rep.rdma_endpoint = impl_.rdma_endpoint;
+      if (!req.rdma_endpoint.empty()) AttachRdma(req.rdma_endpoint, rep);
+    }
     proto::Buffer control_out;
     proto::Encode(rep, control_out);
     attach_timer_.cancel();
     unattached_ = false;
     co_await Reply(Frame(h, std::move(control_out)));
     co_return true;
+  }
+
+  // The client's fabric endpoint ("<provider>|<address>"): inserted as a
+  // peer when its provider is this server's, so reads and writes of this
+  // session may name its registered memory.
+  void AttachRdma(std::string_view endpoint, proto::AttachReply& rep) {
+    const size_t bar = endpoint.find('|');
+    const std::string_view provider = endpoint.substr(0, bar);
+    if (bar == std::string_view::npos || provider != impl_.fabric->provider_name()) {
+      spdlog::warn("{}: not over rdma: the client's fabric is '{}', this server's '{}'", peer_,
+                   provider, impl_.fabric->provider_name());
+      return;
+    }
+    auto peer = impl_.fabric->InsertPeer(endpoint.substr(bar + 1));
+    if (!peer) {
+      spdlog::warn("{}: not over rdma: its fabric address is refused: {}", peer_,
+                   peer.error().message());
+      return;
+    }
+    rdma_peer_ = *peer;
+    impl_.rdma_peers.fetch_add(1);
+    rep.rails |= proto::kRailRdma;
   }
 
   OutFrame RegionFrame(const proto::FrameHeader& h, proto::Bytes control) {
@@ -764,6 +807,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (size_t i = 0; i < n; ++i) last[req.entries[i].key] = i;
     std::vector<std::vector<uint64_t>> sums_of(n);
     uint64_t inline_at = 0;
+    const RdmaSources rdma_src = co_await ReadFromClient(req);
     for (size_t i = 0; i < n; ++i) {
       const proto::WriteEntry& e = req.entries[i];
       proto::Bytes src;
@@ -780,8 +824,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       } else if (e.src.kind == proto::LocationKind::kStream ||
                  e.src.kind == proto::LocationKind::kOpenStream) {
         continue;  // below, once its chunks are in
+      } else if (e.src.kind == proto::LocationKind::kRdma) {
+        if (rdma_src.status[i] != StatusCode::kOk) {
+          rep.statuses[i] = rdma_src.status[i];
+          continue;
+        }
+        src = proto::Bytes(rdma_src.stage->data.get() + rdma_src.at[i], e.value_len);
       } else {
-        rep.statuses[i] = StatusCode::kInvalidArgument;  // rdma: not on this server yet
+        rep.statuses[i] = StatusCode::kInvalidArgument;
         continue;
       }
       if (e.value_len > opt_.limits.max_value_size) {
@@ -964,6 +1014,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     uint64_t inline_total = 0;  // bytes sent inline
     uint64_t copy_total = 0;    // of which copied out of the store
     uint64_t got_bytes = 0;
+    // rdma: each entry's bytes staged in one registered buffer, then
+    // WRITTEN into the client's memory before the reply.
+    std::vector<size_t> rdma_idx;
+    std::vector<uint64_t> rdma_at(n, 0);
+    std::vector<proto::Bytes> rdma_from(n);  // from the store's memory, when whole pieces
+    uint64_t rdma_total = 0;
     for (size_t i = 0; i < n; ++i) {
       const proto::ReadEntry& e = req.entries[i];
       proto::ReadResult& r = results[i];
@@ -993,6 +1049,36 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       r.length = len;
       const bool is_inline = e.dest.kind == proto::LocationKind::kInline;
+      if (e.dest.kind == proto::LocationKind::kRdma) {
+        if (!rdma_peer_) {
+          r.status = StatusCode::kInvalidArgument;  // this session is not over rdma
+          continue;
+        }
+        if (e.dest.capacity < len) {
+          r.status = StatusCode::kBufferTooSmall;
+          continue;
+        }
+        if (rdma_total + len > inline_budget) {
+          r.status = StatusCode::kBufferLimit;
+          continue;
+        }
+        r.delivery = proto::Delivery::kPlaced;
+        rdma_at[i] = rdma_total;
+        rdma_total += len;
+        rdma_idx.push_back(i);
+        const auto view = store_.Peek(*pin);
+        if (view && e.offset % kSumPiece == 0 &&
+            (len % kSumPiece == 0 || e.offset + len == pin->size)) {
+          rdma_from[i] = view->bytes.subspan(e.offset, len);
+          const auto sums = view->piece_sums.subspan(e.offset / kSumPiece, PiecesOf(len));
+          r.page_sums =
+              proto::Bytes(reinterpret_cast<const std::byte*>(sums.data()), sums.size_bytes());
+          if (len == 0) r.checksum = Xxh3(rdma_from[i].data(), 0);
+          hold->pins.push_back(std::move(*pin));  // its sums are sent from the entry
+          got_bytes += len;
+        }
+        continue;
+      }
       if (!is_inline && e.dest.kind != proto::LocationKind::kShm) {
         r.status = StatusCode::kInvalidArgument;
         continue;
@@ -1067,6 +1153,34 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                             results[i].length)});
       item_of.push_back(i);
     }
+    std::shared_ptr<RawBuffer> stage;
+    std::unique_ptr<rdma::MemoryRegion> stage_mr;
+    if (!rdma_idx.empty()) {
+      stage = std::make_shared<RawBuffer>(std::max<uint64_t>(rdma_total, 1));
+      auto mr = impl_.fabric->Register(stage->data.get(), stage->size, rdma::access::kWriteFrom);
+      if (!mr) {
+        spdlog::warn("{}: registering {} bytes to send over rdma: {}", peer_, stage->size,
+                     mr.error().message());
+        for (size_t i : rdma_idx) {
+          results[i].status = StatusCode::kInternal;
+          results[i].delivery = proto::Delivery::kNone;
+          results[i].length = 0;
+          results[i].page_sums = {};
+        }
+        rdma_idx.clear();
+      } else {
+        stage_mr = std::move(*mr);
+        for (size_t i : rdma_idx) {
+          const std::span<std::byte> to(stage->data.get() + rdma_at[i], results[i].length);
+          if (rdma_from[i].data()) {
+            if (!to.empty()) std::memcpy(to.data(), rdma_from[i].data(), to.size());
+          } else {
+            items.push_back({req.entries[i].key, req.entries[i].offset, to});
+            item_of.push_back(i);
+          }
+        }
+      }
+    }
     const auto got = co_await store_.GetBatch(items);
     for (size_t k = 0; k < got.size(); ++k) {
       const size_t i = item_of[k];
@@ -1082,12 +1196,138 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (r.delivery == proto::Delivery::kInline) inline_src[i] = items[k].out;
       got_bytes += *got[k];
     }
+    if (stage_mr) co_await WriteToClient(results, req, rdma_idx, rdma_at, *stage, *stage_mr);
     buffered_ -= inline_total;
     impl_.metrics.Entries(Op::kGet, results, got_bytes);
     bool streams = false;
     for (const proto::ReadResult& r : results) streams |= r.delivery == proto::Delivery::kStreamed;
     co_await SendReadReply(h, results, std::move(hold), inline_src, streams);
     if (streams) co_await SendStreams(h, results, req, pins_for_stream);
+  }
+
+  // ---- the rdma rail ----
+
+  struct Transfer {
+    std::byte* local;
+    size_t len;
+    rdma::RemoteBuffer remote;
+  };
+
+  // Runs the transfers concurrently on this connection's loop (the fabric
+  // bounds how many are posted to the peer at once) and waits for all.
+  Awaitable<std::vector<bool>> Transfers(const rdma::MemoryRegion& mr,
+                                         const std::vector<Transfer>& ts, bool write) {
+    std::vector<bool> ok(ts.size(), false);
+    if (ts.empty()) co_return ok;
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer done(ex);
+    done.expires_at(asio::steady_timer::time_point::max());
+    size_t left = ts.size();
+    for (size_t k = 0; k < ts.size(); ++k) {
+      asio::co_spawn(
+          ex,
+          [&, k]() -> Awaitable<void> {
+            const Transfer& t = ts[k];
+            const Status st =
+                write ? co_await impl_.fabric->Write(mr, t.local, t.len, *rdma_peer_, t.remote)
+                      : co_await impl_.fabric->Read(mr, t.local, t.len, *rdma_peer_, t.remote);
+            ok[k] = static_cast<bool>(st);
+            if (!st) spdlog::debug("{}: rdma transfer: {}", peer_, st.error().message());
+            if (--left == 0) done.cancel();
+          },
+          asio::detached);
+    }
+    boost::system::error_code ec;
+    co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return ok;
+  }
+
+  // The transfers of `len` bytes at `local` to or from the client's
+  // (address, key), in rdma_chunk pieces.
+  void Chunks(std::byte* local, uint64_t len, const proto::Location& at,
+              std::vector<Transfer>& out) const {
+    for (uint64_t done = 0; done < len; done += opt_.rdma_chunk) {
+      const uint64_t piece = std::min<uint64_t>(opt_.rdma_chunk, len - done);
+      out.push_back({local + done, piece, {at.address + done, at.region}});
+    }
+  }
+
+  // Reads: the staged bytes WRITTEN into each entry's destination; an entry
+  // whose transfer failed (its registration withdrawn, the client gone) is
+  // BadRegion, with nothing delivered.
+  Awaitable<void> WriteToClient(std::vector<proto::ReadResult>& results,
+                                const proto::BatchReadRequest& req,
+                                const std::vector<size_t>& idx, const std::vector<uint64_t>& at,
+                                RawBuffer& stage, const rdma::MemoryRegion& mr) {
+    std::vector<Transfer> ts;
+    std::vector<size_t> entry_of;
+    for (size_t i : idx) {
+      if (results[i].status != StatusCode::kOk || results[i].length == 0) continue;
+      const size_t before = ts.size();
+      Chunks(stage.data.get() + at[i], results[i].length, req.entries[i].dest, ts);
+      entry_of.insert(entry_of.end(), ts.size() - before, i);
+    }
+    const std::vector<bool> ok = co_await Transfers(mr, ts, true);
+    for (size_t k = 0; k < ts.size(); ++k) {
+      if (ok[k]) continue;
+      proto::ReadResult& r = results[entry_of[k]];
+      r.status = StatusCode::kBadRegion;
+      r.delivery = proto::Delivery::kNone;
+      r.length = 0;
+      r.page_sums = {};
+    }
+  }
+
+  // Writes: the values of kRdma entries READ from the client's memory into
+  // one registered stage; per entry its offset there, or the status that
+  // stopped it.
+  struct RdmaSources {
+    std::shared_ptr<RawBuffer> stage;
+    std::vector<uint64_t> at;
+    std::vector<StatusCode> status;
+  };
+  Awaitable<RdmaSources> ReadFromClient(const proto::BatchWriteRequest& req) {
+    const size_t n = req.entries.size();
+    RdmaSources out{nullptr, std::vector<uint64_t>(n, 0), std::vector<StatusCode>(n, StatusCode::kOk)};
+    uint64_t total = 0;
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < n; ++i) {
+      const proto::WriteEntry& e = req.entries[i];
+      if (e.src.kind != proto::LocationKind::kRdma) continue;
+      if (!rdma_peer_) {
+        out.status[i] = StatusCode::kInvalidArgument;  // this session is not over rdma
+      } else if (e.value_len > opt_.limits.max_value_size) {
+        out.status[i] = StatusCode::kTooLarge;
+      } else if (e.src.capacity < e.value_len) {
+        out.status[i] = StatusCode::kBadRegion;
+      } else if (total + e.value_len > opt_.limits.max_buffered_bytes_per_connection) {
+        out.status[i] = StatusCode::kBufferLimit;
+      } else {
+        out.at[i] = total;
+        total += e.value_len;
+        idx.push_back(i);
+      }
+    }
+    if (idx.empty()) co_return out;
+    out.stage = std::make_shared<RawBuffer>(std::max<uint64_t>(total, 1));
+    auto mr = impl_.fabric->Register(out.stage->data.get(), out.stage->size, rdma::access::kReadInto);
+    if (!mr) {
+      spdlog::warn("{}: registering {} bytes to receive over rdma: {}", peer_, out.stage->size,
+                   mr.error().message());
+      for (size_t i : idx) out.status[i] = StatusCode::kInternal;
+      co_return out;
+    }
+    std::vector<Transfer> ts;
+    std::vector<size_t> entry_of;
+    for (size_t i : idx) {
+      const size_t before = ts.size();
+      Chunks(out.stage->data.get() + out.at[i], req.entries[i].value_len, req.entries[i].src, ts);
+      entry_of.insert(entry_of.end(), ts.size() - before, i);
+    }
+    const std::vector<bool> ok = co_await Transfers(**mr, ts, false);
+    for (size_t k = 0; k < ts.size(); ++k)
+      if (!ok[k]) out.status[entry_of[k]] = StatusCode::kBadRegion;
+    co_return out;
   }
 
   // Packs the results into as many frames as they need; each frame's data
@@ -1417,6 +1657,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t buffered_ = 0;
   uint64_t requests_ = 0;
   std::optional<uint64_t> session_id_;
+  std::optional<rdma::PeerId> rdma_peer_;  // the client's fabric endpoint, when over rdma
   asio::steady_timer attach_timer_;  // limits.attach_timeout
   std::atomic<bool> unattached_{true};  // read by Adopt on loop 0 as well
   bool hello_done_ = false;
@@ -1559,6 +1800,18 @@ ServerOptions ToServerOptions(const Config& cfg) {
   opt.limits.max_open_streams_per_session = cfg.limits.max_open_streams_per_session;
   opt.limits.attach_timeout = std::chrono::milliseconds(cfg.limits.attach_timeout_ms);
   opt.limits.max_unattached_connections = cfg.limits.max_unattached_connections;
+  if (cfg.rdma.provider == "ofi") {
+    rdma::FabricOptions f;
+    f.provider = rdma::ProviderKind::kOfi;
+    f.ofi_provider = cfg.rdma.ofi_provider;
+    f.domain = cfg.rdma.device;
+    f.node = cfg.rdma.address.empty() ? (data.host == "localhost" ? "127.0.0.1" : data.host)
+                                      : cfg.rdma.address;
+    f.max_inflight_per_peer = cfg.rdma.max_inflight_per_peer;
+    f.max_peers = std::max<uint32_t>(1, std::min<uint32_t>(cfg.limits.max_sessions, 1u << 16));
+    opt.rdma = f;
+    opt.rdma_chunk = cfg.memory.block_size;
+  }
   return opt;
 }
 
@@ -1601,6 +1854,23 @@ Status Server::Start() {
     if (!ec) impl_->unix_sock->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return ec;
   }
+  if (options_.rdma) {
+    std::string why;
+    auto fabric = rdma::Fabric::Open(*options_.rdma, loop0.get_executor(), &why);
+    if (!fabric) {
+      spdlog::error("the rdma rail: {}", why.empty() ? fabric.error().message() : why);
+      return fabric.error();
+    }
+    impl_->fabric = std::move(*fabric);
+    impl_->rdma_endpoint = impl_->fabric->provider_name() + "|" + impl_->fabric->address();
+    if (impl_->rdma_endpoint.size() > proto::kMaxNameSize) {
+      spdlog::error("the rdma rail: the fabric address of {} is longer than an Attach carries",
+                    impl_->fabric->provider_name());
+      return make_error_code(boost::system::errc::address_not_available);
+    }
+    spdlog::info("the rdma rail: {} on {}", impl_->fabric->provider_name(),
+                 options_.rdma->node.empty() ? "the provider's address" : options_.rdma->node);
+  }
   asio::co_spawn(loop0, impl_->AcceptTcp(), [](std::exception_ptr e) { LogTaskFailure("accept", e); });
   if (impl_->unix_sock)
     asio::co_spawn(loop0, impl_->AcceptUnix(),
@@ -1632,7 +1902,7 @@ void Server::Shutdown() {
   const auto deadline = std::chrono::steady_clock::now() + options_.shutdown_deadline;
   while (impl_->open.load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  if (impl_->open.load() == 0) return;
+  if (impl_->open.load() == 0) return StopFabric();
   // Past the deadline the rest are forced: closed again (a connection
   // accepted meanwhile too), and waited for whatever it takes, since their
   // suspended requests hold entries and buffers of the store that the
@@ -1649,6 +1919,21 @@ void Server::Shutdown() {
       next_note += std::chrono::seconds(5);
     }
   }
+  StopFabric();
+}
+
+// After the last connection: the fabric's operations drained and its
+// endpoint closed, on its loop.
+void Server::StopFabric() {
+  if (!impl_->fabric || impl_->rdma_stopped.exchange(true)) return;
+  std::promise<void> stopped;
+  asio::co_spawn(loops_.loop(0),
+                 [this, &stopped]() -> Awaitable<void> {
+                   co_await impl_->fabric->Stop();  // destroyed with the server
+                   stopped.set_value();
+                 },
+                 [](std::exception_ptr e) { LogTaskFailure("stopping the rdma rail", e); });
+  stopped.get_future().wait();
 }
 
 const Metrics& Server::metrics() const { return impl_->metrics; }
@@ -1660,6 +1945,14 @@ ServerStats Server::stats() const {
   s.requests = impl_->requests.load();
   s.protocol_errors = impl_->protocol_errors.load();
   s.sessions = sessions_.size();
+  if (const rdma::Fabric* f = impl_->fabric.get()) {
+    const rdma::FabricStats fs = f->stats();
+    s.rdma_active = !impl_->rdma_stopped.load();
+    s.rdma_provider = f->provider_name();
+    s.rdma_peers = impl_->rdma_peers.load();
+    s.rdma_bytes_written = fs.bytes_written;
+    s.rdma_bytes_read = fs.bytes_read;
+  }
   return s;
 }
 

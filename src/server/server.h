@@ -21,6 +21,7 @@
 #include "common/result.h"
 #include "io/asio_fwd.h"
 #include "proto/auth.h"
+#include "rdma/fabric_api.h"
 #include "server/session.h"
 
 namespace memkv::store {
@@ -53,6 +54,11 @@ struct ServerOptions {
   std::optional<proto::AuthKey> auth_key;
   Limits limits;
   std::chrono::milliseconds shutdown_deadline{5000};
+  // The rdma rail (docs/rdma.md): a fabric opened at Start when set; the
+  // server WRITEs reads into clients' registered buffers, and READs writes
+  // from them, `rdma_chunk` bytes (memory.block_size) per transfer.
+  std::optional<rdma::FabricOptions> rdma;
+  uint64_t rdma_chunk = 2ull << 20;
 };
 
 struct ServerStats {
@@ -61,6 +67,11 @@ struct ServerStats {
   uint64_t requests = 0;
   uint64_t protocol_errors = 0;
   uint64_t sessions = 0;
+  bool rdma_active = false;        // the rdma rail is open
+  std::string rdma_provider;       // e.g. "ofi:tcp;ofi_rxm"
+  uint64_t rdma_peers = 0;         // clients attached over rdma
+  uint64_t rdma_bytes_written = 0; // into clients' memory (reads)
+  uint64_t rdma_bytes_read = 0;    // from clients' memory (writes)
 };
 
 // The server's part of a validated config.
@@ -99,6 +110,7 @@ class Server {
   class Impl;
 
  private:
+  void StopFabric();
   Loops& loops_;
   store::Store& store_;
   const ServerOptions options_;

@@ -103,8 +103,10 @@ int main(void) {
   CHECK(strstr(memkv_last_error(), "servers") != NULL);
   options.servers = address;
   options.transport = "rdma";
-  CHECK(memkv_engine_create(&options, &engine) == MEMKV_ERR_UNSUPPORTED);
-  CHECK(strstr(memkv_last_error(), "rdma") != NULL);
+  options.rdma_provider = "no-such-provider";
+  CHECK(memkv_engine_create(&options, &engine) == MEMKV_ERR_UNAVAILABLE);
+  CHECK(strstr(memkv_last_error(), "no-such-provider") != NULL);
+  options.rdma_provider = NULL;
   CHECK(strcmp(memkv_strerror(MEMKV_ERR_NOT_FOUND), "NotFound") == 0);
 
   /* From explicit fields. */

@@ -33,7 +33,8 @@ class Server {
  public:
   // Ports are taken at random; the admin API takes port + 1, so both must be
   // free, and a start that loses a race for them is tried on another pair.
-  explicit Server(std::string dir) : dir_(std::move(dir)) {
+  explicit Server(std::string dir, std::vector<std::string> extra = {})
+      : dir_(std::move(dir)), extra_(std::move(extra)) {
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = FreePortPair();
       if (Start(/*report=*/attempt == 4)) return;
@@ -65,6 +66,7 @@ class Server {
         MEMKV_BINARY, "--log-level",   "error",     "server", "--address",
         address(),    "--unix-socket", socket(),    "--mode", "memory",
         "--memory",   "1GiB",          "--threads", "1"};
+    args.insert(args.end(), extra_.begin(), extra_.end());
     pid_ = ::fork();
     if (pid_ == 0) {
       if (::chdir(dir_.c_str()) != 0) _exit(126);
@@ -102,9 +104,11 @@ class Server {
 
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string socket() const { return dir_ + "/memkv.sock"; }
+  uint16_t admin_port() const { return static_cast<uint16_t>(port_ + 1); }
 
  private:
   std::string dir_;
+  std::vector<std::string> extra_;
   uint16_t port_ = 0;
   pid_t pid_ = -1;
 };
@@ -375,6 +379,190 @@ TEST_F(EngineIntegration, KilledServerFailsFastOthersGoOnAndItComesBack) {
   }
   EXPECT_TRUE(back);
   EXPECT_TRUE(plain.Servers()[1].connected);
+}
+
+}  // namespace
+}  // namespace memkv::testing
+
+namespace memkv::testing {
+namespace {
+
+// ---- the rdma rail: libfabric's tcp provider on loopback ----
+
+// GET `path` from the admin API on `port`: the body.
+std::string AdminGet(uint16_t port, const std::string& path) {
+  const int s = ConnectTcp(port);
+  if (s < 0) return "";
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (::write(s, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    ::close(s);
+    return "";
+  }
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(s, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  ::close(s);
+  const size_t body = out.find("\r\n\r\n");
+  return body == std::string::npos ? "" : out.substr(body + 4);
+}
+
+// The number after "name": in a JSON body (0 if absent).
+uint64_t JsonNumber(const std::string& body, const std::string& name) {
+  const size_t at = body.find("\"" + name + "\":");
+  return at == std::string::npos ? 0 : std::stoull(body.substr(at + name.size() + 3));
+}
+
+class RdmaRail : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<Server>(dir_.path().string(),
+                                       std::vector<std::string>{"--set", "rdma.provider=ofi"});
+    std::string health;
+    for (int i = 0; i < 100 && health.empty(); ++i) {  // the admin API comes up after the port
+      health = AdminGet(server_->admin_port(), "/v1/health");
+      if (health.empty()) std::this_thread::sleep_for(50ms);
+    }
+    if (health.find("\"rdma_active\":true") == std::string::npos)
+      GTEST_SKIP() << "the server opened no rdma rail (libfabric's tcp provider missing?): "
+                   << health;
+  }
+  EngineOptions Options(Transport t) const {
+    EngineOptions o;
+    o.servers = {server_->address()};
+    o.transport = t;
+    o.rdma_address = "127.0.0.1";
+    o.timeout = 60s;
+    return o;
+  }
+  // Bytes the server moved over rdma: written into clients (reads), read
+  // from them (writes).
+  std::pair<uint64_t, uint64_t> RdmaBytes() const {
+    const std::string st = AdminGet(server_->admin_port(), "/v1/status");
+    return {JsonNumber(st, "bytes_written"), JsonNumber(st, "bytes_read")};
+  }
+
+  io::testing::TempDir dir_;
+  std::unique_ptr<Server> server_;
+};
+
+TEST_F(RdmaRail, RegisteredAndUnregisteredMemoryMoveOverRdmaEveryByteChecked) {
+  auto e = Engine::Create(Options(Transport::kRdma));
+  ASSERT_TRUE(e) << e.error().message;
+  constexpr int kN = 48;
+  constexpr size_t kSize = 300 * 1024 + 17;  // not a whole number of pieces
+  // Registered memory: named in place.
+  std::vector<std::byte> reg_src(kN * kSize), reg_dst(kN * kSize);
+  auto h1 = e->RegisterMemory(reg_src.data(), reg_src.size());
+  auto h2 = e->RegisterMemory(reg_dst.data(), reg_dst.size());
+  ASSERT_TRUE(h1 && h2);
+  std::vector<std::string> keys;
+  std::vector<PutEntry> puts;
+  for (int i = 0; i < kN; ++i) {
+    keys.push_back("rdma/reg/" + std::to_string(i));
+    Fill(reg_src.data() + i * kSize, kSize, 1, i);
+  }
+  for (int i = 0; i < kN; ++i) puts.push_back({keys[i], reg_src.data() + i * kSize, kSize});
+  const auto [w0, r0] = RdmaBytes();
+  auto put = e->BatchPut(puts);
+  ASSERT_TRUE(put.ok()) << put.failed() << " failed";
+  std::vector<GetEntry> gets;
+  for (int i = 0; i < kN; ++i) gets.push_back({keys[i], reg_dst.data() + i * kSize, kSize});
+  auto got = e->BatchGet(gets);
+  ASSERT_TRUE(got.ok()) << got.failed() << " failed";
+  for (int i = 0; i < kN; ++i) {
+    EXPECT_EQ(got.entries[i].length, kSize);
+    EXPECT_TRUE(Check(reg_dst.data() + i * kSize, kSize, 1, i)) << keys[i];
+  }
+  const auto [w1, r1] = RdmaBytes();
+  EXPECT_EQ(r1 - r0, kN * kSize);  // the puts: READ from this process
+  EXPECT_EQ(w1 - w0, kN * kSize);  // the gets: WRITTEN into it
+
+  // Unregistered memory: through a registered bounce buffer; ranges.
+  std::vector<std::byte> plain(kSize), back(kSize);
+  Fill(plain.data(), kSize, 2, 0);
+  const PutEntry p{"rdma/plain", plain.data(), kSize};
+  ASSERT_TRUE(e->BatchPut({&p, 1}).ok());
+  GetEntry g{"rdma/plain", back.data(), kSize};
+  g.offset = 4096 + 5;
+  g.length = 70000;
+  auto range = e->BatchGet({&g, 1});
+  ASSERT_TRUE(range.ok());
+  EXPECT_EQ(range.entries[0].length, 70000u);
+  EXPECT_EQ(std::memcmp(back.data(), plain.data() + 4096 + 5, 70000), 0);
+  const auto [w2, r2] = RdmaBytes();
+  EXPECT_EQ(r2 - r1, kSize);
+  EXPECT_EQ(w2 - w1, 70000u);
+
+  // The other calls ride the control connection.
+  const std::string_view k = "rdma/plain";
+  EXPECT_EQ(e->Exists({&k, 1}).entries[0].size, kSize);
+  EXPECT_TRUE(e->Delete({&k, 1}).ok());
+  EXPECT_EQ(e->BatchGet({&g, 1}).entries[0].status, Code::kNotFound);
+  EXPECT_EQ(JsonNumber(AdminGet(server_->admin_port(), "/v1/status"), "peers"), 1u);
+}
+
+TEST_F(RdmaRail, ManyThreadsShareOneFabric) {
+  auto e = Engine::Create(Options(Transport::kRdma));
+  ASSERT_TRUE(e) << e.error().message;
+  constexpr int kThreads = 8, kEntries = 500;
+  std::atomic<int> bad{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      std::vector<std::string> keys;
+      std::vector<std::vector<std::byte>> vals(kEntries), outs(kEntries);
+      std::vector<PutEntry> puts;
+      std::vector<GetEntry> gets;
+      for (int i = 0; i < kEntries; ++i) {
+        keys.push_back("rdma/t" + std::to_string(t) + "/" + std::to_string(i));
+        vals[i].resize(SizeOf(t, i) * 64);
+        outs[i].resize(vals[i].size());
+        Fill(vals[i].data(), vals[i].size(), t, i);
+      }
+      for (int i = 0; i < kEntries; ++i) puts.push_back({keys[i], vals[i].data(), vals[i].size()});
+      for (int i = 0; i < kEntries; ++i) gets.push_back({keys[i], outs[i].data(), outs[i].size()});
+      if (!e->BatchPut(puts).ok()) ++bad;
+      auto r = e->BatchGet(gets);
+      if (!r.ok()) ++bad;
+      for (int i = 0; i < kEntries; ++i)
+        if (!Check(outs[i].data(), outs[i].size(), t, i)) ++bad;
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  // One endpoint for the whole process: one peer on the server.
+  EXPECT_EQ(JsonNumber(AdminGet(server_->admin_port(), "/v1/status"), "peers"), 1u);
+}
+
+TEST_F(RdmaRail, ASessionThatEndsReleasesItsPeer) {
+  {
+    auto e = Engine::Create(Options(Transport::kRdma));
+    ASSERT_TRUE(e) << e.error().message;
+    std::string v(100000, 'x');
+    const PutEntry p{"rdma/short", v.data(), v.size()};
+    ASSERT_TRUE(e->BatchPut({&p, 1}).ok());
+    EXPECT_EQ(JsonNumber(AdminGet(server_->admin_port(), "/v1/status"), "peers"), 1u);
+  }
+  // The engine is gone: its connection closed, the server removed its peer.
+  uint64_t peers = 1;
+  for (int i = 0; i < 100 && peers != 0; ++i) {
+    std::this_thread::sleep_for(50ms);
+    peers = JsonNumber(AdminGet(server_->admin_port(), "/v1/status"), "peers");
+  }
+  EXPECT_EQ(peers, 0u);
+}
+
+TEST_F(EngineIntegration, TransportRdmaToAServerWithoutTheRailSaysSo) {
+  EngineOptions o = Options({servers_[0]->address()});
+  o.transport = Transport::kRdma;
+  o.rdma_address = "127.0.0.1";
+  auto e = Engine::Create(o);
+  if (!e) GTEST_SKIP() << "no libfabric tcp provider here: " << e.error().message;
+  std::string v = "value";
+  const PutEntry p{"rdma/refused", v.data(), v.size()};
+  auto r = e->BatchPut({&p, 1});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.entries[0], Code::kUnavailable);
 }
 
 }  // namespace

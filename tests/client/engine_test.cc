@@ -256,13 +256,15 @@ TEST(EngineOptionsTest, ErrorsNameTheField) {
   EXPECT_NE(o.Validate().message.find("servers[0]"), std::string::npos);
 }
 
-TEST(EngineOptionsTest, RdmaIsRefusedWithAClearError) {
+TEST(EngineOptionsTest, RdmaWithAProviderThatIsNotThereSaysWhich) {
   EngineOptions o = Options({"a:1"});
   o.transport = Transport::kRdma;
+  o.rdma_provider = "no-such-provider";
   auto e = Engine::Create(o);
   ASSERT_FALSE(e);
-  EXPECT_EQ(e.error().code, Code::kUnsupported);
-  EXPECT_NE(e.error().message.find("rdma"), std::string::npos);
+  EXPECT_EQ(e.error().code, Code::kUnavailable);
+  EXPECT_NE(e.error().message.find("transport rdma"), std::string::npos) << e.error().message;
+  EXPECT_NE(e.error().message.find("no-such-provider"), std::string::npos) << e.error().message;
 }
 
 TEST(EngineOptionsTest, EnvironmentOverridesTheConfigFile) {
@@ -295,10 +297,16 @@ TEST(EngineOptionsTest, EnvironmentOverridesTheConfigFile) {
   ASSERT_FALSE(c);
   EXPECT_NE(c.error().message.find("MEMKV_TRANSPORT"), std::string::npos);
   env["MEMKV_TRANSPORT"] = "rdma";
+  env["MEMKV_RDMA_PROVIDER"] = "verbs;ofi_rxm";
+  env["MEMKV_RDMA_ADDRESS"] = "10.0.0.9";
   auto d = EngineOptions::FromEnvironment(&FakeGetenv);
-  ASSERT_FALSE(d);
-  EXPECT_EQ(d.error().code, Code::kUnsupported);
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(d->transport, Transport::kRdma);
+  EXPECT_EQ(d->rdma_provider, "verbs;ofi_rxm");
+  EXPECT_EQ(d->rdma_address, "10.0.0.9");
   env.erase("MEMKV_TRANSPORT");
+  env.erase("MEMKV_RDMA_PROVIDER");
+  env.erase("MEMKV_RDMA_ADDRESS");
   env["MEMKV_CONFIG"] = "/nonexistent/memkv.yaml";
   auto f = EngineOptions::FromEnvironment(&FakeGetenv);
   ASSERT_FALSE(f);

@@ -132,7 +132,11 @@ memory:
   block_size: 1 MiB
   max_size: 8GiB
 rdma:
+  provider: ofi
+  ofi_provider: verbs;ofi_rxm
   device: mlx5_0
+  address: 10.0.0.5
+  max_inflight_per_peer: 32
 storage:
   mode: direct
   block_size: 8 MiB
@@ -171,6 +175,10 @@ admin:
   EXPECT_EQ(c.memory.block_size, kMiB);
   EXPECT_EQ(c.memory.max_size, 8 * kGiB);
   EXPECT_EQ(c.rdma.device, "mlx5_0");
+  EXPECT_EQ(c.rdma.provider, "ofi");
+  EXPECT_EQ(c.rdma.ofi_provider, "verbs;ofi_rxm");
+  EXPECT_EQ(c.rdma.address, "10.0.0.5");
+  EXPECT_EQ(c.rdma.max_inflight_per_peer, 32u);
   EXPECT_EQ(c.storage.mode, store::Mode::kDirect);
   EXPECT_EQ(c.storage.block_size, 8 * kMiB);
   ASSERT_EQ(c.storage.drives.size(), 2u);
@@ -415,6 +423,22 @@ TEST(ConfigValidate, UnixSocketPathMustFit) {
   EXPECT_THAT(ValidateError(c), StartsWith("network.unix_socket: path is 121 bytes, longer than"));
   c.network.unix_socket = "";  // no Unix socket
   EXPECT_EQ(ValidateError(c), "");
+}
+
+TEST(ConfigValidate, RdmaProviderIsOffOfiOrARefusedVerbs) {
+  Config c = Config::EmbeddedDefault();
+  EXPECT_EQ(c.rdma.provider, "");  // no rdma rail by default
+  EXPECT_EQ(c.rdma.ofi_provider, "tcp;ofi_rxm");
+  c.rdma.provider = "ofi";
+  EXPECT_EQ(ValidateError(c), "");
+  c.rdma.provider = "infiniband";
+  EXPECT_THAT(ValidateError(c), StartsWith("rdma.provider: 'infiniband': must be empty"));
+  c.rdma.provider = "verbs";
+  EXPECT_THAT(ValidateError(c), StartsWith("rdma.provider: verbs: not built into this memkv yet"));
+  c.rdma.provider = "ofi";
+  c.rdma.max_inflight_per_peer = 0;
+  EXPECT_THAT(ValidateError(c), StartsWith("rdma.max_inflight_per_peer: must be 1 to 65536"));
+  EXPECT_EQ(OverrideError("rdma.provider", "ofi"), "");
 }
 
 // ---- Addresses and the security default -----------------------------------------
