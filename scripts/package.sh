@@ -3,9 +3,13 @@
 # an .rpm of one `memkv` package (server, memkv-bench, libmemkv.so with
 # headers, memkv.pc and the CMake package, the preload shim, the wheels,
 # the docs, the systemd unit), stripped, with their debug info apart in a
-# tarball by build id; then checks them: lintian on the .deb (no
-# errors), `rpm -qlp` lists the same files as the .deb, and the unit passes
-# systemd-analyze verify. Writes the packages and sha256sums into OUT_DIR.
+# tarball by build id, linked portably (-DMEMKV_PORTABLE=ON: static
+# dependencies, glibc 2.34); then checks them: the binaries need nothing of
+# the host but glibc <= 2.34 and the fabric libraries
+# (scripts/portable-check.sh, and the .deb's Depends and .rpm's requires say
+# so), lintian on the .deb (no errors), `rpm -qlp` lists the same files as
+# the .deb, and the unit passes systemd-analyze verify. Writes the packages
+# and sha256sums into OUT_DIR.
 # Usage: scripts/package.sh [OUT_DIR]   (default build/package/out)
 #   MEMKV_PACKAGE_BUILD=DIR  the build folder (default build/package)
 set -euo pipefail
@@ -19,7 +23,7 @@ step() { echo "package.sh: $*" >&2; }
 
 step "configuring $build (RelWithDebInfo, prefix /usr)"
 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_INSTALL_PREFIX=/usr -DMEMKV_BUILD_TESTS=OFF -DMEMKV_TEST_LABELS= >/dev/null
+  -DCMAKE_INSTALL_PREFIX=/usr -DMEMKV_BUILD_TESTS=OFF -DMEMKV_TEST_LABELS= -DMEMKV_PORTABLE=ON >/dev/null
 step "building (ninja, $(nproc) jobs)"
 cmake --build "$build" -j "$(nproc)"
 step "packing with CPack"
@@ -37,6 +41,21 @@ trap 'rm -rf "$tmp"' EXIT
 dpkg-deb -x "$deb" "$tmp/deb"
 got=$("$tmp/deb/usr/bin/memkv" --version)
 case "$got" in "memkv $version "*|"memkv $version") ;; *) echo "package.sh: the packaged memkv says '$got', not $version" >&2; exit 1 ;; esac
+
+step "what the packaged binaries need of the host (scripts/portable-check.sh)"
+# MEMKV_PORTABLE: glibc up to 2.34 and the host's fabric libraries, nothing
+# else; the .deb's Depends (dpkg-shlibdeps) and the .rpm's automatic
+# requires say the same.
+"$here/scripts/portable-check.sh" "$deb" | tee "$out/portable-check.txt" >&2
+host_libs='libc6|libibverbs1|librdmacm1|libfabric1|ibverbs-providers'
+depends=$(dpkg-deb -f "$deb" Depends)
+echo "Depends: $depends" >&2
+extra=$(tr ',' '\n' <<<"$depends" | sed 's/^ *//; s/ .*//' | grep -vxE "passwd|$host_libs" || true)
+[ -z "$extra" ] || { echo "package.sh: the .deb depends on more than glibc and fabric: $extra" >&2; exit 1; }
+rpm -qp --requires "$rpm" 2>/dev/null >"$out/rpm-requires.txt"
+extra=$(grep -vE '^(/bin/sh|rpmlib\(|rtld\(GNU_HASH\)|ld-linux-[a-z0-9_-]+\.so\.[0-9]|lib(c|m|pthread|dl|rt)\.so\.6|lib(ibverbs|rdmacm|mlx5|fabric)\.so\.1|libmemkv\.so\.0)' "$out/rpm-requires.txt" || true)
+[ -z "$extra" ] || { echo "package.sh: the .rpm requires more than glibc and fabric: $extra" >&2; exit 1; }
+echo "rpm requires: $(sed 's/(64bit)//' "$out/rpm-requires.txt" | grep -v '^rpmlib' | sort -u | tr '\n' ' ')" >&2
 
 step "lintian $(basename "$deb")"
 lintian --no-tag-display-limit "$deb" | tee "$out/lintian.txt" >&2 || true

@@ -92,6 +92,6 @@ PY
 # What the wheel needs of the host: glibc only, no newer than its tag says.
 whl=$(ls "$dist"/memkv-*-manylinux_*.whl) || fail "no manylinux memkv wheel in $dist"
 tag_glibc=$(basename "$whl" | sed -n 's/.*-manylinux_\([0-9]*\)_\([0-9]*\)_.*/\1.\2/p')
-WHEEL_MAX_GLIBC=$tag_glibc bash "$here/../../scripts/wheel-check.sh" "$whl" ||
+MEMKV_MAX_GLIBC=$tag_glibc bash "$here/../../scripts/portable-check.sh" "$whl" ||
   fail "the wheel needs more of the host than its tag (glibc $tag_glibc) says"
 echo PASS

@@ -1,6 +1,7 @@
 // The compiled parts of fmt and spdlog, built from Debian's headers into the
-// wheel's libmemkv.so (python/CMakeLists.txt), because Debian ships neither as
-// a static archive. Modelled on fmt 9's src/format.cc and spdlog 1.10's
+// archive memkv_fmt_spdlog (cmake/MemkvPortable.cmake) that the wheel's
+// libmemkv.so and the binaries of a portable build link, because Debian ships
+// neither as a static archive. Modelled on fmt 9's src/format.cc and spdlog 1.10's
 // src/spdlog.cpp and src/color_sinks.cpp: the -inl.h headers hold the bodies,
 // compiled once here (SPDLOG_COMPILED_LIB), and the templates the client
 // library uses are instantiated explicitly.

@@ -1,8 +1,9 @@
-// Two functions of glibc newer than the wheel's tag (python/CMakeLists.txt,
-// MEMKV_WHEEL_GLIBC), defined here, hidden, so that the static libstdc++ and
-// libgcc built on this Debian (glibc 2.36) bind to them instead of to the
-// host's glibc: the wheel then loads on glibc 2.34 (Ubuntu 22.04, EL9).
-// Compiled into each shared object of the wheel; exported by neither.
+// Two functions of glibc newer than MEMKV_PORTABLE_GLIBC
+// (cmake/MemkvPortable.cmake), defined here, hidden, so that the static
+// libstdc++ and libgcc built on this Debian (glibc 2.36) bind to them instead
+// of to the host's glibc: the wheel and the binaries of a portable build then
+// load on glibc 2.34 (Ubuntu 22.04, EL9). Compiled into each of those objects
+// (memkv_link_portable); exported by none.
 //   arc4random (glibc 2.36): std::random_device's default token.
 //   _dl_find_object (glibc 2.35): how libgcc's unwinder finds the frame
 //   tables of the object a pc is in, when an exception is thrown. The same
