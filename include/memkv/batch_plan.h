@@ -130,11 +130,10 @@ class BatchPlan {
 // ---- scatter and gather ----
 
 // Copies n bytes between host and device memory in either direction
-// (unified addressing); returns 0 on success. Set by the process's one CUDA
-// loader; null where there is no CUDA. The loader (common/cuda.h on the
-// rdma-verbs branch: memkv::common::Cuda::Process().Copy, over cuMemcpy)
-// connects here when it is merged; until then nothing sets it, and the NIXL
-// plugin advertises no device memory.
+// (unified addressing); returns 0 on success. Unless set, the process's one
+// CUDA loader (common/cuda.h: libcuda.so.1 loaded at first use, cuMemcpy)
+// when the process has a CUDA driver; null where it has none, and then the
+// NIXL plugin advertises no device memory.
 using DeviceCopyFn = int (*)(void* dst, const void* src, size_t n);
 void SetDeviceCopy(DeviceCopyFn fn);
 DeviceCopyFn GetDeviceCopy();

@@ -2,6 +2,8 @@
 
 #include "memkv/batch_plan.h"
 
+#include "common/cuda.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -309,8 +311,17 @@ Expected<uint64_t> BatchPlan::WholeValueSize(const PlanGroup& group) const {
   return covered;
 }
 
+namespace {
+int CudaCopy(void* dst, const void* src, size_t n) {
+  return common::Cuda::Process().Copy(dst, src, n) ? 0 : -1;
+}
+}  // namespace
+
 void SetDeviceCopy(DeviceCopyFn fn) { g_device_copy.store(fn); }
-DeviceCopyFn GetDeviceCopy() { return g_device_copy.load(); }
+DeviceCopyFn GetDeviceCopy() {
+  if (DeviceCopyFn fn = g_device_copy.load()) return fn;
+  return common::Cuda::Process().available() ? &CudaCopy : nullptr;
+}
 
 namespace {
 Outcome Copy(void* dst, const void* src, size_t n, bool device) {

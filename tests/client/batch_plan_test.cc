@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/fake_cuda.h"
 #include "memkv/batch_plan.h"
 
 namespace memkv {
@@ -385,6 +386,27 @@ TEST(BatchPlanTest, DeviceDestinationsGoThroughTheHookAndAreNeverTheCover) {
   EXPECT_EQ(dev[15], std::byte{7});
   EXPECT_EQ(host[0], std::byte{7});
   SetDeviceCopy(nullptr);
+}
+
+// With no hook set, device copies go through the process's CUDA loader
+// when it has a driver (here a stand-in driver table), and nowhere without.
+TEST(BatchPlanTest, WithoutAHookTheProcessCudaLoaderCopies) {
+  SetDeviceCopy(nullptr);
+  EXPECT_EQ(GetDeviceCopy(), nullptr);  // this machine: no libcuda.so.1
+  testing::FakeGpu gpu;
+  common::Cuda fake(gpu.Table());
+  common::Cuda::SetProcessForTesting(&fake);
+  ASSERT_NE(GetDeviceCopy(), nullptr);
+  auto dev = fake.AllocDevice(0, 16);
+  ASSERT_TRUE(dev);
+  BatchPlan plan(PlanOp::kRead);
+  plan.Add(0, "k", 0, *dev, 16, MemoryKind::kDevice);
+  plan.Finish();
+  std::vector<std::byte> wire(16, std::byte{9});
+  EXPECT_TRUE(ScatterChunk(plan, plan.chunks()[0], wire.data()).ok());
+  EXPECT_EQ(static_cast<const std::byte*>(*dev)[15], std::byte{9});
+  fake.FreeDevice(*dev);
+  common::Cuda::SetProcessForTesting(nullptr);
 }
 
 TEST(BatchPlanTest, ZeroLengthDescriptorsCompleteWithoutAnOp) {
