@@ -22,11 +22,10 @@ mkdir -p "$out"
 step() { echo "package.sh: $*" >&2; }
 
 step "configuring $build (RelWithDebInfo, prefix /usr)"
-# A folder configured before without MEMKV_PORTABLE has the shared libraries
-# in its cache (find_package keeps what it found): configured afresh.
-if [ -f "$build/CMakeCache.txt" ] && ! grep -q '^MEMKV_PORTABLE:BOOL=ON$' "$build/CMakeCache.txt"; then
-  rm -rf "$build/CMakeCache.txt" "$build/CMakeFiles"
-fi
+# Configured afresh every time: a cache from another configuration keeps
+# the shared libraries find_package found then (the objects stay, and only
+# what changed is rebuilt).
+rm -rf "$build/CMakeCache.txt" "$build/CMakeFiles"
 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_INSTALL_PREFIX=/usr -DMEMKV_BUILD_TESTS=OFF -DMEMKV_TEST_LABELS= -DMEMKV_PORTABLE=ON >/dev/null
 step "building (ninja, $(nproc) jobs)"
