@@ -48,7 +48,7 @@ void RailCli::AddOptions(CLI::App& app) {
                  "rail: entries per request, a list; auto = ~8 MiB per request, at most 7,500")
       ->capture_default_str()
       ->group(g);
-  app.add_option("--rails", rails_, "rail: tcp,shm")->capture_default_str()->group(g);
+  app.add_option("--rails", rails_, "rail: tcp,shm,rdma (rdma: libfabric's tcp provider on loopback)")->capture_default_str()->group(g);
   app.add_option("--ops", ops_, "rail: read,write,mixed")->capture_default_str()->group(g);
   app.add_option("--auth", auth_, "rail: with and without an auth key: both, on or off")
       ->capture_default_str()
@@ -122,7 +122,8 @@ int RailCli::Run(int runs, double seconds, const std::string& json_path,
   }
   o_.rails = Split(rails_);
   for (const std::string& r : o_.rails)
-    if (r != "tcp" && r != "shm") return Fail("--rails: unknown rail '" + r + "' (tcp, shm)");
+    if (r != "tcp" && r != "shm" && r != "rdma")
+      return Fail("--rails: unknown rail '" + r + "' (tcp, shm, rdma)");
   o_.ops = Split(ops_);
   for (const std::string& op : o_.ops)
     if (op != "read" && op != "write" && op != "mixed")

@@ -2,6 +2,11 @@
 
 #include <unistd.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <charconv>
@@ -9,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -22,6 +28,8 @@
 #include "client/options.h"
 #include "client/shared_region.h"
 #include "common/size.h"
+#include "proto/messages.h"
+#include "rdma/fabric_api.h"
 #include "proto/auth.h"
 #include "proto/status.h"
 #include "verify.h"
@@ -97,8 +105,9 @@ struct Target {
   std::string address;      // host:port
   std::string unix_socket;  // from Attach; empty when not on this host
   std::string auth_hex;     // empty: no key
-  std::optional<client::Connection> tcp, shm;
-  std::string shm_unavailable;  // why there is no shm connection
+  std::optional<client::Connection> tcp, shm, rdma;
+  std::string shm_unavailable;   // why there is no shm connection
+  std::string rdma_unavailable;  // why there is no rdma connection
 };
 
 // One client thread's buffers and keys for a point. Touched only by its
@@ -111,6 +120,7 @@ struct Worker {
   std::shared_ptr<std::vector<std::byte>> src;  // tcp: the values to put
   std::vector<std::byte> dst;                   // tcp: where gets land
   std::shared_ptr<client::SharedRegion> region;  // shm: values, then room for gets
+  std::unique_ptr<rdma::MemoryRegion> src_mr, dst_mr;  // rdma: src and dst registered
   // This run's figures.
   RailRun run;
   std::vector<double> latencies;
@@ -167,7 +177,50 @@ class RailBench {
   std::optional<RedisServer> redis_;
   uint64_t redis_size_ = 0;
   std::set<uint64_t> redis_populated_;
+  // The rdma rail: this process's one fabric endpoint (libfabric's tcp
+  // provider on loopback), its completions on a loop of its own.
+  boost::asio::io_context fabric_loop_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> fabric_work_;
+  std::thread fabric_thread_;
+  std::unique_ptr<rdma::Fabric> fabric_;
+  std::string fabric_error_;
+  bool OpenFabric();
+  void CloseFabric();
 };
+
+bool RailBench::OpenFabric() {
+  if (fabric_) return true;
+  if (!fabric_error_.empty()) return false;
+  rdma::FabricOptions f;
+  f.ofi_provider = "tcp;ofi_rxm";
+  f.node = "127.0.0.1";
+  auto fab = rdma::Fabric::Open(f, fabric_loop_.get_executor(), &fabric_error_);
+  if (!fab) {
+    if (fabric_error_.empty()) fabric_error_ = fab.error().message();
+    return false;
+  }
+  fabric_ = std::move(*fab);
+  fabric_work_.emplace(fabric_loop_.get_executor());
+  fabric_thread_ = std::thread([this] { fabric_loop_.run(); });
+  return true;
+}
+
+void RailBench::CloseFabric() {
+  if (!fabric_) return;
+  std::promise<void> stopped;
+  boost::asio::co_spawn(
+      fabric_loop_,
+      [this, &stopped]() -> boost::asio::awaitable<void> {
+        co_await fabric_->Stop();
+        stopped.set_value();
+      },
+      boost::asio::detached);
+  stopped.get_future().wait();
+  fabric_work_.reset();
+  fabric_loop_.stop();
+  fabric_thread_.join();
+  fabric_.reset();
+}
 
 std::string RailBench::PointLabel(const RailPoint& p) const {
   return "memkv " + p.rail + " " + p.op + " " + SizeName(p.block_size) + " x" +
@@ -194,7 +247,9 @@ void RailBench::Cleanup() {
     for (Target& t : *ts) {
       t.tcp.reset();
       t.shm.reset();
+      t.rdma.reset();
     }
+  CloseFabric();
   for (ChildProcess& c : servers_) c.Stop();
   servers_.clear();
   redis_.reset();
@@ -253,6 +308,10 @@ Status RailBench::StartServers() {
         args.push_back("--set");
         args.push_back("network.auth_key=" + t.auth_hex);
       }
+      if (std::find(o_.rails.begin(), o_.rails.end(), "rdma") != o_.rails.end()) {
+        args.push_back("--set");
+        args.push_back("rdma.provider=ofi");
+      }
       std::string error;
       child = ChildProcess::Spawn(args, log, error, dir_);
       if (!child) {
@@ -293,6 +352,7 @@ Status RailBench::StartServers() {
 
 Status RailBench::ConnectTargets() {
   const bool want_shm = std::find(o_.rails.begin(), o_.rails.end(), "shm") != o_.rails.end();
+  const bool want_rdma = std::find(o_.rails.begin(), o_.rails.end(), "rdma") != o_.rails.end();
   for (auto* ts : {&targets_off_, &targets_on_}) {
     for (Target& t : *ts) {
       auto opts = client::MakeConnectionOptions(t.address, t.auth_hex);
@@ -306,6 +366,22 @@ Status RailBench::ConnectTargets() {
       r_.memkv_version = "protocol " + std::to_string(c->attach_info().version);
       t.unix_socket = c->attach_info().unix_socket;
       t.tcp.emplace(std::move(*c));
+      if (want_rdma) {
+        if (!OpenFabric()) {
+          t.rdma_unavailable = "no fabric: " + fabric_error_;
+        } else {
+          auto ropts = *opts;
+          ropts.rdma_endpoint = fabric_->provider_name() + "|" + fabric_->address();
+          auto r = client::Connection::Connect(ropts);
+          if (!r) {
+            t.rdma_unavailable = r.error().message();
+          } else if (!(r->attach_info().rails & proto::kRailRdma)) {
+            t.rdma_unavailable = "the server took no rdma endpoint (see its log)";
+          } else {
+            t.rdma.emplace(std::move(*r));
+          }
+        }
+      }
       if (!want_shm) continue;
       if (t.unix_socket.empty()) {
         t.shm_unavailable = t.address + " is not on this host (no Unix socket in its Attach reply)";
@@ -532,6 +608,7 @@ void RailBench::RunPoint(RailPoint& p, int run) {
   const uint64_t size = p.block_size;
   const uint32_t per_thread = key_space_[size].first;
   const bool shm = p.rail == "shm";
+  const bool over_rdma = p.rail == "rdma";
   const uint64_t bytes = uint64_t(p.batch) * size;
   const std::string label = PointLabel(p) + ", run " + std::to_string(run + 1) + "/" +
                             std::to_string(o_.runs);
@@ -545,6 +622,12 @@ void RailBench::RunPoint(RailPoint& p, int run) {
     if (shm && !w.target->shm) {
       p.refused = "n/a: " + (w.target->shm_unavailable.empty() ? std::string("no shm connection")
                                                                : w.target->shm_unavailable);
+      progress_.End(p.refused);
+      return;
+    }
+    if (over_rdma && !w.target->rdma) {
+      p.refused = "n/a: " + (w.target->rdma_unavailable.empty() ? std::string("no rdma connection")
+                                                                : w.target->rdma_unavailable);
       progress_.End(p.refused);
       return;
     }
@@ -575,6 +658,18 @@ void RailBench::RunPoint(RailPoint& p, int run) {
       w.dst.assign(bytes, std::byte{0});
       for (uint32_t i = 0; i < p.batch; ++i)
         FillBlock(std::span(w.src->data() + i * size, size), w.ids[i], SeedOf(size));
+      if (over_rdma) {  // registered once, as a program's KV buffers are
+        auto a = fabric_->Register(w.src->data(), bytes, rdma::access::kAll);
+        auto b = fabric_->Register(w.dst.data(), bytes, rdma::access::kAll);
+        if (!a || !b) {
+          p.refused = "n/a: cannot register " + FormatSize(bytes) + " with the fabric: " +
+                      (!a ? a.error() : b.error()).message();
+          progress_.End(p.refused);
+          return;
+        }
+        w.src_mr = std::move(*a);
+        w.dst_mr = std::move(*b);
+      }
     }
   }
 
@@ -597,7 +692,40 @@ void RailBench::RunPoint(RailPoint& p, int run) {
       error_code ec;
       std::vector<StatusCode> statuses;
       std::vector<client::GetResult> gets;
-      if (put && shm) {
+      if (over_rdma) {
+        // The connection's asynchronous calls, waited for here.
+        if (put) {
+          std::vector<client::RdmaPutEntry> b;
+          b.reserve(p.batch);
+          for (uint32_t i = 0; i < p.batch; ++i) {
+            const std::byte* v = w.src->data() + i * size;
+            b.push_back({w.keys[i], v, size, w.src_mr->RemoteAddress(v),
+                         static_cast<uint32_t>(w.src_mr->key())});
+          }
+          std::promise<Result<std::vector<StatusCode>>> pr;
+          w.target->rdma->AsyncPutRdma(std::move(b), nullptr, client::Duration{0},
+                                       [&pr](Result<std::vector<StatusCode>> r) {
+                                         pr.set_value(std::move(r));
+                                       });
+          auto r = pr.get_future().get();
+          if (r) statuses = std::move(*r); else ec = r.error();
+        } else {
+          std::vector<client::RdmaGetEntry> b;
+          b.reserve(p.batch);
+          for (uint32_t i = 0; i < p.batch; ++i) {
+            std::byte* d = w.dst.data() + i * size;
+            b.push_back({w.keys[i], 0, 0, {d, size}, w.dst_mr->RemoteAddress(d),
+                         static_cast<uint32_t>(w.dst_mr->key()), 0});
+          }
+          std::promise<Result<std::vector<client::GetResult>>> pr;
+          w.target->rdma->AsyncGetRdma(std::move(b), nullptr, client::Duration{0},
+                                       [&pr](Result<std::vector<client::GetResult>> r) {
+                                         pr.set_value(std::move(r));
+                                       });
+          auto r = pr.get_future().get();
+          if (r) gets = std::move(*r); else ec = r.error();
+        }
+      } else if (put && shm) {
         client::ShmPutBatch b{w.region, {}};
         b.entries.reserve(p.batch);
         for (uint32_t i = 0; i < p.batch; ++i) b.entries.push_back({w.keys[i], i * size, size});
