@@ -22,6 +22,7 @@
 #include "client/engine_internal.h"
 #include "client/error.h"
 #include "client/memory_registry.h"
+#include "client/process_fabric.h"
 #include "rdma/fabric_api.h"
 #include "client/shared_region.h"
 #include "common/hrw.h"
@@ -286,6 +287,37 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
     for (auto& c : conns) c->AsyncReleaseRegion(region, config_.connect_timeout, [](Status) {});
   }
 
+  // Which rail this server's batches take, and why: logged once, at the
+  // first connection.
+  void LogRailOnce(const Connection& main) {
+    if (rail_logged_.exchange(true)) return;
+    const AttachInfo& a = main.attach_info();
+    const std::string& socket = a.unix_socket;
+    std::string rail, why;
+    if (config_.transport == Transport::kTcp) {
+      rail = "tcp";
+      why = "transport tcp";
+    } else if (!config_.rdma_endpoint.empty() && (a.rails & proto::kRailRdma)) {
+      rail = "rdma (" + config_.rdma_endpoint.substr(0, config_.rdma_endpoint.find('|')) + ")";
+      why = config_.transport == Transport::kRdma
+                ? "both sides have it; registered memory moves in place, other memory "
+                  "through the registered bounce pool"
+                : "both sides have it; registered memory moves by one-sided RDMA, other "
+                  "memory as without it (shm or tcp)";
+    } else if (main.is_unix_socket()) {
+      rail = "shm";
+      why = "connected over its Unix socket";
+    } else {
+      const bool local = !socket.empty() && IsReachableSocket(socket);
+      rail = local ? "tcp, shm for shared buffers" : "tcp";
+      why = config_.rdma_endpoint.empty() ? "no rdma rail in this client (rdma_provider unset)"
+                                          : "the server offers no rdma rail";
+      why += local ? "; the server is on this host (" + socket + ")"
+                   : "; the server is not on this host";
+    }
+    spdlog::info("memkv client: {}: rail {}: {}", config_.address, rail, why);
+  }
+
   // The one warning of a faster rail given up for a slower one.
   void WarnShmOnce(const std::string& what) {
     if (!shm_warned_.exchange(true)) spdlog::warn("memkv client: {}: {}", config_.address, what);
@@ -389,12 +421,14 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
       }
       waiters.swap(r.waiters);
     }
+    if (rail == &main_ && out) LogRailOnce(**out);
     for (auto& w : waiters) w(out);
   }
 
   const Config config_;
   const std::shared_ptr<IoThreads> threads_;
   std::atomic<bool> shm_warned_{false};
+  std::atomic<bool> rail_logged_{false};
 
   Mutex mu_;
   Rail main_ GUARDED_BY(mu_);
@@ -451,19 +485,17 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
         threads(IoThreads::Acquire({options.io_threads})) {}
 
   // The rdma rail's fabric (transport rdma, or auto with rdma_provider
-  // set), then the server links, which offer its endpoint at Attach.
+  // set): the process's one endpoint for that provider and address. Then
+  // the server links, which offer its endpoint at Attach.
   Outcome Init() {
     std::string endpoint;
     const bool want_rdma = options.transport == Transport::kRdma ||
                            (options.transport == Transport::kAuto && !options.rdma_provider.empty());
     if (want_rdma) {
-      rdma::FabricOptions f;
-      f.provider = rdma::ProviderKind::kOfi;
-      f.ofi_provider = options.rdma_provider.empty() ? "tcp;ofi_rxm" : options.rdma_provider;
-      f.node = options.rdma_address;
+      const std::string provider =
+          options.rdma_provider.empty() ? "tcp;ofi_rxm" : options.rdma_provider;
       std::string why;
-      auto fab = rdma::Fabric::Open(
-          f, boost::asio::any_io_executor(threads->context(0).get_executor()), &why);
+      auto fab = client::ProcessFabric::Acquire(provider, options.rdma_address, threads, &why);
       if (!fab) {
         if (why.empty()) why = fab.error().message();
         if (options.transport == Transport::kRdma)
@@ -471,10 +503,8 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
         spdlog::warn("memkv client: no rdma rail ({}); shm and tcp only", why);
       } else {
         fabric = std::move(*fab);
-        endpoint = fabric->provider_name() + "|" + fabric->address();
-        registry = std::make_unique<client::MemoryRegistry>(
-            std::make_shared<rdma::FabricRegistrar>(*fabric, rdma::access::kAll));
-        spdlog::info("memkv client: rdma rail over {}", fabric->provider_name());
+        endpoint = fabric->endpoint();
+        registry = std::make_unique<client::MemoryRegistry>(fabric->registrar());
       }
     }
     std::optional<proto::AuthKey> key;
@@ -499,21 +529,12 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
   // and the links, their connections and the pool must be released here, on
   // the caller's thread, not later on an I/O thread.
   ~Impl() {
-    // The fabric goes on its loop (I/O thread 0), after the links that
-    // offered its endpoint.
+    // The fabric (when this was its last Engine) goes on its loop, after
+    // the links that offered its endpoint.
     if (fabric) {
       links.clear();
-      std::shared_ptr<rdma::Fabric> f(std::move(fabric));
-      if (threads->InPool()) {
-        boost::asio::post(threads->context(0), [f]() mutable { f.reset(); });
-      } else {
-        std::promise<void> gone;
-        boost::asio::post(threads->context(0), [&gone, f = std::move(f)]() mutable {
-          f.reset();
-          gone.set_value();
-        });
-        gone.get_future().wait();
-      }
+      registry.reset();
+      fabric.reset();
     }
     if (threads->InPool()) return;
     for (size_t i = 0; i < threads->size(); ++i) {
@@ -538,7 +559,7 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
   const Rendezvous hrw;
   const std::shared_ptr<IoThreads> threads;
   std::vector<std::shared_ptr<client::ServerLink>> links;
-  std::unique_ptr<rdma::Fabric> fabric;  // the rdma rail, when open
+  std::shared_ptr<client::ProcessFabric> fabric;  // the rdma rail, when open
   std::unique_ptr<client::MemoryRegistry> registry = std::make_unique<client::MemoryRegistry>();
 };
 
@@ -945,32 +966,26 @@ class DataOp final : public BatchOp<R> {
     return reg && reg->handle ? static_cast<const rdma::MemoryRegion*>(reg->handle.get()) : nullptr;
   }
 
-  // Unregistered memory on the rdma rail: one registered buffer for the
-  // group, the values copied in (put) or out after the reply (get).
+  // Unregistered memory on the rdma rail: places in the process's bounce
+  // pool, the values copied in (put) or out after the reply (get).
   struct Bounce {
-    std::unique_ptr<std::byte[]> mem;
-    std::unique_ptr<rdma::MemoryRegion> mr;
-    std::vector<uint64_t> at;  // per entry of the group
+    std::unique_ptr<client::BouncePool::Lease> lease;
+    std::vector<client::BouncePool::Lease::Place> at;  // per entry of the group
   };
 
   void SendRdmaBounce(size_t server, const ConnPtr& conn, std::vector<uint32_t> idx) {
     auto b = std::make_shared<Bounce>();
-    uint64_t total = 0;
+    b->lease = this->engine_->fabric->bounce().NewLease();
     for (uint32_t i : idx) {
-      b->at.push_back(total);
-      total += entries_[i].size;
+      auto place = b->lease->Take(entries_[i].size);
+      if (!place) {
+        this->GroupFailed(server, idx, place.error());
+        return this->Release();
+      }
+      b->at.push_back(*place);
+      if constexpr (kPut)
+        if (entries_[i].size) std::memcpy(place->data, entries_[i].data, entries_[i].size);
     }
-    total = std::max<uint64_t>(total, 1);
-    b->mem.reset(new std::byte[total]);
-    auto mr = this->engine_->fabric->Register(b->mem.get(), total, rdma::access::kAll);
-    if (!mr) {
-      this->GroupFailed(server, idx, mr.error());
-      return this->Release();
-    }
-    b->mr = std::move(*mr);
-    if constexpr (kPut)
-      for (size_t k = 0; k < idx.size(); ++k)
-        std::memcpy(b->mem.get() + b->at[k], entries_[idx[k]].data, entries_[idx[k]].size);
     SendRdma(server, conn, std::move(idx), std::move(b));
   }
 
@@ -988,8 +1003,9 @@ class DataOp final : public BatchOp<R> {
     std::vector<Named> named;
     for (size_t k = 0; k < idx.size(); ++k) {
       const DataEntry& e = entries_[idx[k]];
-      const rdma::MemoryRegion* mr = bounce ? bounce->mr.get() : RegionFor(idx[k]);
-      std::byte* p = bounce ? bounce->mem.get() + bounce->at[k] : e.data;
+      const rdma::MemoryRegion* mr =
+          bounce ? static_cast<const rdma::MemoryRegion*>(bounce->at[k].handle) : RegionFor(idx[k]);
+      std::byte* p = bounce ? bounce->at[k].data : e.data;
       if (mr->key() > UINT32_MAX) {  // the wire carries 32-bit keys (as verbs rkeys are)
         this->GroupFailed(server, idx, error_code(client::errc::bad_argument));
         return this->Release();
@@ -1026,8 +1042,7 @@ class DataOp final : public BatchOp<R> {
               for (size_t k = 0; k < idx.size(); ++k) {
                 const client::GetResult& g = (*r)[k];
                 if (g.status == proto::StatusCode::kOk && g.length)
-                  std::memcpy(self->entries_[idx[k]].data, bounce->mem.get() + bounce->at[k],
-                              g.length);
+                  std::memcpy(self->entries_[idx[k]].data, bounce->at[k].data, g.length);
               }
             }
             self->OnGet(server, idx, std::move(r));

@@ -277,6 +277,16 @@ Response AdminServer::Impl::StatusResponse() {
   rails["shm"] = opt.shm_rail;
   rails["rdma"] = ss.rdma_active;
   o["rails"] = std::move(rails);
+  // Value bytes per rail, of the entries that succeeded.
+  json::object rail_bytes;
+  for (size_t i = 0; i < kRailCount; ++i) {
+    const Metrics::RailCounters c = server.metrics().GetRail(static_cast<Rail>(i));
+    json::object b;
+    b["to_clients"] = c.to_clients;
+    b["from_clients"] = c.from_clients;
+    rail_bytes[RailName(static_cast<Rail>(i))] = std::move(b);
+  }
+  o["rail_bytes"] = std::move(rail_bytes);
   if (ss.rdma_active) {
     json::object r;
     r["provider"] = ss.rdma_provider;
@@ -441,6 +451,16 @@ Response AdminServer::Impl::MetricsResponse() {
            "Bytes moved over the rdma rail: written into clients' memory (reads), read from it (writes).");
   p.Sample("memkv_rdma_bytes_total", "direction=\"written\"", ss.rdma_bytes_written);
   p.Sample("memkv_rdma_bytes_total", "direction=\"read\"", ss.rdma_bytes_read);
+  p.Family("memkv_rail_bytes_total", "counter",
+           "Value bytes moved per rail (tcp, shm, rdma), to clients (gets) and from them (puts).");
+  for (size_t i = 0; i < kRailCount; ++i) {
+    const Rail r = static_cast<Rail>(i);
+    const Metrics::RailCounters c = server.metrics().GetRail(r);
+    p.Sample("memkv_rail_bytes_total", fmt::format("rail=\"{}\",direction=\"to_clients\"", RailName(r)),
+             c.to_clients);
+    p.Sample("memkv_rail_bytes_total",
+             fmt::format("rail=\"{}\",direction=\"from_clients\"", RailName(r)), c.from_clients);
+  }
   p.Family("memkv_rdma_peers", "gauge", "Sessions attached over the rdma rail.");
   p.Sample("memkv_rdma_peers", "", ss.rdma_peers);
   p.Family("memkv_sessions", "gauge", "Attached sessions.");

@@ -92,6 +92,27 @@ void Metrics::Entries(Op op, std::span<const proto::ExistsResult> results) {
   Count(op, results.size(), errors, misses, 0);
 }
 
+const char* RailName(Rail rail) {
+  switch (rail) {
+    case Rail::kTcp:
+      return "tcp";
+    case Rail::kShm:
+      return "shm";
+    case Rail::kRdma:
+      return "rdma";
+  }
+  return "?";
+}
+
+void Metrics::RailBytes(Rail rail, bool to_clients, uint64_t bytes) {
+  if (bytes) rails_[static_cast<size_t>(rail)][to_clients ? 1 : 0].fetch_add(bytes, kRelaxed);
+}
+
+Metrics::RailCounters Metrics::GetRail(Rail rail) const {
+  const auto& r = rails_[static_cast<size_t>(rail)];
+  return {r[0].load(kRelaxed), r[1].load(kRelaxed)};
+}
+
 Metrics::OpCounters Metrics::Get(Op op) const {
   const PerOp& p = ops_[static_cast<size_t>(op)];
   OpCounters c;

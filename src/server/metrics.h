@@ -21,6 +21,13 @@ const char* OpName(Op op);
 // The operation of a request opcode.
 Op OpOf(proto::Opcode opcode);
 
+// The rail a value's bytes moved on: tcp (inline over a TCP connection),
+// shm (a shared region, or inline over a Unix socket), rdma.
+enum class Rail : uint8_t { kTcp, kShm, kRdma };
+inline constexpr size_t kRailCount = 3;
+// "tcp", "shm", "rdma".
+const char* RailName(Rail rail);
+
 class Metrics {
  public:
   // Upper bounds of the latency buckets, in seconds (then +Inf).
@@ -49,6 +56,15 @@ class Metrics {
   };
   OpCounters Get(Op op) const;
 
+  // Value bytes moved on a rail: received from clients (puts) or sent to
+  // them (gets), counted for the entries that succeeded.
+  void RailBytes(Rail rail, bool to_clients, uint64_t bytes);
+  struct RailCounters {
+    uint64_t from_clients = 0;
+    uint64_t to_clients = 0;
+  };
+  RailCounters GetRail(Rail rail) const;
+
  private:
   struct PerOp {
     std::atomic<uint64_t> requests{0}, request_bytes{0}, entries{0}, entry_errors{0},
@@ -57,6 +73,7 @@ class Metrics {
   };
   void Count(Op op, uint64_t entries, uint64_t errors, uint64_t misses, uint64_t value_bytes);
   std::array<PerOp, kOpCount> ops_;
+  std::array<std::array<std::atomic<uint64_t>, 2>, kRailCount> rails_{};  // [rail][to_clients]
 };
 
 }  // namespace memkv::server

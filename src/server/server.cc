@@ -866,9 +866,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
     uint64_t put_bytes = 0;
     for (size_t k = 0; k < results.size(); ++k) put_bytes += results[k] ? items[k].value.size() : 0;
     impl_.metrics.Entries(Op::kPut, rep.statuses, put_bytes);
+    CountRails(req.entries, rep.statuses);
     proto::Buffer out;
     proto::Encode(rep, out);
     co_await Reply(Frame(h, std::move(out)));
+  }
+
+  // The rail an entry's bytes move on: where its location says, inline
+  // ones on this connection's.
+  Rail RailOf(proto::LocationKind kind) const {
+    if (kind == proto::LocationKind::kShm) return Rail::kShm;
+    if (kind == proto::LocationKind::kRdma) return Rail::kRdma;
+    return is_unix_ ? Rail::kShm : Rail::kTcp;
+  }
+  void CountRails(const std::vector<proto::WriteEntry>& entries,
+                  const std::vector<StatusCode>& statuses) {
+    for (size_t i = 0; i < entries.size(); ++i)
+      if (statuses[i] == StatusCode::kOk)
+        impl_.metrics.RailBytes(RailOf(entries[i].src.kind), false, entries[i].value_len);
   }
 
   // ---- writes received straight into the store ----
@@ -982,6 +997,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Wake();
     if (lost) co_return DirectOutcome::kClosed;  // nothing published
     impl_.metrics.Entries(Op::kPut, rep.statuses, put_bytes);
+    CountRails(req.entries, rep.statuses);
     impl_.metrics.Request(Op::kPut, h.payload_len(), std::chrono::steady_clock::now() - t0);
     proto::Buffer out;
     proto::Encode(rep, out);
@@ -1199,6 +1215,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (stage_mr) co_await WriteToClient(results, req, rdma_idx, rdma_at, *stage, *stage_mr);
     buffered_ -= inline_total;
     impl_.metrics.Entries(Op::kGet, results, got_bytes);
+    for (size_t i = 0; i < n; ++i)
+      if (results[i].status == StatusCode::kOk)
+        impl_.metrics.RailBytes(RailOf(req.entries[i].dest.kind), true, results[i].length);
     bool streams = false;
     for (const proto::ReadResult& r : results) streams |= r.delivery == proto::Delivery::kStreamed;
     co_await SendReadReply(h, results, std::move(hold), inline_src, streams);

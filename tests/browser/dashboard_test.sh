@@ -106,6 +106,11 @@ misses=$(grep -o '"misses":[0-9]*' status.json | cut -d: -f2)
 check "the API counts the 8 misses" test "$misses" = 8
 ratio=$(awk -v g="$gets" -v m="$misses" 'BEGIN { printf "%.1f", 100 * (1 - m / g) }')
 check "the dashboard shows the hit ratio ($ratio %)" grep -q "id=\"hit-ratio\">$ratio %<" dashboard.html
+check "a row per rail (tcp, shm, rdma)" test "$(count '<tr class="rail">' dashboard.html)" -eq 3
+# 8 values of 64 KiB put and got over tcp: 512 KiB each way on the tcp row.
+check "the tcp rail row shows the 512 KiB moved each way" \
+  grep -q '<tr class="rail"><td>tcp</td><td class="state-online">on</td><td>512.0 KiB</td><td>512.0 KiB</td></tr>' dashboard.html
+check "the API counts them per rail" grep -q '"tcp":{"to_clients":524288,"from_clients":524288}' status.json
 check "the summary counts the 8 keys" grep -Eq 'id="summary">[^<]* 8 keys ' dashboard.html
 check_links "dashboard" dashboard.html "$admin/"
 browse "$admin/" --screenshot="$artifacts/dashboard.png" >/dev/null

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "../server/server_process.h"
 #include "client/engine_internal.h"
 #include "client/io_threads.h"
+#include "client/process_fabric.h"
 #include "common/checksum.h"
 #include "memkv/engine.h"
 
@@ -441,6 +443,15 @@ class RdmaRail : public ::testing::Test {
     return {JsonNumber(st, "bytes_written"), JsonNumber(st, "bytes_read")};
   }
 
+  // Value bytes per rail (/v1/status rail_bytes): to clients, from them.
+  std::pair<uint64_t, uint64_t> RailBytes(const std::string& rail) const {
+    const std::string st = AdminGet(server_->admin_port(), "/v1/status");
+    const size_t at = st.find("\"" + rail + "\":{", st.find("\"rail_bytes\":"));
+    if (at == std::string::npos) return {0, 0};
+    const std::string obj = st.substr(at, st.find('}', at) - at);
+    return {JsonNumber(obj, "to_clients"), JsonNumber(obj, "from_clients")};
+  }
+
   io::testing::TempDir dir_;
   std::unique_ptr<Server> server_;
 };
@@ -463,6 +474,7 @@ TEST_F(RdmaRail, RegisteredAndUnregisteredMemoryMoveOverRdmaEveryByteChecked) {
   }
   for (int i = 0; i < kN; ++i) puts.push_back({keys[i], reg_src.data() + i * kSize, kSize});
   const auto [w0, r0] = RdmaBytes();
+  const auto tcp0 = RailBytes("tcp");
   auto put = e->BatchPut(puts);
   ASSERT_TRUE(put.ok()) << put.failed() << " failed";
   std::vector<GetEntry> gets;
@@ -492,6 +504,9 @@ TEST_F(RdmaRail, RegisteredAndUnregisteredMemoryMoveOverRdmaEveryByteChecked) {
   const auto [w2, r2] = RdmaBytes();
   EXPECT_EQ(r2 - r1, kSize);
   EXPECT_EQ(w2 - w1, 70000u);
+  // Per rail: every value byte on rdma, none inline on tcp.
+  EXPECT_EQ(RailBytes("rdma"), std::make_pair(uint64_t{kN * kSize + 70000}, uint64_t{kN * kSize + kSize}));
+  EXPECT_EQ(RailBytes("tcp"), tcp0);
 
   // The other calls ride the control connection.
   const std::string_view k = "rdma/plain";
@@ -532,6 +547,46 @@ TEST_F(RdmaRail, ManyThreadsShareOneFabric) {
   EXPECT_EQ(bad.load(), 0);
   // One endpoint for the whole process: one peer on the server.
   EXPECT_EQ(JsonNumber(AdminGet(server_->admin_port(), "/v1/status"), "peers"), 1u);
+}
+
+TEST_F(RdmaRail, EnginesOfAProcessShareOneEndpointAndItsBouncePool) {
+  ASSERT_EQ(client::ProcessFabric::Open(), 0u);
+  auto ea = Engine::Create(Options(Transport::kRdma));
+  auto eb = Engine::Create(Options(Transport::kRdma));
+  // auto with an rdma provider named: the same endpoint, its own link.
+  EngineOptions ao = Options(Transport::kAuto);
+  ao.rdma_provider = "tcp;ofi_rxm";
+  auto ec = Engine::Create(ao);
+  ASSERT_TRUE(ea && eb && ec);
+  std::optional<Engine> a(std::move(*ea)), b(std::move(*eb)), c(std::move(*ec));
+  EXPECT_EQ(client::ProcessFabric::Open(), 1u);
+  std::string v(200000, 'v');
+  for (Engine* e : {&*a, &*b}) {  // unregistered memory: the bounce pool
+    for (int i = 0; i < 20; ++i) {
+      const std::string k = "share/" + std::to_string(i);
+      v[0] = static_cast<char>('a' + i);
+      const PutEntry p{k, v.data(), v.size()};
+      ASSERT_TRUE(e->BatchPut({&p, 1}).ok()) << k;
+      std::string back(v.size(), '\0');
+      GetEntry g{k, back.data(), back.size()};
+      ASSERT_TRUE(e->BatchGet({&g, 1}).ok()) << k;
+      ASSERT_EQ(back, v) << k;
+    }
+  }
+  std::string back(v.size(), '\0');
+  GetEntry g{"share/19", back.data(), back.size()};
+  ASSERT_TRUE(c->BatchGet({&g, 1}).ok());
+  EXPECT_EQ(back, v);
+  // a and b share one link (one session); c has its own: two peers, one address.
+  EXPECT_EQ(JsonNumber(AdminGet(server_->admin_port(), "/v1/status"), "peers"), 2u);
+  c.reset();  // its peer goes; the others keep working
+  a.reset();
+  GetEntry g2{"share/3", back.data(), back.size()};
+  ASSERT_TRUE(b->BatchGet({&g2, 1}).ok());
+  EXPECT_EQ(back[0], 'd');
+  EXPECT_EQ(client::ProcessFabric::Open(), 1u);
+  b.reset();
+  EXPECT_EQ(client::ProcessFabric::Open(), 0u);  // the last Engine closed it
 }
 
 TEST_F(RdmaRail, ASessionThatEndsReleasesItsPeer) {

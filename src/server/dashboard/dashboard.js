@@ -89,6 +89,21 @@ function showStatus(status) {
   document.getElementById("hit-ratio").textContent =
       ops.gets > 0 ? (100 * (1 - ops.misses / ops.gets)).toFixed(1) + " %" : "–";
 
+  // Value bytes moved per rail since the server started.
+  const rails = document.querySelector("#rails tbody");
+  rails.textContent = "";
+  for (const name of ["tcp", "shm", "rdma"]) {
+    const row = document.createElement("tr");
+    row.className = "rail";
+    const on = status.rails[name] ? "on" : "off";
+    const moved = (status.rail_bytes || {})[name] || {to_clients: 0, from_clients: 0};
+    cell(row, name);
+    cell(row, on, "state-" + (on === "on" ? "online" : "offline"));
+    cell(row, formatBytes(moved.to_clients));
+    cell(row, formatBytes(moved.from_clients));
+    rails.appendChild(row);
+  }
+
   const body = document.querySelector("#drives tbody");
   body.textContent = "";
   for (const d of st.drives) {
