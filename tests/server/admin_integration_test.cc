@@ -197,6 +197,13 @@ TEST_F(AdminTest, StatusDrivesSessionsAndMetricsReportEveryField) {
   EXPECT_EQ(st.at("rails").at("tcp"), true);
   EXPECT_EQ(st.at("rails").at("shm"), true);
   EXPECT_EQ(st.at("rails").at("rdma"), false);
+  // The 8 values went in inline over tcp, one came back out.
+  const uint64_t value = ValueOf("k0").size();
+  EXPECT_EQ(U(st.at("rail_bytes").at("tcp").at("from_clients")), 8 * value);
+  EXPECT_EQ(U(st.at("rail_bytes").at("tcp").at("to_clients")), value);
+  for (const char* rail : {"shm", "rdma"})
+    for (const char* dir : {"from_clients", "to_clients"})
+      EXPECT_EQ(U(st.at("rail_bytes").at(rail).at(dir)), 0u) << rail << " " << dir;
   EXPECT_GE(U(st.at("operations").at("requests")), 3u);
   EXPECT_EQ(U(st.at("operations").at("puts")), 8u);
   // One BatchRead of two entries, one of them missing: the dashboard's hit
@@ -240,7 +247,10 @@ TEST_F(AdminTest, StatusDrivesSessionsAndMetricsReportEveryField) {
              "memkv_store_keys 8\n", "memkv_store_evictions_total 0\n",
              "memkv_protocol_errors_total 0\n", "memkv_drive_online{drive=\"0\"",
              "memkv_drive_used_bytes{drive=\"1\"", "memkv_drive_raw_bytes{drive=\"0\"",
-             "memkv_memory_capacity_bytes 268435456\n", "memkv_entry_errors_total{op=\"put\"} 0\n"})
+             "memkv_memory_capacity_bytes 268435456\n", "memkv_entry_errors_total{op=\"put\"} 0\n",
+             "memkv_rail_bytes_total{rail=\"tcp\",direction=\"from_clients\"} " +
+                 std::to_string(8 * ValueOf("k0").size()) + "\n",
+             "memkv_rail_bytes_total{rail=\"shm\",direction=\"to_clients\"} 0\n"})
       EXPECT_NE(m.body.find(line), std::string::npos) << path << " lacks " << line;
   }
 }
