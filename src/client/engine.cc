@@ -969,8 +969,8 @@ class DataOp final : public BatchOp<R> {
   // Unregistered memory on the rdma rail: places in the process's bounce
   // pool, the values copied in (put) or out after the reply (get).
   struct Bounce {
-    std::unique_ptr<client::BouncePool::Lease> lease;
-    std::vector<client::BouncePool::Lease::Place> at;  // per entry of the group
+    std::unique_ptr<rdma::BufferPool::Lease> lease;
+    std::vector<rdma::BufferPool::Lease::Place> at;  // per entry of the group
   };
 
   void SendRdmaBounce(size_t server, const ConnPtr& conn, std::vector<uint32_t> idx) {

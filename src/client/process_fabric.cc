@@ -63,7 +63,7 @@ ProcessFabric::ProcessFabric(std::unique_ptr<rdma::Fabric> fabric,
       threads_(std::move(threads)),
       endpoint_(fabric_->provider_name() + "|" + fabric_->address()),
       registrar_(std::make_shared<rdma::FabricRegistrar>(*fabric_, rdma::access::kAll)),
-      bounce_(BouncePool::Create(registrar_, {})) {
+      bounce_(rdma::BufferPool::Create(registrar_, {})) {
   g_open.fetch_add(1);
 }
 

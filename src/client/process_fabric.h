@@ -10,12 +10,12 @@
 // pool; it is destroyed there, after the last Engine lets go.
 //
 // Thread-safe: Acquire from any thread; the accessors are constant after
-// construction (the Fabric and the BouncePool are thread-safe themselves).
+// construction (the Fabric and the BufferPool are thread-safe themselves).
 
 #include <memory>
 #include <string>
 
-#include "client/bounce_pool.h"
+#include "rdma/buffer_pool.h"
 #include "client/io_threads.h"
 #include "common/result.h"
 #include "rdma/fabric_api.h"
@@ -41,7 +41,7 @@ class ProcessFabric {
   // "<provider>|<address>": what Attach offers a server.
   const std::string& endpoint() const { return endpoint_; }
   const std::shared_ptr<rdma::Registrar>& registrar() const { return registrar_; }
-  BouncePool& bounce() const { return *bounce_; }
+  rdma::BufferPool& bounce() const { return *bounce_; }
 
  private:
   ProcessFabric(std::unique_ptr<rdma::Fabric> fabric, std::shared_ptr<IoThreads> threads);
@@ -50,7 +50,7 @@ class ProcessFabric {
   const std::shared_ptr<IoThreads> threads_;
   const std::string endpoint_;
   const std::shared_ptr<rdma::Registrar> registrar_;
-  const std::shared_ptr<BouncePool> bounce_;
+  const std::shared_ptr<rdma::BufferPool> bounce_;
 };
 
 }  // namespace memkv::client

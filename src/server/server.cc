@@ -33,6 +33,7 @@
 #include "common/mutex.h"
 #include "proto/chunk.h"
 #include "proto/messages.h"
+#include "rdma/buffer_pool.h"
 #include "rdma/fabric_api.h"
 #include "server/config.h"
 #include "server/loops.h"
@@ -136,6 +137,9 @@ class Server::Impl {
   Metrics metrics;
   // The rdma rail: open from Start to Shutdown, its completions on loop 0.
   std::unique_ptr<rdma::Fabric> fabric;
+  // Registered memory the values are staged in for their transfers, reused
+  // request after request (destroyed before the fabric).
+  std::shared_ptr<rdma::BufferPool> stage_pool;
   std::string rdma_endpoint;  // "<provider>|<fabric address>", sent at Attach
   std::atomic<uint64_t> rdma_peers{0};
   std::atomic<bool> rdma_stopped{false};
@@ -829,7 +833,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
           rep.statuses[i] = rdma_src.status[i];
           continue;
         }
-        src = proto::Bytes(rdma_src.stage->data.get() + rdma_src.at[i], e.value_len);
+        src = proto::Bytes(rdma_src.at[i].data, e.value_len);
       } else {
         rep.statuses[i] = StatusCode::kInvalidArgument;
         continue;
@@ -1030,10 +1034,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     uint64_t inline_total = 0;  // bytes sent inline
     uint64_t copy_total = 0;    // of which copied out of the store
     uint64_t got_bytes = 0;
-    // rdma: each entry's bytes staged in one registered buffer, then
-    // WRITTEN into the client's memory before the reply.
+    // rdma: each entry's bytes staged in registered memory (the stage
+    // pool's), then WRITTEN into the client's memory before the reply.
     std::vector<size_t> rdma_idx;
-    std::vector<uint64_t> rdma_at(n, 0);
     std::vector<proto::Bytes> rdma_from(n);  // from the store's memory, when whole pieces
     uint64_t rdma_total = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -1079,7 +1082,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
           continue;
         }
         r.delivery = proto::Delivery::kPlaced;
-        rdma_at[i] = rdma_total;
         rdma_total += len;
         rdma_idx.push_back(i);
         const auto view = store_.Peek(*pin);
@@ -1169,33 +1171,34 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                             results[i].length)});
       item_of.push_back(i);
     }
-    std::shared_ptr<RawBuffer> stage;
-    std::unique_ptr<rdma::MemoryRegion> stage_mr;
+    std::unique_ptr<rdma::BufferPool::Lease> stage;
+    std::vector<rdma::BufferPool::Lease::Place> rdma_place(n);
     if (!rdma_idx.empty()) {
-      stage = std::make_shared<RawBuffer>(std::max<uint64_t>(rdma_total, 1));
-      auto mr = impl_.fabric->Register(stage->data.get(), stage->size, rdma::access::kWriteFrom);
-      if (!mr) {
-        spdlog::warn("{}: registering {} bytes to send over rdma: {}", peer_, stage->size,
-                     mr.error().message());
-        for (size_t i : rdma_idx) {
-          results[i].status = StatusCode::kInternal;
-          results[i].delivery = proto::Delivery::kNone;
-          results[i].length = 0;
-          results[i].page_sums = {};
+      stage = impl_.stage_pool->NewLease();
+      std::vector<size_t> staged;
+      for (size_t i : rdma_idx) {
+        proto::ReadResult& r = results[i];
+        auto place = stage->Take(r.length);
+        if (!place) {
+          spdlog::warn("{}: registering memory to send {} bytes over rdma: {}", peer_, r.length,
+                       place.error().message());
+          r.status = StatusCode::kInternal;
+          r.delivery = proto::Delivery::kNone;
+          r.length = 0;
+          r.page_sums = {};
+          continue;
         }
-        rdma_idx.clear();
-      } else {
-        stage_mr = std::move(*mr);
-        for (size_t i : rdma_idx) {
-          const std::span<std::byte> to(stage->data.get() + rdma_at[i], results[i].length);
-          if (rdma_from[i].data()) {
-            if (!to.empty()) std::memcpy(to.data(), rdma_from[i].data(), to.size());
-          } else {
-            items.push_back({req.entries[i].key, req.entries[i].offset, to});
-            item_of.push_back(i);
-          }
+        rdma_place[i] = *place;
+        staged.push_back(i);
+        const std::span<std::byte> to(place->data, r.length);
+        if (rdma_from[i].data()) {
+          if (!to.empty()) std::memcpy(to.data(), rdma_from[i].data(), to.size());
+        } else {
+          items.push_back({req.entries[i].key, req.entries[i].offset, to});
+          item_of.push_back(i);
         }
       }
+      rdma_idx = std::move(staged);
     }
     const auto got = co_await store_.GetBatch(items);
     for (size_t k = 0; k < got.size(); ++k) {
@@ -1212,7 +1215,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (r.delivery == proto::Delivery::kInline) inline_src[i] = items[k].out;
       got_bytes += *got[k];
     }
-    if (stage_mr) co_await WriteToClient(results, req, rdma_idx, rdma_at, *stage, *stage_mr);
+    if (!rdma_idx.empty()) co_await WriteToClient(results, req, rdma_idx, rdma_place);
     buffered_ -= inline_total;
     impl_.metrics.Entries(Op::kGet, results, got_bytes);
     for (size_t i = 0; i < n; ++i)
@@ -1227,6 +1230,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // ---- the rdma rail ----
 
   struct Transfer {
+    const rdma::MemoryRegion* mr;  // holding local
     std::byte* local;
     size_t len;
     rdma::RemoteBuffer remote;
@@ -1234,8 +1238,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Runs the transfers concurrently on this connection's loop (the fabric
   // bounds how many are posted to the peer at once) and waits for all.
-  Awaitable<std::vector<bool>> Transfers(const rdma::MemoryRegion& mr,
-                                         const std::vector<Transfer>& ts, bool write) {
+  Awaitable<std::vector<bool>> Transfers(const std::vector<Transfer>& ts, bool write) {
     std::vector<bool> ok(ts.size(), false);
     if (ts.empty()) co_return ok;
     auto ex = co_await asio::this_coro::executor;
@@ -1248,8 +1251,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
           [&, k]() -> Awaitable<void> {
             const Transfer& t = ts[k];
             const Status st =
-                write ? co_await impl_.fabric->Write(mr, t.local, t.len, *rdma_peer_, t.remote)
-                      : co_await impl_.fabric->Read(mr, t.local, t.len, *rdma_peer_, t.remote);
+                write ? co_await impl_.fabric->Write(*t.mr, t.local, t.len, *rdma_peer_, t.remote)
+                      : co_await impl_.fabric->Read(*t.mr, t.local, t.len, *rdma_peer_, t.remote);
             ok[k] = static_cast<bool>(st);
             if (!st) spdlog::debug("{}: rdma transfer: {}", peer_, st.error().message());
             if (--left == 0) done.cancel();
@@ -1261,13 +1264,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     co_return ok;
   }
 
-  // The transfers of `len` bytes at `local` to or from the client's
-  // (address, key), in rdma_chunk pieces.
-  void Chunks(std::byte* local, uint64_t len, const proto::Location& at,
+  // The transfers of `len` bytes at `local` (in the stage) to or from the
+  // client's (address, key), in rdma_chunk pieces.
+  void Chunks(const rdma::BufferPool::Lease::Place& local, uint64_t len, const proto::Location& at,
               std::vector<Transfer>& out) const {
+    const auto* mr = static_cast<const rdma::MemoryRegion*>(local.handle);
     for (uint64_t done = 0; done < len; done += opt_.rdma_chunk) {
       const uint64_t piece = std::min<uint64_t>(opt_.rdma_chunk, len - done);
-      out.push_back({local + done, piece, {at.address + done, at.region}});
+      out.push_back({mr, local.data + done, piece, {at.address + done, at.region}});
     }
   }
 
@@ -1276,17 +1280,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // BadRegion, with nothing delivered.
   Awaitable<void> WriteToClient(std::vector<proto::ReadResult>& results,
                                 const proto::BatchReadRequest& req,
-                                const std::vector<size_t>& idx, const std::vector<uint64_t>& at,
-                                RawBuffer& stage, const rdma::MemoryRegion& mr) {
+                                const std::vector<size_t>& idx,
+                                const std::vector<rdma::BufferPool::Lease::Place>& at) {
     std::vector<Transfer> ts;
     std::vector<size_t> entry_of;
     for (size_t i : idx) {
       if (results[i].status != StatusCode::kOk || results[i].length == 0) continue;
       const size_t before = ts.size();
-      Chunks(stage.data.get() + at[i], results[i].length, req.entries[i].dest, ts);
+      Chunks(at[i], results[i].length, req.entries[i].dest, ts);
       entry_of.insert(entry_of.end(), ts.size() - before, i);
     }
-    const std::vector<bool> ok = co_await Transfers(mr, ts, true);
+    const std::vector<bool> ok = co_await Transfers(ts, true);
     for (size_t k = 0; k < ts.size(); ++k) {
       if (ok[k]) continue;
       proto::ReadResult& r = results[entry_of[k]];
@@ -1298,16 +1302,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   // Writes: the values of kRdma entries READ from the client's memory into
-  // one registered stage; per entry its offset there, or the status that
-  // stopped it.
+  // the stage; per entry its place there, or the status that stopped it.
   struct RdmaSources {
-    std::shared_ptr<RawBuffer> stage;
-    std::vector<uint64_t> at;
+    std::unique_ptr<rdma::BufferPool::Lease> stage;
+    std::vector<rdma::BufferPool::Lease::Place> at;
     std::vector<StatusCode> status;
   };
   Awaitable<RdmaSources> ReadFromClient(const proto::BatchWriteRequest& req) {
     const size_t n = req.entries.size();
-    RdmaSources out{nullptr, std::vector<uint64_t>(n, 0), std::vector<StatusCode>(n, StatusCode::kOk)};
+    RdmaSources out{nullptr, std::vector<rdma::BufferPool::Lease::Place>(n),
+                    std::vector<StatusCode>(n, StatusCode::kOk)};
     uint64_t total = 0;
     std::vector<size_t> idx;
     for (size_t i = 0; i < n; ++i) {
@@ -1322,28 +1326,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
       } else if (total + e.value_len > opt_.limits.max_buffered_bytes_per_connection) {
         out.status[i] = StatusCode::kBufferLimit;
       } else {
-        out.at[i] = total;
         total += e.value_len;
         idx.push_back(i);
       }
     }
     if (idx.empty()) co_return out;
-    out.stage = std::make_shared<RawBuffer>(std::max<uint64_t>(total, 1));
-    auto mr = impl_.fabric->Register(out.stage->data.get(), out.stage->size, rdma::access::kReadInto);
-    if (!mr) {
-      spdlog::warn("{}: registering {} bytes to receive over rdma: {}", peer_, out.stage->size,
-                   mr.error().message());
-      for (size_t i : idx) out.status[i] = StatusCode::kInternal;
-      co_return out;
-    }
+    out.stage = impl_.stage_pool->NewLease();
     std::vector<Transfer> ts;
     std::vector<size_t> entry_of;
     for (size_t i : idx) {
+      auto place = out.stage->Take(req.entries[i].value_len);
+      if (!place) {
+        spdlog::warn("{}: registering memory to receive {} bytes over rdma: {}", peer_,
+                     req.entries[i].value_len, place.error().message());
+        out.status[i] = StatusCode::kInternal;
+        continue;
+      }
+      out.at[i] = *place;
       const size_t before = ts.size();
-      Chunks(out.stage->data.get() + out.at[i], req.entries[i].value_len, req.entries[i].src, ts);
+      Chunks(*place, req.entries[i].value_len, req.entries[i].src, ts);
       entry_of.insert(entry_of.end(), ts.size() - before, i);
     }
-    const std::vector<bool> ok = co_await Transfers(**mr, ts, false);
+    const std::vector<bool> ok = co_await Transfers(ts, false);
     for (size_t k = 0; k < ts.size(); ++k)
       if (!ok[k]) out.status[entry_of[k]] = StatusCode::kBadRegion;
     co_return out;
@@ -1881,6 +1885,11 @@ Status Server::Start() {
       return fabric.error();
     }
     impl_->fabric = std::move(*fabric);
+    // Slabs of 16 MiB; at most 8 (128 MiB pinned) kept between requests.
+    impl_->stage_pool = rdma::BufferPool::Create(
+        std::make_shared<rdma::FabricRegistrar>(
+            *impl_->fabric, rdma::access::kWriteFrom | rdma::access::kReadInto),
+        {.slab_size = size_t{16} << 20, .max_idle_slabs = 8});
     impl_->rdma_endpoint = impl_->fabric->provider_name() + "|" + impl_->fabric->address();
     if (impl_->rdma_endpoint.size() > proto::kMaxNameSize) {
       spdlog::error("the rdma rail: the fabric address of {} is longer than an Attach carries",

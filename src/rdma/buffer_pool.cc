@@ -1,10 +1,10 @@
-#include "client/bounce_pool.h"
+#include "rdma/buffer_pool.h"
 
 #include <cstdlib>
 
 #include <boost/system/errc.hpp>
 
-namespace memkv::client {
+namespace memkv::rdma {
 namespace {
 
 constexpr size_t kPage = 4096;
@@ -14,28 +14,28 @@ size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 }  // namespace
 
-BouncePool::Slab::~Slab() {
+BufferPool::Slab::~Slab() {
   handle.reset();  // deregistered before its memory goes
   std::free(data);
 }
 
-std::shared_ptr<BouncePool> BouncePool::Create(std::shared_ptr<rdma::Registrar> registrar,
+std::shared_ptr<BufferPool> BufferPool::Create(std::shared_ptr<Registrar> registrar,
                                                Options options) {
   if (options.slab_size == 0) options.slab_size = kPage;
   options.slab_size = RoundUp(options.slab_size, kPage);
-  return std::shared_ptr<BouncePool>(new BouncePool(std::move(registrar), options));
+  return std::shared_ptr<BufferPool>(new BufferPool(std::move(registrar), options));
 }
 
-std::unique_ptr<BouncePool::Lease> BouncePool::NewLease() {
+std::unique_ptr<BufferPool::Lease> BufferPool::NewLease() {
   return std::unique_ptr<Lease>(new Lease(shared_from_this()));
 }
 
-BouncePool::Stats BouncePool::stats() const {
+BufferPool::Stats BufferPool::stats() const {
   MutexLock lock(mu_);
   return {registrations_, idle_.size()};
 }
 
-Result<std::unique_ptr<BouncePool::Slab>> BouncePool::Allocate(size_t n) {
+Result<std::unique_ptr<BufferPool::Slab>> BufferPool::Allocate(size_t n) {
   auto slab = std::make_unique<Slab>();
   slab->size = RoundUp(n, kPage);
   slab->data = static_cast<std::byte*>(std::aligned_alloc(kPage, slab->size));
@@ -53,7 +53,7 @@ Result<std::unique_ptr<BouncePool::Slab>> BouncePool::Allocate(size_t n) {
   return slab;
 }
 
-Result<std::unique_ptr<BouncePool::Slab>> BouncePool::TakeSlab() {
+Result<std::unique_ptr<BufferPool::Slab>> BufferPool::TakeSlab() {
   {
     MutexLock lock(mu_);
     if (!idle_.empty()) {
@@ -65,7 +65,7 @@ Result<std::unique_ptr<BouncePool::Slab>> BouncePool::TakeSlab() {
   return Allocate(options_.slab_size);  // registered outside the lock
 }
 
-void BouncePool::Return(std::vector<std::unique_ptr<Slab>> slabs) {
+void BufferPool::Return(std::vector<std::unique_ptr<Slab>> slabs) {
   {
     MutexLock lock(mu_);
     while (!slabs.empty() && idle_.size() < options_.max_idle_slabs) {
@@ -76,9 +76,9 @@ void BouncePool::Return(std::vector<std::unique_ptr<Slab>> slabs) {
   slabs.clear();  // beyond the cap: deregistered and freed outside the lock
 }
 
-BouncePool::Lease::~Lease() { pool_->Return(std::move(slabs_)); }
+BufferPool::Lease::~Lease() { pool_->Return(std::move(slabs_)); }
 
-Result<BouncePool::Lease::Place> BouncePool::Lease::Take(size_t n) {
+Result<BufferPool::Lease::Place> BufferPool::Lease::Take(size_t n) {
   n = RoundUp(n == 0 ? 1 : n, kAlign);
   if (n > pool_->options_.slab_size) {
     auto s = pool_->Allocate(n);
@@ -98,4 +98,4 @@ Result<BouncePool::Lease::Place> BouncePool::Lease::Take(size_t n) {
   return p;
 }
 
-}  // namespace memkv::client
+}  // namespace memkv::rdma

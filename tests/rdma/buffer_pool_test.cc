@@ -1,8 +1,8 @@
-// BouncePool: the rdma rail's registered memory for unregistered values:
+// BufferPool: the rdma rail's registered memory for unregistered values:
 // slabs registered once and reused, oversized values registered alone, the
 // memory kept between requests capped, errors passed on.
 
-#include "client/bounce_pool.h"
+#include "rdma/buffer_pool.h"
 
 #include <gtest/gtest.h>
 
@@ -12,11 +12,11 @@
 #include <thread>
 #include <vector>
 
-namespace memkv::client {
+namespace memkv::rdma {
 namespace {
 
 // Counts registrations and the handles still alive (not yet deregistered).
-class CountingRegistrar final : public rdma::Registrar {
+class CountingRegistrar final : public Registrar {
  public:
   Result<std::shared_ptr<const void>> Register(void* base, size_t size) override {
     calls.fetch_add(1);
@@ -34,19 +34,19 @@ class CountingRegistrar final : public rdma::Registrar {
 };
 
 // The registered range a place's handle names.
-const std::pair<void*, size_t>& RangeOf(const BouncePool::Lease::Place& p) {
+const std::pair<void*, size_t>& RangeOf(const BufferPool::Lease::Place& p) {
   return *static_cast<const std::pair<void*, size_t>*>(p.handle);
 }
 
-bool Inside(const BouncePool::Lease::Place& p, size_t n) {
+bool Inside(const BufferPool::Lease::Place& p, size_t n) {
   const auto& [base, size] = RangeOf(p);
   const auto* b = static_cast<const std::byte*>(base);
   return p.data >= b && p.data + n <= b + size;
 }
 
-TEST(BouncePool, PacksARequestIntoOneRegisteredSlabAndReusesIt) {
+TEST(BufferPool, PacksARequestIntoOneRegisteredSlabAndReusesIt) {
   auto reg = std::make_shared<CountingRegistrar>();
-  auto pool = BouncePool::Create(reg, {.slab_size = 1 << 20, .max_idle_slabs = 2});
+  auto pool = BufferPool::Create(reg, {.slab_size = 1 << 20, .max_idle_slabs = 2});
   std::vector<std::byte*> seen;
   {
     auto lease = pool->NewLease();
@@ -69,9 +69,9 @@ TEST(BouncePool, PacksARequestIntoOneRegisteredSlabAndReusesIt) {
   EXPECT_EQ(p->data, seen[0]);
 }
 
-TEST(BouncePool, ARequestLargerThanASlabTakesMoreSlabs) {
+TEST(BufferPool, ARequestLargerThanASlabTakesMoreSlabs) {
   auto reg = std::make_shared<CountingRegistrar>();
-  auto pool = BouncePool::Create(reg, {.slab_size = 64 << 10, .max_idle_slabs = 8});
+  auto pool = BufferPool::Create(reg, {.slab_size = 64 << 10, .max_idle_slabs = 8});
   auto lease = pool->NewLease();
   std::set<const void*> handles;
   for (int i = 0; i < 40; ++i) {  // 40 x 5000 bytes: 4 slabs of 12 values (5056 aligned)
@@ -84,9 +84,9 @@ TEST(BouncePool, ARequestLargerThanASlabTakesMoreSlabs) {
   EXPECT_EQ(reg->calls.load(), 4);
 }
 
-TEST(BouncePool, AnOversizedValueIsRegisteredAloneAndReleasedWithItsLease) {
+TEST(BufferPool, AnOversizedValueIsRegisteredAloneAndReleasedWithItsLease) {
   auto reg = std::make_shared<CountingRegistrar>();
-  auto pool = BouncePool::Create(reg, {.slab_size = 64 << 10, .max_idle_slabs = 4});
+  auto pool = BufferPool::Create(reg, {.slab_size = 64 << 10, .max_idle_slabs = 4});
   {
     auto lease = pool->NewLease();
     auto big = lease->Take(1 << 20);
@@ -99,11 +99,11 @@ TEST(BouncePool, AnOversizedValueIsRegisteredAloneAndReleasedWithItsLease) {
   EXPECT_EQ(pool->stats().idle_slabs, 0u);
 }
 
-TEST(BouncePool, KeepsAtMostMaxIdleSlabsRegisteredBetweenRequests) {
+TEST(BufferPool, KeepsAtMostMaxIdleSlabsRegisteredBetweenRequests) {
   auto reg = std::make_shared<CountingRegistrar>();
-  auto pool = BouncePool::Create(reg, {.slab_size = 4096, .max_idle_slabs = 2});
+  auto pool = BufferPool::Create(reg, {.slab_size = 4096, .max_idle_slabs = 2});
   {
-    std::vector<std::unique_ptr<BouncePool::Lease>> leases;
+    std::vector<std::unique_ptr<BufferPool::Lease>> leases;
     for (int i = 0; i < 5; ++i) {  // five requests at once: five slabs
       leases.push_back(pool->NewLease());
       ASSERT_TRUE(leases.back()->Take(4096));
@@ -114,9 +114,9 @@ TEST(BouncePool, KeepsAtMostMaxIdleSlabsRegisteredBetweenRequests) {
   EXPECT_EQ(reg->live.load(), 2);  // the other three deregistered
 }
 
-TEST(BouncePool, ARegistrationThatFailsIsTheRequestsError) {
+TEST(BufferPool, ARegistrationThatFailsIsTheRequestsError) {
   auto reg = std::make_shared<CountingRegistrar>();
-  auto pool = BouncePool::Create(reg, {.slab_size = 4096, .max_idle_slabs = 2});
+  auto pool = BufferPool::Create(reg, {.slab_size = 4096, .max_idle_slabs = 2});
   reg->fail = true;
   auto lease = pool->NewLease();
   auto p = lease->Take(100);
@@ -126,9 +126,9 @@ TEST(BouncePool, ARegistrationThatFailsIsTheRequestsError) {
   EXPECT_TRUE(lease->Take(100));  // the pool is still usable
 }
 
-TEST(BouncePool, ConcurrentRequestsNeverShareBytes) {
+TEST(BufferPool, ConcurrentRequestsNeverShareBytes) {
   auto reg = std::make_shared<CountingRegistrar>();
-  auto pool = BouncePool::Create(reg, {.slab_size = 16 << 10, .max_idle_slabs = 4});
+  auto pool = BufferPool::Create(reg, {.slab_size = 16 << 10, .max_idle_slabs = 4});
   std::atomic<int> bad{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
@@ -155,4 +155,4 @@ TEST(BouncePool, ConcurrentRequestsNeverShareBytes) {
 }
 
 }  // namespace
-}  // namespace memkv::client
+}  // namespace memkv::rdma
