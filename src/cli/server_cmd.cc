@@ -119,10 +119,11 @@ int RunServer(const ServerFlags& f) {
     std::fprintf(stderr, "memkv: %s\n", live.c_str());
     return 1;
   }
-  auto loops = server::Loops::Create(cfg.server.threads);
+  auto loops = server::Loops::Create(cfg.server.threads, 256,
+                                     server::Loops::BackendNamed(cfg.server.io_backend));
   if (!loops) {
-    spdlog::error("cannot set up io_uring for {} loops: {}", cfg.server.threads,
-                  loops.error().message());
+    spdlog::error("server.io_backend {}: cannot set up drive I/O for {} loops: {}",
+                  cfg.server.io_backend, cfg.server.threads, loops.error().message());
     return 1;
   }
   if (f.config.empty() && cfg.storage.mode == store::Mode::kFile) {
@@ -182,10 +183,10 @@ int RunServer(const ServerFlags& f) {
     return 1;
   }
   (*loops)->Start();
-  spdlog::info("{} serving on {} and {} ({} mode, {} drives, {} loops{})", VersionLine(),
+  spdlog::info("{} serving on {} and {} ({} mode, {} drives, {} loops on {}{})", VersionLine(),
                server::HostPort{data.host, srv.port()}.ToString(), cfg.network.unix_socket,
                server::ModeName(cfg.storage.mode), store->drive_count(), (*loops)->size(),
-               opt.auth_key ? ", auth key set" : "");
+               (*loops)->backend(), opt.auth_key ? ", auth key set" : "");
   spdlog::info("admin API on {}://{}", admin.tls() ? "https" : "http",
                server::HostPort{server::AdminAddress(cfg).host, admin.port()}.ToString());
 

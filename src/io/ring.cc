@@ -1,5 +1,6 @@
 #include "io/ring.h"
 
+#include <fcntl.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -8,7 +9,11 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -50,6 +55,8 @@ class RingSlot final : public asio::execution_context::service {
   void shutdown() override {}
 };
 
+std::atomic<bool> g_fallback_logged{false};
+
 error_code FromKernel(int32_t res) {
   if (res == -ECANCELED) return errc::stopped;
   return {-res, boost::system::system_category()};
@@ -78,6 +85,7 @@ class Ring::Impl {
   struct Op : boost::intrusive::list_base_hook<> {
     OpArgs args;
     detail::PostedHandler<int32_t> handler;
+    int32_t res = 0;  // threads backend: the call's result, set by its helper
   };
   using OpList = boost::intrusive::list<Op>;
 
@@ -89,18 +97,16 @@ class Ring::Impl {
         submit_batch_(std::max<uint32_t>(1, submit_batch)) {}
 
   ~Impl() {
+    {
+      std::lock_guard lock(jobs_mu_);
+      quit_ = true;
+    }
+    jobs_cv_.notify_all();
+    for (std::thread& t : workers_) t.join();
     if (ring_ready_) io_uring_queue_exit(&ring_);
   }
 
-  Status Init(uint32_t depth) {
-    io_uring_params params{};
-    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-    params.cq_entries = 2 * depth;  // every op in flight plus one cancellation each
-    if (int rc = io_uring_queue_init_params(depth, &ring_, &params); rc < 0)
-      return error_code(-rc, boost::system::system_category());
-    ring_ready_ = true;
-    depth_ = std::min({depth, params.sq_entries, params.cq_entries / 2});
-
+  Status Init(uint32_t depth, RingOptions::Backend backend, uint32_t threads) {
     const int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) return error_code(errno, boost::system::system_category());
     boost::system::error_code ec;
@@ -109,9 +115,98 @@ class Ring::Impl {
       ::close(efd);
       return ec;
     }
+    if (backend != RingOptions::Backend::kThreads) {
+      Status st = InitUring(depth, efd);
+      if (st || backend == RingOptions::Backend::kUring) return st;
+      if (ring_ready_) io_uring_queue_exit(&ring_);
+      ring_ready_ = false;
+      if (!g_fallback_logged.exchange(true))
+        spdlog::warn("io: io_uring cannot be set up here ({}); drive I/O runs as system calls on "
+                     "{} helper threads per loop instead (slower for small random I/O)",
+                     st.error().message(), std::max<uint32_t>(1, threads));
+    }
+    threaded_ = true;
+    depth_ = depth;
+    for (uint32_t i = 0; i < std::max<uint32_t>(1, threads); ++i)
+      workers_.emplace_back([this] { Work(); });
+    return {};
+  }
+
+  Status InitUring(uint32_t depth, int efd) {
+    io_uring_params params{};
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    params.cq_entries = 2 * depth;  // every op in flight plus one cancellation each
+    if (int rc = io_uring_queue_init_params(depth, &ring_, &params); rc < 0)
+      return error_code(-rc, boost::system::system_category());
+    ring_ready_ = true;
+    depth_ = std::min({depth, params.sq_entries, params.cq_entries / 2});
     if (int rc = io_uring_register_eventfd(&ring_, efd); rc < 0)
       return error_code(-rc, boost::system::system_category());
     return {};
+  }
+
+  // ---- the threads backend ----
+
+  // A helper thread: runs queued operations as system calls, hands each
+  // back through done_ and wakes the loop through the eventfd.
+  void Work() {
+    for (;;) {
+      Op* op;
+      {
+        std::unique_lock lock(jobs_mu_);
+        jobs_cv_.wait(lock, [this] { return quit_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        op = jobs_.front();
+        jobs_.pop_front();
+      }
+      const int32_t res = Call(op->args);
+      {
+        std::lock_guard lock(jobs_mu_);
+        op->res = res;
+        done_.push_back(op);
+      }
+      done_cv_.notify_all();
+      const uint64_t one = 1;
+      [[maybe_unused]] const ssize_t w = ::write(efd_.native_handle(), &one, sizeof one);
+    }
+  }
+
+  // The system call an operation stands for: its result, or -errno.
+  static int32_t Call(const OpArgs& a) {
+    for (;;) {
+      long rc;
+      switch (a.opcode) {
+        // A pipe or socket has no offset: read and write it as io_uring does.
+        case IORING_OP_READ:
+          rc = ::pread(a.fd, a.addr, a.len, static_cast<off_t>(a.offset));
+          if (rc < 0 && errno == ESPIPE) rc = ::read(a.fd, a.addr, a.len);
+          break;
+        case IORING_OP_WRITE:
+          rc = ::pwrite(a.fd, a.addr, a.len, static_cast<off_t>(a.offset));
+          if (rc < 0 && errno == ESPIPE) rc = ::write(a.fd, a.addr, a.len);
+          break;
+        case IORING_OP_FSYNC:
+          rc = (a.flags & IORING_FSYNC_DATASYNC) ? ::fdatasync(a.fd) : ::fsync(a.fd);
+          break;
+        case IORING_OP_FALLOCATE:
+          rc = ::fallocate(a.fd, static_cast<int>(a.flags), static_cast<off_t>(a.offset),
+                           static_cast<off_t>(a.len));
+          break;
+        default:
+          rc = 0;
+          break;
+      }
+      if (rc >= 0) return static_cast<int32_t>(rc);
+      if (errno != EINTR) return -errno;
+    }
+  }
+
+  // Completions the helpers handed back.
+  std::vector<Op*> TakeDone() {
+    std::vector<Op*> done;
+    std::lock_guard lock(jobs_mu_);
+    done.swap(done_);
+    return done;
   }
 
   // A new operation: prepared now if a slot is free and nobody waits before
@@ -127,6 +222,18 @@ class Ring::Impl {
   bool MustWait() const { return in_flight_.size() >= depth_ || !waiting_.empty(); }
 
   void Prepare(Op* op) {
+    if (threaded_) {
+      in_flight_.push_back(*op);
+      stats_.max_in_flight = std::max<uint32_t>(stats_.max_in_flight, in_flight_.size());
+      ++stats_.submitted;
+      {
+        std::lock_guard lock(jobs_mu_);
+        jobs_.push_back(op);
+      }
+      jobs_cv_.notify_one();
+      Arm();
+      return;
+    }
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) {  // not expected: the SQ holds at least depth_ entries
       SubmitNow();
@@ -179,7 +286,7 @@ class Ring::Impl {
   }
 
   void SubmitNow() {
-    if (io_uring_sq_ready(&ring_) > 0) {
+    if (!threaded_ && io_uring_sq_ready(&ring_) > 0) {
       const int rc = io_uring_submit(&ring_);
       if (rc < 0) {
         RetrySubmitLater(rc);
@@ -239,6 +346,10 @@ class Ring::Impl {
 
   // Every completion the CQ holds, until it is empty.
   void Drain() {
+    if (threaded_) {
+      for (Op* op : TakeDone()) Complete(op, op->res);
+      return;
+    }
     for (;;) {
       unsigned head;
       unsigned seen = 0;
@@ -258,9 +369,13 @@ class Ring::Impl {
       --cancels_;
       return;
     }
+    Complete(op, cqe->res);
+  }
+
+  void Complete(Op* op, int32_t res) {
     in_flight_.erase(in_flight_.iterator_to(*op));
     ++stats_.completed;
-    Finish(op, cqe->res);
+    Finish(op, res);
   }
 
   // Posts the operation's handler to its own executor: the caller resumes in
@@ -279,6 +394,7 @@ class Ring::Impl {
       Finish(&op, -ECANCELED);
     }
     SubmitNow();  // so that the cancellations find every prepared op
+    if (threaded_) return;  // system calls under way finish on their own
     for (Op& op : in_flight_) {
       io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
       if (sqe == nullptr) {
@@ -303,6 +419,13 @@ class Ring::Impl {
   // so wait for it, blocking, before the ring goes.
   void Shutdown() {
     if (!stopping_) BeginStop();
+    while (threaded_ && !Idle()) {
+      {
+        std::unique_lock lock(jobs_mu_);
+        done_cv_.wait(lock, [this] { return !done_.empty(); });
+      }
+      Drain();
+    }
     while (!Idle()) {
       io_uring_cqe* cqe = nullptr;
       const int rc = io_uring_wait_cqe(&ring_, &cqe);
@@ -345,6 +468,17 @@ class Ring::Impl {
   bool retry_logged_ = false;
   std::vector<detail::PostedHandler<>> stop_waiters_;
   RingStats stats_;
+
+  // The threads backend (threaded_ is constant after Init). jobs_mu_ guards
+  // jobs_, done_ and quit_; an Op in jobs_ or done_ is still in in_flight_.
+  bool threaded_ = false;
+  std::vector<std::thread> workers_;
+  std::mutex jobs_mu_;
+  std::condition_variable jobs_cv_;  // a job queued, or quit_
+  std::condition_variable done_cv_;  // a job done (Shutdown waits for them)
+  std::deque<Op*> jobs_;
+  std::vector<Op*> done_;
+  bool quit_ = false;
 };
 
 Ring::Ring(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -360,7 +494,7 @@ Result<std::unique_ptr<Ring>> Ring::Create(asio::io_context& loop, const RingOpt
 
   auto impl = std::make_shared<Impl>(loop, options.max_waiting, options.submit_batch);
   impl->self_ = impl;
-  if (auto st = impl->Init(options.depth); !st) return st.error();
+  if (auto st = impl->Init(options.depth, options.backend, options.threads); !st) return st.error();
 
   std::unique_ptr<Ring> ring(new Ring(impl));
   Ring* expected = nullptr;
@@ -456,7 +590,14 @@ uint32_t Ring::depth() const { return impl_->depth_; }
 uint32_t Ring::in_flight() const { return static_cast<uint32_t>(impl_->in_flight_.size()); }
 size_t Ring::waiting() const { return impl_->waiting_.size(); }
 bool Ring::stopping() const { return impl_->stopping_; }
-uint32_t Ring::completions_ready() const { return io_uring_cq_ready(&impl_->ring_); }
+uint32_t Ring::completions_ready() const {
+  if (impl_->threaded_) {
+    std::lock_guard lock(impl_->jobs_mu_);
+    return static_cast<uint32_t>(impl_->done_.size());
+  }
+  return io_uring_cq_ready(&impl_->ring_);
+}
+const char* Ring::backend() const { return impl_->threaded_ ? "threads" : "io_uring"; }
 const RingStats& Ring::stats() const { return impl_->stats_; }
 
 }  // namespace memkv::io

@@ -22,6 +22,15 @@
 // the drain). When nothing is in flight the ring holds no pending wait, so an
 // io_context with no other work returns from run().
 //
+// Where io_uring is unavailable (a kernel without it or with
+// kernel.io_uring_disabled set, a container whose seccomp profile refuses
+// io_uring_setup, qemu-user), or with `backend` kThreads, the ring runs
+// the same operations as plain system calls (pread, pwrite, fsync,
+// fdatasync, fallocate) on `threads` helper threads of its own, with the
+// same slots, FIFO waiting and completions through the same eventfd; it
+// logs once per process why. Slower for small random I/O, the same
+// results.
+//
 // Transfers are reported as the kernel made them: Read and Write return the
 // byte count, which can be short (end of file, a device limit); continuing is
 // the caller's choice (the block devices continue).
@@ -44,6 +53,11 @@ struct RingOptions {
   uint32_t max_waiting = 4096;
   // SQEs sent together as soon as this many are ready (0 is taken as 1).
   uint32_t submit_batch = 8;
+  // kAuto: io_uring, or threads where io_uring cannot be set up.
+  enum class Backend { kAuto, kUring, kThreads };
+  Backend backend = Backend::kAuto;
+  // Helper threads of the threads backend (0 is taken as 1).
+  uint32_t threads = 4;
 };
 
 struct RingStats {
@@ -96,6 +110,8 @@ class Ring {
   // Completions the kernel has posted that the loop has not drained yet.
   uint32_t completions_ready() const;
   const RingStats& stats() const;
+  // "io_uring" or "threads".
+  const char* backend() const;
 
  private:
   class Impl;

@@ -289,6 +289,7 @@ const Field<StorageConfig> kStorageFields[] = {
 
 const Field<ServerConfig> kServerFields[] = {
     {"threads", [](ServerConfig& c, const YN& n, const Str& p) { c.threads = Count(n, p); }},
+    {"io_backend", [](ServerConfig& c, const YN& n, const Str& p) { c.io_backend = Text(n, p); }},
 };
 
 const Field<LimitsConfig> kLimitsFields[] = {
@@ -702,6 +703,9 @@ void Validate(const Config& c) {
 
   // server
   if (c.server.threads == 0) fail("server.threads", "must be at least 1");
+  if (c.server.io_backend != "auto" && c.server.io_backend != "io_uring" &&
+      c.server.io_backend != "threads")
+    fail("server.io_backend", "'" + c.server.io_backend + "': expected auto, io_uring or threads");
   if (c.server.threads > kMaxThreads)
     fail("server.threads", std::to_string(c.server.threads) + ": at most " +
                                std::to_string(kMaxThreads));
@@ -795,6 +799,7 @@ std::string ToYaml(const Config& c) {
 
   out << YAML::Key << "server" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "threads" << YAML::Value << std::to_string(c.server.threads);
+  out << YAML::Key << "io_backend" << YAML::Value << c.server.io_backend;
   out << YAML::EndMap;
 
   const LimitsConfig& l = c.limits;

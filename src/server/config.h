@@ -106,6 +106,9 @@ struct StorageConfig {
 
 struct ServerConfig {
   uint32_t threads = DefaultThreadCount();  // event loops; at most kMaxThreads
+  // Drive I/O: "auto" (io_uring, or system calls on helper threads where
+  // io_uring cannot be set up), "io_uring" (or fail) or "threads".
+  std::string io_backend = "auto";
   bool operator==(const ServerConfig&) const = default;
 };
 

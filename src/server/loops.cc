@@ -16,12 +16,24 @@
 namespace memkv::server {
 namespace asio = boost::asio;
 
-Result<std::unique_ptr<Loops>> Loops::Create(size_t count, uint32_t ring_depth) {
+io::RingOptions::Backend Loops::BackendNamed(std::string_view name) {
+  if (name == "io_uring") return io::RingOptions::Backend::kUring;
+  if (name == "threads") return io::RingOptions::Backend::kThreads;
+  return io::RingOptions::Backend::kAuto;
+}
+
+const char* Loops::backend() const { return rings_.front()->backend(); }
+
+Result<std::unique_ptr<Loops>> Loops::Create(size_t count, uint32_t ring_depth,
+                                             io::RingOptions::Backend backend) {
   std::unique_ptr<Loops> loops(new Loops());
   for (size_t i = 0; i < std::max<size_t>(count, 1); ++i) {
     // One thread runs each context: no internal locking needed.
     loops->contexts_.push_back(std::make_unique<asio::io_context>(1));
-    auto ring = io::Ring::Create(*loops->contexts_.back(), io::RingOptions{ring_depth});
+    io::RingOptions o;
+    o.depth = ring_depth;
+    o.backend = backend;
+    auto ring = io::Ring::Create(*loops->contexts_.back(), o);
     if (!ring) return ring.error();
     loops->rings_.push_back(std::move(*ring));
   }

@@ -13,23 +13,31 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "common/result.h"
 #include "io/asio_fwd.h"
+#include "io/ring.h"
 
 namespace memkv::io {
 class BlockingPool;
-class Ring;
 }  // namespace memkv::io
 
 namespace memkv::server {
 
 class Loops {
  public:
-  // `count` loops (at least 1), each with a ring of `ring_depth`.
-  static Result<std::unique_ptr<Loops>> Create(size_t count, uint32_t ring_depth = 256);
+  // `count` loops (at least 1), each with a ring of `ring_depth` on
+  // `backend` (server.io_backend).
+  static Result<std::unique_ptr<Loops>> Create(
+      size_t count, uint32_t ring_depth = 256,
+      io::RingOptions::Backend backend = io::RingOptions::Backend::kAuto);
+  // The backend of server.io_backend ("auto", "io_uring", "threads").
+  static io::RingOptions::Backend BackendNamed(std::string_view name);
+  // "io_uring" or "threads": what the rings run on.
+  const char* backend() const;
   ~Loops();
   Loops(const Loops&) = delete;
   Loops& operator=(const Loops&) = delete;

@@ -28,10 +28,14 @@ using testing::Spawn;
 using testing::TempDir;
 namespace asio = boost::asio;
 
-class RingTest : public ::testing::Test {
+using Backend = RingOptions::Backend;
+
+class RingTestBase : public ::testing::Test {
  protected:
+  virtual Backend backend() const { return Backend::kAuto; }
   void SetUp() override { MakeRing({}); }
   void MakeRing(RingOptions options) {
+    options.backend = backend();
     ring_.reset();
     auto ring = Ring::Create(ctx_, options);
     ASSERT_TRUE(ring) << ring.error().message();
@@ -48,7 +52,30 @@ class RingTest : public ::testing::Test {
   std::unique_ptr<Ring> ring_;
 };
 
-TEST_F(RingTest, WriteFsyncReadRoundTrip) {
+// What both backends do: io_uring, and the system calls on helper threads
+// that stand in where io_uring cannot be set up.
+class RingTest : public RingTestBase, public ::testing::WithParamInterface<Backend> {
+ protected:
+  Backend backend() const override { return GetParam(); }
+};
+INSTANTIATE_TEST_SUITE_P(Backends, RingTest, ::testing::Values(Backend::kUring, Backend::kThreads),
+                         [](const auto& info) {
+                           return std::string(info.param == Backend::kUring ? "IoUring" : "Threads");
+                         });
+
+// io_uring's own: batched submission, cancellation in the kernel.
+class UringTest : public RingTestBase {
+ protected:
+  Backend backend() const override { return Backend::kUring; }
+};
+
+// The threads backend's own.
+class ThreadsRingTest : public RingTestBase {
+ protected:
+  Backend backend() const override { return Backend::kThreads; }
+};
+
+TEST_P(RingTest, WriteFsyncReadRoundTrip) {
   Fd fd = OpenFile("data");
   AlignedBuf out(8192), in(8192);
   out.Fill(7);
@@ -63,7 +90,7 @@ TEST_F(RingTest, WriteFsyncReadRoundTrip) {
   EXPECT_EQ(std::memcmp(out.data(), in.data(), out.size()), 0);
 }
 
-TEST_F(RingTest, DirectIoRoundTrip) {
+TEST_P(RingTest, DirectIoRoundTrip) {
   Fd fd = OpenFile("direct", O_RDWR | O_CREAT | O_DIRECT);
   AlignedBuf out(64 * 1024), in(64 * 1024);
   out.Fill(3);
@@ -76,7 +103,7 @@ TEST_F(RingTest, DirectIoRoundTrip) {
   EXPECT_EQ(std::memcmp(out.data(), in.data(), out.size()), 0);
 }
 
-TEST_F(RingTest, ShortReadAtEndOfFileIsReportedAsTheCount) {
+TEST_P(RingTest, ShortReadAtEndOfFileIsReportedAsTheCount) {
   Fd fd = OpenFile("short");
   AlignedBuf buf(8192);
   buf.Fill(1);
@@ -85,7 +112,7 @@ TEST_F(RingTest, ShortReadAtEndOfFileIsReportedAsTheCount) {
   EXPECT_EQ(RunSync(ctx_, ring_->Read(fd.get(), buf.data(), 8192, 4096)).value(), 0u);
 }
 
-TEST_F(RingTest, KernelErrorsKeepTheirErrno) {
+TEST_P(RingTest, KernelErrorsKeepTheirErrno) {
   Fd ro = OpenFile("ro", O_RDONLY | O_CREAT);
   AlignedBuf buf(4096);
   auto w = RunSync(ctx_, ring_->Write(ro.get(), buf.data(), 4096, 0));
@@ -97,7 +124,7 @@ TEST_F(RingTest, KernelErrorsKeepTheirErrno) {
   EXPECT_EQ(bad_fd.error(), boost::system::error_code(EBADF, boost::system::system_category()));
 }
 
-TEST_F(RingTest, FallocateAllocatesPunchesHolesAndZeroes) {
+TEST_P(RingTest, FallocateAllocatesPunchesHolesAndZeroes) {
   Fd fd = OpenFile("falloc");
   constexpr uint64_t kSize = 1 << 20;
   ASSERT_TRUE(RunSync(ctx_, ring_->Fallocate(fd.get(), 0, 0, kSize)));
@@ -128,7 +155,7 @@ TEST_F(RingTest, FallocateAllocatesPunchesHolesAndZeroes) {
 }
 
 // 200 coroutines, 4 slots: all complete, and never more than 4 are in flight.
-TEST_F(RingTest, ManyCallersBeyondTheDepthAllCompleteWithinTheBound) {
+TEST_P(RingTest, ManyCallersBeyondTheDepthAllCompleteWithinTheBound) {
   MakeRing({.depth = 4});
   Fd fd = OpenFile("many");
   constexpr int kCallers = 200;
@@ -164,7 +191,7 @@ TEST_F(RingTest, ManyCallersBeyondTheDepthAllCompleteWithinTheBound) {
 
 // Operations started in one loop turn go to the kernel in batches of
 // submit_batch (8 by default), the rest in one submit at the end of the turn.
-TEST_F(RingTest, SubmitsFullBatchesAtOnceAndTheRestOncePerLoopTurn) {
+TEST_F(UringTest, SubmitsFullBatchesAtOnceAndTheRestOncePerLoopTurn) {
   Fd fd = OpenFile("batch");
   constexpr int kOps = 20;
   AlignedBuf buf(kOps * 4096);
@@ -179,7 +206,7 @@ TEST_F(RingTest, SubmitsFullBatchesAtOnceAndTheRestOncePerLoopTurn) {
 
 // With every completion already in the CQ when the loop wakes, one eventfd
 // wake-up drains them all.
-TEST_F(RingTest, OneWakeUpDrainsEveryCompletion) {
+TEST_P(RingTest, OneWakeUpDrainsEveryCompletion) {
   Fd fd = OpenFile("drain");
   constexpr int kOps = 16;
   AlignedBuf buf(kOps * 4096);
@@ -205,7 +232,7 @@ TEST_F(RingTest, OneWakeUpDrainsEveryCompletion) {
 
 // Reads from an empty pipe stay in the kernel until cancelled: Stop fails
 // the waiting ones, cancels the in-flight ones, and returns once all ended.
-TEST_F(RingTest, StopCancelsInFlightAndWaitingOperations) {
+TEST_F(UringTest, StopCancelsInFlightAndWaitingOperations) {
   MakeRing({.depth = 2});
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
@@ -238,7 +265,7 @@ TEST_F(RingTest, StopCancelsInFlightAndWaitingOperations) {
   EXPECT_EQ(after.error(), errc::stopped);
 }
 
-TEST_F(RingTest, CallersBeyondMaxWaitingAreRefused) {
+TEST_P(RingTest, CallersBeyondMaxWaitingAreRefused) {
   MakeRing({.depth = 1, .max_waiting = 2});
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
@@ -261,7 +288,7 @@ TEST_F(RingTest, CallersBeyondMaxWaitingAreRefused) {
 
 // The destructor may not free the ring under the kernel: it cancels, waits,
 // and completes every caller with errc::stopped.
-TEST_F(RingTest, DestroyingARingWithOperationsInFlightCompletesThem) {
+TEST_F(UringTest, DestroyingARingWithOperationsInFlightCompletesThem) {
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
   Fd rd(p[0]), wr(p[1]);
@@ -274,7 +301,7 @@ TEST_F(RingTest, DestroyingARingWithOperationsInFlightCompletesThem) {
   for (auto& r : results) EXPECT_EQ(r.value().error(), errc::stopped);
 }
 
-TEST_F(RingTest, OfFindsTheRingOfTheCallersLoop) {
+TEST_P(RingTest, OfFindsTheRingOfTheCallersLoop) {
   EXPECT_EQ(Ring::Of(ctx_.get_executor()), ring_.get());
   asio::io_context other;
   EXPECT_EQ(Ring::Of(other.get_executor()), nullptr);
@@ -284,6 +311,62 @@ TEST_F(RingTest, OfFindsTheRingOfTheCallersLoop) {
   auto again = Ring::Create(ctx_);
   ASSERT_TRUE(again);
   EXPECT_EQ(Ring::Of(ctx_.get_executor()), again->get());
+}
+
+TEST_F(UringTest, SaysWhichBackendRuns) { EXPECT_STREQ(ring_->backend(), "io_uring"); }
+
+TEST_F(ThreadsRingTest, SaysWhichBackendRuns) { EXPECT_STREQ(ring_->backend(), "threads"); }
+
+// System calls under way cannot be cancelled: Stop fails the callers still
+// waiting for a slot, lets the running ones finish with their results, and
+// returns once all have ended.
+TEST_F(ThreadsRingTest, StopFailsTheWaitingAndLetsRunningCallsFinish) {
+  MakeRing({.depth = 2, .threads = 2});
+  Fd fd = OpenFile("stop");
+  constexpr int kOps = 40;
+  AlignedBuf buf(kOps * 4096);
+  buf.Fill(9);
+  std::vector<std::optional<Result<size_t>>> results(kOps);
+  for (int i = 0; i < kOps; ++i)
+    Spawn(ctx_, ring_->Write(fd.get(), buf.data() + i * 4096, 4096, i * 4096), results[i]);
+  bool stopped = false;
+  auto stop = [&]() -> asio::awaitable<void> {
+    EXPECT_EQ(ring_->in_flight(), 2u);
+    EXPECT_EQ(ring_->waiting(), size_t{kOps - 2});
+    co_await ring_->Stop();
+    EXPECT_EQ(ring_->in_flight(), 0u);
+  };
+  Spawn(ctx_, stop(), stopped);
+  ctx_.run();
+  EXPECT_TRUE(stopped);
+  int written = 0;
+  for (auto& r : results) {
+    ASSERT_TRUE(r.has_value());
+    if (*r) {
+      EXPECT_EQ(**r, 4096u);
+      ++written;
+    } else {
+      EXPECT_EQ(r->error(), errc::stopped);
+    }
+  }
+  EXPECT_EQ(written, 2);  // the two running; the 38 waiting were stopped
+}
+
+// Destroying the ring waits for the calls under way and completes them.
+TEST_F(ThreadsRingTest, DestroyingARingWithCallsUnderWayCompletesThem) {
+  Fd fd = OpenFile("destroy");
+  constexpr int kOps = 8;
+  AlignedBuf buf(kOps * 4096);
+  std::vector<std::optional<Result<size_t>>> results(kOps);
+  for (int i = 0; i < kOps; ++i)
+    Spawn(ctx_, ring_->Write(fd.get(), buf.data() + i * 4096, 4096, i * 4096), results[i]);
+  while (ring_->stats().submitted < kOps) ctx_.run_one();
+  ring_.reset();
+  ctx_.run();
+  for (auto& r : results) {
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(!*r || **r == 4096u);  // finished, or stopped: never left hanging
+  }
 }
 
 TEST(RingOptionsTest, ZeroDepthIsRefused) {

@@ -481,6 +481,57 @@ TEST_F(ServerTest, FileModeKeepsDataAcrossARestart) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i].second, std::string(i * 997 + 1, 'a' + i % 26)) << i;
 }
 
+// server.io_backend threads (where io_uring cannot be set up): the same
+// drives, the same journal. Values put on it survive a SIGKILL and are read
+// back on io_uring, and the other way round.
+TEST_F(ServerTest, TheThreadsBackendKeepsDataAcrossAKillAndSharesTheFormat) {
+  const std::string d0 = dir_.File("t0.img");
+  ASSERT_EQ(std::system((std::string(MEMKV_BINARY) + " drive init " + d0 + " --size 64MiB 2>/dev/null")
+                            .c_str()),
+            0);
+  const std::string cfg = dir_.File("threads.yaml");
+  ASSERT_EQ(std::system((std::string(MEMKV_BINARY) + " setup --drives " + d0 + " > " + cfg +
+                         " 2>/dev/null")
+                            .c_str()),
+            0);
+  auto args = [&](const char* backend) {
+    return std::vector<std::string>{"--config", cfg, "--set", "network.auth_key=", "--set",
+                                     "network.allow_unauthenticated=true", "--set",
+                                     std::string("server.io_backend=") + backend};
+  };
+  auto value = [](int i, char base) { return std::string(i * 4099 + 1, static_cast<char>(base + i % 20)); };
+  std::vector<std::string> keys;
+  for (int i = 0; i < 60; ++i) keys.push_back("t" + std::to_string(i));
+  auto put_all = [&](ServerProcess& s, char base) {
+    auto c = Tcp(s);
+    ASSERT_TRUE(c->Attach());
+    std::vector<std::pair<std::string, std::string>> kv;
+    for (int i = 0; i < 60; ++i) kv.push_back({keys[i], value(i, base)});
+    for (auto st : Put(*c, kv)) EXPECT_EQ(st, StatusCode::kOk);
+  };
+  auto check_all = [&](ServerProcess& s, char base) {
+    auto c = Tcp(s);
+    ASSERT_TRUE(c->Attach());
+    const auto got = Get(*c, keys);
+    ASSERT_EQ(got.size(), 60u);
+    for (int i = 0; i < 60; ++i) EXPECT_EQ(got[i].second, value(i, base)) << keys[i];
+  };
+  {
+    auto s = Start(args("threads"));
+    put_all(*s, 'a');
+    check_all(*s, 'a');
+    ::kill(s->pid(), SIGKILL);  // no shutdown: the journal alone
+  }
+  {
+    auto s = Start(args("io_uring"));
+    check_all(*s, 'a');
+    put_all(*s, 'A');
+    ::kill(s->pid(), SIGKILL);
+  }
+  auto s = Start(args("threads"));
+  check_all(*s, 'A');
+}
+
 TEST_F(ServerTest, TenThousandSessionsDroppedWithoutDetachReleaseEverything) {
   // max_sessions 16: if a dropped session were not released, attaching would
   // start failing after 16 of the 10,000.
