@@ -358,3 +358,23 @@ TEST(VerbsFabricOpen, AMissingDeviceFailsNamingRdmaDevice) {
 
 }  // namespace
 }  // namespace memkv::rdma
+
+namespace memkv::rdma {
+namespace {
+
+// rdma.provider: verbs through Fabric::Open and the real libibverbs: on a
+// host without that device (here: no RDMA NIC at all) it fails at once,
+// saying so and naming rdma.device.
+TEST(VerbsFabricOpen, ThroughFabricOpenWithoutTheDeviceTheMessageNamesRdmaDevice) {
+  boost::asio::io_context io;
+  FabricOptions f;
+  f.provider = ProviderKind::kVerbs;
+  f.domain = "memkv_no_such_hca0";
+  std::string why;
+  auto fab = Fabric::Open(f, io.get_executor(), &why);
+  ASSERT_FALSE(fab);
+  EXPECT_THAT(why, ::testing::StartsWith("rdma.device: memkv_no_such_hca0 not found"));
+}
+
+}  // namespace
+}  // namespace memkv::rdma
