@@ -33,6 +33,11 @@ const char* Describe(errc e) {
       return "rdma: the transfer completed with an error";
     case errc::bad_argument:
       return "rdma: null address or zero length";
+    case errc::exchange_required:
+      return "rdma: this provider connects per peer (both ends' addresses): use AcceptPeer or "
+             "OfferPeer/CompletePeer";
+    case errc::not_connected:
+      return "rdma: the peer is offered but not connected yet (CompletePeer)";
   }
   return "unknown rdma error";
 }

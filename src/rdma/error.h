@@ -22,6 +22,8 @@ enum class errc {
   remote_access,         // the peer refused the access (wrong key, range or permission)
   transfer_failed,       // the provider completed the operation with an error
   bad_argument,          // a null address or zero length
+  exchange_required,     // the provider connects per peer: use AcceptPeer / OfferPeer (verbs RC)
+  not_connected,         // the peer was offered and its answer not yet given (CompletePeer)
 };
 
 const char* Describe(errc e);

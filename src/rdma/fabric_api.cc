@@ -5,6 +5,8 @@
 #include "common/error.h"
 #include "rdma/error.h"
 #include "rdma/ofi.h"
+#include "rdma/verbs_calls.h"
+#include "rdma/verbs_fabric.h"
 
 namespace memkv::rdma {
 
@@ -35,12 +37,20 @@ Result<std::unique_ptr<Fabric>> Fabric::Open(const FabricOptions& options,
     case ProviderKind::kOfi:
       return detail::OpenOfi(options, loop, why);
     case ProviderKind::kVerbs:
-      // The verbs provider (rdma-core RC/DC queue pairs) plugs in here.
-      if (why) *why = "rdma.provider: verbs is not built into this memkv; use ofi";
-      return errc::unsupported_provider;
+      return OpenVerbsFabric(RealVerbs(), VerbsOptionsFrom(options), options, loop, why);
   }
   if (why) *why = "rdma.provider: unknown provider kind";
   return errc::bad_option;
 }
+
+Result<Fabric::PeerOffer> Fabric::AcceptPeer(std::string_view peer_address) {
+  auto peer = InsertPeer(peer_address);
+  if (!peer) return peer.error();
+  return PeerOffer{*peer, address()};
+}
+
+Result<Fabric::PeerOffer> Fabric::OfferPeer() { return PeerOffer{0, address()}; }
+
+Status Fabric::CompletePeer(PeerId, std::string_view) { return {}; }
 
 }  // namespace memkv::rdma

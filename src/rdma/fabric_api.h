@@ -27,8 +27,16 @@
 //
 // Providers: `ofi` (libfabric, with a pinned libfabric provider: "tcp;ofi_rxm"
 // here and in the tests, "efa" on AWS, "verbs;ofi_rxm" on InfiniBand/RoCE)
-// and `verbs` (rdma-core; not built yet: Open answers
-// errc::unsupported_provider).
+// and `verbs` (rdma-core RC queue pairs, verbs_fabric.h; never run on
+// hardware yet, see docs/rdma.md).
+//
+// Peers: ofi has one address per endpoint, so a peer is inserted by the
+// address its Fabric::address() gave. verbs RC connects one queue pair per
+// peer and needs both ends' addresses, so peers are made in an exchange:
+// the client OfferPeer()s and sends the offer's address at Attach, the
+// server AcceptPeer()s it and answers with the address AcceptPeer gave, and
+// the client CompletePeer()s with that answer. The defaults below reduce
+// the exchange to address() and InsertPeer for ofi.
 
 #include <cstddef>
 #include <cstdint>
@@ -52,7 +60,7 @@ using Awaitable = boost::asio::awaitable<T, boost::asio::any_io_executor>;
 
 enum class ProviderKind {
   kOfi,    // libfabric
-  kVerbs,  // rdma-core (another change; Open answers errc::unsupported_provider)
+  kVerbs,  // rdma-core (verbs_fabric.h)
 };
 
 // "ofi" or "verbs" (config's `rdma.provider`); common::errc::bad_name otherwise.
@@ -174,8 +182,25 @@ class Fabric {
   // Attach's rdma_endpoint) that a peer passes to InsertPeer.
   virtual const std::string& address() const = 0;
 
-  // Adds a peer by the address its Fabric::address() returned.
+  // Adds a peer by the address its Fabric::address() returned
+  // (errc::exchange_required where the provider connects per peer: verbs).
   virtual Result<PeerId> InsertPeer(std::string_view address) = 0;
+
+  // The address exchange (see the top of this file).
+  struct PeerOffer {
+    PeerId peer = 0;      // 0: no peer on this side (ofi's client needs none)
+    std::string address;  // what to send the other side
+  };
+  // Server side: adds the peer that sent `address` and returns it with the
+  // address to answer with. Default: InsertPeer, and address().
+  virtual Result<PeerOffer> AcceptPeer(std::string_view address);
+  // Client side: a peer not connected yet, and the address to send.
+  // Default: no peer, and address(). Remove an offered peer that is never
+  // completed with RemovePeer.
+  virtual Result<PeerOffer> OfferPeer();
+  // Client side: connects the offered peer to the address the server
+  // answered. Default: nothing (ofi's client is never the initiator).
+  virtual Status CompletePeer(PeerId offered, std::string_view address);
   // Removes a peer: its waiting operations fail with errc::peer_removed,
   // new ones with errc::unknown_peer; returns once those already posted
   // have completed and its address-vector entry is gone.

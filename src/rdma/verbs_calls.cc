@@ -31,11 +31,19 @@ class LibibverbsCalls final : public VerbsCalls {
     return ibv_req_notify_cq(cq, solicited_only);
   }
   int DestroyCq(ibv_cq* cq) override { return ibv_destroy_cq(cq); }
+  int GetCqEvent(ibv_comp_channel* ch, ibv_cq** cq, void** cq_context) override {
+    return ibv_get_cq_event(ch, cq, cq_context);
+  }
+  void AckCqEvents(ibv_cq* cq, unsigned int n) override { ibv_ack_cq_events(cq, n); }
+  int PollCq(ibv_cq* cq, int n, ibv_wc* wc) override { return ibv_poll_cq(cq, n, wc); }
   ibv_qp* CreateQp(ibv_pd* pd, ibv_qp_init_attr* attr) override { return ibv_create_qp(pd, attr); }
   int ModifyQp(ibv_qp* qp, ibv_qp_attr* attr, int mask) override {
     return ibv_modify_qp(qp, attr, mask);
   }
   int DestroyQp(ibv_qp* qp) override { return ibv_destroy_qp(qp); }
+  int PostSend(ibv_qp* qp, ibv_send_wr* wr, ibv_send_wr** bad_wr) override {
+    return ibv_post_send(qp, wr, bad_wr);
+  }
   ibv_mr* RegMr(ibv_pd* pd, void* addr, size_t length, int access) override {
     return ibv_reg_mr(pd, addr, length, access);
   }

@@ -50,11 +50,19 @@ class VerbsCalls {
                            ibv_comp_channel* channel, int comp_vector) = 0;
   virtual int ReqNotifyCq(ibv_cq* cq, int solicited_only) = 0;
   virtual int DestroyCq(ibv_cq* cq) = 0;
+  // The completion path (verbs_fabric.cc): the channel's next event (-1 with
+  // errno EAGAIN when its fd is non-blocking and none is pending), its
+  // acknowledgement, and the completions themselves.
+  virtual int GetCqEvent(ibv_comp_channel* channel, ibv_cq** cq, void** cq_context) = 0;
+  virtual void AckCqEvents(ibv_cq* cq, unsigned int nevents) = 0;
+  virtual int PollCq(ibv_cq* cq, int num_entries, ibv_wc* wc) = 0;
 
   // Queue pairs.
   virtual ibv_qp* CreateQp(ibv_pd* pd, ibv_qp_init_attr* attr) = 0;
   virtual int ModifyQp(ibv_qp* qp, ibv_qp_attr* attr, int attr_mask) = 0;
   virtual int DestroyQp(ibv_qp* qp) = 0;
+  // Work requests (RDMA WRITE and READ; the QP must be in RTS).
+  virtual int PostSend(ibv_qp* qp, ibv_send_wr* wr, ibv_send_wr** bad_wr) = 0;
 
   // Memory regions: host (or peer-memory GPU) addresses, and dma-buf.
   virtual ibv_mr* RegMr(ibv_pd* pd, void* addr, size_t length, int access) = 0;

@@ -8,6 +8,22 @@
 // that everything was released. Objects outlive their release, so recorded
 // pointers stay valid for the test to inspect.
 //
+// It is also a loopback wire for the data path (verbs_fabric.h): a QP in
+// RTS connected (by its RTR's dest_qp_num) to another live QP of this
+// stand-in executes ibv_post_send RDMA WRITE and READ at once, copying the
+// bytes between regions registered here. The remote region is looked up by
+// rkey in the remote QP's PD and checked for bounds and access flags
+// (IBV_WC_REM_ACCESS_ERR otherwise, which moves both QPs to ERR as a real
+// RC responder does); the local one by lkey (IBV_WC_LOC_PROT_ERR). The
+// completion is queued on the QP's send CQ and, when that CQ was armed with
+// ibv_req_notify_cq, an event is queued on its completion channel, whose
+// fd is a real eventfd (non-blocking) that becomes readable. A test may
+// hold completions back (HoldCompletions) to keep work requests
+// outstanding; moving a QP to ERR flushes its held ones (IBV_WC_WR_FLUSH_ERR).
+// Misuse a real library punishes is noted: posting more than max_send_wr,
+// destroying a QP with work requests outstanding, or a CQ with events not
+// acknowledged (ibv_destroy_cq would hang).
+//
 // Not thread-safe: a test drives it from one thread.
 
 #include <deque>
@@ -45,6 +61,8 @@ struct RecordedCall {
   ibv_ah_attr ah_attr{};             // ibv_create_ah
   ibv_srq_init_attr srq_init{};      // ibv_create_srq
   ibv_qp_init_attr_ex qp_init_ex{};  // mlx5dv_create_qp
+  ibv_send_wr send_wr{};             // ibv_post_send (one per work request; next, sg_list cleared)
+  ibv_sge sge{};                     // ibv_post_send: the work request's first scatter entry
 #if MEMKV_HAVE_MLX5DV
   mlx5dv_qp_init_attr dv_init{};  // mlx5dv_create_qp
 #endif
@@ -78,6 +96,16 @@ class RecordingVerbs final : public VerbsCalls {
   // Releases of objects that were not live (double free, foreign pointer).
   const std::vector<std::string>& misuse() const { return misuse_; }
 
+  // The data path. While held, completions of posted work requests are kept
+  // back (the bytes have moved); ReleaseCompletions delivers them in order.
+  void HoldCompletions(bool hold) { hold_ = hold; }
+  void ReleaseCompletions();
+  size_t held() const { return held_.size(); }
+  // The most work requests one QP had posted and not yet polled at once.
+  uint32_t max_outstanding() const { return max_outstanding_; }
+  // Work requests posted (accepted by ibv_post_send) so far.
+  uint64_t posted() const { return posted_; }
+
   // VerbsCalls.
   ibv_device** GetDeviceList(int* num_devices) override;
   void FreeDeviceList(ibv_device** list) override;
@@ -94,9 +122,13 @@ class RecordingVerbs final : public VerbsCalls {
                    int comp_vector) override;
   int ReqNotifyCq(ibv_cq* cq, int solicited_only) override;
   int DestroyCq(ibv_cq* cq) override;
+  int GetCqEvent(ibv_comp_channel* channel, ibv_cq** cq, void** cq_context) override;
+  void AckCqEvents(ibv_cq* cq, unsigned int nevents) override;
+  int PollCq(ibv_cq* cq, int num_entries, ibv_wc* wc) override;
   ibv_qp* CreateQp(ibv_pd* pd, ibv_qp_init_attr* attr) override;
   int ModifyQp(ibv_qp* qp, ibv_qp_attr* attr, int attr_mask) override;
   int DestroyQp(ibv_qp* qp) override;
+  int PostSend(ibv_qp* qp, ibv_send_wr* wr, ibv_send_wr** bad_wr) override;
   ibv_mr* RegMr(ibv_pd* pd, void* addr, size_t length, int access) override;
   ibv_mr* RegDmabufMr(ibv_pd* pd, uint64_t offset, size_t length, uint64_t iova, int fd,
                       int access) override;
@@ -125,6 +157,20 @@ class RecordingVerbs final : public VerbsCalls {
   void Created(RecordedCall& call, const void* obj);
   int Release(RecordedCall& call, const void* obj);
   const Device* DeviceOf(ibv_context* context) const;
+  // The data path.
+  ibv_wc_status Execute(ibv_qp* qp, const ibv_send_wr& wr);
+  ibv_qp* LiveQp(uint32_t qpn) const;
+  const ibv_mr* LiveMr(const ibv_pd* pd, uint32_t key, bool remote, uint64_t addr,
+                       uint64_t len) const;
+  void Complete(ibv_qp* qp, const ibv_wc& wc);
+  void Deliver(ibv_cq* cq, const ibv_wc& wc);
+  void Flush(ibv_qp* qp);
+
+  struct CqState {
+    std::deque<ibv_wc> ready;  // not yet polled
+    bool armed = false;        // ibv_req_notify_cq since the last event
+    unsigned unacked = 0;      // events taken and not acknowledged
+  };
 
   std::vector<RecordedCall> calls_;
   std::map<std::string, std::vector<std::pair<int, int>>> failures_;  // fn -> (countdown, errno)
@@ -133,6 +179,16 @@ class RecordingVerbs final : public VerbsCalls {
   std::set<const void*> live_;
   std::vector<std::string> misuse_;
   std::vector<std::shared_ptr<void>> storage_;  // every object handed out, kept to the end
+  std::map<const ibv_cq*, CqState> cqs_;
+  std::map<const ibv_comp_channel*, std::deque<ibv_cq*>> channel_events_;
+  std::map<const ibv_qp*, uint32_t> outstanding_;  // posted, completion not polled
+  std::map<const ibv_qp*, uint32_t> dest_qpn_;     // from the RTR transition
+  std::map<const ibv_qp*, uint32_t> max_send_wr_;  // from ibv_create_qp
+  std::map<const ibv_mr*, int> mr_access_;         // from the registration
+  std::deque<std::pair<ibv_qp*, ibv_wc>> held_;
+  bool hold_ = false;
+  uint32_t max_outstanding_ = 0;
+  uint64_t posted_ = 0;
   uint32_t next_qpn_ = 0x000100;
   uint32_t next_key_ = 0x1000;
 };

@@ -185,6 +185,12 @@ ibv_ah_attr VerbsDevice::AddressTo(const VerbsEndpoint& peer) const {
 Result<std::unique_ptr<VerbsMemoryRegion>> VerbsDevice::Register(void* addr, size_t length,
                                                                  const common::Cuda& cuda,
                                                                  std::string* why) {
+  return Register(addr, length, cuda, kRemoteAccess, why);
+}
+
+Result<std::unique_ptr<VerbsMemoryRegion>> VerbsDevice::Register(void* addr, size_t length,
+                                                                 const common::Cuda& cuda,
+                                                                 int access, std::string* why) {
   std::string cuda_why;
   auto info = cuda.Classify(addr, &cuda_why);
   if (!info)
@@ -192,7 +198,7 @@ Result<std::unique_ptr<VerbsMemoryRegion>> VerbsDevice::Register(void* addr, siz
                 fmt::format("registering {} + {} bytes on {}: cannot classify the memory: {}", addr,
                             length, Name(), cuda_why));
   if (!info->is_device()) {
-    ibv_mr* mr = calls_.RegMr(pd_, addr, length, kRemoteAccess);
+    ibv_mr* mr = calls_.RegMr(pd_, addr, length, access);
     if (!mr)
       return Fail(why, verbs_errc::reg_mr_failed,
                   fmt::format("ibv_reg_mr({} + {} bytes) on {}: {} (is RLIMIT_MEMLOCK large "
@@ -206,14 +212,14 @@ Result<std::unique_ptr<VerbsMemoryRegion>> VerbsDevice::Register(void* addr, siz
   std::string fallback;
   if (auto dmabuf = cuda.ExportDmabuf(addr, length, &cuda_why); dmabuf) {
     ibv_mr* mr = calls_.RegDmabufMr(pd_, dmabuf->offset(), length,
-                                    reinterpret_cast<uintptr_t>(addr), dmabuf->fd(), kRemoteAccess);
+                                    reinterpret_cast<uintptr_t>(addr), dmabuf->fd(), access);
     if (mr)
       return std::make_unique<VerbsMemoryRegion>(calls_, mr, RegistrationPath::kDmabuf, *info, "");
     fallback = fmt::format("ibv_reg_dmabuf_mr: {}", Errno(errno));
   } else {
     fallback = fmt::format("dma-buf export: {}", cuda_why);
   }
-  ibv_mr* mr = calls_.RegMr(pd_, addr, length, kRemoteAccess);
+  ibv_mr* mr = calls_.RegMr(pd_, addr, length, access);
   if (!mr)
     return Fail(why, verbs_errc::reg_mr_failed,
                 fmt::format("GPU memory {} + {} bytes (device {}) on {}: {}; then ibv_reg_mr: {} "

@@ -125,6 +125,10 @@ class VerbsDevice {
   Result<std::unique_ptr<VerbsMemoryRegion>> Register(void* addr, size_t length,
                                                       const common::Cuda& cuda,
                                                       std::string* why = nullptr);
+  // The same with the access flags given (IBV_ACCESS_*; kRemoteAccess above).
+  Result<std::unique_ptr<VerbsMemoryRegion>> Register(void* addr, size_t length,
+                                                      const common::Cuda& cuda, int access,
+                                                      std::string* why = nullptr);
 
   VerbsCalls& calls() const { return calls_; }
   const VerbsOptions& options() const { return options_; }

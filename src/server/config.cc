@@ -652,9 +652,10 @@ void Validate(const Config& c) {
   // memory
   if (!c.rdma.provider.empty() && c.rdma.provider != "ofi" && c.rdma.provider != "verbs")
     fail("rdma.provider", "'" + c.rdma.provider + "': must be empty (no rdma rail), ofi or verbs");
-  if (c.rdma.provider == "verbs")
-    fail("rdma.provider", "verbs: not built into this memkv yet; use ofi (libfabric, whose "
-                          "verbs;ofi_rxm provider drives InfiniBand and RoCE NICs)");
+  // verbs opens the HCA rdma.device names (RC queue pairs through rdma-core).
+  if (c.rdma.provider == "verbs" && c.rdma.device.empty())
+    fail("rdma.device", "must name the RDMA device (HCA) for rdma.provider: verbs, e.g. mlx5_0 "
+                        "(`ibv_devices` lists them)");
   if (c.rdma.ofi_provider.empty()) fail("rdma.ofi_provider", "must name a libfabric provider");
   if (c.rdma.max_inflight_per_peer == 0 || c.rdma.max_inflight_per_peer > 65536)
     fail("rdma.max_inflight_per_peer", "must be 1 to 65536");

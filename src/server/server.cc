@@ -602,13 +602,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
                    provider, impl_.fabric->provider_name());
       return;
     }
-    auto peer = impl_.fabric->InsertPeer(endpoint.substr(bar + 1));
+    // AcceptPeer: ofi inserts the address; verbs connects a queue pair to
+    // it and answers with that queue pair's own address.
+    auto peer = impl_.fabric->AcceptPeer(endpoint.substr(bar + 1));
     if (!peer) {
       spdlog::warn("{}: not over rdma: its fabric address is refused: {}", peer_,
                    peer.error().message());
       return;
     }
-    rdma_peer_ = *peer;
+    rdma_peer_ = peer->peer;
+    rep.rdma_endpoint = impl_.fabric->provider_name() + "|" + peer->address;
     impl_.rdma_peers.fetch_add(1);
     rep.rails |= proto::kRailRdma;
   }
@@ -1823,9 +1826,10 @@ ServerOptions ToServerOptions(const Config& cfg) {
   opt.limits.max_open_streams_per_session = cfg.limits.max_open_streams_per_session;
   opt.limits.attach_timeout = std::chrono::milliseconds(cfg.limits.attach_timeout_ms);
   opt.limits.max_unattached_connections = cfg.limits.max_unattached_connections;
-  if (cfg.rdma.provider == "ofi") {
+  if (cfg.rdma.provider == "ofi" || cfg.rdma.provider == "verbs") {
     rdma::FabricOptions f;
-    f.provider = rdma::ProviderKind::kOfi;
+    // verbs: rdma.device names the HCA (domain); ofi: the libfabric domain.
+    f.provider = cfg.rdma.provider == "verbs" ? rdma::ProviderKind::kVerbs : rdma::ProviderKind::kOfi;
     f.ofi_provider = cfg.rdma.ofi_provider;
     f.domain = cfg.rdma.device;
     f.node = cfg.rdma.address.empty() ? (data.host == "localhost" ? "127.0.0.1" : data.host)

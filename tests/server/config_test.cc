@@ -425,7 +425,7 @@ TEST(ConfigValidate, UnixSocketPathMustFit) {
   EXPECT_EQ(ValidateError(c), "");
 }
 
-TEST(ConfigValidate, RdmaProviderIsOffOfiOrARefusedVerbs) {
+TEST(ConfigValidate, RdmaProviderIsOffOfiOrVerbsWithADevice) {
   Config c = Config::EmbeddedDefault();
   EXPECT_EQ(c.rdma.provider, "");  // no rdma rail by default
   EXPECT_EQ(c.rdma.ofi_provider, "tcp;ofi_rxm");
@@ -434,7 +434,11 @@ TEST(ConfigValidate, RdmaProviderIsOffOfiOrARefusedVerbs) {
   c.rdma.provider = "infiniband";
   EXPECT_THAT(ValidateError(c), StartsWith("rdma.provider: 'infiniband': must be empty"));
   c.rdma.provider = "verbs";
-  EXPECT_THAT(ValidateError(c), StartsWith("rdma.provider: verbs: not built into this memkv yet"));
+  c.rdma.device = "";
+  EXPECT_THAT(ValidateError(c), StartsWith("rdma.device: must name the RDMA device (HCA) for "
+                                           "rdma.provider: verbs"));
+  c.rdma.device = "mlx5_0";
+  EXPECT_EQ(ValidateError(c), "");
   c.rdma.provider = "ofi";
   c.rdma.max_inflight_per_peer = 0;
   EXPECT_THAT(ValidateError(c), StartsWith("rdma.max_inflight_per_peer: must be 1 to 65536"));
