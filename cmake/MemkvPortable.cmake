@@ -39,7 +39,7 @@ set_target_properties(memkv_glibc_compat PROPERTIES
 # jemalloc, whose malloc must stay visible to replace glibc's in the whole
 # process (an executable exports it because libc.so defines it too).
 set(MEMKV_PORTABLE_HIDDEN_ARCHIVES
-  libmemkv_common.a libmemkv_proto.a libmemkv_rdma.a libmemkv_boost_asio.a
+  libmemkv_common.a libmemkv_proto.a libmemkv_rdma.a libmemkv_rdma_verbs.a libmemkv_boost_asio.a
   libmemkv_boost_asio_ssl.a libmemkv_io.a libmemkv_store.a libmemkv_http.a libmemkv_server.a
   libmemkv_preload_paths.a libmemkv_fmt_spdlog.a libmemkv_simdjson.a
   libcrypto.a libssl.a libxxhash.a liburing.a libyaml-cpp.a libboost_json.a libboost_url.a

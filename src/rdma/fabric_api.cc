@@ -36,8 +36,17 @@ Result<std::unique_ptr<Fabric>> Fabric::Open(const FabricOptions& options,
   switch (options.provider) {
     case ProviderKind::kOfi:
       return detail::OpenOfi(options, loop, why);
-    case ProviderKind::kVerbs:
-      return OpenVerbsFabric(RealVerbs(), VerbsOptionsFrom(options), options, loop, why);
+    case ProviderKind::kVerbs: {
+      VerbsCalls& calls = RealVerbs();
+      int n = 0;
+      if (ibv_device** list = calls.GetDeviceList(&n)) {
+        calls.FreeDeviceList(list);
+      } else if (!RealVerbsLoadError().empty()) {
+        if (why) *why = "rdma.provider: verbs: " + RealVerbsLoadError();
+        return errc::bad_option;
+      }
+      return OpenVerbsFabric(calls, VerbsOptionsFrom(options), options, loop, why);
+    }
   }
   if (why) *why = "rdma.provider: unknown provider kind";
   return errc::bad_option;

@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #ifndef MEMKV_HAVE_MLX5DV
 #define MEMKV_HAVE_MLX5DV 0
@@ -82,9 +83,17 @@ class VerbsCalls {
 #endif
 };
 
-// The process's binding to libibverbs (and libmlx5 where compiled in): each
-// method is the library call. Exercised only on hardware (label rdma-hw).
+// The process's binding to libibverbs (and libmlx5 where compiled in),
+// loaded with dlopen at first use: each method is the library call. Without
+// the library the device list is empty (errno ENOSYS) and
+// RealVerbsLoadError() says why. Exercised only on hardware (label rdma-hw).
 VerbsCalls& RealVerbs();
+const std::string& RealVerbsLoadError();
+
+// The names of a work completion's status and a port's state, for messages
+// (libibverbs' own *_str functions, without needing the library).
+const char* WcStatusName(ibv_wc_status status);
+const char* PortStateName(ibv_port_state state);
 
 // True where this build has the DC (mlx5dv) sequence.
 constexpr bool kHaveMlx5dv = MEMKV_HAVE_MLX5DV != 0;

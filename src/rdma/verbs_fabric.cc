@@ -35,7 +35,7 @@ namespace memkv::rdma {
 
 const boost::system::error_category& wc_category() {
   static const EnumCategory cat("ibv_wc_status", [](int ev) {
-    return ibv_wc_status_str(static_cast<ibv_wc_status>(ev));
+    return WcStatusName(static_cast<ibv_wc_status>(ev));
   });
   return cat;
 }
@@ -286,7 +286,7 @@ class VerbsImpl final : public TransferQueue {
       for (int i = 0; i < n; ++i) {
         if (wc[i].status != IBV_WC_SUCCESS)
           spdlog::debug("rdma {}: work request failed: {} (vendor error {:#x})", provider_name_,
-                        ibv_wc_status_str(wc[i].status), wc[i].vendor_err);
+                        WcStatusName(wc[i].status), wc[i].vendor_err);
         Completed(reinterpret_cast<Transfer*>(static_cast<uintptr_t>(wc[i].wr_id)), FromWc(wc[i]));
       }
     }

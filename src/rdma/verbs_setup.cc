@@ -113,7 +113,7 @@ Result<std::unique_ptr<VerbsDevice>> VerbsDevice::Open(VerbsCalls& calls, VerbsO
     return Fail(why, verbs_errc::port_not_active,
                 fmt::format("{} is {} (state {}), not ACTIVE: check the link and the subnet "
                             "manager (`ibv_devinfo -d {}`)",
-                            d->Name(), ibv_port_state_str(port.state), static_cast<int>(port.state),
+                            d->Name(), PortStateName(port.state), static_cast<int>(port.state),
                             o.device));
   if (port.link_layer == IBV_LINK_LAYER_ETHERNET) {
     d->link_layer_ = LinkLayer::kEthernet;

@@ -244,7 +244,7 @@ TEST_F(VerbsFabricTest, WrongRkeyFailsWithRemoteAccessAndThePeerThenFailsNotHang
   RunUntil([&] { return b.has_value(); });
   ASSERT_FALSE(*b);
   EXPECT_EQ(b->error().category(), wc_category());
-  EXPECT_EQ(b->error().message(), ibv_wc_status_str(IBV_WC_WR_FLUSH_ERR));
+  EXPECT_EQ(b->error().message(), WcStatusName(IBV_WC_WR_FLUSH_ERR));
   // A key wider than 32 bits names no region.
   Spawn(true, 0, 4096, peer, {At(0).address, uint64_t{1} << 40}, &c);
   RunUntil([&] { return c.has_value(); });
