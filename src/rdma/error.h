@@ -22,6 +22,7 @@ enum class errc {
   remote_access,         // the peer refused the access (wrong key, range or permission)
   transfer_failed,       // the provider completed the operation with an error
   bad_argument,          // a null address or zero length
+  device_memory_unsupported,  // the provider cannot register CUDA device memory (no FI_HMEM)
 };
 
 const char* Describe(errc e);

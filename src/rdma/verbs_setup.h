@@ -39,6 +39,8 @@
 
 #include "common/cuda.h"
 #include "common/result.h"
+#include "rdma/memory_descriptor.h"
+#include "rdma/registration_cache.h"
 #include "rdma/verbs_calls.h"
 #include "rdma/verbs_endpoint.h"
 
@@ -125,6 +127,11 @@ class VerbsDevice {
   Result<std::unique_ptr<VerbsMemoryRegion>> Register(void* addr, size_t length,
                                                       const common::Cuda& cuda,
                                                       std::string* why = nullptr);
+  // The same for memory already classified (by the registration cache):
+  // `cuda` only exports the dma-buf of device memory.
+  Result<std::unique_ptr<VerbsMemoryRegion>> Register(const MemoryDescriptor& memory,
+                                                      const common::Cuda& cuda,
+                                                      std::string* why = nullptr);
 
   VerbsCalls& calls() const { return calls_; }
   const VerbsOptions& options() const { return options_; }
@@ -157,6 +164,22 @@ class VerbsDevice {
   ibv_pd* pd_ = nullptr;
   ibv_comp_channel* channel_ = nullptr;
   ibv_cq* cq_ = nullptr;
+};
+
+// A Registrar over a VerbsDevice, for the registration cache: each handle
+// is a VerbsMemoryRegion (its path() says how it was registered). The
+// device and `cuda` must outlive the registrar's registrations; like the
+// device, it is confined to the device's loop.
+class VerbsRegistrar final : public Registrar {
+ public:
+  explicit VerbsRegistrar(VerbsDevice& device, const common::Cuda& cuda = common::Cuda::Process())
+      : device_(device), cuda_(cuda) {}
+  Result<std::shared_ptr<const void>> Register(const MemoryDescriptor& memory,
+                                               std::string* why) override;
+
+ private:
+  VerbsDevice& device_;
+  const common::Cuda& cuda_;
 };
 
 // One RC queue pair to one peer.
