@@ -26,7 +26,9 @@
 // also when a step of its own setup fails. Ownership: a VerbsDevice outlives
 // its queue pairs and memory regions. None of these types is thread-safe:
 // each is confined to the loop of the connection (or the process endpoint)
-// that owns it.
+// that owns it. One exception: VerbsDevice::Register only reads the device
+// (with RealVerbs, rdma-core's registration calls are thread-safe), so the
+// registration cache may call it from any thread (VerbsRegistrar).
 //
 // None of this has run on an RDMA NIC yet (see docs/rdma.md).
 
@@ -168,8 +170,11 @@ class VerbsDevice {
 
 // A Registrar over a VerbsDevice, for the registration cache: each handle
 // is a VerbsMemoryRegion (its path() says how it was registered). The
-// device and `cuda` must outlive the registrar's registrations; like the
-// device, it is confined to the device's loop.
+// device and `cuda` must outlive the registrar's registrations. The cache
+// calls it from any thread, several at once: Register only reads the
+// device, and rdma-core's ibv_reg_mr / ibv_reg_dmabuf_mr / ibv_dereg_mr
+// are thread-safe (RecordingVerbs is not: its tests register from one
+// thread).
 class VerbsRegistrar final : public Registrar {
  public:
   explicit VerbsRegistrar(VerbsDevice& device, const common::Cuda& cuda = common::Cuda::Process())
