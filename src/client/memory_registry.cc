@@ -8,8 +8,9 @@ namespace {
 class FunctionRegistrar final : public rdma::Registrar {
  public:
   explicit FunctionRegistrar(MemoryRegistry::Prepare prepare) : prepare_(std::move(prepare)) {}
-  Result<std::shared_ptr<const void>> Register(void* base, size_t size) override {
-    return prepare_(base, size);
+  Result<std::shared_ptr<const void>> Register(const rdma::MemoryDescriptor& memory,
+                                               std::string*) override {
+    return prepare_(memory.base, memory.size);
   }
 
  private:

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "client/shared_region.h"
 #include "common/result.h"
@@ -42,9 +43,11 @@ class MemoryRegistry {
       : cache_(std::move(registrar)) {}
 
   // Registers [p, p + n) (n > 0). A range covered by a registration returns
-  // it (shared lock only).
-  Result<std::shared_ptr<const Registration>> Register(void* p, size_t n) {
-    return cache_.Register(p, n);
+  // it (shared lock only). Host or CUDA device memory, classified once by
+  // the cache (see rdma::RegistrationCache); `why`, if given, says why not.
+  Result<std::shared_ptr<const Registration>> Register(void* p, size_t n,
+                                                       std::string* why = nullptr) {
+    return cache_.Register(p, n, why);
   }
   // Registers a whole shared region.
   std::shared_ptr<const Registration> AddRegion(std::shared_ptr<SharedRegion> region) {

@@ -195,11 +195,26 @@ bool Cuda::DmabufSupported(int ordinal) const {
          value != 0;
 }
 
+uint64_t Cuda::BufferIdOf(const void* p) const {
+  if (!available_) return 0;
+  unsigned long long buffer_id = 0;
+  if (table_.pointer_get_attribute(&buffer_id, cu::CU_POINTER_ATTRIBUTE_BUFFER_ID, Dptr(p)) !=
+      cu::CUDA_SUCCESS)
+    return 0;
+  return buffer_id;
+}
+
 Result<DmabufRange> Cuda::ExportDmabuf(const void* p, size_t n, std::string* why) const {
   if (!available_) return Fail(why, errc::cuda_unavailable, status_);
   auto info = Classify(p, why);
   MEMKV_TRY(info);
-  if (!info->is_device())
+  return ExportDmabuf(*info, p, n, why);
+}
+
+Result<DmabufRange> Cuda::ExportDmabuf(const PointerInfo& info, const void* p, size_t n,
+                                       std::string* why) const {
+  if (!available_) return Fail(why, errc::cuda_unavailable, status_);
+  if (!info.is_device())
     return Fail(why, errc::not_device_memory,
                 fmt::format("{}: host memory has no dma-buf to export", p));
   // cuMemGetHandleForAddressRange wants a host-page-aligned range; the
@@ -208,11 +223,11 @@ Result<DmabufRange> Cuda::ExportDmabuf(const void* p, size_t n, std::string* why
   const uintptr_t addr = reinterpret_cast<uintptr_t>(p);
   const uintptr_t start = addr & ~(page - 1);
   const uintptr_t end = (addr + n + page - 1) & ~(page - 1);
-  if (n == 0 || start < info->base || end > info->base + info->size)
+  if (n == 0 || start < info.base || end > info.base + info.size)
     return Fail(why, errc::cuda_failed,
                 fmt::format("{} + {} bytes: the page-aligned range [{:#x}, {:#x}) leaves its "
                             "allocation [{:#x}, +{})",
-                            p, n, start, end, info->base, info->size));
+                            p, n, start, end, info.base, info.size));
   int fd = -1;
   if (CUresult r = table_.mem_get_handle_for_address_range(
           &fd, start, end - start, cu::CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD, 0);

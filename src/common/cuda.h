@@ -138,10 +138,18 @@ class Cuda {
 
   // Host or device; host when the driver is absent or does not know `p`.
   Result<PointerInfo> Classify(const void* p, std::string* why = nullptr) const;
+  // The allocation's buffer id of `p` (one driver call), or 0 where the
+  // driver does not know `p` (host memory, freed memory, no driver): how a
+  // registration of device memory is checked to still be the same buffer.
+  uint64_t BufferIdOf(const void* p) const;
   // Exports the device memory [p, p + n) as a dma-buf (the host-page-aligned
   // range around it); not_device_memory, cuda_unavailable or cuda_failed
   // (dma-buf unsupported: the caller falls back to ibv_reg_mr on `p`).
   Result<DmabufRange> ExportDmabuf(const void* p, size_t n, std::string* why = nullptr) const;
+  // The same for memory already classified (`info` is Classify(p)'s): no
+  // second classification.
+  Result<DmabufRange> ExportDmabuf(const PointerInfo& info, const void* p, size_t n,
+                                   std::string* why = nullptr) const;
   // Whether device `ordinal` says it can export dma-bufs.
   bool DmabufSupported(int ordinal) const;
   // Copies n bytes between any two of host and device memory (cuMemcpy in

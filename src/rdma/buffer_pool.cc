@@ -46,7 +46,7 @@ Result<std::unique_ptr<BufferPool::Slab>> BufferPool::Allocate(size_t n) {
     ++registrations_;
   }
   if (registrar_) {
-    auto h = registrar_->Register(slab->data, slab->size);
+    auto h = registrar_->Register(MemoryDescriptor::Host(slab->data, slab->size), nullptr);
     if (!h) return h.error();
     slab->handle = std::move(*h);
   }

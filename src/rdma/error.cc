@@ -32,7 +32,10 @@ const char* Describe(errc e) {
     case errc::transfer_failed:
       return "rdma: the transfer completed with an error";
     case errc::bad_argument:
-      return "rdma: null address or zero length";
+      return "rdma: null address or zero length (or a device range leaving its allocation)";
+    case errc::device_memory_unsupported:
+      return "rdma: the provider cannot register CUDA device memory (a libfabric provider "
+             "without FI_HMEM, or no CUDA driver in this process)";
     case errc::exchange_required:
       return "rdma: this provider connects per peer (both ends' addresses): use AcceptPeer or "
              "OfferPeer/CompletePeer";

@@ -24,6 +24,7 @@ enum class errc {
   bad_argument,          // a null address or zero length
   exchange_required,     // the provider connects per peer: use AcceptPeer / OfferPeer (verbs RC)
   not_connected,         // the peer was offered and its answer not yet given (CompletePeer)
+  device_memory_unsupported,  // the provider cannot register CUDA device memory (no FI_HMEM)
 };
 
 const char* Describe(errc e);

@@ -45,6 +45,7 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "rdma/memory_descriptor.h"
 
 namespace boost::asio {
 class any_io_executor;
@@ -97,7 +98,8 @@ inline constexpr uint32_t kRemoteWrite = 8u;  // peers WRITE into it
 inline constexpr uint32_t kAll = 15u;
 }  // namespace access
 
-// A registration of [base, base + size) with the provider. Deregistered when
+// A registration of [base, base + size) with the provider (host memory, or
+// a CUDA device's where the provider registers device memory). Deregistered when
 // destroyed; it may outlive its Fabric (it keeps the provider's domain open).
 // Immutable after registration, so any thread may use it. Destroying it
 // while an operation uses it fails that operation (or the peer's).
@@ -110,6 +112,9 @@ class MemoryRegion {
   std::byte* base() const { return base_; }
   size_t size() const { return size_; }
   uint32_t access() const { return access_; }
+  // What memory it is: host, or device memory of device().
+  common::MemoryKind kind() const { return kind_; }
+  int device() const { return device_; }
   // The key a peer names this region by.
   uint64_t key() const { return key_; }
   // The address a peer names `p` (inside this region) by: p itself where the
@@ -125,15 +130,22 @@ class MemoryRegion {
   }
 
  protected:
-  MemoryRegion(std::byte* base, size_t size, uint32_t access, uint64_t key,
+  MemoryRegion(const MemoryDescriptor& memory, uint32_t access, uint64_t key,
                bool virtual_addressing)
-      : base_(base), size_(size), access_(access), key_(key),
+      : base_(memory.base),
+        size_(memory.size),
+        access_(access),
+        kind_(memory.kind()),
+        device_(memory.device()),
+        key_(key),
         virtual_addressing_(virtual_addressing) {}
 
  private:
   std::byte* const base_;
   const size_t size_;
   const uint32_t access_;
+  const common::MemoryKind kind_;
+  const int device_;
   const uint64_t key_;
   const bool virtual_addressing_;
 };
@@ -206,8 +218,20 @@ class Fabric {
   // have completed and its address-vector entry is gone.
   virtual Awaitable<Status> RemovePeer(PeerId peer) = 0;
 
-  // Registers [p, p + n) for the uses in `access` (access::k*).
-  virtual Result<std::unique_ptr<MemoryRegion>> Register(void* p, size_t n, uint32_t access) = 0;
+  // Registers `memory` (classified by the caller, once: see
+  // RegistrationCache) for the uses in `access` (access::k*). Device memory
+  // needs a provider that registers it (registers_device_memory());
+  // elsewhere it fails errc::device_memory_unsupported, and `why` names the
+  // provider.
+  virtual Result<std::unique_ptr<MemoryRegion>> Register(const MemoryDescriptor& memory,
+                                                         uint32_t access, std::string* why) = 0;
+  // Registers the host memory [p, p + n) (the fabric's own staging buffers).
+  Result<std::unique_ptr<MemoryRegion>> Register(void* p, size_t n, uint32_t access) {
+    return Register(MemoryDescriptor::Host(p, n), access, nullptr);
+  }
+  // Whether Register takes CUDA device memory (ofi: the provider offered
+  // FI_HMEM, asked for only where the process has a CUDA driver).
+  virtual bool registers_device_memory() const = 0;
 
   // WRITEs [src, src + len) of `local` to the peer's `dst`; READs the peer's
   // `src` into [dst, dst + len) of `local`. The local bytes belong to the

@@ -48,6 +48,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/intrusive/list.hpp>
 
+#include "common/cuda.h"
 #include "common/mutex.h"
 #include "common/thread_annotations.h"
 #include "rdma/error.h"
@@ -151,9 +152,9 @@ struct Domain {
 
 class OfiRegion final : public MemoryRegion {
  public:
-  OfiRegion(std::shared_ptr<Domain> domain, fid_mr* mr, std::byte* base, size_t size,
+  OfiRegion(std::shared_ptr<Domain> domain, fid_mr* mr, const MemoryDescriptor& memory,
             uint32_t access, bool virtual_addressing)
-      : MemoryRegion(base, size, access, fi_mr_key(mr), virtual_addressing),
+      : MemoryRegion(memory, access, fi_mr_key(mr), virtual_addressing),
         domain_(std::move(domain)),
         mr_(mr),
         desc_(fi_mr_desc(mr)) {}
@@ -210,6 +211,7 @@ std::string ModeNames(uint64_t mr_mode) {
   add(FI_MR_PROV_KEY, "PROV_KEY");
   add(FI_MR_ENDPOINT, "ENDPOINT");
   add(FI_MR_RAW, "RAW");
+  add(FI_MR_HMEM, "HMEM");
   return s.empty() ? "none" : s;
 }
 
@@ -286,24 +288,60 @@ class OfiImpl {
       return fail(errc::bad_option,
                   "rdma.ofi_provider: empty: name the libfabric provider (e.g. \"tcp;ofi_rxm\")");
     if (!Lib().ok()) return fail(errc::provider_not_found, "rdma.provider: ofi: " + Lib().error);
-    InfoPtr hints(Lib().dupinfo(nullptr));
-    if (!hints) return fail(errc::bad_option, "rdma: fi_allocinfo failed (out of memory)");
-    hints->caps = FI_RMA | FI_MSG | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE;
-    hints->mode = FI_CONTEXT | FI_CONTEXT2;
-    hints->ep_attr->type = FI_EP_RDM;
-    // What this code can honour; fi_getinfo clears the modes the provider
-    // does not need. FI_MR_ENDPOINT is not offered: regions are not bound.
-    hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
-    hints->domain_attr->threading = FI_THREAD_SAFE;
-    hints->domain_attr->av_type = FI_AV_TABLE;
-    hints->domain_attr->resource_mgmt = FI_RM_ENABLED;
-    hints->fabric_attr->prov_name = strdup(prov.c_str());  // fi_freeinfo frees it
-    if (!options.domain.empty()) hints->domain_attr->name = strdup(options.domain.c_str());
-
-    fi_info* list = nullptr;
     const char* node = options.node.empty() ? nullptr : options.node.c_str();
-    int rc = Lib().getinfo(kApiVersion, node, nullptr, node ? FI_SOURCE : 0, hints.get(), &list);
-    InfoPtr infos(list);
+    // fi_getinfo for the pinned provider, with or without FI_HMEM; 1 when
+    // fi_allocinfo fails.
+    auto query = [&](bool hmem, InfoPtr* out) -> int {
+      InfoPtr hints(Lib().dupinfo(nullptr));
+      if (!hints) return 1;
+      hints->caps = FI_RMA | FI_MSG | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE |
+                    (hmem ? FI_HMEM : 0);
+      hints->mode = FI_CONTEXT | FI_CONTEXT2;
+      hints->ep_attr->type = FI_EP_RDM;
+      // What this code can honour; fi_getinfo clears the modes the provider
+      // does not need. FI_MR_ENDPOINT is not offered: regions are not bound.
+      // FI_MR_HMEM (device buffers registered before use) holds anyway:
+      // every local buffer is registered.
+      hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED |
+                                    FI_MR_PROV_KEY | (hmem ? FI_MR_HMEM : 0);
+      hints->domain_attr->threading = FI_THREAD_SAFE;
+      hints->domain_attr->av_type = FI_AV_TABLE;
+      hints->domain_attr->resource_mgmt = FI_RM_ENABLED;
+      hints->fabric_attr->prov_name = strdup(prov.c_str());  // fi_freeinfo frees it
+      if (!options.domain.empty()) hints->domain_attr->name = strdup(options.domain.c_str());
+      fi_info* list = nullptr;
+      const int rc =
+          Lib().getinfo(kApiVersion, node, nullptr, node ? FI_SOURCE : 0, hints.get(), &list);
+      out->reset(list);
+      return rc;
+    };
+    auto pinned = [&](const InfoPtr& infos) -> const fi_info* {
+      for (const fi_info* i = infos.get(); i != nullptr; i = i->next)
+        if (IsPinnedProvider(i->fabric_attr->prov_name, prov)) return i;
+      return nullptr;
+    };
+
+    // Device memory (FI_HMEM) is asked for only where this process has a
+    // CUDA driver (no device memory can be registered elsewhere), and given
+    // up where the provider does not offer it: the fabric then registers
+    // host memory only, and says so when asked for device memory.
+    InfoPtr infos;
+    const fi_info* info = nullptr;
+    int rc = 0;
+    if (common::Cuda::Process().available()) {
+      rc = query(true, &infos);
+      if (rc == 0) info = pinned(infos);
+      if (info != nullptr) {
+        hmem_ = true;
+      } else {
+        spdlog::info(
+            "rdma ofi: libfabric provider '{}' does not offer FI_HMEM ({}): CUDA "
+            "device memory cannot be registered on this fabric",
+            prov, rc == 0 ? "another provider offered it" : FiStrerror(-rc));
+      }
+    }
+    if (info == nullptr) rc = query(false, &infos);
+    if (rc == 1) return fail(errc::bad_option, "rdma: fi_allocinfo failed (out of memory)");
     const std::string where =
         (options.domain.empty() ? "" : " with domain '" + options.domain + "'") +
         (options.node.empty() ? "" : " on node '" + options.node + "'");
@@ -312,13 +350,7 @@ class OfiImpl {
                   fmt::format("rdma.provider: libfabric provider '{}' not found{} with RMA on a "
                               "reliable datagram endpoint (fi_getinfo: {})",
                               prov, where, FiStrerror(-rc)));
-    const fi_info* info = nullptr;
-    for (const fi_info* i = infos.get(); i != nullptr; i = i->next) {
-      if (IsPinnedProvider(i->fabric_attr->prov_name, prov)) {
-        info = i;
-        break;
-      }
-    }
+    if (info == nullptr) info = pinned(infos);
     if (info == nullptr)
       return fail(errc::provider_not_found,
                   fmt::format("rdma.provider: libfabric offered '{}' when asked for '{}'{}; "
@@ -376,10 +408,11 @@ class OfiImpl {
       ::close(own);
       return fail(ec, "rdma: registering the CQ wait fd with the loop: " + ec.message());
     }
-    spdlog::info("rdma: opened {} (domain {}, mr_mode {}, {}-byte addresses, up to {} in flight "
-                 "per peer)",
-                 provider_name_, info->domain_attr->name, ModeNames(mr_mode_), address_.size(),
-                 max_inflight_);
+    spdlog::info(
+        "rdma: opened {} (domain {}, mr_mode {}, {}-byte addresses, up to {} in flight "
+        "per peer, {})",
+        provider_name_, info->domain_attr->name, ModeNames(mr_mode_), address_.size(),
+        max_inflight_, hmem_ ? "CUDA memory through FI_HMEM" : "host memory only");
     return {};
   }
 
@@ -771,6 +804,7 @@ class OfiImpl {
   std::string provider_name_;
   std::string address_;
   uint64_t mr_mode_ = 0;
+  bool hmem_ = false;  // FI_HMEM granted: device memory registers with FI_HMEM_CUDA
   size_t max_msg_size_ = 0;
   uint32_t max_inflight_;
   const uint32_t max_waiting_;
@@ -822,19 +856,54 @@ class OfiFabric final : public Fabric {
     co_return Status{};
   }
 
-  Result<std::unique_ptr<MemoryRegion>> Register(void* p, size_t n, uint32_t access) override {
+  using Fabric::Register;
+  Result<std::unique_ptr<MemoryRegion>> Register(const MemoryDescriptor& memory, uint32_t access,
+                                                 std::string* why) override {
+    void* p = memory.base;
+    const size_t n = memory.size;
     if (p == nullptr || n == 0) return errc::bad_argument;
     if (access == 0 || (access & ~access::kAll) != 0) return errc::bad_option;
     const uint64_t requested_key =
         (impl_->mr_mode_ & FI_MR_PROV_KEY) ? 0 : impl_->next_key_.fetch_add(1);
     fid_mr* mr = nullptr;
-    const int rc = fi_mr_reg(impl_->domain_->domain, p, n, OfiAccess(access), 0, requested_key, 0,
-                             &mr, nullptr);
-    if (rc != 0) return OfiError(rc);
-    return std::unique_ptr<MemoryRegion>(
-        new OfiRegion(impl_->domain_, mr, static_cast<std::byte*>(p), n, access,
-                      (impl_->mr_mode_ & FI_MR_VIRT_ADDR) != 0));
+    int rc = 0;
+    if (!memory.is_device()) {
+      rc = fi_mr_reg(impl_->domain_->domain, p, n, OfiAccess(access), 0, requested_key, 0, &mr,
+                     nullptr);
+    } else {
+      if (!impl_->hmem_) {
+        if (why)
+          *why = fmt::format(
+              "provider {} cannot register CUDA memory (no FI_HMEM): {} + {} "
+              "bytes on device {}",
+              impl_->provider_name_.substr(4),  // past "ofi:"
+              p, n, memory.device());
+        return errc::device_memory_unsupported;
+      }
+      // libfabric's heterogeneous-memory interface: the same registration,
+      // naming the CUDA device that owns the range.
+      const iovec iov{p, n};
+      fi_mr_attr attr{};
+      attr.mr_iov = &iov;
+      attr.iov_count = 1;
+      attr.access = OfiAccess(access);
+      attr.requested_key = requested_key;
+      attr.iface = FI_HMEM_CUDA;
+      attr.device.cuda = memory.device();
+      rc = fi_mr_regattr(impl_->domain_->domain, &attr, 0, &mr);
+    }
+    if (rc != 0) {
+      if (why)
+        *why = fmt::format("{}: {}({} + {} bytes of {}) failed: {}", impl_->provider_name_,
+                           memory.is_device() ? "fi_mr_regattr" : "fi_mr_reg", p, n,
+                           MemoryKindName(memory.kind()), FiStrerror(-rc));
+      return OfiError(rc);
+    }
+    return std::unique_ptr<MemoryRegion>(new OfiRegion(impl_->domain_, mr, memory, access,
+                                                       (impl_->mr_mode_ & FI_MR_VIRT_ADDR) != 0));
   }
+
+  bool registers_device_memory() const override { return impl_->hmem_; }
 
   Awaitable<Status> Write(const MemoryRegion& local, const void* src, size_t len, PeerId peer,
                           RemoteBuffer dst) override {

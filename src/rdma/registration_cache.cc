@@ -2,13 +2,30 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 #include "rdma/error.h"
 #include "rdma/fabric_api.h"
 
 namespace memkv::rdma {
 
-Result<std::shared_ptr<const void>> FabricRegistrar::Register(void* base, size_t size) {
-  auto region = fabric_.Register(base, size, access_);
+namespace {
+
+// Whether `reg` is a registration of `memory`'s kind and, for device
+// memory, of the same allocation.
+bool SameMemory(const CachedRegistration& reg, const MemoryDescriptor& memory) {
+  return reg.kind == memory.kind() && (!memory.is_device() || reg.buffer_id == memory.buffer_id());
+}
+
+bool Inside(const std::byte* base, size_t size, const std::byte* b, size_t n) {
+  return b >= base && n <= size && static_cast<size_t>(b - base) <= size - n;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const void>> FabricRegistrar::Register(const MemoryDescriptor& memory,
+                                                              std::string* why) {
+  auto region = fabric_.Register(memory, access_, why);
   if (!region) return region.error();
   return std::shared_ptr<const void>(std::shared_ptr<const MemoryRegion>(std::move(*region)));
 }
@@ -16,38 +33,73 @@ Result<std::shared_ptr<const void>> FabricRegistrar::Register(void* base, size_t
 std::shared_ptr<const CachedRegistration> RegistrationCache::FindLocked(const void* p,
                                                                        size_t n) const {
   const auto* b = static_cast<const std::byte*>(p);
+  uint64_t buffer_id = 0;  // the device buffer at p, asked for once
+  bool asked = false;
   // Every registration starting at or before p, nearest first (few exist).
   for (auto it = by_base_.upper_bound(b); it != by_base_.begin();) {
     --it;
-    if (it->second->Covers(p, n)) return it->second;
+    const CachedRegistration& reg = *it->second;
+    if (!reg.Covers(p, n)) continue;
+    if (reg.is_device()) {
+      if (!asked) {
+        buffer_id = cuda().BufferIdOf(p);
+        asked = true;
+      }
+      // Freed (0) or freed and reallocated (another id): not this one.
+      if (buffer_id == 0 || buffer_id != reg.buffer_id) continue;
+    }
+    return it->second;
   }
   return nullptr;
 }
 
-Result<std::shared_ptr<const CachedRegistration>> RegistrationCache::Register(void* p, size_t n) {
+std::shared_ptr<const CachedRegistration> RegistrationCache::FindLocked(
+    const MemoryDescriptor& memory) const {
+  for (auto it = by_base_.upper_bound(memory.base); it != by_base_.begin();) {
+    --it;
+    if (it->second->Covers(memory.base, memory.size) && SameMemory(*it->second, memory))
+      return it->second;
+  }
+  return nullptr;
+}
+
+Result<std::shared_ptr<const CachedRegistration>> RegistrationCache::Register(void* p, size_t n,
+                                                                              std::string* why) {
   if (p == nullptr || n == 0) return errc::bad_argument;
   auto* b = static_cast<std::byte*>(p);
+  {
+    ReaderLock lock(mu_);
+    if (auto r = FindLocked(p, n)) return r;
+  }
+  // Not registered: what memory is it? Asked once, here; the registrar and
+  // the entry keep the answer.
+  auto info = cuda().Classify(p, why);
+  if (!info) return info.error();
+  const MemoryDescriptor memory{b, n, *info};
+  if (memory.is_device() && !Inside(reinterpret_cast<std::byte*>(info->base), info->size, b, n)) {
+    if (why)
+      *why = fmt::format("{} + {} bytes leaves its CUDA allocation [{:#x}, +{}) on device {}", p, n,
+                         info->base, info->size, info->device);
+    return errc::bad_argument;
+  }
+
   for (;;) {
-    {
-      ReaderLock lock(mu_);
-      if (auto r = FindLocked(p, n)) return r;
-    }
     std::shared_ptr<Pending> wait_for;
     std::shared_ptr<Pending> mine;
     {
       WriterLock lock(mu_);
-      if (auto r = FindLocked(p, n)) return r;
+      if (auto r = FindLocked(memory)) return r;
       for (const auto& pending : pending_) {
-        if (b >= pending->base && n <= pending->size &&
-            static_cast<size_t>(b - pending->base) <= pending->size - n) {
+        const MemoryDescriptor& m = pending->memory;
+        if (Inside(m.base, m.size, b, n) && m.kind() == memory.kind() &&
+            m.buffer_id() == memory.buffer_id()) {
           wait_for = pending;
           break;
         }
       }
       if (!wait_for) {
         mine = std::make_shared<Pending>();
-        mine->base = b;
-        mine->size = n;
+        mine->memory = memory;
         pending_.push_back(mine);
       }
     }
@@ -63,13 +115,16 @@ Result<std::shared_ptr<const CachedRegistration>> RegistrationCache::Register(vo
     Result<std::shared_ptr<const void>> handle = std::shared_ptr<const void>();
     if (registrar_) {
       registrar_calls_.fetch_add(1);
-      handle = registrar_->Register(p, n);
+      handle = registrar_->Register(memory, why);
     }
     std::shared_ptr<CachedRegistration> reg;
     if (handle) {
       reg = std::make_shared<CachedRegistration>();
       reg->base = b;
       reg->size = n;
+      reg->kind = memory.kind();
+      reg->device = memory.device();
+      reg->buffer_id = memory.buffer_id();
       reg->handle = std::move(*handle);
     }
     {

@@ -88,8 +88,8 @@ std::string Blob(const VerbsEndpoint& ep) {
 class VerbsRegion final : public MemoryRegion {
  public:
   VerbsRegion(std::shared_ptr<VerbsDevice> device, std::unique_ptr<VerbsMemoryRegion> mr,
-              std::byte* base, size_t size, uint32_t access)
-      : MemoryRegion(base, size, access, mr->rkey(), /*virtual_addressing=*/true),
+              const MemoryDescriptor& memory, uint32_t access)
+      : MemoryRegion(memory, access, mr->rkey(), /*virtual_addressing=*/true),
         device_(std::move(device)),
         mr_(std::move(mr)) {}
 
@@ -408,18 +408,24 @@ class VerbsFabric final : public Fabric {
     co_return Status{};
   }
 
-  Result<std::unique_ptr<MemoryRegion>> Register(void* p, size_t n, uint32_t access) override {
-    if (p == nullptr || n == 0) return errc::bad_argument;
+  // Host memory with ibv_reg_mr; device memory by dma-buf, else on its
+  // address (nvidia_peermem): VerbsDevice::Register.
+  using Fabric::Register;
+  Result<std::unique_ptr<MemoryRegion>> Register(const MemoryDescriptor& memory, uint32_t access,
+                                                 std::string* why) override {
+    if (memory.base == nullptr || memory.size == 0) return errc::bad_argument;
     if (access == 0 || (access & ~access::kAll) != 0) return errc::bad_option;
-    std::string why;
-    auto mr = impl_->device_->Register(p, n, common::Cuda::Process(), IbvAccess(access), &why);
+    std::string reason;
+    auto mr = impl_->device_->Register(memory, common::Cuda::Process(), IbvAccess(access), &reason);
     if (!mr) {
-      spdlog::warn("rdma {}: {}", impl_->provider_name_, why);
+      spdlog::warn("rdma {}: {}", impl_->provider_name_, reason);
+      if (why) *why = reason;
       return mr.error();
     }
-    return std::unique_ptr<MemoryRegion>(new VerbsRegion(
-        impl_->device_, std::move(*mr), static_cast<std::byte*>(p), n, access));
+    return std::unique_ptr<MemoryRegion>(
+        new VerbsRegion(impl_->device_, std::move(*mr), memory, access));
   }
+  bool registers_device_memory() const override { return true; }
 
   Awaitable<Status> Write(const MemoryRegion& local, const void* src, size_t len, PeerId peer,
                           RemoteBuffer dst) override {

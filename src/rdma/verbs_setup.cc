@@ -197,24 +197,41 @@ Result<std::unique_ptr<VerbsMemoryRegion>> VerbsDevice::Register(void* addr, siz
     return Fail(why, verbs_errc::reg_mr_failed,
                 fmt::format("registering {} + {} bytes on {}: cannot classify the memory: {}", addr,
                             length, Name(), cuda_why));
-  if (!info->is_device()) {
+  return Register(MemoryDescriptor{static_cast<std::byte*>(addr), length, *info}, cuda, access,
+                  why);
+}
+
+Result<std::unique_ptr<VerbsMemoryRegion>> VerbsDevice::Register(const MemoryDescriptor& memory,
+                                                                 const common::Cuda& cuda,
+                                                                 std::string* why) {
+  return Register(memory, cuda, kRemoteAccess, why);
+}
+
+Result<std::unique_ptr<VerbsMemoryRegion>> VerbsDevice::Register(const MemoryDescriptor& memory,
+                                                                 const common::Cuda& cuda,
+                                                                 int access, std::string* why) {
+  void* const addr = memory.base;
+  const size_t length = memory.size;
+  const common::PointerInfo& info = memory.info;
+  std::string cuda_why;
+  if (!info.is_device()) {
     ibv_mr* mr = calls_.RegMr(pd_, addr, length, access);
     if (!mr)
       return Fail(why, verbs_errc::reg_mr_failed,
                   fmt::format("ibv_reg_mr({} + {} bytes) on {}: {} (is RLIMIT_MEMLOCK large "
                               "enough? `ulimit -l`)",
                               addr, length, Name(), Errno(errno)));
-    return std::make_unique<VerbsMemoryRegion>(calls_, mr, RegistrationPath::kHost, *info, "");
+    return std::make_unique<VerbsMemoryRegion>(calls_, mr, RegistrationPath::kHost, info, "");
   }
 
   // GPU memory: dma-buf first (no kernel module beyond the GPU driver's),
   // then ibv_reg_mr on the device address, which nvidia_peermem serves.
   std::string fallback;
-  if (auto dmabuf = cuda.ExportDmabuf(addr, length, &cuda_why); dmabuf) {
+  if (auto dmabuf = cuda.ExportDmabuf(info, addr, length, &cuda_why); dmabuf) {
     ibv_mr* mr = calls_.RegDmabufMr(pd_, dmabuf->offset(), length,
                                     reinterpret_cast<uintptr_t>(addr), dmabuf->fd(), access);
     if (mr)
-      return std::make_unique<VerbsMemoryRegion>(calls_, mr, RegistrationPath::kDmabuf, *info, "");
+      return std::make_unique<VerbsMemoryRegion>(calls_, mr, RegistrationPath::kDmabuf, info, "");
     fallback = fmt::format("ibv_reg_dmabuf_mr: {}", Errno(errno));
   } else {
     fallback = fmt::format("dma-buf export: {}", cuda_why);
@@ -224,9 +241,16 @@ Result<std::unique_ptr<VerbsMemoryRegion>> VerbsDevice::Register(void* addr, siz
     return Fail(why, verbs_errc::reg_mr_failed,
                 fmt::format("GPU memory {} + {} bytes (device {}) on {}: {}; then ibv_reg_mr: {} "
                             "(load nvidia_peermem, or use a driver with dma-buf)",
-                            addr, length, info->device, Name(), fallback, Errno(errno)));
-  return std::make_unique<VerbsMemoryRegion>(calls_, mr, RegistrationPath::kPeerMem, *info,
+                            addr, length, info.device, Name(), fallback, Errno(errno)));
+  return std::make_unique<VerbsMemoryRegion>(calls_, mr, RegistrationPath::kPeerMem, info,
                                              std::move(fallback));
+}
+
+Result<std::shared_ptr<const void>> VerbsRegistrar::Register(const MemoryDescriptor& memory,
+                                                             std::string* why) {
+  auto mr = device_.Register(memory, cuda_, why);
+  if (!mr) return mr.error();
+  return std::shared_ptr<const void>(std::shared_ptr<const VerbsMemoryRegion>(std::move(*mr)));
 }
 
 // ---------------------------------------------------------------------------

@@ -26,7 +26,9 @@
 // also when a step of its own setup fails. Ownership: a VerbsDevice outlives
 // its queue pairs and memory regions. None of these types is thread-safe:
 // each is confined to the loop of the connection (or the process endpoint)
-// that owns it.
+// that owns it. One exception: VerbsDevice::Register only reads the device
+// (with RealVerbs, rdma-core's registration calls are thread-safe), so the
+// registration cache may call it from any thread (VerbsRegistrar).
 //
 // None of this has run on an RDMA NIC yet (see docs/rdma.md).
 
@@ -39,6 +41,8 @@
 
 #include "common/cuda.h"
 #include "common/result.h"
+#include "rdma/memory_descriptor.h"
+#include "rdma/registration_cache.h"
 #include "rdma/verbs_calls.h"
 #include "rdma/verbs_endpoint.h"
 
@@ -129,6 +133,14 @@ class VerbsDevice {
   Result<std::unique_ptr<VerbsMemoryRegion>> Register(void* addr, size_t length,
                                                       const common::Cuda& cuda, int access,
                                                       std::string* why = nullptr);
+  // The same for memory already classified (by the registration cache):
+  // `cuda` only exports the dma-buf of device memory.
+  Result<std::unique_ptr<VerbsMemoryRegion>> Register(const MemoryDescriptor& memory,
+                                                      const common::Cuda& cuda,
+                                                      std::string* why = nullptr);
+  Result<std::unique_ptr<VerbsMemoryRegion>> Register(const MemoryDescriptor& memory,
+                                                      const common::Cuda& cuda, int access,
+                                                      std::string* why = nullptr);
 
   VerbsCalls& calls() const { return calls_; }
   const VerbsOptions& options() const { return options_; }
@@ -161,6 +173,25 @@ class VerbsDevice {
   ibv_pd* pd_ = nullptr;
   ibv_comp_channel* channel_ = nullptr;
   ibv_cq* cq_ = nullptr;
+};
+
+// A Registrar over a VerbsDevice, for the registration cache: each handle
+// is a VerbsMemoryRegion (its path() says how it was registered). The
+// device and `cuda` must outlive the registrar's registrations. The cache
+// calls it from any thread, several at once: Register only reads the
+// device, and rdma-core's ibv_reg_mr / ibv_reg_dmabuf_mr / ibv_dereg_mr
+// are thread-safe (RecordingVerbs is not: its tests register from one
+// thread).
+class VerbsRegistrar final : public Registrar {
+ public:
+  explicit VerbsRegistrar(VerbsDevice& device, const common::Cuda& cuda = common::Cuda::Process())
+      : device_(device), cuda_(cuda) {}
+  Result<std::shared_ptr<const void>> Register(const MemoryDescriptor& memory,
+                                               std::string* why) override;
+
+ private:
+  VerbsDevice& device_;
+  const common::Cuda& cuda_;
 };
 
 // One RC queue pair to one peer.

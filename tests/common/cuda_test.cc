@@ -126,6 +126,21 @@ TEST(CudaClassify, BufferIdKeysAnAllocationNotAnAddress) {
   EXPECT_NE(reused->buffer_id, first->buffer_id);
 }
 
+TEST(CudaClassify, BufferIdOfIsOneCallAndZeroForMemoryTheDriverDoesNotKnow) {
+  FakeGpu gpu;
+  Cuda cuda(gpu.Table());
+  AlignedBuffer a(16 << 10);
+  const auto id = gpu.AddDeviceRange(a.data, a.size, 0);
+  gpu.calls.clear();
+  EXPECT_EQ(cuda.BufferIdOf(a.data + 100), id);
+  EXPECT_EQ(gpu.calls, std::vector<std::string>{"cuPointerGetAttribute"});
+  std::vector<char> host(64);
+  EXPECT_EQ(cuda.BufferIdOf(host.data()), 0u);
+  gpu.RemoveDeviceRange(a.data);
+  EXPECT_EQ(cuda.BufferIdOf(a.data), 0u) << "freed";
+  EXPECT_EQ(Cuda::Unavailable("test")->BufferIdOf(a.data), 0u);
+}
+
 TEST(CudaClassify, ADriverErrorIsReportedNotTakenForHostMemory) {
   FakeGpu gpu;
   Cuda cuda(gpu.Table());
@@ -165,6 +180,24 @@ TEST(CudaDmabuf, ExportsThePageAlignedRangeAroundTheBuffer) {
     EXPECT_EQ(r->fd(), -1);
   }
   EXPECT_FALSE(FdOpen(fd)) << "the exported descriptor is closed with its range";
+}
+
+TEST(CudaDmabuf, ExportingClassifiedMemoryDoesNotAskTheDriverAgain) {
+  FakeGpu gpu;
+  Cuda cuda(gpu.Table());
+  AlignedBuffer mem(64 << 10);
+  gpu.AddDeviceRange(mem.data, mem.size, 0);
+  auto info = cuda.Classify(mem.data + 8192);
+  ASSERT_TRUE(info);
+  gpu.calls.clear();
+  auto r = cuda.ExportDmabuf(*info, mem.data + 8192, 4096);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(gpu.calls, std::vector<std::string>{"cuMemGetHandleForAddressRange"});
+  EXPECT_EQ(r->offset(), 0u);
+  // Host memory, classified as such, has nothing to export.
+  std::vector<char> host(4096);
+  EXPECT_EQ(cuda.ExportDmabuf(PointerInfo{}, host.data(), host.size()).error(),
+            errc::not_device_memory);
 }
 
 TEST(CudaDmabuf, ExportFailureNamesTheCallSoTheCallerFallsBack) {

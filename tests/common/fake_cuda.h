@@ -3,12 +3,16 @@
 // host memory that the fake says belongs to a device (so copies can be
 // checked byte for byte); dma-buf exports hand out real descriptors (memfd)
 // so a test can see them closed. One FakeGpu is current at a time (the
-// table's entries are plain functions).
+// table's entries are plain functions). Its driver calls may come from many
+// threads (the record of them is locked); the knobs and the device ranges
+// are set while no call runs.
 
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -41,7 +45,7 @@ class FakeGpu {
   int device_count = 2;
   int dmabuf_supported = 1;
 
-  // What happened.
+  // What happened (read while no call runs).
   std::vector<std::string> calls;
   std::vector<Export> exports;
   int retained = 0;
@@ -52,6 +56,10 @@ class FakeGpu {
   unsigned long long AddDeviceRange(void* p, size_t n, int device) {
     allocs_.push_back({reinterpret_cast<uintptr_t>(p), n, device, next_buffer_id_});
     return next_buffer_id_++;
+  }
+  // Calls of `name` made so far.
+  int Count(const std::string& name) const {
+    return static_cast<int>(std::count(calls.begin(), calls.end(), name));
   }
   void RemoveDeviceRange(void* p) {
     std::erase_if(allocs_,
@@ -121,7 +129,10 @@ class FakeGpu {
         return Call("cuMemGetHandleForAddressRange", current_->export_result);
       const int fd = ::memfd_create("fake-dmabuf", MFD_CLOEXEC);
       *static_cast<int*>(handle) = fd;
-      current_->exports.push_back({static_cast<uintptr_t>(p), n, type, fd});
+      {
+        std::lock_guard lock(current_->mu_);
+        current_->exports.push_back({static_cast<uintptr_t>(p), n, type, fd});
+      }
       return Call("cuMemGetHandleForAddressRange", 0);
     };
     t.memcpy = [](common::cu::CUdeviceptr dst, common::cu::CUdeviceptr src, size_t n) {
@@ -144,6 +155,7 @@ class FakeGpu {
 
  private:
   static common::cu::CUresult Call(const char* name, common::cu::CUresult r) {
+    std::lock_guard lock(current_->mu_);
     current_->calls.emplace_back(name);
     return r;
   }
@@ -154,6 +166,7 @@ class FakeGpu {
   }
 
   static inline FakeGpu* current_ = nullptr;
+  std::mutex mu_;  // guards calls and exports while calls run
   std::vector<Alloc> allocs_;
   unsigned long long next_buffer_id_ = 41;
 };

@@ -18,7 +18,9 @@ namespace {
 // Counts registrations and the handles still alive (not yet deregistered).
 class CountingRegistrar final : public Registrar {
  public:
-  Result<std::shared_ptr<const void>> Register(void* base, size_t size) override {
+  Result<std::shared_ptr<const void>> Register(const MemoryDescriptor& m, std::string*) override {
+    void* base = m.base;
+    const size_t size = m.size;
     calls.fetch_add(1);
     if (fail.load()) return boost::system::errc::make_error_code(boost::system::errc::io_error);
     live.fetch_add(1);

@@ -20,8 +20,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "../common/fake_cuda.h"
+#include "common/cuda.h"
 #include "rdma/error.h"
 #include "rdma/fabric_api.h"
+#include "rdma/registration_cache.h"
 
 namespace memkv::rdma {
 namespace {
@@ -364,6 +367,82 @@ TEST_F(OfiLoopback, StopFailsNewOperations) {
     s = co_await a_->Write(**src_mr, src.data(), src.size(), b_peer_, {0, 0});
   });
   EXPECT_EQ(s.error(), errc::stopped);
+}
+
+// ---------------------------------------------------------------------------
+// CUDA device memory: registered through FI_HMEM where the provider offers
+// it, refused by name where it does not (libfabric 1.17's tcp;ofi_rxm here).
+
+MemoryDescriptor DeviceDescriptor(std::byte* p, size_t n, int device) {
+  MemoryDescriptor m{p, n, {}};
+  m.info.kind = common::MemoryKind::kDevice;
+  m.info.device = device;
+  m.info.buffer_id = 7;
+  m.info.base = reinterpret_cast<uintptr_t>(p);
+  m.info.size = n;
+  return m;
+}
+
+TEST_F(OfiLoopback, DeviceMemoryWithoutFiHmemIsRefusedNamingTheProvider) {
+  SKIP_WITHOUT_TCP();
+  if (a_->registers_device_memory()) GTEST_SKIP() << a_->provider_name() << " has FI_HMEM here";
+  std::vector<std::byte> mem(1 << 16);
+  std::string why;
+  auto mr = a_->Register(DeviceDescriptor(mem.data(), mem.size(), 0), access::kAll, &why);
+  ASSERT_FALSE(mr);
+  EXPECT_EQ(mr.error(), errc::device_memory_unsupported);
+  EXPECT_NE(why.find("provider tcp;ofi_rxm cannot register CUDA memory (no FI_HMEM)"),
+            std::string::npos)
+      << why;
+  // Host memory registers as before, and says what it is.
+  auto host = a_->Register(mem.data(), mem.size(), access::kAll);
+  ASSERT_TRUE(host);
+  EXPECT_EQ((*host)->kind(), common::MemoryKind::kHost);
+}
+
+// Restores the process's CUDA loader however the test ends.
+struct ProcessCuda {
+  explicit ProcessCuda(const common::Cuda* c) { common::Cuda::SetProcessForTesting(c); }
+  ~ProcessCuda() { common::Cuda::SetProcessForTesting(nullptr); }
+};
+
+TEST_F(OfiLoopback, WithACudaDriverTheFabricAsksForFiHmemAndOpensWithoutItWhereRefused) {
+  SKIP_WITHOUT_TCP();
+  memkv::testing::FakeGpu gpu;
+  common::Cuda cuda(gpu.Table());
+  ProcessCuda installed(&cuda);
+  FabricOptions o;
+  o.ofi_provider = "tcp";
+  o.node = "127.0.0.1";
+  std::string why;
+  auto c = Fabric::Open(o, loop_.get_executor(), &why);
+  ASSERT_TRUE(c) << why;
+  std::unique_ptr<Fabric> fabric = std::move(*c);
+  const bool hmem = fabric->registers_device_memory();
+  std::printf("%s with a CUDA driver: %s\n", fabric->provider_name().c_str(),
+              hmem ? "FI_HMEM granted" : "no FI_HMEM: host memory only");
+  if (!hmem) {
+    // Through the registration cache: the stand-in driver says the range is
+    // device memory; the fabric refuses it by name and nothing is cached.
+    memkv::testing::AlignedBuffer mem(1 << 16);
+    gpu.AddDeviceRange(mem.data, mem.size, 0);
+    RegistrationCache cache(std::make_shared<FabricRegistrar>(*fabric, access::kAll), &cuda);
+    auto r = cache.Register(mem.data, mem.size, &why);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::device_memory_unsupported);
+    EXPECT_NE(why.find("provider tcp;ofi_rxm cannot register CUDA memory (no FI_HMEM)"),
+              std::string::npos)
+        << why;
+    EXPECT_EQ(cache.size(), 0u);
+    // Host memory through the same cache registers as before.
+    std::vector<std::byte> host(1 << 16);
+    auto h = cache.Register(host.data(), host.size(), &why);
+    ASSERT_TRUE(h) << why;
+    EXPECT_FALSE((*h)->is_device());
+    EXPECT_EQ(static_cast<const MemoryRegion*>((*h)->handle.get())->kind(),
+              common::MemoryKind::kHost);
+  }
+  Run([&]() -> asio::awaitable<void> { co_await fabric->Stop(); });
 }
 
 }  // namespace

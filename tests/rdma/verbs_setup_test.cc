@@ -14,6 +14,8 @@
 #include <fmt/format.h>
 
 #include "../common/fake_cuda.h"
+#include "rdma/error.h"
+#include "rdma/registration_cache.h"
 #include "rdma/verbs_error.h"
 #include "rdma/verbs_recording.h"
 
@@ -508,6 +510,65 @@ TEST_F(VerbsRegisterTest, GpuMemoryWithNoPathLeftSaysWhatToLoad) {
   EXPECT_THAT(why, HasSubstr("(device 1)"));
   EXPECT_THAT(why, HasSubstr("dma-buf export"));
   EXPECT_THAT(why, HasSubstr("nvidia_peermem"));
+}
+
+TEST_F(VerbsRegisterTest, TheCacheClassifiesOnceAndTheDeviceExportsWithoutAskingAgain) {
+  FakeGpu gpu;
+  common::Cuda cuda(gpu.Table());
+  AlignedBuffer mem(1 << 20);
+  const auto id = gpu.AddDeviceRange(mem.data, mem.size, 0);
+  RegistrationCache cache(std::make_shared<VerbsRegistrar>(*device_, cuda), &cuda);
+  gpu.calls.clear();
+  std::string why;
+  auto reg = cache.Register(mem.data + 8192, 65536, &why);
+  ASSERT_TRUE(reg) << why;
+  EXPECT_EQ((*reg)->buffer_id, id);
+  // Classified once (by the cache); the export uses that classification.
+  EXPECT_THAT(gpu.calls,
+              ElementsAre("cuPointerGetAttribute", "cuPointerGetAttribute", "cuPointerGetAttribute",
+                          "cuMemGetAddressRange", "cuMemGetHandleForAddressRange"));
+  auto mr = std::static_pointer_cast<const VerbsMemoryRegion>((*reg)->handle);
+  EXPECT_EQ(mr->path(), RegistrationPath::kDmabuf);
+  EXPECT_EQ(mr->memory().buffer_id, id);
+  const auto dmabuf = verbs_.Find("ibv_reg_dmabuf_mr");
+  ASSERT_EQ(dmabuf.size(), 1u);
+  EXPECT_EQ(dmabuf[0]->iova, reinterpret_cast<uintptr_t>(mem.data + 8192));
+  EXPECT_EQ(dmabuf[0]->offset, 0u);
+  ASSERT_EQ(gpu.exports.size(), 1u);
+  EXPECT_EQ(gpu.exports[0].start, reinterpret_cast<uintptr_t>(mem.data + 8192));
+
+  // The NIC refuses dma-buf for the next buffer: peer memory, and the
+  // registration says so.
+  AlignedBuffer other(1 << 16);
+  gpu.AddDeviceRange(other.data, other.size, 1);
+  verbs_.FailCall("ibv_reg_dmabuf_mr", EOPNOTSUPP);
+  auto fallback = cache.Register(other.data, other.size, &why);
+  ASSERT_TRUE(fallback) << why;
+  auto mr2 = std::static_pointer_cast<const VerbsMemoryRegion>((*fallback)->handle);
+  EXPECT_EQ(mr2->path(), RegistrationPath::kPeerMem);
+  EXPECT_STREQ(RegistrationPathName(mr2->path()), "GPU peer memory (ibv_reg_mr, nvidia_peermem)");
+  EXPECT_EQ((*fallback)->device, 1);
+
+  // Deregistered and released: ibv_dereg_mr once the last user lets go.
+  mr.reset();
+  mr2.reset();
+  ASSERT_TRUE(cache.Deregister((*reg)->id));
+  ASSERT_TRUE(cache.Deregister((*fallback)->id));
+  reg = errc::ok;
+  fallback = errc::ok;
+  EXPECT_EQ(verbs_.Find("ibv_dereg_mr").size(), 2u);
+}
+
+TEST_F(VerbsRegisterTest, HostMemoryThroughTheCacheTakesIbvRegMr) {
+  auto no_driver = common::Cuda::Unavailable("no libcuda.so.1: test");
+  RegistrationCache cache(std::make_shared<VerbsRegistrar>(*device_, *no_driver), no_driver.get());
+  std::vector<char> buf(1 << 16);
+  auto reg = cache.Register(buf.data(), buf.size());
+  ASSERT_TRUE(reg);
+  EXPECT_FALSE((*reg)->is_device());
+  EXPECT_EQ(std::static_pointer_cast<const VerbsMemoryRegion>((*reg)->handle)->path(),
+            RegistrationPath::kHost);
+  EXPECT_EQ(verbs_.Find("ibv_reg_mr").size(), 1u);
 }
 
 // ---------------------------------------------------------------------------
