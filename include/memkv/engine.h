@@ -134,11 +134,16 @@ struct EngineOptions {
   // auto opens a fabric only when rdma_provider is set.
   std::string rdma_provider;
   std::string rdma_address;
+  // The NIC: with rdma_provider "verbs" (the verbs provider, RC queue
+  // pairs), the HCA ("mlx5_0", required); with a libfabric provider its
+  // domain, or empty for the provider's first.
+  std::string rdma_device;
 
   // MEMKV_CONFIG (a YAML file with the fields above: servers, auth_key,
   // transport, timeout, connect_timeout, io_threads, immutable_keys,
-  // rdma_provider, rdma_address), then MEMKV_SERVERS, MEMKV_AUTH_KEY,
-  // MEMKV_TRANSPORT, MEMKV_RDMA_PROVIDER and MEMKV_RDMA_ADDRESS over it.
+  // rdma_provider, rdma_address, rdma_device), then MEMKV_SERVERS,
+  // MEMKV_AUTH_KEY, MEMKV_TRANSPORT, MEMKV_RDMA_PROVIDER, MEMKV_RDMA_ADDRESS
+  // and MEMKV_RDMA_DEVICE over it.
   // Errors name the variable or field.
   static Expected<EngineOptions> FromEnvironment();
   // The same with another environment (tests): `getenv(name)` or null.

@@ -81,6 +81,7 @@ typedef struct memkv_options {
   int immutable_keys;           /* non-zero: fall back along the HRW ranking */
   const char* rdma_provider;    /* libfabric provider of the rdma rail, or NULL (docs/rdma.md) */
   const char* rdma_address;     /* local address of its endpoint, or NULL */
+  const char* rdma_device;      /* the NIC ("mlx5_0"; required with rdma_provider "verbs"), or NULL */
 } memkv_options_t;
 
 /* Zeroes *options (all defaults). */

@@ -121,6 +121,7 @@ int memkv_engine_create(const memkv_options_t* o, memkv_engine_t** out) {
     opt.immutable_keys = o->immutable_keys != 0;
     if (o->rdma_provider) opt.rdma_provider = o->rdma_provider;
     if (o->rdma_address) opt.rdma_address = o->rdma_address;
+    if (o->rdma_device) opt.rdma_device = o->rdma_device;
     return Make(memkv::Engine::Create(std::move(opt)), out);
   });
 }

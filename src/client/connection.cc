@@ -16,6 +16,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -31,6 +32,7 @@
 #include "common/log.h"
 #include "proto/chunk.h"
 #include "proto/frame.h"
+#include "rdma/fabric_api.h"
 
 namespace memkv::client {
 
@@ -462,6 +464,18 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
         socket_(ctx_),
         writer_wake_(ctx_) {}
 
+  // The rdma peer this connection offered goes with it, on the fabric's loop.
+  ~Impl() {
+    if (!rdma_peer_) return;
+    asio::co_spawn(
+        threads_->context(0),
+        [fabric = options_.rdma_fabric, peer = *rdma_peer_]() -> asio::awaitable<void> {
+          if (auto st = co_await fabric->RemovePeer(peer); !st)
+            spdlog::debug("memkv client: removing rdma peer {}: {}", peer, st.error().message());
+        },
+        asio::detached);
+  }
+
 
   // The key frames are tagged with: the session key Hello made, when an
   // auth key is set.
@@ -649,6 +663,7 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
   const bool unix_;
   // Written by ConnectAndAttach before the handle exists; constant after.
   AttachInfo attach_;
+  std::optional<rdma::PeerId> rdma_peer_;  // offered by this connection (verbs)
   uint32_t limit_ = 1;
   std::optional<proto::AuthKey> session_key_;
   // Any thread.
@@ -768,9 +783,27 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
   req.rails = proto::kRailTcp | (unix_ ? proto::kRailShm : 0);
   const std::string host = HostName();
   req.host_id = host;
-  if (!options_.rdma_endpoint.empty() && !unix_) {
+  std::string endpoint = options_.rdma_endpoint;
+  const std::shared_ptr<rdma::Fabric>& fabric = options_.rdma_fabric;
+  if (fabric && !unix_) {
+    auto offer = co_await asio::co_spawn(
+        threads_->context(0),
+        [fabric]() -> asio::awaitable<Result<rdma::Fabric::PeerOffer>> {
+          co_return fabric->OfferPeer();
+        },
+        asio::use_awaitable);
+    if (!offer) {
+      spdlog::warn("memkv client: {}: no rdma rail: offering a peer on {}: {}", options_.address,
+                   fabric->provider_name(), offer.error().message());
+      endpoint.clear();
+    } else {
+      if (offer->peer) rdma_peer_ = offer->peer;
+      endpoint = fabric->provider_name() + "|" + offer->address;
+    }
+  }
+  if (!endpoint.empty() && !unix_) {
     req.rails |= proto::kRailRdma;
-    req.rdma_endpoint = options_.rdma_endpoint;
+    req.rdma_endpoint = endpoint;
   }
   if (key()) req.proof = proto::AttachProof(*key(), req.client_id);
   Buffer attach_control;
@@ -786,6 +819,23 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
     co_return finish(errc::bad_reply);
   }
   if (reply.head.status != StatusCode::kOk) co_return refused("Attach", reply.head);
+  if (rdma_peer_ && (reply.rails & proto::kRailRdma)) {
+    // The server connected its end to the peer offered: connect this one.
+    const std::string_view answer = reply.rdma_endpoint;
+    const size_t bar = answer.find('|');
+    const std::string address(bar == std::string_view::npos ? std::string_view{} : answer.substr(bar + 1));
+    const Status st = co_await asio::co_spawn(
+        threads_->context(0),
+        [fabric, peer = *rdma_peer_, address]() -> asio::awaitable<Status> {
+          co_return fabric->CompletePeer(peer, address);
+        },
+        asio::use_awaitable);
+    if (!st) {
+      spdlog::warn("memkv client: {}: no rdma rail: connecting to the server's answer: {}",
+                   options_.address, st.error().message());
+      reply.rails &= ~proto::kRailRdma;
+    }
+  }
   attach_.version = reply.version;
   attach_.session_id = reply.session_id;
   attach_.rails = reply.rails;

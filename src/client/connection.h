@@ -53,6 +53,10 @@
 #include "proto/messages.h"
 #include "proto/status.h"
 
+namespace memkv::rdma {
+class Fabric;
+}  // namespace memkv::rdma
+
 namespace memkv::client {
 
 using Clock = std::chrono::steady_clock;
@@ -85,6 +89,13 @@ struct ConnectionOptions {
   // This process's fabric endpoint ("<provider>|<address>", the rdma rail),
   // offered at Attach; empty: not over rdma.
   std::string rdma_endpoint;
+  // Or the fabric itself, for the address exchange (docs/rdma.md): a peer
+  // offered before Attach (OfferPeer), completed with the server's answer
+  // (CompletePeer), removed when the connection goes; what verbs needs (a
+  // queue pair per server) and ofi takes too. Its completions run on I/O
+  // thread 0 of the connection's pool, where these calls are made. Takes
+  // precedence over rdma_endpoint.
+  std::shared_ptr<rdma::Fabric> rdma_fabric;
 };
 
 // What the server said in its AttachReply.

@@ -26,6 +26,7 @@
 #include "rdma/fabric_api.h"
 #include "client/shared_region.h"
 #include "common/hrw.h"
+#include "common/log.h"
 #include "common/mutex.h"
 #include "proto/auth.h"
 
@@ -165,7 +166,8 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
     std::string address;
     std::optional<proto::AuthKey> key;
     Transport transport = Transport::kAuto;
-    std::string rdma_endpoint;  // this engine's fabric endpoint, offered at Attach (TCP only)
+    std::string rdma_endpoint;  // the fabric's endpoint ("<provider>|<address>"): its identity
+    std::shared_ptr<rdma::Fabric> rdma_fabric;  // offered at Attach (TCP only)
     Ms connect_timeout{5000};
     Ms backoff{200};
     Ms max_backoff{5000};
@@ -385,7 +387,7 @@ class ServerLink : public std::enable_shared_from_this<ServerLink> {
     o.address = address;
     o.auth_key = config_.key;
     o.connect_timeout = config_.connect_timeout;
-    if (address == config_.address) o.rdma_endpoint = config_.rdma_endpoint;
+    if (address == config_.address) o.rdma_fabric = config_.rdma_fabric;
     Connection::AsyncConnect(o, threads_,
                              [self = shared_from_this(), rail, address](Result<Connection> c) {
                                self->OnConnected(rail, address, std::move(c));
@@ -495,7 +497,8 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
       const std::string provider =
           options.rdma_provider.empty() ? "tcp;ofi_rxm" : options.rdma_provider;
       std::string why;
-      auto fab = client::ProcessFabric::Acquire(provider, options.rdma_address, threads, &why);
+      auto fab = client::ProcessFabric::Acquire(provider, options.rdma_address,
+                                                options.rdma_device, threads, &why);
       if (!fab) {
         if (why.empty()) why = fab.error().message();
         if (options.transport == Transport::kRdma)
@@ -518,6 +521,7 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
       c.backoff = options.reconnect_backoff;
       c.max_backoff = options.max_reconnect_backoff;
       c.rdma_endpoint = endpoint;
+      if (fabric) c.rdma_fabric = fabric->shared_fabric();
       links.push_back(client::GetLink(std::move(c), threads));
     }
     return {};
@@ -1148,6 +1152,7 @@ T Block(const std::shared_ptr<IoThreads>& threads, size_t n, Start start) {
 // Engine
 
 Expected<Engine> Engine::Create(EngineOptions options) {
+  LogToStderrUnlessSet();
   if (auto v = options.Validate(); !v) return v;
   auto impl = std::make_shared<Impl>(std::move(options));
   if (auto st = impl->Init(); !st) return st;

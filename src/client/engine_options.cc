@@ -143,6 +143,9 @@ Outcome EngineOptions::Validate() const {
   if (timeout.count() <= 0) return Bad("timeout: must be more than 0");
   if (connect_timeout.count() <= 0) return Bad("connect_timeout: must be more than 0");
   if (io_threads == 0 || io_threads > 64) return Bad("io_threads: must be 1 to 64");
+  if (rdma_provider == "verbs" && rdma_device.empty())
+    return Bad("rdma_device: required with rdma_provider verbs (the HCA, e.g. mlx5_0: "
+               "`ibv_devices` lists them)");
   if (reconnect_backoff.count() <= 0 || max_reconnect_backoff < reconnect_backoff)
     return Bad("reconnect_backoff: must be more than 0 and at most max_reconnect_backoff");
   return {};
@@ -168,11 +171,12 @@ Expected<EngineOptions> EngineOptions::FromYaml(std::string_view yaml, std::stri
     }
     static const char* const kKnown[] = {"auth_key",       "transport",     "timeout",
                                          "connect_timeout", "io_threads",   "immutable_keys",
-                                         "rdma_provider",   "rdma_address"};
+                                         "rdma_provider",   "rdma_address",  "rdma_device"};
     if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown))
       return Bad(field +
                  ": unknown field (known: servers, auth_key, transport, timeout, "
-                 "connect_timeout, io_threads, immutable_keys, rdma_provider, rdma_address)");
+                 "connect_timeout, io_threads, immutable_keys, rdma_provider, rdma_address, "
+                 "rdma_device)");
     if (v.kind != Kind::kScalar)
       return Bad(field + (v.kind == Kind::kList ? ": expected one value, not a list"
                                                  : ": expected a value"));
@@ -183,6 +187,8 @@ Expected<EngineOptions> EngineOptions::FromYaml(std::string_view yaml, std::stri
       o.rdma_provider = text;
     } else if (name == "rdma_address") {
       o.rdma_address = text;
+    } else if (name == "rdma_device") {
+      o.rdma_device = text;
     } else if (name == "transport") {
       auto t = ParseTransport(text);
       if (!t) return Bad(field + ": '" + text + "' is not one of auto, rdma, shm, tcp");
@@ -234,6 +240,7 @@ Expected<EngineOptions> EngineOptions::FromEnvironment(const char* (*getenv)(con
   }
   if (const char* p = getenv("MEMKV_RDMA_PROVIDER"); p && *p) o.rdma_provider = p;
   if (const char* a = getenv("MEMKV_RDMA_ADDRESS"); a && *a) o.rdma_address = a;
+  if (const char* d = getenv("MEMKV_RDMA_DEVICE"); d && *d) o.rdma_device = d;
   if (auto v = o.Validate(); !v) return v;
   return o;
 }

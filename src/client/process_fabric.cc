@@ -16,7 +16,7 @@
 namespace memkv::client {
 namespace {
 
-// The process's fabrics by "<ofi_provider>|<node>".
+// The process's fabrics by "<provider>|<node>|<device>".
 Mutex g_mu;
 using FabricMap = std::map<std::string, std::weak_ptr<ProcessFabric>>;
 FabricMap* g_fabrics GUARDED_BY(g_mu) = new FabricMap;  // never freed: used until exit
@@ -34,16 +34,17 @@ void ForgetFabricsInChild() NO_THREAD_SAFETY_ANALYSIS {
 }  // namespace
 
 Result<std::shared_ptr<ProcessFabric>> ProcessFabric::Acquire(
-    const std::string& ofi_provider, const std::string& node,
+    const std::string& provider, const std::string& node, const std::string& device,
     const std::shared_ptr<IoThreads>& threads, std::string* why) {
-  const std::string id = ofi_provider + "|" + node;
+  const std::string id = provider + "|" + node + "|" + device;
   MutexLock lock(g_mu);  // held while opening: concurrent first callers share one endpoint
   std::weak_ptr<ProcessFabric>& slot = (*g_fabrics)[id];
   if (auto f = slot.lock()) return f;
   rdma::FabricOptions o;
-  o.provider = rdma::ProviderKind::kOfi;
-  o.ofi_provider = ofi_provider;
+  o.provider = provider == "verbs" ? rdma::ProviderKind::kVerbs : rdma::ProviderKind::kOfi;
+  if (o.provider == rdma::ProviderKind::kOfi) o.ofi_provider = provider;
   o.node = node;
+  o.domain = device;
   auto fab = rdma::Fabric::Open(o, boost::asio::any_io_executor(threads->context(0).get_executor()),
                                 why);
   if (!fab) {

@@ -22,12 +22,16 @@
 
 namespace memkv::client {
 
-class ProcessFabric {
+class ProcessFabric : public std::enable_shared_from_this<ProcessFabric> {
  public:
-  // The process's fabric for (ofi_provider, node), opened on first use.
-  // On failure `why` says what failed (the provider, fi_getinfo's words).
-  static Result<std::shared_ptr<ProcessFabric>> Acquire(const std::string& ofi_provider,
+  // The process's fabric for (provider, node, device), opened on first use:
+  // `provider` "verbs" is the verbs provider on the HCA `device` ("mlx5_0");
+  // anything else a libfabric provider ("tcp;ofi_rxm", "verbs;ofi_rxm",
+  // "efa"), `device` its domain or empty. On failure `why` says what
+  // failed (the provider, the device, the library's words).
+  static Result<std::shared_ptr<ProcessFabric>> Acquire(const std::string& provider,
                                                         const std::string& node,
+                                                        const std::string& device,
                                                         const std::shared_ptr<IoThreads>& threads,
                                                         std::string* why);
   // Fabrics of this process now open (tests).
@@ -38,6 +42,10 @@ class ProcessFabric {
   ProcessFabric& operator=(const ProcessFabric&) = delete;
 
   rdma::Fabric& fabric() const { return *fabric_; }
+  // The fabric, keeping this alive (what a connection holds).
+  std::shared_ptr<rdma::Fabric> shared_fabric() {
+    return std::shared_ptr<rdma::Fabric>(shared_from_this(), fabric_.get());
+  }
   // "<provider>|<address>": what Attach offers a server.
   const std::string& endpoint() const { return endpoint_; }
   const std::shared_ptr<rdma::Registrar>& registrar() const { return registrar_; }

@@ -1,5 +1,7 @@
 #include "common/log.h"
 
+#include <mutex>
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -18,6 +20,18 @@ Status InitLogging(std::string_view level) {
   logger->set_level(lvl);
   spdlog::set_default_logger(std::move(logger));
   return {};
+}
+
+void LogToStderrUnlessSet() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const auto current = spdlog::default_logger();
+    if (current && !current->name().empty()) return;  // the program's own
+    auto logger = std::make_shared<spdlog::logger>(
+        "memkv", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    if (current) logger->set_level(current->level());
+    spdlog::set_default_logger(std::move(logger));
+  });
 }
 
 void LogTaskFailure(std::string_view what, std::exception_ptr e) {
