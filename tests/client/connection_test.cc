@@ -16,6 +16,8 @@
 #include "client/awaitable.h"
 #include "client/connection.h"
 #include "fake_server.h"
+#include "rdma/error.h"
+#include "rdma/fabric_api.h"
 
 namespace memkv::client {
 namespace {
@@ -864,6 +866,115 @@ TEST(ListTest, UnofferedMessagesAreUnsupported) {
   ASSERT_FALSE(l);
   EXPECT_EQ(l.error(), make_status_error(StatusCode::kUnsupported));
   EXPECT_FALSE(conn.Capacity());
+}
+
+
+// ---- the rdma address exchange at Attach (what verbs needs) ----
+
+// A fabric that records the exchange: OfferPeer hands out peer 7 and
+// "offer-7"; CompletePeer and RemovePeer are recorded (RemovePeer with the
+// thread it ran on: the fabric's loop, I/O thread 0).
+class ExchangeFabric final : public rdma::Fabric {
+ public:
+  const std::string& provider_name() const override { return name_; }
+  const std::string& address() const override { return address_; }
+  Result<rdma::PeerId> InsertPeer(std::string_view) override { return rdma::PeerId{1}; }
+  Result<PeerOffer> OfferPeer() override { return PeerOffer{7, "offer-7"}; }
+  Status CompletePeer(rdma::PeerId peer, std::string_view answer) override {
+    std::lock_guard lock(mu);
+    completed.emplace_back(peer, std::string(answer));
+    if (refuse_answer) return rdma::errc::remote_access;
+    return {};
+  }
+  rdma::Awaitable<Status> RemovePeer(rdma::PeerId peer) override {
+    {
+      std::lock_guard lock(mu);
+      removed.push_back(peer);
+    }
+    removed_promise.set_value();
+    co_return Status{};
+  }
+  Result<std::unique_ptr<rdma::MemoryRegion>> Register(const rdma::MemoryDescriptor&, uint32_t,
+                                                       std::string*) override {
+    return rdma::errc::bad_argument;
+  }
+  bool registers_device_memory() const override { return false; }
+  rdma::Awaitable<Status> Write(const rdma::MemoryRegion&, const void*, size_t, rdma::PeerId,
+                          rdma::RemoteBuffer) override {
+    co_return rdma::errc::bad_argument;
+  }
+  rdma::Awaitable<Status> Read(const rdma::MemoryRegion&, void*, size_t, rdma::PeerId,
+                         rdma::RemoteBuffer) override {
+    co_return rdma::errc::bad_argument;
+  }
+  rdma::Awaitable<void> Stop() override { co_return; }
+  rdma::FabricStats stats() const override { return {}; }
+
+  bool refuse_answer = false;
+  std::mutex mu;
+  std::vector<std::pair<rdma::PeerId, std::string>> completed;
+  std::vector<rdma::PeerId> removed;
+  std::promise<void> removed_promise;
+
+ private:
+  const std::string name_ = "test:exchange";
+  const std::string address_ = "unused";
+};
+
+TEST(ConnectionRdmaExchange, OffersAPeerCompletesItWithTheAnswerAndRemovesItAtTheEnd) {
+  FakeServerOptions so;
+  so.rdma_answer = "test:exchange|answer-9";
+  FakeServer server(so);
+  auto fabric = std::make_shared<ExchangeFabric>();
+  auto removed = fabric->removed_promise.get_future();
+  ConnectionOptions o = Options(server);
+  o.rdma_fabric = fabric;
+  {
+    Connection conn = MustConnect(o);
+    EXPECT_EQ(server.rdma_offered(), "test:exchange|offer-7");
+    EXPECT_TRUE(conn.attach_info().rails & proto::kRailRdma);
+    std::lock_guard lock(fabric->mu);
+    ASSERT_EQ(fabric->completed.size(), 1u);
+    EXPECT_EQ(fabric->completed[0].first, 7u);
+    EXPECT_EQ(fabric->completed[0].second, "answer-9");  // past "<provider>|"
+    EXPECT_TRUE(fabric->removed.empty());
+  }
+  ASSERT_EQ(removed.wait_for(10s), std::future_status::ready);
+  std::lock_guard lock(fabric->mu);
+  EXPECT_EQ(fabric->removed, std::vector<rdma::PeerId>{7});
+}
+
+TEST(ConnectionRdmaExchange, AnAnswerThatCannotBeConnectedLeavesTheSessionOnTcp) {
+  FakeServerOptions so;
+  so.rdma_answer = "test:exchange|bad";
+  FakeServer server(so);
+  auto fabric = std::make_shared<ExchangeFabric>();
+  fabric->refuse_answer = true;
+  auto removed = fabric->removed_promise.get_future();
+  ConnectionOptions o = Options(server);
+  o.rdma_fabric = fabric;
+  {
+    Connection conn = MustConnect(o);
+    EXPECT_FALSE(conn.attach_info().rails & proto::kRailRdma);  // no rdma entries will be sent
+    EXPECT_TRUE(conn.Ping());
+  }
+  ASSERT_EQ(removed.wait_for(10s), std::future_status::ready);  // the offered peer still goes
+}
+
+TEST(ConnectionRdmaExchange, AServerWithoutTheRailIsNotAskedToComplete) {
+  FakeServer server({});  // ignores the offer
+  auto fabric = std::make_shared<ExchangeFabric>();
+  auto removed = fabric->removed_promise.get_future();
+  ConnectionOptions o = Options(server);
+  o.rdma_fabric = fabric;
+  {
+    Connection conn = MustConnect(o);
+    EXPECT_EQ(server.rdma_offered(), "test:exchange|offer-7");
+    EXPECT_FALSE(conn.attach_info().rails & proto::kRailRdma);
+    std::lock_guard lock(fabric->mu);
+    EXPECT_TRUE(fabric->completed.empty());
+  }
+  ASSERT_EQ(removed.wait_for(10s), std::future_status::ready);
 }
 
 }  // namespace

@@ -70,6 +70,9 @@ struct FakeServerOptions {
   uint64_t capacity_total = 1ull << 30;
   uint64_t max_value_size = 1ull << 30;
   std::optional<uint64_t> open_stream_fail_after;  // NoSpace once more bytes came
+  // An Attach offering an rdma endpoint gets rails rdma and this endpoint
+  // back ("<provider>|<address>"); unset: the offer is ignored.
+  std::optional<std::string> rdma_answer;
 };
 
 // One WriteChunk of an open stream, as received.
@@ -157,6 +160,11 @@ class FakeServer {
   }
 
   std::atomic<int> attaches{0};
+  // The rdma endpoint of the last Attach (its bytes).
+  std::string rdma_offered() {
+    std::lock_guard lock(offered_mu_);
+    return rdma_offered_;
+  }
   std::atomic<int> write_frames{0};       // BatchWrite requests received
   std::atomic<int> read_reply_frames{0};  // BatchRead reply frames sent
   std::atomic<int> regions_mapped{0};
@@ -437,6 +445,14 @@ class FakeServer {
         r.max_batch_entries = 0;
         r.max_inflight = 0;
         r.features = opts_.features;
+        {
+          std::lock_guard lock(offered_mu_);
+          rdma_offered_ = std::string(req.rdma_endpoint);
+        }
+        if (opts_.rdma_answer && !req.rdma_endpoint.empty()) {
+          r.rails |= proto::kRailRdma;
+          r.rdma_endpoint = *opts_.rdma_answer;
+        }
       }
       Buffer control;
       proto::Encode(r, control);
@@ -886,6 +902,8 @@ class FakeServer {
   int listen_fd_ = -1;
   std::thread acceptor_;
   std::mutex mu_;
+  std::mutex offered_mu_;
+  std::string rdma_offered_;
   std::vector<int> conns_;                // guarded by mu_
   std::vector<std::thread> threads_;      // guarded by mu_
   std::map<std::string, Buffer> store_;   // guarded by mu_
