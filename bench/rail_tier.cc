@@ -28,11 +28,11 @@
 #include "client/options.h"
 #include "client/shared_region.h"
 #include "common/size.h"
-#include "proto/messages.h"
-#include "rdma/fabric_api.h"
 #include "proto/auth.h"
+#include "proto/messages.h"
 #include "proto/status.h"
 #include "raw_fabric.h"
+#include "rdma/fabric_api.h"
 #include "verify.h"
 
 namespace memkv::bench {
@@ -494,7 +494,9 @@ void RailBench::PlanBaselines() {
       f.kind = FabricKind(p.op);
       const uint64_t piece = std::min(p.block_size, kRdmaPiece);
       f.label = std::string("raw ") +
-                (p.op == "read" ? "fi_writemsg" : p.op == "write" ? "fi_readmsg" : "fi_write+read") +
+                (p.op == "read"    ? "fi_writemsg"
+                 : p.op == "write" ? "fi_readmsg"
+                                   : "fi_write+read") +
                 " " + SizeName(p.block_size) +
                 (piece < p.block_size ? " (" + SizeName(piece) + " ops)" : "") + ", depth " +
                 std::to_string(kRdmaDepth) + ", " + kRdmaProvider;

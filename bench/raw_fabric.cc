@@ -55,8 +55,8 @@ std::string Failed(const char* call, int rc) {
 bool IsPinned(const char* got, const std::string& wanted) {
   if (got == nullptr) return false;
   const std::string_view g(got);
-  return g == wanted ||
-         (g.size() > wanted.size() && g.substr(0, wanted.size()) == wanted && g[wanted.size()] == ';');
+  return g == wanted || (g.size() > wanted.size() && g.substr(0, wanted.size()) == wanted &&
+                         g[wanted.size()] == ';');
 }
 
 std::string Open(const RawFabricOptions& o, Side& s, std::string& provider) {
@@ -97,8 +97,7 @@ std::string Open(const RawFabricOptions& o, Side& s, std::string& provider) {
         step(fi_av_open(s.domain, &av_attr, &s.av, nullptr), "fi_av_open") &&
         step(fi_endpoint(s.domain, info, &s.ep, nullptr), "fi_endpoint") &&
         step(fi_ep_bind(s.ep, &s.cq->fid, FI_TRANSMIT | FI_RECV), "fi_ep_bind") &&
-        step(fi_ep_bind(s.ep, &s.av->fid, 0), "fi_ep_bind") &&
-        step(fi_enable(s.ep), "fi_enable") &&
+        step(fi_ep_bind(s.ep, &s.av->fid, 0), "fi_ep_bind") && step(fi_enable(s.ep), "fi_enable") &&
         step(fi_getname(&s.ep->fid, s.name, &s.name_len), "fi_getname") &&
         step(fi_mr_reg(s.domain, s.mem.data(), s.mem.size(),
                        FI_WRITE | FI_READ | FI_REMOTE_WRITE | FI_REMOTE_READ, 0, 1, 0, &s.mr,
@@ -160,8 +159,8 @@ RawFabricRun RunRawFabric(const RawFabricOptions& o) {
                 : fi_writemsg(a.ep, &msg, FI_COMPLETION | FI_DELIVERY_COMPLETE);
   };
   const auto t0 = Clock::now();
-  const auto end = t0 + std::chrono::duration_cast<Clock::duration>(
-                            std::chrono::duration<double>(o.seconds));
+  const auto end =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
   bool stopping = false;
   fi_cq_entry entries[64];
   while (out.ops < posted || !stopping) {

@@ -1708,8 +1708,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t requests_ = 0;
   std::optional<uint64_t> session_id_;
   std::optional<rdma::PeerId> rdma_peer_;  // the client's fabric endpoint, when over rdma
-  uint32_t rdma_transfers_ = 0;      // handed to the fabric, not completed (<= RdmaWindow())
-  asio::steady_timer rdma_room_;     // cancelled when one of them completes
+  uint32_t rdma_transfers_ = 0;            // handed to the fabric, not completed (<= RdmaWindow())
+  asio::steady_timer rdma_room_;           // cancelled when one of them completes
   asio::steady_timer attach_timer_;  // limits.attach_timeout
   std::atomic<bool> unattached_{true};  // read by Adopt on loop 0 as well
   bool hello_done_ = false;

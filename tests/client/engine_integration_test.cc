@@ -80,8 +80,8 @@ class Server {
     // MEMKV_TEST_SERVER_LOG=debug shows the servers' logs (on stderr).
     const char* log = std::getenv("MEMKV_TEST_SERVER_LOG");
     std::vector<std::string> args = {MEMKV_BINARY, "--log-level", log ? log : "error", "server",
-                                     "--address", address(), "--unix-socket", socket(),
-                                     "--mode", "memory", "--threads", "1"};
+                                     "--address",  address(),     "--unix-socket",     socket(),
+                                     "--mode",     "memory",      "--threads",         "1"};
     if (std::find(extra_.begin(), extra_.end(), "--memory") == extra_.end()) {
       args.push_back("--memory");
       args.push_back("1GiB");
@@ -935,7 +935,8 @@ TEST_F(RdmaRail, ARegistrationWithdrawnMidRequestFailsItsEntryAndTheServerGoesOn
     ASSERT_TRUE(first_piece_in()) << "the value's first piece never arrived";
     ASSERT_FALSE(reply.arrived()) << "the whole value arrived before the withdrawal";
     mr->reset();  // withdrawn mid-request
-    ASSERT_TRUE(fabric->StepUntil([&] { return reply.arrived(); })) << "the request never completed";
+    ASSERT_TRUE(fabric->StepUntil([&] { return reply.arrived(); }))
+        << "the request never completed";
     auto r = reply.Take();
     ASSERT_TRUE(r) << r.error().message();
     EXPECT_EQ((*r)[0].status, proto::StatusCode::kBadRegion) << proto::StatusName((*r)[0].status);
@@ -961,7 +962,8 @@ TEST_F(RdmaRail, ARegistrationWithdrawnMidRequestFailsItsEntryAndTheServerGoesOn
     std::vector<client::RdmaPutEntry> put;
     put.push_back({"rdma/never-stored", value.data(), kSize, address, key});
     conn->AsyncPutRdma(std::move(put), nullptr, client::Duration(0), reply.Callback());
-    ASSERT_TRUE(fabric->StepUntil([&] { return reply.arrived(); })) << "the request never completed";
+    ASSERT_TRUE(fabric->StepUntil([&] { return reply.arrived(); }))
+        << "the request never completed";
     auto r = reply.Take();
     ASSERT_TRUE(r) << r.error().message();
     EXPECT_EQ((*r)[0], proto::StatusCode::kBadRegion) << proto::StatusName((*r)[0]);
