@@ -126,13 +126,16 @@ std::string RailTierTable(const RailTierResult& r) {
     line("baselines memcpy (1 thread); iperf3 " +
          (r.iperf3_version.empty() ? std::string("(not installed)") : r.iperf3_version) +
          "; Redis " + (r.redis_version.empty() ? std::string("(not installed)") : r.redis_version) +
-         " (RESP pipelined to the batch size, one connection per memkv thread)");
+         " (RESP pipelined to the batch size, one connection per memkv thread)" +
+         (std::find(o.rails.begin(), o.rails.end(), "rdma") != o.rails.end()
+              ? "; rdma: a raw fi_writemsg/fi_readmsg loop over the same libfabric provider"
+              : ""));
   line("");
   line(Pad("rail", 5) + Pad("op", 6) + PadLeft("size", 8) + PadLeft("thr", 4) +
        PadLeft("batch", 6) + "  " + Pad("auth", 5) + PadLeft("GiB/s", 8) + "  " +
        Pad("min–max", 15) + PadLeft("entries/s", 12) + PadLeft("p50 ms", 9) +
        PadLeft("p99 ms", 9) + PadLeft("÷memcpy", 9) + PadLeft("÷iperf3", 9) +
-       PadLeft("÷redis", 8) + "  status");
+       PadLeft("÷redis", 8) + PadLeft("÷raw fi", 9) + "  status");
   for (const RailPoint& p : r.points) {
     std::string row = Pad(p.rail, 5) + Pad(p.op, 6) + PadLeft(SizeName(p.block_size), 8) +
                       PadLeft(std::to_string(p.threads), 4) +
@@ -147,8 +150,9 @@ std::string RailTierTable(const RailTierResult& r) {
          Pad(Fixed(g.min, 3) + "–" + Fixed(g.max, 3), 15) +
          PadLeft(Thousands(uint64_t(e.median)), 12) + PadLeft(Ms(p.latencies_ms, 50), 9) +
          PadLeft(Ms(p.latencies_ms, 99), 9) + PadLeft(Ratio(p.vs_memcpy), 9) +
-         PadLeft(Ratio(p.vs_iperf3), 9) + PadLeft(Ratio(p.vs_redis), 8) + "  " +
-         PointStatus(p) + (p.goal_point ? " (goal point)" : ""));
+         PadLeft(Ratio(p.vs_iperf3), 9) + PadLeft(Ratio(p.vs_redis), 8) +
+         PadLeft(Ratio(p.vs_fabric), 9) + "  " + PointStatus(p) +
+         (p.goal_point ? " (goal point)" : ""));
   }
   if (!r.baselines.empty()) {
     line("");
@@ -214,6 +218,8 @@ json::object RailTierJson(const RailTierResult& r) {
   out["redis_version"] = r.redis_version.empty() ? json::value(nullptr) : json::value(r.redis_version);
   out["iperf3_version"] =
       r.iperf3_version.empty() ? json::value(nullptr) : json::value(r.iperf3_version);
+  out["fabric_provider"] =
+      r.fabric_provider.empty() ? json::value(nullptr) : json::value(r.fabric_provider);
   json::array points;
   for (const RailPoint& p : r.points) {
     json::object po;
@@ -242,8 +248,9 @@ json::object RailTierJson(const RailTierResult& r) {
     po["errors"] = p.errors;
     if (!p.first_error.empty()) po["first_error"] = p.first_error;
     po["ratios"] = {{"memcpy", Num(p.vs_memcpy)}, {"iperf3", Num(p.vs_iperf3)},
-                    {"redis", Num(p.vs_redis)}};
-    po["baselines"] = {{"memcpy", p.memcpy_id}, {"iperf3", p.iperf3_id}, {"redis", p.redis_id}};
+                    {"redis", Num(p.vs_redis)}, {"fabric", Num(p.vs_fabric)}};
+    po["baselines"] = {{"memcpy", p.memcpy_id}, {"iperf3", p.iperf3_id}, {"redis", p.redis_id},
+                       {"fabric", p.fabric_id}};
     points.push_back(std::move(po));
   }
   out["points"] = std::move(points);
@@ -293,7 +300,8 @@ json::object RailTierJson(const RailTierResult& r) {
 std::string RailTierCsv(const RailTierResult& r) {
   std::string t =
       "kind,id,rail,op,block_size,threads,batch,auth,status,gib_per_s_median,gib_per_s_min,"
-      "gib_per_s_max,entries_per_s_median,p50_ms,p99_ms,ratio_memcpy,ratio_iperf3,ratio_redis\n";
+      "gib_per_s_max,entries_per_s_median,p50_ms,p99_ms,ratio_memcpy,ratio_iperf3,ratio_redis,"
+      "ratio_fabric\n";
   auto num = [](double v, int d) { return std::isfinite(v) ? Fixed(v, d) : std::string(); };
   auto quote = [](std::string s) {
     std::string q = "\"";
@@ -311,7 +319,8 @@ std::string RailTierCsv(const RailTierResult& r) {
          (has ? Fixed(Of(p.runs, EntriesPerS).median, 0) : "") + "," +
          (p.latencies_ms.empty() ? "" : Fixed(Percentile(p.latencies_ms, 50), 3)) + "," +
          (p.latencies_ms.empty() ? "" : Fixed(Percentile(p.latencies_ms, 99), 3)) + "," +
-         num(p.vs_memcpy, 3) + "," + num(p.vs_iperf3, 3) + "," + num(p.vs_redis, 3) + "\n";
+         num(p.vs_memcpy, 3) + "," + num(p.vs_iperf3, 3) + "," + num(p.vs_redis, 3) + "," +
+         num(p.vs_fabric, 3) + "\n";
   }
   for (const BaselineSeries& b : r.baselines) {
     const Spread g = Of(b.runs, GiBps);
@@ -322,7 +331,7 @@ std::string RailTierCsv(const RailTierResult& r) {
          "," + (has ? Fixed(g.min, 4) : "") + "," + (has ? Fixed(g.max, 4) : "") + "," +
          (has ? Fixed(Of(b.runs, EntriesPerS).median, 0) : "") + "," +
          (b.latencies_ms.empty() ? "" : Fixed(Percentile(b.latencies_ms, 50), 3)) + "," +
-         (b.latencies_ms.empty() ? "" : Fixed(Percentile(b.latencies_ms, 99), 3)) + ",,,\n";
+         (b.latencies_ms.empty() ? "" : Fixed(Percentile(b.latencies_ms, 99), 3)) + ",,,,\n";
   }
   return t;
 }
@@ -360,6 +369,10 @@ std::string RailTierSvg(const RailTierResult& r) {
           .points.push_back({double(b.block_size), MedianGiBps(b.runs)});
     }
   }
+  for (const BaselineSeries& b : r.baselines)
+    if ((b.kind == "fi-write" || b.kind == "fi-read") && !b.runs.empty())
+      series(b.kind == "fi-write" ? "raw fi_writemsg loop" : "raw fi_readmsg loop", true)
+          .points.push_back({double(b.block_size), MedianGiBps(b.runs)});
   for (const BaselineSeries& b : r.baselines)
     if (b.kind == "iperf3" && !b.runs.empty() && xmax > 0) {
       // One point per block size written (-l); an old single run spans the chart.
@@ -399,7 +412,14 @@ std::string RailTierMarkdown(const RailTierResult& r, const std::string& svg_lin
          "; Redis " + (r.redis_version.empty() ? std::string("not installed") : r.redis_version) +
          " (`--save '' --appendonly no`, RESP pipelined to memkv's batch size, by memkv-bench's "
          "own client and cross-checked with redis-benchmark; \"÷ Redis\" is against the faster "
-         "of the two) |");
+         "of the two)" +
+         (std::find(o.rails.begin(), o.rails.end(), "rdma") != o.rails.end()
+              ? "; rdma rows: a raw fi_writemsg (reads) or fi_readmsg (writes) loop between two "
+                "endpoints of one process over " +
+                    (r.fabric_provider.empty() ? std::string("the same provider") : r.fabric_provider) +
+                    ", the server's pieces and depth (\"÷ raw fi\")"
+              : std::string()) +
+         " |");
   line("| verification | " +
        std::string(o.verify_all ? "every value read is checked" : "one read request in 16 per thread is checked") +
        "; " + Thousands(r.verified) + " values verified, " + Thousands(r.verify_failures) +
@@ -429,21 +449,21 @@ std::string RailTierMarkdown(const RailTierResult& r, const std::string& svg_lin
     line();
   }
   line("| rail | op | size | threads | batch | auth | GiB/s (min–max) | entries/s | p50 ms | p99 ms "
-       "| ÷ memcpy | ÷ iperf3 | ÷ Redis |");
-  line("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+       "| ÷ memcpy | ÷ iperf3 | ÷ Redis | ÷ raw fi |");
+  line("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const RailPoint& p : r.points) {
     std::string row = "| " + p.rail + " | " + p.op + " | " + SizeName(p.block_size) + " | " +
                       std::to_string(p.threads) + " | " + Thousands(p.batch) + " | " +
                       (p.auth ? "on" : "off") + " | ";
     if (p.runs.empty()) {
-      line(row + PointStatus(p) + " | | | | | | |");
+      line(row + PointStatus(p) + " | | | | | | | |");
       continue;
     }
     const Spread g = Of(p.runs, GiBps);
     line(row + Fixed(g.median, 3) + " (" + Fixed(g.min, 3) + "–" + Fixed(g.max, 3) + ") | " +
          Thousands(uint64_t(Of(p.runs, EntriesPerS).median)) + " | " + Ms(p.latencies_ms, 50) +
          " | " + Ms(p.latencies_ms, 99) + " | " + Ratio(p.vs_memcpy) + " | " +
-         Ratio(p.vs_iperf3) + " | " + Ratio(p.vs_redis) + " |");
+         Ratio(p.vs_iperf3) + " | " + Ratio(p.vs_redis) + " | " + Ratio(p.vs_fabric) + " |");
   }
   line();
   if (!r.baselines.empty()) {

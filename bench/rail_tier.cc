@@ -28,10 +28,11 @@
 #include "client/options.h"
 #include "client/shared_region.h"
 #include "common/size.h"
-#include "proto/messages.h"
-#include "rdma/fabric_api.h"
 #include "proto/auth.h"
+#include "proto/messages.h"
 #include "proto/status.h"
+#include "raw_fabric.h"
+#include "rdma/fabric_api.h"
 #include "verify.h"
 
 namespace memkv::bench {
@@ -90,6 +91,21 @@ std::string IperfId(uint64_t size) { return "iperf3/" + std::to_string(size); }
 std::string RedisBenchmarkId(const std::string& op, uint64_t size, uint32_t batch, uint32_t conns) {
   return "redis-benchmark-" + std::string(op == "read" ? "get" : "set") + "/" + std::to_string(size) +
          "x" + std::to_string(batch) + "/c" + std::to_string(conns);
+}
+
+// The rdma rows' baseline: the raw libfabric loop (raw_fabric.h) over the
+// rail's provider, posting what the server posts for that row: WRITEs into
+// the client for reads, READs from it for writes, both for mixed; in pieces
+// of memory.block_size (the default of the bench's own server) at most, as
+// many in flight as the server's rdma.max_inflight_per_peer default.
+constexpr const char* kRdmaProvider = "tcp;ofi_rxm";
+constexpr uint64_t kRdmaPiece = 2ull << 20;
+constexpr uint32_t kRdmaDepth = 64;
+std::string FabricKind(const std::string& op) {
+  return op == "read" ? "fi-write" : op == "write" ? "fi-read" : "fi-mixed";
+}
+std::string FabricId(const std::string& op, uint64_t size) {
+  return FabricKind(op) + "/" + std::to_string(size);
 }
 
 std::string RedisKind(const std::string& op) {
@@ -472,6 +488,21 @@ void RailBench::PlanBaselines() {
     m.block_size = p.block_size;
     m.batch = p.batch;
     add(m);
+    if (p.rail == "rdma") {
+      BaselineSeries f;
+      f.id = FabricId(p.op, p.block_size);
+      f.kind = FabricKind(p.op);
+      const uint64_t piece = std::min(p.block_size, kRdmaPiece);
+      f.label = std::string("raw ") +
+                (p.op == "read"    ? "fi_writemsg"
+                 : p.op == "write" ? "fi_readmsg"
+                                   : "fi_write+read") +
+                " " + SizeName(p.block_size) +
+                (piece < p.block_size ? " (" + SizeName(piece) + " ops)" : "") + ", depth " +
+                std::to_string(kRdmaDepth) + ", " + kRdmaProvider;
+      f.block_size = p.block_size;
+      add(f);
+    }
     if (p.rail == "tcp") {
       // One TCP stream writing blocks of the point's size (-l), its first
       // second left out (-O 1).
@@ -970,6 +1001,25 @@ void RailBench::RunBaseline(BaselineSeries& b, int run) {
   BaselineRun out;
   if (b.kind == "memcpy") {
     out = RunMemcpy(b.block_size, b.batch, o_.seconds);
+  } else if (b.kind.rfind("fi-", 0) == 0) {
+    RawFabricOptions f;
+    f.provider = kRdmaProvider;
+    f.block = std::min(b.block_size, kRdmaPiece);
+    f.depth = kRdmaDepth;
+    f.read = b.kind == "fi-read";
+    f.mixed = b.kind == "fi-mixed";
+    f.seconds = o_.seconds;
+    const RawFabricRun raw = RunRawFabric(f);
+    if (!raw.error.empty()) {
+      b.skipped = "the raw libfabric loop could not run: " + raw.error;
+      progress_.End(b.skipped);
+      return;
+    }
+    r_.fabric_provider = raw.provider;
+    out.seconds = raw.seconds;
+    out.bytes = raw.bytes;
+    out.entries = raw.bytes / b.block_size;
+    out.requests = raw.ops;
   } else if (b.kind == "iperf3") {
     const auto t0 = Clock::now();
     out = RunIperf3(o_.seconds, b.block_size);
@@ -1026,6 +1076,7 @@ void RailBench::ComputeRatios() {
     p.memcpy_id = MemcpyId(p.block_size, p.batch);
     p.redis_id = RedisId(p.op, p.block_size, p.batch, p.threads);
     p.iperf3_id = p.rail == "tcp" ? IperfId(p.block_size) : "";
+    p.fabric_id = p.rail == "rdma" ? FabricId(p.op, p.block_size) : "";
     const double mk = p.runs.empty() ? std::nan("") : MedianGiBps(p.runs);
     p.vs_memcpy = RatioOf(mk, median_of(p.memcpy_id));
     // Against the faster of the two Redis clients (memkv-bench's own RESP
@@ -1035,6 +1086,7 @@ void RailBench::ComputeRatios() {
       redis = std::fmax(redis, median_of(RedisBenchmarkId(p.op, p.block_size, p.batch, p.threads)));
     p.vs_redis = RatioOf(mk, redis);
     p.vs_iperf3 = p.iperf3_id.empty() ? std::nan("") : RatioOf(mk, median_of(p.iperf3_id));
+    p.vs_fabric = p.fabric_id.empty() ? std::nan("") : RatioOf(mk, median_of(p.fabric_id));
   }
 }
 
@@ -1127,6 +1179,23 @@ void RailBench::ComputeGoals() {
            RatioOf(p50, p99), 0.5, "x", Fixed(p50, 2) + " ms ÷ " + Fixed(p99, 2) + " ms"};
     r_.goals.push_back(g);
   }
+  // The rdma rail against the raw libfabric loop over the same provider: a
+  // figure (no target: over tcp;ofi_rxm on loopback it says what memkv adds
+  // to the provider, not what a NIC does).
+  for (const std::string op : {"read", "write"})
+    for (uint64_t size : {uint64_t{1} << 20, uint64_t{16} << 20}) {
+      const RailPoint* p = FindPoint(r_, "rdma", op, size, AutoBatch(size), false, t1);
+      if (!p || !std::isfinite(p->vs_fabric)) continue;
+      Goal g;
+      g.id = "rdma-" + std::to_string(size >> 20) + "m-" + op + "-vs-raw-fabric";
+      g.text = "rdma " + SizeName(size) + " " + op + "s ÷ the raw " +
+               (op == "read" ? "fi_writemsg" : "fi_readmsg") + " loop, same provider";
+      g.value = p->vs_fabric;
+      g.unit = "x";
+      g.how = PointLabel(*p) + ": " + Fixed(MedianGiBps(p->runs), 3) + " GiB/s; " +
+              base_text(p->fabric_id);
+      r_.goals.push_back(g);
+    }
   // The cost of the auth key: GiB/s with the key over GiB/s without it.
   for (const std::string rail : {"tcp", "shm"})
     for (auto [size, batch] : {std::pair<uint64_t, uint32_t>{4u << 10, kMaxBatch},

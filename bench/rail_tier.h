@@ -14,6 +14,7 @@
 // (verify.h) by default; values written are FillBlock patterns.
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,12 +74,14 @@ struct RailPoint {
   std::string first_error;
   // Ratios of medians (NaN: no baseline); ids of the baselines used.
   double vs_memcpy = 0, vs_iperf3 = 0, vs_redis = 0;
-  std::string memcpy_id, iperf3_id, redis_id;
+  // rdma rows: against the raw libfabric loop over the same provider.
+  double vs_fabric = std::numeric_limits<double>::quiet_NaN();
+  std::string memcpy_id, iperf3_id, redis_id, fabric_id;
 };
 
 struct BaselineSeries {
-  std::string id;    // memcpy/4096x2048, iperf3, redis-get/4096x2048/c1
-  std::string kind;  // memcpy, iperf3, redis-get, redis-set, redis-mixed
+  std::string id;    // memcpy/4096x2048, iperf3, redis-get/4096x2048/c1, fi-write/4096
+  std::string kind;  // memcpy, iperf3, redis-get, redis-set, redis-mixed, fi-write, fi-read, fi-mixed
   std::string label;
   uint64_t block_size = 0;
   uint32_t batch = 0, connections = 1;
@@ -100,6 +103,7 @@ struct RailTierResult {
   RailTierOptions options;
   MachineInfo machine;
   std::string memkv_version, redis_version, iperf3_version;
+  std::string fabric_provider;  // the raw fi_writemsg baseline's provider, once it ran
   std::vector<std::string> server_commands;
   std::vector<RailPoint> points;
   std::vector<BaselineSeries> baselines;

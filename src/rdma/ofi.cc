@@ -52,27 +52,14 @@
 #include "common/mutex.h"
 #include "common/thread_annotations.h"
 #include "rdma/error.h"
+#include "rdma/libfabric.h"
 #include "rdma/posted_handler.h"
 
-// libfabric's five exported functions (everything else in its API is inline
-// over the objects' operation tables), loaded with dlopen when a fabric is
-// first opened: libmemkv.so, the server and the wheel need libfabric only on
-// hosts that open the rail (docs/rdma.md).
-namespace memkv::rdma::detail {
-namespace {
-struct Libfabric {
-  decltype(&::fi_getinfo) getinfo = nullptr;
-  decltype(&::fi_freeinfo) freeinfo = nullptr;
-  decltype(&::fi_dupinfo) dupinfo = nullptr;
-  decltype(&::fi_fabric) fabric = nullptr;
-  decltype(&::fi_strerror) strerror = nullptr;
-  std::string error;  // why it is not there
-  bool ok() const { return error.empty(); }
-};
+namespace memkv::rdma {
 
-const Libfabric& Lib() {
-  static const Libfabric lib = [] {
-    Libfabric l;
+const LibfabricApi& Libfabric() {
+  static const LibfabricApi lib = [] {
+    LibfabricApi l;
     void* h = ::dlopen("libfabric.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!h) {
       const char* e = ::dlerror();
@@ -95,9 +82,15 @@ const Libfabric& Lib() {
 }
 
 const char* FiStrerror(int err) {
-  const Libfabric& l = Lib();
+  const LibfabricApi& l = Libfabric();
   return l.strerror ? l.strerror(err) : "libfabric error";
 }
+
+}  // namespace memkv::rdma
+
+namespace memkv::rdma::detail {
+namespace {
+const LibfabricApi& Lib() { return Libfabric(); }
 }  // namespace
 }  // namespace memkv::rdma::detail
 
@@ -105,7 +98,7 @@ namespace memkv::rdma {
 // Here, not in error.cc: only the provider links libfabric (the client's
 // registration cache, and so libmemkv.so, need not).
 const boost::system::error_category& ofi_category() {
-  static const EnumCategory cat("libfabric", [](int ev) { return detail::FiStrerror(ev); });
+  static const EnumCategory cat("libfabric", [](int ev) { return FiStrerror(ev); });
   return cat;
 }
 }  // namespace memkv::rdma

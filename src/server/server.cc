@@ -171,8 +171,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         is_unix_(is_unix),
         peer_(std::move(peer)),
         flow_(socket_.get_executor()),
+        rdma_room_(socket_.get_executor()),
         attach_timer_(socket_.get_executor()) {
     flow_.expires_at(asio::steady_timer::time_point::max());
+    rdma_room_.expires_at(asio::steady_timer::time_point::max());
   }
 
   ~Connection() {
@@ -578,10 +580,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     rep.max_inflight = opt_.limits.max_inflight_per_connection;
     rep.features = proto::kFeatureCapacity | proto::kFeaturePageSums | proto::kFeatureList |
                    proto::kFeaturePinnedReads | proto::kFeatureOpenStream | proto::kFeatureRename;
+    // What rep.rdma_endpoint (a view) names when this session answers with
+    // a peer address of its own: alive until the reply is encoded.
+    std::string rdma_endpoint;
     if (impl_.fabric) {
       rep.features |= proto::kFeatureRdma;
       rep.rdma_endpoint = impl_.rdma_endpoint;
-      if (!req.rdma_endpoint.empty()) AttachRdma(req.rdma_endpoint, rep);
+      if (!req.rdma_endpoint.empty()) AttachRdma(req.rdma_endpoint, rep, rdma_endpoint);
     }
     proto::Buffer control_out;
     proto::Encode(rep, control_out);
@@ -593,8 +598,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // The client's fabric endpoint ("<provider>|<address>"): inserted as a
   // peer when its provider is this server's, so reads and writes of this
-  // session may name its registered memory.
-  void AttachRdma(std::string_view endpoint, proto::AttachReply& rep) {
+  // session may name its registered memory. `answer` holds the endpoint
+  // that rep.rdma_endpoint then views.
+  void AttachRdma(std::string_view endpoint, proto::AttachReply& rep, std::string& answer) {
     const size_t bar = endpoint.find('|');
     const std::string_view provider = endpoint.substr(0, bar);
     if (bar == std::string_view::npos || provider != impl_.fabric->provider_name()) {
@@ -611,7 +617,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     rdma_peer_ = peer->peer;
-    rep.rdma_endpoint = impl_.fabric->provider_name() + "|" + peer->address;
+    answer = impl_.fabric->provider_name() + "|" + peer->address;
+    rep.rdma_endpoint = answer;
     impl_.rdma_peers.fetch_add(1);
     rep.rails |= proto::kRailRdma;
   }
@@ -1239,8 +1246,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
     rdma::RemoteBuffer remote;
   };
 
-  // Runs the transfers concurrently on this connection's loop (the fabric
-  // bounds how many are posted to the peer at once) and waits for all.
+  // Transfers this session hands the fabric at once, over all its requests:
+  // the fabric's own bound per peer (rdma.max_inflight_per_peer), and as
+  // many again (at most 1,024) waiting behind it so that the peer's queue
+  // never runs dry, well within the fabric's limit of waiting operations
+  // per peer (beyond which it refuses them: a 7,500-entry batch is 7,500
+  // transfers, and a session has many batches in flight).
+  uint32_t RdmaWindow() const {
+    const uint32_t posted = opt_.rdma ? opt_.rdma->max_inflight_per_peer : 1;
+    return posted + std::min<uint32_t>(posted, 1024);
+  }
+
+  // Runs the transfers concurrently on this connection's loop, at most
+  // RdmaWindow() of the session's at once, and waits for all.
   Awaitable<std::vector<bool>> Transfers(const std::vector<Transfer>& ts, bool write) {
     std::vector<bool> ok(ts.size(), false);
     if (ts.empty()) co_return ok;
@@ -1249,6 +1267,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     done.expires_at(asio::steady_timer::time_point::max());
     size_t left = ts.size();
     for (size_t k = 0; k < ts.size(); ++k) {
+      while (rdma_transfers_ >= RdmaWindow()) co_await rdma_room_.async_wait(kTuple);
+      ++rdma_transfers_;
       asio::co_spawn(
           ex,
           [&, k]() -> Awaitable<void> {
@@ -1258,10 +1278,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
                       : co_await impl_.fabric->Read(*t.mr, t.local, t.len, *rdma_peer_, t.remote);
             ok[k] = static_cast<bool>(st);
             if (!st) spdlog::debug("{}: rdma transfer: {}", peer_, st.error().message());
+            --rdma_transfers_;
+            rdma_room_.cancel();  // wakes the requests waiting for room
             if (--left == 0) done.cancel();
           },
           asio::detached);
     }
+    // The last transfer was spawned without a suspension since, so it has
+    // not started yet: `done` is awaited before it can be cancelled.
     boost::system::error_code ec;
     co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     co_return ok;
@@ -1684,6 +1708,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t requests_ = 0;
   std::optional<uint64_t> session_id_;
   std::optional<rdma::PeerId> rdma_peer_;  // the client's fabric endpoint, when over rdma
+  uint32_t rdma_transfers_ = 0;            // handed to the fabric, not completed (<= RdmaWindow())
+  asio::steady_timer rdma_room_;           // cancelled when one of them completes
   asio::steady_timer attach_timer_;  // limits.attach_timeout
   std::atomic<bool> unattached_{true};  // read by Adopt on loop 0 as well
   bool hello_done_ = false;

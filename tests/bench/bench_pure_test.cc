@@ -364,6 +364,18 @@ RailTierResult MadeUp() {
       p.vs_iperf3 = std::string(rail) == "tcp" ? 0.9 : NAN;
       r.points.push_back(p);
     }
+  RailPoint rdma;
+  rdma.rail = "rdma";
+  rdma.op = "read";
+  rdma.block_size = 1 << 20;
+  rdma.batch = AutoBatch(1 << 20);
+  rdma.runs = {{1, 1ull << 30, 1000, 10}};
+  rdma.vs_memcpy = 0.1;
+  rdma.vs_redis = 1;
+  rdma.vs_iperf3 = NAN;
+  rdma.vs_fabric = 0.75;
+  rdma.fabric_id = "fi-write/1048576";
+  r.points.push_back(rdma);
   RailPoint refused;
   refused.rail = "tcp";
   refused.op = "read";
@@ -387,6 +399,16 @@ RailTierResult MadeUp() {
   redis.label = "Redis GET";
   redis.skipped = "redis-server is not installed (Debian: apt-get install redis-server)";
   r.baselines.push_back(redis);
+  BaselineSeries raw;
+  raw.id = "fi-write/1048576";
+  raw.kind = "fi-write";
+  raw.label = "raw fi_writemsg 1 MiB, depth 64, tcp;ofi_rxm";
+  raw.block_size = 1 << 20;
+  raw.runs.resize(1);
+  raw.runs[0].seconds = 1;
+  raw.runs[0].bytes = 2ull << 30;
+  r.baselines.push_back(raw);
+  r.options.rails.push_back("rdma");
   r.goals.push_back({"g", "a goal", 0.85, 0.8, "x", "from somewhere"});
   r.goals.push_back({"p50", "a latency", 1.5, 0, "ms", ""});
   r.goals.push_back({"n", "not measured", NAN, 1.0, "x", ""});
@@ -400,7 +422,7 @@ TEST(RailReport, JsonHasTheFieldsAScriptReads) {
   const boost::json::value v = boost::json::parse(text);  // throws when malformed
   const auto& o = v.as_object();
   EXPECT_EQ(o.at("tier").as_string(), "rail");
-  ASSERT_EQ(o.at("points").as_array().size(), 5u);
+  ASSERT_EQ(o.at("points").as_array().size(), 6u);
   const auto& p = o.at("points").as_array()[0].as_object();
   for (const char* k : {"rail", "op", "block_size", "threads", "batch", "auth", "status", "runs",
                         "gib_per_s", "entries_per_s", "latency_ms", "ratios", "verified"})
@@ -408,8 +430,11 @@ TEST(RailReport, JsonHasTheFieldsAScriptReads) {
   EXPECT_DOUBLE_EQ(p.at("gib_per_s").at("median").as_double(), 2.0);
   EXPECT_DOUBLE_EQ(p.at("ratios").at("redis").as_double(), 2.0);
   EXPECT_TRUE(o.at("points").as_array()[2].at("ratios").at("iperf3").is_null());  // shm: NaN
-  EXPECT_EQ(o.at("points").as_array()[4].at("status").as_string(), "n/a");
-  EXPECT_EQ(o.at("baselines").as_array().size(), 2u);
+  // rdma rows carry their ratio to the raw libfabric loop; the others none.
+  EXPECT_DOUBLE_EQ(o.at("points").as_array()[4].at("ratios").at("fabric").as_double(), 0.75);
+  EXPECT_TRUE(o.at("points").as_array()[0].at("ratios").at("fabric").is_null());
+  EXPECT_EQ(o.at("points").as_array()[5].at("status").as_string(), "n/a");
+  EXPECT_EQ(o.at("baselines").as_array().size(), 3u);
   EXPECT_TRUE(o.at("baselines").as_array()[1].as_object().contains("skipped"));
   EXPECT_EQ(o.at("goals").as_array()[0].at("met").as_bool(), true);
   EXPECT_TRUE(o.at("goals").as_array()[2].at("value").is_null());
@@ -419,7 +444,8 @@ TEST(RailReport, CsvHasAHeaderAndARowPerPointAndBaseline) {
   const std::string csv = RailTierCsv(MadeUp());
   size_t rows = 0;
   for (char c : csv) rows += c == '\n';
-  EXPECT_EQ(rows, 1u + 5u + 2u);
+  EXPECT_EQ(rows, 1u + 6u + 3u);
+  EXPECT_NE(csv.find(",ratio_fabric\n"), std::string::npos);
   EXPECT_EQ(csv.rfind("kind,id,rail,op,block_size", 0), 0u);
   EXPECT_NE(csv.find("\"n/a (refused: the value does not fit in one frame)\""), std::string::npos);
   // Every row has the header's number of fields (no comma inside quotes here).
@@ -437,6 +463,7 @@ TEST(RailReport, SvgAndMarkdown) {
   EXPECT_TRUE(WellFormed(svg, why)) << why;
   EXPECT_NE(svg.find("memkv tcp read"), std::string::npos);
   EXPECT_NE(svg.find("memcpy, 1 thread"), std::string::npos);
+  EXPECT_NE(svg.find("raw fi_writemsg loop"), std::string::npos);
   const std::string md = RailTierMarkdown(r, "performance.svg", "drive table\n");
   EXPECT_NE(md.find("![GiB/s against block size](performance.svg)"), std::string::npos);
   EXPECT_NE(md.find("| a goal | 0.85x | 0.8x | met |"), std::string::npos);
@@ -445,6 +472,9 @@ TEST(RailReport, SvgAndMarkdown) {
   const std::string table = RailTierTable(r);
   EXPECT_NE(table.find("PASS"), std::string::npos);
   EXPECT_NE(table.find("skipped: redis-server is not installed"), std::string::npos);
+  EXPECT_NE(table.find("÷raw fi"), std::string::npos);
+  EXPECT_NE(table.find("0.75"), std::string::npos);
+  EXPECT_NE(md.find("| ÷ raw fi |"), std::string::npos);
 }
 
 }  // namespace
