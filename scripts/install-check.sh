@@ -92,8 +92,9 @@ EOF
 kill $pid; wait $pid || true
 tail -2 server.log
 echo "== apt-get remove memkv: config and drives stay"
-apt-get remove -y -qq memkv >/dev/null 2>&1
+apt-get remove -y -qq memkv >remove.log 2>&1 || { cat remove.log; exit 1; }
 ls -l /etc/memkv/config.yaml /srv/memkv/d0.img /srv/memkv/d1.img
-command -v memkv || echo "memkv: removed"
+if [ -e /usr/bin/memkv ]; then echo "memkv is still installed"; exit 1; fi
+echo "memkv: removed ($(dpkg-query -W -f="\${db:Status-Status}" memkv 2>/dev/null || echo gone))"
 '
 step "done"
