@@ -464,12 +464,14 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
         socket_(ctx_),
         writer_wake_(ctx_) {}
 
-  // The rdma peer this connection offered goes with it, on the fabric's loop.
+  // The rdma peer this connection offered goes with it, on the fabric's loop
+  // (which the task keeps running: this may hold the pool's last reference).
   ~Impl() {
     if (!rdma_peer_) return;
     asio::co_spawn(
         threads_->context(0),
-        [fabric = options_.rdma_fabric, peer = *rdma_peer_]() -> asio::awaitable<void> {
+        [fabric = options_.rdma_fabric, peer = *rdma_peer_,
+         pool = threads_]() -> asio::awaitable<void> {
           if (auto st = co_await fabric->RemovePeer(peer); !st)
             spdlog::debug("memkv client: removing rdma peer {}: {}", peer, st.error().message());
         },
