@@ -869,8 +869,9 @@ Result<DriveTierResult> RunDriveTier(const DriveTierOptions& options, Progress& 
   std::filesystem::remove(result.fio_file, ec);
   if (options.use_fio) result.fio_version = FioVersion().value_or("");
 
-  auto loops = server::Loops::Create(1, 512);
+  auto loops = server::Loops::Create(1, 512, server::Loops::BackendNamed(options.io_backend));
   if (!loops) return loops.error();
+  result.io_backend = (*loops)->backend();
   TapInstall tap;
   Bench bench(options, progress, result, **loops, tap.tap());
   MEMKV_TRY(bench.Go());
@@ -916,7 +917,7 @@ std::string DriveTierTable(const DriveTierResult& r) {
   line("memkv    Store over one file drive (storage.mode file, O_DIRECT FileDevice) " +
        r.drive_file + " (" + FormatSize(o.size) + " sparse, data region " +
        FormatSize(r.drive_data_bytes) + "), memory.max_size " + FormatSize(o.memory) +
-       ", one loop");
+       ", one loop, I/O on " + (r.io_backend.empty() ? std::string("io_uring") : r.io_backend));
   line("runs     " + std::to_string(o.runs) + " per side, " + Fixed(o.seconds, 1) +
        " s each, interleaved fio, memkv, fio, memkv, ...; queue depth " + std::to_string(o.qd) +
        " = fio iodepth = memkv concurrent coroutines");
@@ -1034,6 +1035,7 @@ boost::json::object DriveTierJson(const DriveTierResult& r) {
                     {"reopen_keys", o.reopen_keys}, {"replay_keys", o.replay_keys},
                     {"fill_concurrency", o.fill_qd}};
   out["fio_version"] = r.fio_version.empty() ? json::value(nullptr) : json::value(r.fio_version);
+  out["io_backend"] = r.io_backend;
   out["fio_file"] = r.fio_file;
   out["drive_file"] = r.drive_file;
   out["drive_data_bytes"] = r.drive_data_bytes;

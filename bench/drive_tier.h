@@ -35,6 +35,7 @@ struct DriveTierOptions {
   uint32_t fill_qd = 256;              // concurrent puts while filling (not measured against fio)
   bool use_fio = true;                 // false: memkv only (--no-fio)
   bool keep = false;                   // keep the files in dir afterwards
+  std::string io_backend = "auto";     // the store's ring: auto, io_uring or threads (server.io_backend)
   std::vector<std::string> workloads = {"read-1m", "read-4k", "write-1m"};
 };
 
@@ -98,6 +99,7 @@ struct DriveTierResult {
   DriveTierOptions options;
   MachineInfo machine;
   std::string fio_version;  // empty: fio missing or not used
+  std::string io_backend;   // the store's ring: "io_uring" or "threads"
   std::string fio_file, drive_file;
   uint64_t drive_data_bytes = 0;  // the drive's data region
   std::vector<WorkloadResult> workloads;

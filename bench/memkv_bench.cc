@@ -79,6 +79,10 @@ int main(int argc, char** argv) {
   app.add_option("--workloads", workloads,
                  "Comma-separated subset of read-1m,read-4k,write-1m,reopen (default: all)");
   app.add_flag("--no-fio", no_fio, "Measure memkv alone");
+  app.add_option("--io-backend", o.io_backend,
+                 "drive: the store's I/O backend, as server.io_backend (auto, io_uring, threads)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "io_uring", "threads"}));
   app.add_flag("--keep", o.keep, "Keep the files in --dir afterwards");
   app.add_option("--json", json_path, "Also write the results as JSON to this file");
   app.add_option("--log-level", log_level, "Level of the store's log lines on stderr")
