@@ -29,10 +29,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <deque>
 #include <thread>
 #include <type_traits>
-#include <unordered_map>
 #include <vector>
 
 #include <fmt/format.h>
@@ -54,6 +52,7 @@
 #include "rdma/error.h"
 #include "rdma/libfabric.h"
 #include "rdma/posted_handler.h"
+#include "rdma/transfer_queue.h"
 
 namespace memkv::rdma {
 
@@ -217,55 +216,44 @@ const AsTuple kAsTuple = asio::as_tuple(asio::use_awaitable);
 class OfiFabric;
 
 // The state behind an OfiFabric. Shared only with weak references in the
-// handlers posted to the loop, so that they find out that it is gone.
-class OfiImpl {
+// handlers posted to the loop, so that they find out that it is gone. The
+// peers, the per-peer bound, the waiting queues, removal and stopping are
+// the TransferQueue's (shared with verbs); this adds libfabric's calls and
+// the operations the provider refused for now (-FI_EAGAIN), which count as
+// posted and are posted again, in order, on the next progress.
+class OfiImpl final : public TransferQueue {
  public:
-  struct Peer;
-  // One WRITE or READ, from Start until Finish deletes it.
-  struct InFlightTag;
   struct RetryTag;
-  using InFlightHook = boost::intrusive::list_base_hook<boost::intrusive::tag<InFlightTag>>;
   using RetryHook = boost::intrusive::list_base_hook<boost::intrusive::tag<RetryTag>>;
-  // In in_flight_ops_ from Launch to Finish; in retry_ too while the
-  // provider refuses it.
-  struct Op : InFlightHook, RetryHook {
+  // One WRITE or READ; in retry_ while the provider refuses it.
+  struct Op : Transfer, RetryHook {
     // The provider's scratch space (FI_CONTEXT/FI_CONTEXT2 modes); its
     // address is the operation's context, the way back from a completion.
     struct Slot {
       fi_context2 ctx;
       Op* op;
     } slot{};
-    bool write = true;
-    void* buf = nullptr;
-    size_t len = 0;
     void* desc = nullptr;
-    uint64_t remote_address = 0;
-    uint64_t remote_key = 0;
-    PeerId peer_id = 0;
-    Peer* peer = nullptr;  // set by Start
-    PostedHandler<error_code> handler;
   };
-  using InFlightList = boost::intrusive::list<Op, boost::intrusive::base_hook<InFlightHook>>;
   using RetryList = boost::intrusive::list<Op, boost::intrusive::base_hook<RetryHook>>;
 
-  struct Peer {
-    PeerId id = 0;
+  struct Peer : TransferPeer {
     fi_addr_t addr = FI_ADDR_UNSPEC;
-    uint32_t in_flight = 0;   // counted from Launch to Finish
-    std::deque<Op*> waiting;  // FIFO behind the in-flight limit
-    bool removing = false;
-    std::vector<PostedHandler<error_code>> removal_waiters;
   };
 
   OfiImpl(const asio::any_io_executor& loop, const FabricOptions& options)
-      : loop_(loop),
-        max_inflight_(options.max_inflight_per_peer),
-        max_waiting_(options.max_waiting_per_peer),
+      : TransferQueue(options.max_inflight_per_peer, options.max_waiting_per_peer,
+                      options.max_peers),
+        loop_(loop),
         max_peers_(options.max_peers),
         wait_fd_(loop),
         retry_timer_(loop) {}
 
-  ~OfiImpl() {
+  ~OfiImpl() override {
+    {
+      MutexLock lock(mu_);
+      ReleaseAllPeersLocked();
+    }
     CloseFid(ep_ ? &ep_->fid : nullptr, "endpoint");
     CloseFid(av_ ? &av_->fid : nullptr, "address vector");
     CloseFid(cq_ ? &cq_->fid : nullptr, "completion queue");
@@ -352,7 +340,8 @@ class OfiImpl {
     provider_name_ = fmt::format("ofi:{}", info->fabric_attr->prov_name);
     mr_mode_ = info->domain_attr->mr_mode;
     max_msg_size_ = info->ep_attr->max_msg_size;
-    max_inflight_ = std::min<uint32_t>(max_inflight_, std::max<size_t>(1, info->tx_attr->size));
+    LimitInflightPerPeer(static_cast<uint32_t>(
+        std::min<size_t>(UINT32_MAX, std::max<size_t>(1, info->tx_attr->size))));
 
     domain_ = std::make_shared<Domain>();
     auto step = [&](int r, const char* call) -> Status {
@@ -405,7 +394,7 @@ class OfiImpl {
         "rdma: opened {} (domain {}, mr_mode {}, {}-byte addresses, up to {} in flight "
         "per peer, {})",
         provider_name_, info->domain_attr->name, ModeNames(mr_mode_), address_.size(),
-        max_inflight_, hmem_ ? "CUDA memory through FI_HMEM" : "host memory only");
+        max_inflight_per_peer(), hmem_ ? "CUDA memory through FI_HMEM" : "host memory only");
     return {};
   }
 
@@ -416,78 +405,24 @@ class OfiImpl {
 
   Result<PeerId> InsertPeer(std::string_view address) {
     if (address.size() != address_.size()) return errc::bad_address;
-    MutexLock lock(mu_);
-    if (stopping_) return errc::stopped;
-    if (peers_.size() >= max_peers_) return errc::overloaded;
     fi_addr_t addr = FI_ADDR_UNSPEC;
-    const int rc = fi_av_insert(av_, address.data(), 1, &addr, 0, nullptr);
-    if (rc != 1) return errc::bad_address;
+    {
+      MutexLock lock(mu_);  // the address vector, as ReleasePeerLocked uses it
+      if (stopping()) return errc::stopped;
+      const int rc = fi_av_insert(av_, address.data(), 1, &addr, 0, nullptr);
+      if (rc != 1) return errc::bad_address;
+    }
     auto peer = std::make_unique<Peer>();
-    peer->id = next_peer_id_++;
     peer->addr = addr;
-    const PeerId id = peer->id;
-    peers_.emplace(id, std::move(peer));
+    auto id = AddPeer(std::move(peer));
+    if (!id) {
+      MutexLock lock(mu_);
+      fi_av_remove(av_, &addr, 1, 0);
+    }
     return id;
   }
 
-  void RemovePeer(PeerId id, PostedHandler<error_code> done) {
-    MutexLock lock(mu_);
-    auto it = peers_.find(id);
-    if (it == peers_.end() || it->second->removing) {
-      done.Post(errc::unknown_peer);
-      return;
-    }
-    Peer& p = *it->second;
-    p.removing = true;
-    p.removal_waiters.push_back(std::move(done));
-    FailWaiting(p, errc::peer_removed);
-    // Posts the provider has not taken yet will never run.
-    for (auto r = retry_.begin(); r != retry_.end();) {
-      Op& op = *r;
-      if (op.peer == &p) {
-        r = retry_.erase(r);
-        Finish(&op, errc::peer_removed);
-      } else {
-        ++r;
-      }
-    }
-    MaybeFinishRemoval(p);
-  }
-
-  // ---- operations ----
-
-  void Start(Op* op) {
-    MutexLock lock(mu_);
-    if (stopping_) return Reject(op, errc::stopped);
-    auto it = peers_.find(op->peer_id);
-    if (it == peers_.end() || it->second->removing) return Reject(op, errc::unknown_peer);
-    Peer& p = *it->second;
-    op->peer = &p;
-    if (p.in_flight < max_inflight_ && p.waiting.empty()) {
-      Launch(op);
-    } else if (p.waiting.size() >= max_waiting_) {
-      Reject(op, errc::overloaded);
-    } else {
-      p.waiting.push_back(op);
-    }
-  }
-
   // ---- stopping ----
-
-  void Stop(PostedHandler<> done) {
-    MutexLock lock(mu_);
-    if (!stopping_) {
-      stopping_ = true;
-      for (auto& [id, p] : peers_) FailWaiting(*p, errc::stopped);
-      while (!retry_.empty()) {
-        Op& op = retry_.front();
-        retry_.pop_front();
-        Finish(&op, errc::stopped);
-      }
-    }
-    stop_waiters_.push_back(std::move(done));
-    MaybeStopped();
-  }
 
   // The destructor's path (on the loop's thread, or with the loop not
   // running): operations still posted get a bounded moment to complete;
@@ -496,15 +431,7 @@ class OfiImpl {
   void Shutdown() {
     {
       MutexLock lock(mu_);
-      if (!stopping_) {
-        stopping_ = true;
-        for (auto& [id, p] : peers_) FailWaiting(*p, errc::stopped);
-        while (!retry_.empty()) {
-          Op& op = retry_.front();
-          retry_.pop_front();
-          Finish(&op, errc::stopped);
-        }
-      }
+      BeginStopLocked();
     }
     for (int i = 0; i < 2000 && InFlight() > 0; ++i) {
       DrainCq();
@@ -514,17 +441,11 @@ class OfiImpl {
     CloseFid(ep_ ? &ep_->fid : nullptr, "endpoint");
     ep_ = nullptr;
     MutexLock lock(mu_);
-    if (!in_flight_ops_.empty())
+    if (const size_t left = InFlightLocked(); left > 0)
       spdlog::warn("rdma {}: closed with {} operations still posted; they fail", provider_name_,
-                   in_flight_ops_.size());
-    while (!in_flight_ops_.empty()) Finish(&in_flight_ops_.front(), errc::stopped);
-    for (auto& w : stop_waiters_) w.Post();
-    stop_waiters_.clear();
-  }
-
-  size_t InFlight() const {
-    MutexLock lock(mu_);
-    return in_flight_ops_.size();
+                   left);
+    retry_.clear();
+    AbandonPostedLocked(errc::stopped);
   }
 
   // ---- the loop ----
@@ -647,37 +568,65 @@ class OfiImpl {
     retry_timer_.cancel();
   }
 
-  FabricStats stats() const {
-    MutexLock lock(mu_);
-    FabricStats s = stats_;
-    s.peers = static_cast<uint32_t>(peers_.size());
-    return s;
-  }
-
   static Op* OpOf(void* context) { return static_cast<Op::Slot*>(context)->op; }
 
-  // ---- under mu_ ----
+  // ---- TransferQueue's hooks (under mu_) ----
 
-  // Counts the operation in flight for its peer and gives it to the provider.
-  void Launch(Op* op) REQUIRES(mu_) {
-    ++op->peer->in_flight;
-    in_flight_ops_.push_back(*op);
-    stats_.max_in_flight =
-        std::max<uint32_t>(stats_.max_in_flight, static_cast<uint32_t>(in_flight_ops_.size()));
+  error_code PostLocked(Transfer& t) override REQUIRES(mu_) {
+    Op* op = static_cast<Op*>(&t);
     if (!retry_.empty()) {  // keep the order: behind those already refused
       retry_.push_back(*op);
-      return;
+      return {};
     }
     const int rc = PostToProvider(op);
     if (rc == 0) {
       RequestProgress();
-    } else if (rc == -FI_EAGAIN) {
+      return {};
+    }
+    if (rc == -FI_EAGAIN) {
       ++stats_.provider_retries;
       retry_.push_back(*op);
       RequestProgress();
-    } else {
-      Finish(op, OfiError(rc));
+      return {};
     }
+    return OfiError(rc);
+  }
+
+  // Posts the provider has not taken yet will never run.
+  void RemovingLocked(TransferPeer& peer) override REQUIRES(mu_) {
+    for (auto r = retry_.begin(); r != retry_.end();) {
+      Op& op = *r;
+      if (op.peer == &peer) {
+        r = retry_.erase(r);
+        FailPostedLocked(&op, errc::peer_removed);
+      } else {
+        ++r;
+      }
+    }
+  }
+
+  void StoppingLocked() override REQUIRES(mu_) {
+    while (!retry_.empty()) {
+      Op& op = retry_.front();
+      retry_.pop_front();
+      FailPostedLocked(&op, errc::stopped);
+    }
+  }
+
+  void ReleasePeerLocked(TransferPeer& peer) override REQUIRES(mu_) {
+    fi_addr_t addr = static_cast<Peer&>(peer).addr;
+    if (av_ == nullptr) return;
+    if (int rc = fi_av_remove(av_, &addr, 1, 0); rc != 0)
+      spdlog::warn("rdma {}: fi_av_remove failed: {}", provider_name_, FiStrerror(-rc));
+  }
+
+  // Stop waiting on the loop first, then resume the callers.
+  void StoppedLocked(std::vector<PostedHandler<>> waiters) override REQUIRES(mu_) {
+    auto w = std::make_shared<std::vector<PostedHandler<>>>(std::move(waiters));
+    asio::post(loop_, [weak = self_, w] {
+      if (auto self = weak.lock()) self->Close();
+      for (auto& h : *w) h.Post();
+    });
   }
 
   // A WRITE completes only once its bytes are in the peer's memory
@@ -693,7 +642,7 @@ class OfiImpl {
     msg.msg_iov = &iov;
     msg.desc = &desc;
     msg.iov_count = 1;
-    msg.addr = op->peer->addr;
+    msg.addr = static_cast<Peer*>(op->peer)->addr;
     msg.rma_iov = &rma;
     msg.rma_iov_count = 1;
     msg.context = &op->slot.ctx;
@@ -716,75 +665,6 @@ class OfiImpl {
     }
   }
 
-  // A completion of a posted operation.
-  void Completed(Op* op, error_code ec) REQUIRES(mu_) {
-    Peer& p = *op->peer;
-    Finish(op, ec);
-    Refill(p);
-    MaybeFinishRemoval(p);
-    MaybeStopped();
-  }
-
-  // Lets waiting operations of `p` in as far as its limit allows.
-  void Refill(Peer& p) REQUIRES(mu_) {
-    while (!stopping_ && p.in_flight < max_inflight_ && !p.waiting.empty()) {
-      Op* op = p.waiting.front();
-      p.waiting.pop_front();
-      Launch(op);
-    }
-  }
-
-  // Completes a launched operation: its caller resumes on its own executor.
-  void Finish(Op* op, error_code ec) REQUIRES(mu_) {
-    --op->peer->in_flight;
-    in_flight_ops_.erase(in_flight_ops_.iterator_to(*op));
-    if (op->write) {
-      ++stats_.writes;
-      if (!ec) stats_.bytes_written += op->len;
-    } else {
-      ++stats_.reads;
-      if (!ec) stats_.bytes_read += op->len;
-    }
-    if (ec) ++stats_.errors;
-    Reject(op, ec);
-  }
-
-  // Completes an operation that was never launched (or was just finished).
-  void Reject(Op* op, error_code ec) REQUIRES(mu_) {
-    auto handler = std::move(op->handler);
-    delete op;
-    handler.Post(ec);
-  }
-
-  void FailWaiting(Peer& p, error_code ec) REQUIRES(mu_) {
-    while (!p.waiting.empty()) {
-      Op* op = p.waiting.front();
-      p.waiting.pop_front();
-      Reject(op, ec);
-    }
-  }
-
-  void MaybeFinishRemoval(Peer& p) REQUIRES(mu_) {
-    if (!p.removing || p.in_flight > 0) return;
-    fi_addr_t addr = p.addr;
-    if (int rc = fi_av_remove(av_, &addr, 1, 0); rc != 0)
-      spdlog::warn("rdma {}: fi_av_remove failed: {}", provider_name_, FiStrerror(-rc));
-    auto waiters = std::move(p.removal_waiters);
-    peers_.erase(p.id);  // p is gone
-    for (auto& w : waiters) w.Post(error_code{});
-  }
-
-  void MaybeStopped() REQUIRES(mu_) {
-    if (!stopping_ || !in_flight_ops_.empty() || stop_waiters_.empty()) return;
-    auto waiters = std::make_shared<std::vector<PostedHandler<>>>(std::move(stop_waiters_));
-    stop_waiters_.clear();
-    // Stop waiting on the loop first, then resume the callers.
-    asio::post(loop_, [weak = self_, waiters] {
-      if (auto self = weak.lock()) self->Close();
-      for (auto& w : *waiters) w.Post();
-    });
-  }
-
   static constexpr size_t kMaxAddressSize = 255;
 
   // Constant after Init.
@@ -799,9 +679,7 @@ class OfiImpl {
   uint64_t mr_mode_ = 0;
   bool hmem_ = false;  // FI_HMEM granted: device memory registers with FI_HMEM_CUDA
   size_t max_msg_size_ = 0;
-  uint32_t max_inflight_;
-  const uint32_t max_waiting_;
-  const uint32_t max_peers_;
+  const uint32_t max_peers_;  // the address vector's size
   std::atomic<uint64_t> next_key_{1};  // requested keys, where the provider does not pick them
 
   // Loop-confined.
@@ -814,16 +692,10 @@ class OfiImpl {
 
   std::atomic<bool> progress_posted_{false};
 
-  mutable Mutex mu_;
-  std::unordered_map<PeerId, std::unique_ptr<Peer>> peers_ GUARDED_BY(mu_);
-  PeerId next_peer_id_ GUARDED_BY(mu_) = 1;
-  InFlightList in_flight_ops_ GUARDED_BY(mu_);  // launched, not finished
-  RetryList retry_ GUARDED_BY(mu_);         // launched, refused by the provider for now
+  // mu_ (TransferQueue's) guards these too.
+  RetryList retry_ GUARDED_BY(mu_);  // posted, refused by the provider for now
   bool retry_timer_pending_ GUARDED_BY(mu_) = false;
   std::chrono::microseconds retry_backoff_ GUARDED_BY(mu_) = kRetryFirst;
-  bool stopping_ GUARDED_BY(mu_) = false;
-  std::vector<PostedHandler<>> stop_waiters_ GUARDED_BY(mu_);
-  FabricStats stats_ GUARDED_BY(mu_);
 };
 
 class OfiFabric final : public Fabric {
@@ -927,6 +799,7 @@ class OfiFabric final : public Fabric {
     const auto [ec] = co_await asio::async_initiate<const AsTuple&, void(error_code)>(
             [&](auto handler) {
               auto* op = new OfiImpl::Op;
+              op->local = region;
               op->write = write;
               op->buf = buf;
               op->len = len;

@@ -76,6 +76,7 @@ bool TransferQueue::BeginStopLocked() {
   if (stopping_) return false;
   stopping_ = true;
   for (auto& [id, p] : peers_) FailWaiting(*p, errc::stopped);
+  StoppingLocked();
   return true;
 }
 

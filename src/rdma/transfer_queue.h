@@ -15,6 +15,7 @@
 // Locking: mu_ guards everything here; the hooks run under it. Any thread
 // may call the public members.
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -34,7 +35,7 @@ namespace memkv::rdma::detail {
 struct TransferPeer;
 
 // One WRITE or READ, from Start until it completes (then it is deleted).
-// Providers may derive (ofi: the fi_context2 slot).
+// Providers derive (ofi: the fi_context2 slot and the retry hook).
 struct Transfer : boost::intrusive::list_base_hook<> {
   virtual ~Transfer() = default;
   bool write = true;
@@ -77,14 +78,20 @@ class TransferQueue {
   void Stop(PostedHandler<> done) EXCLUDES(mu_);
   FabricStats stats() const EXCLUDES(mu_);
   size_t InFlight() const EXCLUDES(mu_);
+  uint32_t max_inflight_per_peer() const { return max_inflight_; }
 
  protected:
   // ---- hooks, called under mu_ ----
   // Hands `op` to the provider. An error fails it (Completed is not called).
+  // A provider that cannot take it yet (ofi: -FI_EAGAIN) keeps it and
+  // returns no error: it counts as posted until the provider calls
+  // Completed for it (or FailPostedLocked, from the hooks below).
   virtual error_code PostLocked(Transfer& op) REQUIRES(mu_) = 0;
   // RemovePeer began; `peer` still has operations posted (verbs: move its QP
   // to ERR so that they flush). Default: nothing.
   virtual void RemovingLocked(TransferPeer& peer) REQUIRES(mu_) {}
+  // Stopping began (waiting operations failed). Default: nothing.
+  virtual void StoppingLocked() REQUIRES(mu_) {}
   // The peer has nothing posted any more and goes: release its handle.
   virtual void ReleasePeerLocked(TransferPeer& peer) REQUIRES(mu_) = 0;
   // Stopping, and nothing is posted: stop waiting on the loop, then post
@@ -95,6 +102,13 @@ class TransferQueue {
   // A completion of a posted operation: finishes it, lets waiting ones of
   // its peer in, finishes a removal or a stop that waited for it.
   void Completed(Transfer* op, error_code ec) REQUIRES(mu_);
+  // Finishes a posted operation the provider never handed over (ofi: one
+  // still refused), from RemovingLocked or StoppingLocked: the caller of
+  // those checks the removal and the stop afterwards.
+  void FailPostedLocked(Transfer* op, error_code ec) REQUIRES(mu_) { Finish(op, ec); }
+  // Lowers the per-peer bound (the provider's queue is smaller), before
+  // any peer is added.
+  void LimitInflightPerPeer(uint32_t n) { max_inflight_ = std::max<uint32_t>(1, std::min(max_inflight_, n)); }
   // Fails what waits, refuses new work; returns whether this was the first call.
   bool BeginStopLocked() REQUIRES(mu_);
   // Finishes every posted operation with `ec` (after the provider made sure
@@ -120,7 +134,7 @@ class TransferQueue {
 
   using List = boost::intrusive::list<Transfer>;
 
-  const uint32_t max_inflight_;
+  uint32_t max_inflight_;  // lowered only before peers exist
   const uint32_t max_waiting_;
   const uint32_t max_peers_;
   const uint32_t max_total_;
