@@ -207,10 +207,6 @@ std::string ModeNames(uint64_t mr_mode) {
   return s.empty() ? "none" : s;
 }
 
-// Completions carry an error_code as a value, not as an exception.
-using AsTuple = asio::as_tuple_t<asio::use_awaitable_t<>>;
-const AsTuple kAsTuple = asio::as_tuple(asio::use_awaitable);
-
 }  // namespace
 
 class OfiFabric;
@@ -711,14 +707,7 @@ class OfiFabric final : public Fabric {
   }
 
   Awaitable<Status> RemovePeer(PeerId peer) override {
-    auto impl = impl_;
-    const auto [ec] = co_await asio::async_initiate<const AsTuple&, void(error_code)>(
-        [&impl, peer](auto handler) {
-          impl->RemovePeer(peer, PostedHandler<error_code>(std::move(handler)));
-        },
-        kAsTuple);
-    if (ec) co_return ec;
-    co_return Status{};
+    return TransferQueue::AwaitRemovePeer(impl_, peer);
   }
 
   using Fabric::Register;
@@ -779,12 +768,7 @@ class OfiFabric final : public Fabric {
     return Transfer(false, local, dst, len, peer, src);
   }
 
-  Awaitable<void> Stop() override {
-    auto impl = impl_;
-    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-        [&impl](auto handler) { impl->Stop(PostedHandler<>(std::move(handler))); },
-        asio::use_awaitable);
-  }
+  Awaitable<void> Stop() override { return TransferQueue::AwaitStop(impl_); }
 
   FabricStats stats() const override { return impl_->stats(); }
 
@@ -795,24 +779,16 @@ class OfiFabric final : public Fabric {
     const auto* region = dynamic_cast<const OfiRegion*>(&local);
     if (region == nullptr || region->domain() != impl_->domain_.get() || !local.Covers(buf, len))
       co_return errc::not_registered;
-    auto impl = impl_;
-    const auto [ec] = co_await asio::async_initiate<const AsTuple&, void(error_code)>(
-            [&](auto handler) {
-              auto* op = new OfiImpl::Op;
-              op->local = region;
-              op->write = write;
-              op->buf = buf;
-              op->len = len;
-              op->desc = region->desc();
-              op->remote_address = remote.address;
-              op->remote_key = remote.key;
-              op->peer_id = peer;
-              op->handler = PostedHandler<error_code>(std::move(handler));
-              impl->Start(op);
-            },
-            kAsTuple);
-    if (ec) co_return ec;
-    co_return Status{};
+    auto* op = new OfiImpl::Op;
+    op->local = region;
+    op->write = write;
+    op->buf = buf;
+    op->len = len;
+    op->desc = region->desc();
+    op->remote_address = remote.address;
+    op->remote_key = remote.key;
+    op->peer_id = peer;
+    co_return co_await TransferQueue::AwaitTransfer(impl_, op);
   }
 
   std::shared_ptr<OfiImpl> impl_;

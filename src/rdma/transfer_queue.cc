@@ -2,7 +2,42 @@
 
 #include <algorithm>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 namespace memkv::rdma::detail {
+
+namespace asio = boost::asio;
+
+Awaitable<Status> TransferQueue::AwaitTransfer(std::shared_ptr<TransferQueue> queue,
+                                               Transfer* op) {
+  const auto [ec] = co_await asio::async_initiate<
+      const asio::as_tuple_t<asio::use_awaitable_t<>>&, void(error_code)>(
+      [&](auto handler) {
+        op->handler = PostedHandler<error_code>(std::move(handler));
+        queue->Start(op);
+      },
+      asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return ec;
+  co_return Status{};
+}
+
+Awaitable<Status> TransferQueue::AwaitRemovePeer(std::shared_ptr<TransferQueue> queue,
+                                                 PeerId peer) {
+  const auto [ec] = co_await asio::async_initiate<
+      const asio::as_tuple_t<asio::use_awaitable_t<>>&, void(error_code)>(
+      [&](auto handler) { queue->RemovePeer(peer, PostedHandler<error_code>(std::move(handler))); },
+      asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return ec;
+  co_return Status{};
+}
+
+Awaitable<void> TransferQueue::AwaitStop(std::shared_ptr<TransferQueue> queue) {
+  co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+      [&](auto handler) { queue->Stop(PostedHandler<>(std::move(handler))); },
+      asio::use_awaitable);
+}
 
 TransferQueue::TransferQueue(uint32_t max_inflight_per_peer, uint32_t max_waiting_per_peer,
                              uint32_t max_peers, uint32_t max_inflight_total)

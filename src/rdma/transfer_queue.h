@@ -80,6 +80,13 @@ class TransferQueue {
   size_t InFlight() const EXCLUDES(mu_);
   uint32_t max_inflight_per_peer() const { return max_inflight_; }
 
+  // Start, RemovePeer and Stop as the Fabric interface awaits them, for the
+  // providers' Fabric classes; `queue` stays alive until each completes.
+  // `op` is filled in but for its handler.
+  static Awaitable<Status> AwaitTransfer(std::shared_ptr<TransferQueue> queue, Transfer* op);
+  static Awaitable<Status> AwaitRemovePeer(std::shared_ptr<TransferQueue> queue, PeerId peer);
+  static Awaitable<void> AwaitStop(std::shared_ptr<TransferQueue> queue);
+
  protected:
   // ---- hooks, called under mu_ ----
   // Hands `op` to the provider. An error fails it (Completed is not called).

@@ -52,9 +52,6 @@ namespace {
 
 namespace asio = boost::asio;
 
-using AsTuple = asio::as_tuple_t<asio::use_awaitable_t<>>;
-const AsTuple kAsTuple = asio::as_tuple(asio::use_awaitable);
-
 // Completions read per ibv_poll_cq call.
 constexpr int kPollBatch = 32;
 // The largest RDMA message (InfiniBand's 2^31).
@@ -398,14 +395,7 @@ class VerbsFabric final : public Fabric {
   }
 
   Awaitable<Status> RemovePeer(PeerId peer) override {
-    auto impl = impl_;
-    const auto [ec] = co_await asio::async_initiate<const AsTuple&, void(error_code)>(
-        [&impl, peer](auto handler) {
-          impl->TransferQueue::RemovePeer(peer, PostedHandler<error_code>(std::move(handler)));
-        },
-        kAsTuple);
-    if (ec) co_return ec;
-    co_return Status{};
+    return TransferQueue::AwaitRemovePeer(impl_, peer);
   }
 
   // Host memory with ibv_reg_mr; device memory by dma-buf, else on its
@@ -436,12 +426,7 @@ class VerbsFabric final : public Fabric {
     return Transfer(false, local, dst, len, peer, src);
   }
 
-  Awaitable<void> Stop() override {
-    auto impl = impl_;
-    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-        [&impl](auto handler) { impl->TransferQueue::Stop(PostedHandler<>(std::move(handler))); },
-        asio::use_awaitable);
-  }
+  Awaitable<void> Stop() override { return TransferQueue::AwaitStop(impl_); }
 
   FabricStats stats() const override { return impl_->stats(); }
 
@@ -455,23 +440,15 @@ class VerbsFabric final : public Fabric {
       co_return errc::not_registered;
     // Keys are 32-bit rkeys: a wider one names no region of the peer.
     if (remote.key > UINT32_MAX) co_return errc::remote_access;
-    auto impl = impl_;
-    const auto [ec] = co_await asio::async_initiate<const AsTuple&, void(error_code)>(
-        [&](auto handler) {
-          auto* op = new detail::Transfer;
-          op->write = write;
-          op->buf = buf;
-          op->len = len;
-          op->local = region;
-          op->remote_address = remote.address;
-          op->remote_key = remote.key;
-          op->peer_id = peer;
-          op->handler = PostedHandler<error_code>(std::move(handler));
-          impl->Start(op);
-        },
-        kAsTuple);
-    if (ec) co_return ec;
-    co_return Status{};
+    auto* op = new detail::Transfer;
+    op->write = write;
+    op->buf = buf;
+    op->len = len;
+    op->local = region;
+    op->remote_address = remote.address;
+    op->remote_key = remote.key;
+    op->peer_id = peer;
+    co_return co_await TransferQueue::AwaitTransfer(impl_, op);
   }
 
   std::shared_ptr<VerbsImpl> impl_;
