@@ -97,6 +97,24 @@ if [ "$smoke" -eq 0 ] && [ -s "$out/performance.md" ]; then
   } >> "$out/performance.md"
 fi
 
+# The server's memory per idle session (bench/session_bench.cc).
+if [ "$smoke" -eq 0 ] && [ -s "$out/performance.md" ]; then
+  cmake --build "$build" --target session_bench -j "$jobs" >/dev/null
+  echo "bench.sh: memory per idle session (session_bench)" >&2
+  {
+    echo
+    echo "## Memory per idle session"
+    echo
+    echo "\`session_bench --sessions 1000\`: a memory-mode server on loopback with 1,000 TCP"
+    echo "sessions attached and idle; its resident memory before and after, per session"
+    echo "(goal: at most 4 KiB)."
+    echo
+    echo '```'
+    "$build/bench/session_bench" --sessions 1000 2>&1 || status=1
+    echo '```'
+  } >> "$out/performance.md"
+fi
+
 echo "bench.sh: wrote $out/performance.md and $out/performance.svg (JSON, CSV and the" \
      "drive tier's table in $results/)" >&2
 exit "$status"

@@ -30,6 +30,7 @@
 
 #include "common/checksum.h"
 #include "common/log.h"
+#include "common/low_water.h"
 #include "proto/chunk.h"
 #include "proto/frame.h"
 #include "rdma/fabric_api.h"
@@ -1116,26 +1117,41 @@ asio::awaitable<error_code> Connection::Impl::ReceiveInto(Op& op, const std::vec
   constexpr size_t kStretch = 256 << 10;
   if (scratch_.size() < kStretch) scratch_.resize(kStretch);
   std::vector<asio::mutable_buffer> bufs;
-  size_t k = 0, off = 0;
+  // Woken once a stretch has come (common/low_water.h), never for more than
+  // the section still owes (each read takes what is there, and the mark
+  // follows what is left); back to 1 at the end.
+  uint64_t left = 0;
+  for (const DataPiece& p : plan) left += p.len;
+  ReceiveLowWater lowat(socket_.native_handle(), !unix_ && left > kStretch);
+  size_t k = 0, off = 0;  // the next piece, and its bytes already in
   while (k < plan.size()) {
+    lowat.Want(std::min<uint64_t>(left, kStretch));
     bufs.clear();
-    size_t want = 0, k2 = k, off2 = off;
-    while (k2 < plan.size() && bufs.size() < 64 && want < kStretch) {
-      const size_t take = std::min(plan[k2].len - off2, kStretch - want);
-      std::byte* p = plan[k2].p ? plan[k2].p + off2 : scratch_.data();
+    size_t want = 0;
+    for (size_t j = k, o = off; j < plan.size() && bufs.size() < 64 && want < kStretch;) {
+      const size_t take = std::min(plan[j].len - o, kStretch - want);
+      std::byte* p = plan[j].p ? plan[j].p + o : scratch_.data();
       bufs.push_back(asio::buffer(p, take));
       want += take;
-      off2 += take;
-      if (off2 == plan[k2].len) {
-        ++k2;
-        off2 = 0;
+      o += take;
+      if (o == plan[j].len) {
+        ++j;
+        o = 0;
       }
     }
-    auto [ec, n] = co_await asio::async_read(socket_, bufs, kTuple);
+    auto [ec, n] = co_await socket_.async_read_some(bufs, kTuple);
     if (ec) co_return ec;
-    for (; k < k2; ++k, off = 0) op.OnData(k, plan[k].len);
-    if (off2 > 0) op.OnData(k2, off2);
-    off = off2;
+    left -= n;
+    for (size_t got = n; got > 0;) {
+      const size_t take = std::min(got, plan[k].len - off);
+      off += take;
+      got -= take;
+      op.OnData(k, off);
+      if (off == plan[k].len) {
+        ++k;
+        off = 0;
+      }
+    }
   }
   co_return error_code{};
 }

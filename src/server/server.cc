@@ -10,6 +10,7 @@
 #include <deque>
 #include <future>
 #include <filesystem>
+#include <limits>
 #include <thread>
 #include <unordered_map>
 
@@ -30,6 +31,7 @@
 
 #include "common/checksum.h"
 #include "common/log.h"
+#include "common/low_water.h"
 #include "common/mutex.h"
 #include "proto/chunk.h"
 #include "proto/messages.h"
@@ -181,8 +183,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (int fd : pending_fds_) ::close(fd);
   }
 
-  // Reads frames until the peer goes or the connection is closed. `self`
-  // keeps the connection alive for as long as this runs.
+  // Reads frames until the peer goes, a frame ends the connection or it is
+  // closed. `self` keeps the connection alive for as long as this runs. An
+  // idle session waits in here for its next header, with no coroutine below
+  // this one: its memory is this frame, the socket's wait and the
+  // connection (limits on idle sessions).
   Awaitable<void> Run(std::shared_ptr<Connection> self) {
     impl_.open.fetch_add(1);
     // Nobody holds a connection without attaching: closed at the deadline.
@@ -193,7 +198,33 @@ class Connection : public std::enable_shared_from_this<Connection> {
       spdlog::warn("{}: closing the connection: not attached within limits.attach_timeout", c->peer_);
       c->CloseNow();
     });
-    co_await ReadLoop();
+    for (;;) {
+      // Flow control: stop reading while too much is in flight or held.
+      while (!closed_ && (inflight_ >= opt_.limits.max_inflight_per_connection ||
+                          buffered_ >= opt_.limits.max_buffered_bytes_per_connection))
+        co_await WaitFlow();
+      if (closed_) break;
+      proto::HeaderBytes raw;
+      size_t got = 0;
+      while (got < raw.size()) {
+        iovec iov{raw.data() + got, raw.size() - got};
+        const Result<size_t> n = TryRead(&iov, 1);
+        if (n) {
+          got += *n;
+          continue;
+        }
+        if (n.error() != asio::error::would_block) break;
+        auto [ec] = co_await socket_.async_wait(Socket::wait_read, kTuple);
+        if (ec) break;
+      }
+      if (got < raw.size()) break;
+      if (!co_await OnFrame(raw)) break;
+    }
+    co_await Finish();
+  }
+
+  // After the last frame: the session's requests drain and what it holds goes.
+  Awaitable<void> Finish() {
     attach_timer_.cancel();
     unattached_ = false;
     closed_ = true;
@@ -226,11 +257,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   // ---- reading ----
 
-  // recvmsg on the native socket, so descriptors sent with SCM_RIGHTS on the
-  // Unix socket are collected; waits through the loop when nothing is there.
-  Awaitable<Result<size_t>> ReadSome(iovec* iov, size_t count) {
+  // One recvmsg on the native socket, without waiting (would_block when
+  // nothing is there), so descriptors sent with SCM_RIGHTS on the Unix
+  // socket are collected.
+  Result<size_t> TryRead(iovec* iov, size_t count) {
     for (;;) {
-      if (closed_) co_return error_code(asio::error::operation_aborted);
+      if (closed_) return error_code(asio::error::operation_aborted);
       alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
       msghdr msg{};
       msg.msg_iov = iov;
@@ -242,12 +274,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
       const ssize_t n = ::recvmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
       if (n > 0) {
         if (is_unix_) TakeDescriptors(msg);
-        co_return static_cast<size_t>(n);
+        return static_cast<size_t>(n);
       }
-      if (n == 0) co_return error_code(asio::error::eof);
+      if (n == 0) return error_code(asio::error::eof);
       if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        co_return error_code(errno, boost::system::system_category());
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return error_code(asio::error::would_block);
+      return error_code(errno, boost::system::system_category());
+    }
+  }
+
+  // TryRead, waiting through the loop when nothing is there.
+  Awaitable<Result<size_t>> ReadSome(iovec* iov, size_t count) {
+    for (;;) {
+      Result<size_t> n = TryRead(iov, count);
+      if (n || n.error() != asio::error::would_block) co_return n;
       auto [ec] = co_await socket_.async_wait(Socket::wait_read, kTuple);
       if (ec) co_return ec;
     }
@@ -296,119 +336,112 @@ class Connection : public std::enable_shared_from_this<Connection> {
     co_return Status{};
   }
 
-  Awaitable<void> ReadLoop() {
-    for (;;) {
-      // Flow control: stop reading while too much is in flight or held.
-      while (!closed_ && (inflight_ >= opt_.limits.max_inflight_per_connection ||
-                          buffered_ >= opt_.limits.max_buffered_bytes_per_connection))
-        co_await WaitFlow();
-      if (closed_) co_return;
-      proto::HeaderBytes raw;
-      if (!co_await ReadExactly(raw.data(), raw.size())) co_return;
-      auto header = proto::DecodeHeader(raw);
-      if (!header) {
-        co_await FailFrame(raw, header.error());
-        co_return;
-      }
-      if (header->version < proto::kMinProtocolVersion) {
-        co_await RefuseOldVersion(*header);
-        co_return;
-      }
-      // A peer that has not attached has proven nothing: only a small frame
-      // is read from it (no 16 MiB buffer for a stranger).
-      if (!session_id_ && header->payload_len() > kMaxPayloadBeforeAttach) {
-        co_await Fail(*header, StatusCode::kProtocolError,
-                      "a frame of " + std::to_string(header->payload_len()) +
-                          " bytes before Attach (at most " +
-                          std::to_string(kMaxPayloadBeforeAttach) + ")");
-        co_return;
-      }
-      // A write's values may be received straight into the store (below):
-      // its control part comes first, alone.
-      const bool direct = session_id_ && header->opcode == proto::Opcode::kBatchWrite &&
-                          header->data_len >= kDirectWriteMin &&
-                          store_.mode() == store::Mode::kMemory;
-      // The payload buffer lives only while its request is handled.
-      auto payload = std::make_shared<RawBuffer>(direct ? header->control_len : header->payload_len());
-      if (!co_await ReadExactly(payload->data.get(), payload->size)) co_return;
-      proto::Bytes control(payload->data.get(), header->control_len);
-      proto::Bytes data(payload->data.get() + header->control_len, direct ? 0 : header->data_len);
-      // Tagged with the session key from Hello on; a frame recorded on
-      // another connection, or replayed out of its place, is refused.
-      if (auto st = proto::VerifyTag(raw, *header, control, FrameKey()); !st) {
-        co_await Fail(*header, StatusCode::kUnauthorized, st.error().message());
-        co_return;
-      }
-      if (auto st = in_seq_.Accept(*header); !st) {
-        co_await Fail(*header, StatusCode::kUnauthorized, st.error().message());
-        co_return;
-      }
-      if (header->is_response()) {
-        co_await FailFrame(raw, proto::errc::bad_flags);
-        co_return;
-      }
-      impl_.requests.fetch_add(1, std::memory_order_relaxed);
-      ++requests_;
-      if (!hello_done_) {
-        if (header->opcode != proto::Opcode::kHello) {
-          co_await Fail(*header, StatusCode::kNotAttached, "send Hello, then Attach");
-          co_return;
-        }
-        if (!co_await Hello(*header, control)) co_return;
-        continue;
-      }
-      if (header->opcode == proto::Opcode::kHello) {
-        co_await Fail(*header, StatusCode::kProtocolError, "a second Hello");
-        co_return;
-      }
-      if (header->opcode == proto::Opcode::kAttach) {
-        // Attach is answered before anything else is read.
-        if (!co_await Attach(*header, control)) co_return;
-        continue;
-      }
-      if (!session_id_) {
-        co_await Reply(ErrorFrame(*header, StatusCode::kNotAttached, "Attach first"));
-        continue;
-      }
-      if (header->opcode == proto::Opcode::kRegisterRegion ||
-          header->opcode == proto::Opcode::kReleaseRegion) {
-        // Loop-confined and quick: handled in order, so the descriptor that
-        // came with the frame is the one it names.
-        co_await Reply(RegionFrame(*header, control));
-        continue;
-      }
-      if (header->opcode == proto::Opcode::kWriteChunk) {
-        // Written into its value's allocation before the next frame is read:
-        // a stream is bounded by one frame, whatever the value's size.
-        co_await TakeChunk(*header, control, data);
-        continue;
-      }
-      if (direct) {
-        const DirectOutcome done = co_await DirectWrite(*header, control);
-        if (done == DirectOutcome::kClosed) co_return;
-        if (done == DirectOutcome::kDone) continue;
-        // Not for this path: the data is read after the control, as usual.
-        auto whole = std::make_shared<RawBuffer>(header->payload_len());
-        std::memcpy(whole->data.get(), payload->data.get(), header->control_len);
-        if (!co_await ReadExactly(whole->data.get() + header->control_len, header->data_len)) co_return;
-        payload = std::move(whole);
-        control = proto::Bytes(payload->data.get(), header->control_len);
-        data = proto::Bytes(payload->data.get() + header->control_len, header->data_len);
-      }
-      std::shared_ptr<proto::BatchWriteRequest> write;
-      if (header->opcode == proto::Opcode::kBatchWrite) write = co_await OpenStreams(*header, control, data);
-      ++inflight_;
-      buffered_ += payload->size;
-      asio::co_spawn(socket_.get_executor(), Handle(*header, payload, std::move(write)),
-                     [self = shared_from_this(), size = payload->size, op = OpOf(header->opcode),
-                      t0 = std::chrono::steady_clock::now()](std::exception_ptr e) {
-                       self->impl_.metrics.Request(op, size, std::chrono::steady_clock::now() - t0);
-                       LogTaskFailure(self->peer_ + ": request", e);
-                       --self->inflight_;
-                       self->buffered_ -= size;
-                       self->Wake();
-                     });
+  // One frame whose header was read: false when the connection ends.
+  Awaitable<bool> OnFrame(const proto::HeaderBytes& raw) {
+    auto header = proto::DecodeHeader(raw);
+    if (!header) {
+      co_await FailFrame(raw, header.error());
+      co_return false;
     }
+    if (header->version < proto::kMinProtocolVersion) {
+      co_await RefuseOldVersion(*header);
+      co_return false;
+    }
+    // A peer that has not attached has proven nothing: only a small frame
+    // is read from it (no 16 MiB buffer for a stranger).
+    if (!session_id_ && header->payload_len() > kMaxPayloadBeforeAttach) {
+      co_await Fail(*header, StatusCode::kProtocolError,
+                    "a frame of " + std::to_string(header->payload_len()) +
+                        " bytes before Attach (at most " +
+                        std::to_string(kMaxPayloadBeforeAttach) + ")");
+      co_return false;
+    }
+    // A write's values may be received straight into the store (below):
+    // its control part comes first, alone.
+    const bool direct = session_id_ && header->opcode == proto::Opcode::kBatchWrite &&
+                        header->data_len >= kDirectWriteMin &&
+                        store_.mode() == store::Mode::kMemory;
+    // The payload buffer lives only while its request is handled.
+    auto payload = std::make_shared<RawBuffer>(direct ? header->control_len : header->payload_len());
+    if (!co_await ReadExactly(payload->data.get(), payload->size)) co_return false;
+    proto::Bytes control(payload->data.get(), header->control_len);
+    proto::Bytes data(payload->data.get() + header->control_len, direct ? 0 : header->data_len);
+    // Tagged with the session key from Hello on; a frame recorded on
+    // another connection, or replayed out of its place, is refused.
+    if (auto st = proto::VerifyTag(raw, *header, control, FrameKey()); !st) {
+      co_await Fail(*header, StatusCode::kUnauthorized, st.error().message());
+      co_return false;
+    }
+    if (auto st = in_seq_.Accept(*header); !st) {
+      co_await Fail(*header, StatusCode::kUnauthorized, st.error().message());
+      co_return false;
+    }
+    if (header->is_response()) {
+      co_await FailFrame(raw, proto::errc::bad_flags);
+      co_return false;
+    }
+    impl_.requests.fetch_add(1, std::memory_order_relaxed);
+    ++requests_;
+    if (!hello_done_) {
+      if (header->opcode != proto::Opcode::kHello) {
+        co_await Fail(*header, StatusCode::kNotAttached, "send Hello, then Attach");
+        co_return false;
+      }
+      if (!co_await Hello(*header, control)) co_return false;
+      co_return true;
+    }
+    if (header->opcode == proto::Opcode::kHello) {
+      co_await Fail(*header, StatusCode::kProtocolError, "a second Hello");
+      co_return false;
+    }
+    if (header->opcode == proto::Opcode::kAttach) {
+      // Attach is answered before anything else is read.
+      if (!co_await Attach(*header, control)) co_return false;
+      co_return true;
+    }
+    if (!session_id_) {
+      co_await Reply(ErrorFrame(*header, StatusCode::kNotAttached, "Attach first"));
+      co_return true;
+    }
+    if (header->opcode == proto::Opcode::kRegisterRegion ||
+        header->opcode == proto::Opcode::kReleaseRegion) {
+      // Loop-confined and quick: handled in order, so the descriptor that
+      // came with the frame is the one it names.
+      co_await Reply(RegionFrame(*header, control));
+      co_return true;
+    }
+    if (header->opcode == proto::Opcode::kWriteChunk) {
+      // Written into its value's allocation before the next frame is read:
+      // a stream is bounded by one frame, whatever the value's size.
+      co_await TakeChunk(*header, control, data);
+      co_return true;
+    }
+    if (direct) {
+      const DirectOutcome done = co_await DirectWrite(*header, control);
+      if (done == DirectOutcome::kClosed) co_return false;
+      if (done == DirectOutcome::kDone) co_return true;
+      // Not for this path: the data is read after the control, as usual.
+      auto whole = std::make_shared<RawBuffer>(header->payload_len());
+      std::memcpy(whole->data.get(), payload->data.get(), header->control_len);
+      if (!co_await ReadExactly(whole->data.get() + header->control_len, header->data_len)) co_return false;
+      payload = std::move(whole);
+      control = proto::Bytes(payload->data.get(), header->control_len);
+      data = proto::Bytes(payload->data.get() + header->control_len, header->data_len);
+    }
+    std::shared_ptr<proto::BatchWriteRequest> write;
+    if (header->opcode == proto::Opcode::kBatchWrite) write = co_await OpenStreams(*header, control, data);
+    ++inflight_;
+    buffered_ += payload->size;
+    asio::co_spawn(socket_.get_executor(), Handle(*header, payload, std::move(write)),
+                   [self = shared_from_this(), size = payload->size, op = OpOf(header->opcode),
+                    t0 = std::chrono::steady_clock::now()](std::exception_ptr e) {
+                     self->impl_.metrics.Request(op, size, std::chrono::steady_clock::now() - t0);
+                     LogTaskFailure(self->peer_ + ": request", e);
+                     --self->inflight_;
+                     self->buffered_ -= size;
+                     self->Wake();
+                   });
+  co_return true;
   }
 
   // A frame that cannot be taken: answered (when its header could be read)
@@ -493,25 +526,32 @@ class Connection : public std::enable_shared_from_this<Connection> {
     out_.push_back(std::move(frame));
     if (writing_) co_return;
     writing_ = true;
-    while (!out_.empty()) {
-      OutFrame f = std::move(out_.front());
-      out_.pop_front();
-      // One gathered write: header, control and every slice of data (asio
-      // hands the kernel up to 64 of them per sendmsg).
-      bufs_.clear();
-      bufs_.push_back(asio::buffer(f.header));
-      bufs_.push_back(asio::buffer(f.control));
-      for (proto::Bytes b : f.data)
-        if (!b.empty()) bufs_.push_back(asio::buffer(b.data(), b.size()));
-      auto [ec, n] = co_await asio::async_write(socket_, bufs_, kTuple);
-      buffered_ -= f.bytes();
-      Wake();
-      if (ec) {
-        closed_ = true;
-        out_.clear();
-        buffered_ = 0;
-        break;
+    // The writer takes the queue whole, and frames queued meanwhile wait for
+    // the next turn: an idle session keeps no queue storage.
+    bool failed = false;
+    for (std::vector<OutFrame> turn; !out_.empty() && !failed;) {
+      turn = std::exchange(out_, {});
+      for (OutFrame& f : turn) {
+        // One gathered write: header, control and every slice of data (asio
+        // hands the kernel up to 64 of them per sendmsg).
+        bufs_.clear();
+        bufs_.push_back(asio::buffer(f.header));
+        bufs_.push_back(asio::buffer(f.control));
+        for (proto::Bytes b : f.data)
+          if (!b.empty()) bufs_.push_back(asio::buffer(b.data(), b.size()));
+        auto [ec, n] = co_await asio::async_write(socket_, bufs_, kTuple);
+        buffered_ -= f.bytes();
+        f = OutFrame{};  // its holds go now, not with the turn
+        Wake();
+        if (ec) {
+          closed_ = failed = true;
+          break;
+        }
       }
+    }
+    if (failed) {
+      out_.clear();
+      buffered_ = 0;
     }
     writing_ = false;
   }
@@ -639,7 +679,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return ErrorFrame(h, StatusCode::kBadRegion,
                         "RegisterRegion needs a memfd sent with it over the Unix socket");
     const int fd = pending_fds_.front();
-    pending_fds_.pop_front();
+    pending_fds_.erase(pending_fds_.begin());
     if (regions_.count(m.region_id)) {
       ::close(fd);
       return ErrorFrame(h, StatusCode::kBadRegion, "region id already in use");
@@ -965,8 +1005,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
         }
       }
     };
+    // The loop is woken once a stretch has come (common/low_water.h).
+    uint64_t left = 0;
+    for (size_t i = 0; i < n; ++i) left += req.entries[i].value_len;
+    ReceiveLowWater lowat(socket_.native_handle(), !is_unix_);
     bool lost = false;
     while (k < n) {
+      lowat.Want(std::min<uint64_t>(left, kStretch));
       iov.clear();
       size_t want = 0;
       for (size_t j = k, o = off; j < n && iov.size() < 64 && want < kStretch;) {
@@ -985,8 +1030,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         lost = true;
         break;
       }
+      left -= *got;
       advance(*got);
     }
+    lowat.Want(1);
     uint64_t put_bytes = 0;
     if (!lost) {
       for (size_t i = 0; i < n; ++i) {
@@ -1037,6 +1084,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // `copied` (read out of the store, summed here).
     std::vector<proto::Bytes> inline_src(n);
     std::vector<bool> copied(n, false);
+    std::vector<PlacedCopy> placed(n);  // shm entries copied from the store's memory
     auto hold = std::make_shared<ReadHold>();
     std::unordered_map<size_t, store::Store::Pinned> pins_for_stream;
     // Inline bytes are bounded by what a connection may hold.
@@ -1150,7 +1198,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
           inline_total += len;
           hold->pins.push_back(std::move(*pin));
         } else {
-          if (len) std::memcpy(shm_dest.data(), bytes.data(), len);  // the one pass over the bytes
+          // The one pass over the bytes, made as its slice of the reply goes
+          // (SendReadReply): the client checks one slice while the next is
+          // copied.
+          placed[i] = {bytes, shm_dest};
           hold->pins.push_back(std::move(*pin));  // its sums are sent from the entry
         }
         got_bytes += len;
@@ -1233,7 +1284,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         impl_.metrics.RailBytes(RailOf(req.entries[i].dest.kind), true, results[i].length);
     bool streams = false;
     for (const proto::ReadResult& r : results) streams |= r.delivery == proto::Delivery::kStreamed;
-    co_await SendReadReply(h, results, std::move(hold), inline_src, streams);
+    co_await SendReadReply(h, results, std::move(hold), inline_src, placed, streams);
     if (streams) co_await SendStreams(h, results, req, pins_for_stream);
   }
 
@@ -1382,19 +1433,40 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Packs the results into as many frames as they need; each frame's data
   // is the list of its inline entries' slices, gathered by the write.
+  // A shm entry's bytes, copied from the store's memory into the client's
+  // region just before the slice of the reply that names it.
+  struct PlacedCopy {
+    proto::Bytes from;
+    std::span<std::byte> to;
+  };
+  // Placed bytes per reply slice, when a request places more than twice as
+  // much: the client checks a slice (its own core) while this loop copies
+  // the next, instead of both passes one after the other.
+  static constexpr uint64_t kPlacedSlice = 1 << 20;
+
+  // The reply in slices of at most a frame each (and of about kPlacedSlice
+  // placed bytes each when there are many), every placed entry copied
+  // before its slice goes.
   Awaitable<void> SendReadReply(const proto::FrameHeader& h, std::vector<proto::ReadResult>& results,
                                 std::shared_ptr<const ReadHold> hold,
-                                const std::vector<proto::Bytes>& inline_src, bool streams_follow) {
+                                const std::vector<proto::Bytes>& inline_src,
+                                const std::vector<PlacedCopy>& placed, bool streams_follow) {
     const size_t n = results.size();
+    uint64_t placed_total = 0;
+    for (const PlacedCopy& c : placed) placed_total += c.to.size();
+    const uint64_t placed_cap =
+        placed_total > 2 * kPlacedSlice ? kPlacedSlice : std::numeric_limits<uint64_t>::max();
     size_t first = 0;
     do {
-      uint64_t bytes = 64 + 32;
+      uint64_t bytes = 64 + 32, placed_bytes = 0;
       size_t count = 0;
       while (first + count < n) {
         const proto::ReadResult& r = results[first + count];
         const uint64_t need = proto::EncodedSize(r) + (r.delivery == proto::Delivery::kInline ? r.length : 0);
-        if (count > 0 && bytes + need > proto::kMaxPayload) break;
+        const uint64_t place = placed[first + count].to.size();
+        if (count > 0 && (bytes + need > proto::kMaxPayload || placed_bytes + place > placed_cap)) break;
         bytes += need;
+        placed_bytes += place;
         ++count;
       }
       proto::BatchReadReply rep;
@@ -1402,6 +1474,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
                    static_cast<uint32_t>(count)};
       std::vector<proto::Bytes> data;
       for (size_t i = first; i < first + count; ++i) {
+        if (const PlacedCopy& c = placed[i]; !c.to.empty())
+          std::memcpy(c.to.data(), c.from.data(), c.to.size());
         rep.results.push_back(results[i]);
         if (results[i].delivery == proto::Delivery::kInline && results[i].length > 0)
           data.push_back(inline_src[i]);
@@ -1698,7 +1772,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Loop-confined state.
   asio::steady_timer flow_;  // cancelled to wake the reader (flow control, drain)
-  std::deque<OutFrame> out_;
+  std::vector<OutFrame> out_;  // waiting for the writer
   std::vector<asio::const_buffer> bufs_;  // the writer's gather list, reused
   std::vector<std::byte> scratch_;        // where dropped bytes of a direct write go
   bool writing_ = false;
@@ -1717,7 +1791,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   proto::SequenceCheck in_seq_;                // the client's frames
   uint64_t out_seq_ = 0;                       // the next reply's number
   uint64_t recorded_requests_ = 0;  // requests_ as last given to the registry
-  std::deque<int> pending_fds_;
+  std::vector<int> pending_fds_;  // at most 4
   std::unordered_map<uint32_t, std::shared_ptr<Region>> regions_;
 
   std::unordered_map<uint64_t, std::shared_ptr<StreamedWrite>> streams_;  // by request id

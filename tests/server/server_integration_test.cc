@@ -411,6 +411,57 @@ TEST_F(ServerTest, ShmRailMovesBytesThroughRegisteredRegions) {
   EXPECT_EQ(h.status, StatusCode::kOk);
 }
 
+// A shm read of many bytes is answered in slices, so that the client checks
+// one while the server copies the next: every slice names entries already
+// placed in the region, whole and matching their piece sums, and the slices
+// cover the batch once, in order.
+TEST_F(ServerTest, AShmReadOfManyBytesIsAnsweredInSlicesOfPlacedEntries) {
+  auto s = Start();
+  auto c = Unix(*s);
+  ASSERT_TRUE(c->ok());
+  ASSERT_TRUE(c->Attach());
+  constexpr size_t kValue = 512 << 10, kCount = 6;
+  std::vector<std::pair<std::string, std::string>> kv;
+  for (size_t i = 0; i < kCount; ++i) {
+    std::string v(kValue, '\0');
+    for (size_t j = 0; j < v.size(); ++j) v[j] = static_cast<char>((j * 131 + i * 7) >> 3);
+    kv.push_back({"slice" + std::to_string(i), std::move(v)});
+  }
+  for (StatusCode st : Put(*c, kv)) ASSERT_EQ(st, StatusCode::kOk);
+  Memfd region(kCount * kValue);
+  ASSERT_EQ(Register(*c, 1, region.size, region.fd), StatusCode::kOk);
+  proto::BatchReadRequest r;
+  r.batch = {kCount, 0, kCount};
+  for (size_t i = 0; i < kCount; ++i)
+    r.entries.push_back({kv[i].first, 0, 0, {proto::LocationKind::kShm, 1, i * kValue, kValue}});
+  proto::Buffer control;
+  proto::Encode(r, control);
+  ASSERT_TRUE(c->Send(Opcode::kBatchRead, control, {}, 60));
+  size_t frames = 0, next = 0;
+  for (;;) {
+    auto f = c->Recv();
+    ASSERT_TRUE(f);
+    ++frames;
+    proto::BatchReadReply rr;
+    ASSERT_TRUE(proto::Decode(f->control, f->data, rr));
+    ASSERT_EQ(rr.head.status, StatusCode::kOk);
+    ASSERT_EQ(rr.batch.first, next);
+    for (size_t k = 0; k < rr.results.size(); ++k) {
+      const size_t i = rr.batch.first + k;
+      const proto::ReadResult& res = rr.results[k];
+      EXPECT_EQ(res.status, StatusCode::kOk);
+      EXPECT_EQ(res.delivery, proto::Delivery::kPlaced);
+      const proto::Bytes placed(reinterpret_cast<const std::byte*>(region.base + i * kValue), kValue);
+      EXPECT_TRUE(proto::ChecksumsMatch(res, placed)) << "entry " << i;
+      EXPECT_EQ(std::memcmp(region.base + i * kValue, kv[i].second.data(), kValue), 0) << "entry " << i;
+    }
+    next += rr.results.size();
+    if (!f->header.has_more()) break;
+  }
+  EXPECT_EQ(next, kCount);
+  EXPECT_GT(frames, 1u) << "3 MiB placed in one reply: the client's check cannot overlap the copy";
+}
+
 TEST_F(ServerTest, EveryLimitAnswersWithItsOwnStatus) {
   auto s = Start({"--mode", "memory", "--set", "limits.max_batch_entries=4", "--set",
                   "limits.max_value_size=1000", "--set", "limits.max_sessions=3", "--set",
