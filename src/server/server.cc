@@ -1005,7 +1005,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         }
       }
     };
-    // The loop is woken once a stretch has come (common/low_water.h).
+    // The loop is woken once a stretch has come (common/low_water.h); the
+    // mark is back at 1 byte when this returns, before the next header.
     uint64_t left = 0;
     for (size_t i = 0; i < n; ++i) left += req.entries[i].value_len;
     ReceiveLowWater lowat(socket_.native_handle(), !is_unix_);
@@ -1033,7 +1034,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
       left -= *got;
       advance(*got);
     }
-    lowat.Want(1);
     uint64_t put_bytes = 0;
     if (!lost) {
       for (size_t i = 0; i < n; ++i) {
