@@ -89,6 +89,20 @@ set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/memkv/memkv")
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "passwd")
+# A cross build (cmake/toolchains/) packs the target's architecture. The
+# host's dpkg database has none of the target's libraries for
+# dpkg-shlibdeps to look up: scripts/package.sh runs it against the
+# sysroot's packages instead and hands cpack the Depends it found
+# (cpack -D CPACK_DEBIAN_PACKAGE_DEPENDS=...).
+if(CMAKE_CROSSCOMPILING)
+  if(CMAKE_SYSTEM_PROCESSOR STREQUAL "aarch64")
+    set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE arm64)
+  else()
+    set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${CMAKE_SYSTEM_PROCESSOR})
+  endif()
+  set(CPACK_RPM_PACKAGE_ARCHITECTURE ${CMAKE_SYSTEM_PROCESSOR})
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)
+endif()
 # The maintainer scripts, shared by both formats (they read deb's and rpm's
 # arguments alike).
 foreach(script postinst prerm postrm)

@@ -10,6 +10,12 @@
 # stayed. Not part of the test command: it needs root, the network to
 # Debian's archive, and a few minutes (docs/packaging.md).
 #
+# A .deb of another architecture than the machine's (arm64, from
+# MEMKV_PACKAGE_ARCH=arm64 scripts/package.sh) goes into a root of its own
+# architecture, which runs under qemu-user through binfmt_misc
+# (qemu-user-static's registration, made here when it is missing): every
+# command above, apt and Python included, runs as arm64 code.
+#
 # Usage: scripts/install-check.sh [DEB]   (default build/package/out/memkv_*_amd64.deb,
 #        made by scripts/package.sh)
 #   KEEP=1 keeps the root; its base tarball is cached in
@@ -21,26 +27,43 @@ deb=${1:-$(ls "$here"/build/package/out/memkv_*_amd64.deb 2>/dev/null | head -1)
 [ "$(id -u)" = 0 ] || { echo "install-check: needs root (debootstrap, chroot)" >&2; exit 2; }
 step() { echo "install-check: $*" >&2; }
 
+arch=$(dpkg-deb -f "$deb" Architecture)
+host_arch=$(dpkg --print-architecture)
+if [ "$arch" != "$host_arch" ]; then
+  # The root's programs are $arch code: the kernel hands them to qemu-user.
+  "$here/scripts/deps.sh" qemu-user-static
+  qemu_arch=$(case "$arch" in arm64) echo aarch64 ;; *) echo "$arch" ;; esac)
+  binfmt=/proc/sys/fs/binfmt_misc
+  [ -f "$binfmt/register" ] || mount -t binfmt_misc binfmt_misc "$binfmt"
+  if [ ! -f "$binfmt/qemu-$qemu_arch" ]; then
+    step "registering qemu-$qemu_arch with binfmt_misc (/usr/lib/binfmt.d/qemu-$qemu_arch.conf)"
+    cat "/usr/lib/binfmt.d/qemu-$qemu_arch.conf" >"$binfmt/register"
+  fi
+  grep -q '^flags:.*F' "$binfmt/qemu-$qemu_arch" ||
+    { echo "install-check: qemu-$qemu_arch is registered without F (a chroot cannot reach it)" >&2; exit 2; }
+fi
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/memkv-install-check
 mkdir -p "$cache"
-if [ ! -f "$cache/base.tar" ]; then
+base=$cache/base-$arch.tar
+if [ ! -f "$base" ]; then
   "$here/scripts/deps.sh" debootstrap
   mirror=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
   mirror=${mirror:-http://deb.debian.org/debian}
-  step "debootstrap bookworm (minbase) from $mirror"
+  step "debootstrap bookworm (minbase, $arch) from $mirror"
   rm -rf "$cache/base"
-  debootstrap --variant=minbase bookworm "$cache/base" "$mirror" >"$cache/debootstrap.log" 2>&1
-  tar -C "$cache/base" -cf "$cache/base.tar" .
+  debootstrap --variant=minbase --arch="$arch" bookworm "$cache/base" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
+    { tail -20 "$cache/debootstrap.log" >&2; exit 1; }
+  tar -C "$cache/base" -cf "$base" .
   rm -rf "$cache/base"
 fi
 root=$(mktemp -d "$cache/root.XXXX")
-tar -C "$root" -xf "$cache/base.tar"
+tar -C "$root" -xf "$base"
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 cp "$deb" "$root/root/"
 for m in proc sys dev dev/pts; do mount --bind "/$m" "$root/$m"; done
 trap 'for m in dev/pts dev sys proc; do umount -l "$root/$m" 2>/dev/null || true; done
       [ "${KEEP:-0}" = 1 ] || rm -rf --one-file-system "$root"' EXIT
-step "root: $root; package: $(basename "$deb")"
+step "root: $root ($arch); package: $(basename "$deb")"
 
 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb \
   DEB="$(basename "$deb")" bash -euo pipefail -c '
@@ -50,7 +73,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq "./$DEB" python3-venv >apt.log 2>&1 || { tail -30 apt.log; exit 1; }
 grep -E "^(Setting up|Unpacking) memkv" apt.log || true
-echo "== memkv --version"
+echo "== memkv --version (machine: $(uname -m), dpkg: $(dpkg --print-architecture))"
 memkv --version
 echo "== what the package holds"
 dpkg -L memkv | grep -E "bin/|\.so|\.service|\.pc|Config\.cmake|wheels/.*whl" | sort

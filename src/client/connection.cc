@@ -10,7 +10,6 @@
 #include <cstring>
 #include <deque>
 #include <future>
-#include <random>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -28,6 +27,7 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "client/handshake.h"
 #include "common/checksum.h"
 #include "common/log.h"
 #include "common/low_water.h"
@@ -755,37 +755,19 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   }
 
-  // Hello: versions and nonces; every frame after it is tagged with the
-  // session key both nonces make.
-  const auto refused = [&](std::string_view step, const proto::ReplyHead& head) {
-    spdlog::warn("memkv client: {} refused {}: {} {}", options_.address, step,
-                 proto::StatusName(head.status), head.message);
-    return finish(errc::attach_refused);
+  // Hello, then Attach (client/handshake.h says what is in them); every
+  // frame after Hello is tagged with the session key both nonces make.
+  Handshake handshake(options_.auth_key);
+  const auto failed = [&](Status s) {
+    if (s.error() == errc::attach_refused && !handshake.refusal().empty())
+      spdlog::warn("memkv client: {} refused {}", options_.address, handshake.refusal());
+    return finish(s);
   };
-  proto::Hello hello;
-  hello.nonce = proto::RandomNonce();
-  Buffer hello_control;
-  proto::Encode(hello, hello_control);
-  auto hr = co_await RoundTrip(proto::Opcode::kHello, std::move(hello_control));
+  auto hr = co_await RoundTrip(proto::Opcode::kHello, handshake.HelloControl());
   if (!hr) co_return finish(hr.error());
-  proto::HelloReply hello_reply;
-  if (!proto::Decode(hr->control(), hello_reply)) {
-    proto::ReplyHead head;
-    if (proto::Decode(hr->control(), head) && head.status != StatusCode::kOk)
-      co_return refused("Hello", head);
-    co_return finish(errc::bad_reply);
-  }
-  if (hello_reply.head.status != StatusCode::kOk) co_return refused("Hello", hello_reply.head);
-  if (options_.auth_key) session_key_ = options_.auth_key->Session(hello.nonce, hello_reply.nonce);
+  if (Status s = handshake.OnHelloReply(hr->control()); !s) co_return failed(s);
+  if (handshake.session_key()) session_key_ = *handshake.session_key();
 
-  // Attach.
-  std::random_device rd;
-  std::mt19937_64 rng((uint64_t{rd()} << 32) ^ rd());
-  proto::AttachRequest req;
-  for (auto& b : req.client_id) b = static_cast<std::byte>(rng());
-  req.rails = proto::kRailTcp | (unix_ ? proto::kRailShm : 0);
-  const std::string host = HostName();
-  req.host_id = host;
   std::string endpoint = options_.rdma_endpoint;
   const std::shared_ptr<rdma::Fabric>& fabric = options_.rdma_fabric;
   if (fabric && !unix_) {
@@ -804,27 +786,16 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
       endpoint = fabric->provider_name() + "|" + offer->address;
     }
   }
-  if (!endpoint.empty() && !unix_) {
-    req.rails |= proto::kRailRdma;
-    req.rdma_endpoint = endpoint;
-  }
-  if (key()) req.proof = proto::AttachProof(*key(), req.client_id);
-  Buffer attach_control;
-  proto::Encode(req, attach_control);
-  auto ar = co_await RoundTrip(proto::Opcode::kAttach, std::move(attach_control));
+  const std::string host = HostName();
+  auto ar = co_await RoundTrip(proto::Opcode::kAttach,
+                               handshake.AttachControl({.host_id = host, .local = unix_,
+                                                        .rdma_endpoint = endpoint}));
   if (!ar) co_return finish(ar.error());
-  const Bytes control = ar->control();
-  proto::AttachReply reply;
-  if (!proto::Decode(control, reply)) {
-    proto::ReplyHead head;
-    if (proto::Decode(control, head) && head.status != StatusCode::kOk)
-      co_return refused("Attach", head);
-    co_return finish(errc::bad_reply);
-  }
-  if (reply.head.status != StatusCode::kOk) co_return refused("Attach", reply.head);
-  if (rdma_peer_ && (reply.rails & proto::kRailRdma)) {
+  Result<AttachInfo> attached = handshake.OnAttachReply(ar->control());
+  if (!attached) co_return failed(attached.error());
+  if (rdma_peer_ && (attached->rails & proto::kRailRdma)) {
     // The server connected its end to the peer offered: connect this one.
-    const std::string_view answer = reply.rdma_endpoint;
+    const std::string_view answer = attached->rdma_endpoint;
     const size_t bar = answer.find('|');
     const std::string address(bar == std::string_view::npos ? std::string_view{} : answer.substr(bar + 1));
     const Status st = co_await asio::co_spawn(
@@ -836,20 +807,12 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
     if (!st) {
       spdlog::warn("memkv client: {}: no rdma rail: connecting to the server's answer: {}",
                    options_.address, st.error().message());
-      reply.rails &= ~proto::kRailRdma;
+      attached->rails &= ~proto::kRailRdma;
     }
   }
-  attach_.version = reply.version;
-  attach_.session_id = reply.session_id;
-  attach_.rails = reply.rails;
-  attach_.host_id = reply.host_id;
-  attach_.unix_socket = reply.unix_socket;
-  attach_.max_value_size = reply.max_value_size;
-  attach_.max_batch_entries = reply.max_batch_entries;
-  attach_.max_inflight = reply.max_inflight;
-  attach_.features = reply.features;
+  attach_ = std::move(*attached);
   limit_ = std::max<uint32_t>(1, options_.max_inflight);
-  if (reply.max_inflight) limit_ = std::min(limit_, reply.max_inflight);
+  if (attach_.max_inflight) limit_ = std::min(limit_, attach_.max_inflight);
   if (guard->timed_out) co_return finish(errc::connect_timeout);
   co_return finish({});
 }

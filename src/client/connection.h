@@ -109,6 +109,7 @@ struct AttachInfo {
   uint32_t max_batch_entries = 0;  // 0: no limit given
   uint32_t max_inflight = 0;       // 0: no limit given
   uint32_t features = 0;           // proto::kFeature* the server offers
+  std::string rdma_endpoint;       // the server's fabric address ("provider|address"), or empty
 };
 
 // ---- requests and their per-entry results ----

@@ -3,6 +3,9 @@
 # port pair. The sourcing script sets `memkv` (the binary, an absolute path)
 # and `dir` (its scratch directory, the working directory).
 
+# memkv_start_server, shared with the scripts.
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/server.sh"
+
 failures=0
 passed=0
 check() {  # check NAME COMMAND...: runs COMMAND and counts it under NAME
@@ -25,24 +28,10 @@ server_pid=
 port=
 admin=
 start_server() {
-  for _ in 1 2 3 4 5; do
-    port=$((20000 + (RANDOM % 20000) * 2))
-    "$memkv" --log-level warn server --address "127.0.0.1:$port" --unix-socket "$dir/memkv.sock" \
-      2>server.err &
-    server_pid=$!
-    for _ in $(seq 1 100); do
-      if "$memkv" admin health --server "127.0.0.1:$((port + 1))" >/dev/null 2>&1; then
-        admin="http://127.0.0.1:$((port + 1))"
-        return 0
-      fi
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-    server_pid=
-  done
-  return 1
+  memkv_start_server server.err "$memkv" -- --unix-socket "$dir/memkv.sock" || return 1
+  server_pid=$memkv_server_pid
+  port=${memkv_server_address##*:}
+  admin="http://127.0.0.1:$((port + 1))"
 }
 
 stop_server() {

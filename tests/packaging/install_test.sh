@@ -39,22 +39,11 @@ nm -D --defined-only "$libdir/libmemkv.so.0" | grep -q ' T memkv_engine_create$'
   fail "memkv_engine_create is not exported"
 
 # A server to run the consumers against.
-for _ in 1 2 3 4 5; do
-  p=$((20000 + (RANDOM % 20000) * 2))
-  "$stage/bin/memkv" --log-level warn server --address "127.0.0.1:$p" \
-    --unix-socket "$dir/s.sock" --set storage.mode=memory 2>"$dir/server.err" &
-  pid=$!
-  for _ in $(seq 1 100); do
-    if "$stage/bin/memkv" admin health --server "127.0.0.1:$((p + 1))" >/dev/null 2>&1; then
-      server=127.0.0.1:$p
-      break 2
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=
-done
-[ -n "$pid" ] || fail "could not start the installed server: $(cat "$dir/server.err")"
+. "$src/scripts/lib/server.sh"
+memkv_start_server "$dir/server.err" "$stage/bin/memkv" -- \
+  --unix-socket "$dir/s.sock" --set storage.mode=memory ||
+  fail "could not start the installed server: $(cat "$dir/server.err")"
+pid=$memkv_server_pid server=$memkv_server_address
 
 # find_package(memkv) -> memkv::memkv
 cmake -S "$src/tests/packaging/consumer" -B "$dir/cmake-consumer" -G Ninja \

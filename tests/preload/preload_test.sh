@@ -21,27 +21,15 @@ cd "$dir"
 # A memory-mode server on a random loopback port: start_mem_server NAME
 # [--set ...]; sets the variable NAME to its address.
 start_mem_server() {
-  local var=$1 p pid
+  local var=$1
   shift
-  for _ in 1 2 3 4 5; do
-    p=$((20000 + (RANDOM % 20000) * 2))
-    "$memkv" --log-level warn server --address "127.0.0.1:$p" --unix-socket "$dir/$var.sock" \
-      --set storage.mode=memory "$@" 2>"$var.err" &
-    pid=$!
-    for _ in $(seq 1 100); do
-      if "$memkv" admin health --server "127.0.0.1:$((p + 1))" >/dev/null 2>&1; then
-        pids+=("$pid")
-        printf -v "$var" '%s' "127.0.0.1:$p"
-        return 0
-      fi
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
-  echo "could not start a server: $(cat "$var.err")" >&2
-  return 1
+  if ! memkv_start_server "$var.err" "$memkv" -- --unix-socket "$dir/$var.sock" \
+    --set storage.mode=memory "$@"; then
+    echo "could not start a server: $(cat "$var.err")" >&2
+    return 1
+  fi
+  pids+=("$memkv_server_pid")
+  printf -v "$var" '%s' "$memkv_server_address"
 }
 
 start_mem_server main --set memory.max_size=6GiB --set limits.max_value_size=5GiB || exit 1

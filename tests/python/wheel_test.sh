@@ -23,24 +23,10 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 "$dir/venv/bin/python" -m pip install -q --no-index --disable-pip-version-check \
   --find-links "$dist" memkv memkv_lmcache memkv_sglang || fail "pip install"
 
-for _ in 1 2 3 4 5; do
-  p=$((20000 + (RANDOM % 20000) * 2))
-  "$memkv" --log-level warn server --address "127.0.0.1:$p" --unix-socket "$dir/s.sock" \
-    --set storage.mode=memory 2>server.err &
-  pid=$!
-  for _ in $(seq 1 100); do
-    if "$memkv" admin health --server "127.0.0.1:$((p + 1))" >/dev/null 2>&1; then
-      server=127.0.0.1:$p
-      break 2
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  pid=
-done
-[ -n "$pid" ] || fail "could not start a server: $(cat server.err)"
+. "$here/../../scripts/lib/server.sh"
+memkv_start_server server.err "$memkv" -- --unix-socket "$dir/s.sock" --set storage.mode=memory ||
+  fail "could not start a server: $(cat server.err)"
+pid=$memkv_server_pid server=$memkv_server_address
 
 MEMKV_TEST_SERVER=$server "$dir/venv/bin/python" - <<'PY' || fail "the round trip"
 import os, sys
