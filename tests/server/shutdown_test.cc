@@ -110,7 +110,9 @@ TEST(ShutdownTest, ClientsMidBatchAreClosedAndWaitedForBeforeTheStoreGoes) {
   std::atomic<bool> stop{false};
   std::vector<std::thread> clients;
   for (int i = 0; i < 8; ++i) clients.emplace_back([&] { Flood(srv->port(), stop); });
-  for (int i = 0; i < 200 && srv->stats().requests < 64; ++i) std::this_thread::sleep_for(10ms);
+  // A deadline for getting going, not a speed: under TSan on two busy cores
+  // the 64th request came at about 2 s.
+  for (int i = 0; i < 1000 && srv->stats().requests < 64; ++i) std::this_thread::sleep_for(10ms);
   ASSERT_GE(srv->stats().requests, 64u) << "the clients did not get going";
 
   srv->Shutdown();
