@@ -519,6 +519,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Queues a reply; one writer at a time drains the queue, so frames never
   // interleave on the socket (no lock: the connection is loop-confined).
+  // Queues a frame for the session's writer, starting one when none runs.
+  // The writer is a coroutine of its own, not the request that found the
+  // queue idle: a request with more to send (a read answered in slices) goes
+  // on at once, instead of writing every other request's frames for as long
+  // as they keep coming (with 64 threads on one connection, that held a
+  // sliced read back for minutes).
   Awaitable<void> Reply(OutFrame frame) {
     // Numbered and tagged here, in the order the writer sends them.
     if (!frame.sealed) proto::SealHeader(frame.header, out_seq_++, frame.control, FrameKey());
@@ -526,6 +532,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
     out_.push_back(std::move(frame));
     if (writing_) co_return;
     writing_ = true;
+    ++inflight_;  // Finish waits for the writer as for a request
+    asio::co_spawn(socket_.get_executor(), WriteQueue(),
+                   [self = shared_from_this()](std::exception_ptr e) {
+                     LogTaskFailure(self->peer_ + ": writer", e);
+                     --self->inflight_;
+                     self->Wake();
+                   });
+    co_return;
+  }
+
+  // The writer: sends the queue until it is empty.
+  Awaitable<void> WriteQueue() {
     // The writer takes the queue whole, and frames queued meanwhile wait for
     // the next turn: an idle session keeps no queue storage.
     bool failed = false;
