@@ -519,12 +519,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Queues a reply; one writer at a time drains the queue, so frames never
   // interleave on the socket (no lock: the connection is loop-confined).
-  // Queues a frame for the session's writer, starting one when none runs.
-  // The writer is a coroutine of its own, not the request that found the
-  // queue idle: a request with more to send (a read answered in slices) goes
-  // on at once, instead of writing every other request's frames for as long
-  // as they keep coming (with 64 threads on one connection, that held a
-  // sliced read back for minutes).
+  // Queues a frame. The request that finds no writer writes one turn itself
+  // (the frames queued then, its own among them: a reply goes out without a
+  // coroutine of its own in the common case). Frames queued meanwhile go to a
+  // writer coroutine of their own, so that no request is held writing every
+  // other request's frames for as long as they keep coming: with 64 threads
+  // on one connection, that held a read answered in slices back for minutes.
   Awaitable<void> Reply(OutFrame frame) {
     // Numbered and tagged here, in the order the writer sends them.
     if (!frame.sealed) proto::SealHeader(frame.header, out_seq_++, frame.control, FrameKey());
@@ -532,6 +532,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     out_.push_back(std::move(frame));
     if (writing_) co_return;
     writing_ = true;
+    // (co_await kept out of || and &&: GCC 12 miscompiles it there.)
+    const bool written = co_await WriteTurn();
+    if (!written || out_.empty()) {
+      writing_ = false;
+      co_return;
+    }
     ++inflight_;  // Finish waits for the writer as for a request
     asio::co_spawn(socket_.get_executor(), WriteQueue(),
                    [self = shared_from_this()](std::exception_ptr e) {
@@ -539,39 +545,42 @@ class Connection : public std::enable_shared_from_this<Connection> {
                      --self->inflight_;
                      self->Wake();
                    });
-    co_return;
   }
 
-  // The writer: sends the queue until it is empty.
+  // The writer coroutine: turns until the queue is empty.
   Awaitable<void> WriteQueue() {
-    // The writer takes the queue whole, and frames queued meanwhile wait for
-    // the next turn: an idle session keeps no queue storage.
-    bool failed = false;
-    for (std::vector<OutFrame> turn; !out_.empty() && !failed;) {
-      turn = std::exchange(out_, {});
-      for (OutFrame& f : turn) {
-        // One gathered write: header, control and every slice of data (asio
-        // hands the kernel up to 64 of them per sendmsg).
-        bufs_.clear();
-        bufs_.push_back(asio::buffer(f.header));
-        bufs_.push_back(asio::buffer(f.control));
-        for (proto::Bytes b : f.data)
-          if (!b.empty()) bufs_.push_back(asio::buffer(b.data(), b.size()));
-        auto [ec, n] = co_await asio::async_write(socket_, bufs_, kTuple);
-        buffered_ -= f.bytes();
-        f = OutFrame{};  // its holds go now, not with the turn
-        Wake();
-        if (ec) {
-          closed_ = failed = true;
-          break;
-        }
-      }
-    }
-    if (failed) {
-      out_.clear();
-      buffered_ = 0;
+    while (!out_.empty()) {
+      const bool written = co_await WriteTurn();
+      if (!written) break;
     }
     writing_ = false;
+  }
+
+  // One turn of the writer: it takes the queue whole, and frames queued
+  // meanwhile wait for the next turn (an idle session keeps no queue
+  // storage). False when the socket failed: the queue is dropped.
+  Awaitable<bool> WriteTurn() {
+    std::vector<OutFrame> turn = std::exchange(out_, {});
+    for (OutFrame& f : turn) {
+      // One gathered write: header, control and every slice of data (asio
+      // hands the kernel up to 64 of them per sendmsg).
+      bufs_.clear();
+      bufs_.push_back(asio::buffer(f.header));
+      bufs_.push_back(asio::buffer(f.control));
+      for (proto::Bytes b : f.data)
+        if (!b.empty()) bufs_.push_back(asio::buffer(b.data(), b.size()));
+      auto [ec, n] = co_await asio::async_write(socket_, bufs_, kTuple);
+      buffered_ -= f.bytes();
+      f = OutFrame{};  // its holds go now, not with the turn
+      Wake();
+      if (ec) {
+        closed_ = true;
+        out_.clear();
+        buffered_ = 0;
+        co_return false;
+      }
+    }
+    co_return true;
   }
 
   Awaitable<void> WaitFlow() { co_await flow_.async_wait(kTuple); }
