@@ -519,7 +519,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Queues a reply; one writer at a time drains the queue, so frames never
   // interleave on the socket (no lock: the connection is loop-confined).
-  // Queues a frame. The request that finds no writer writes one turn itself
+  // The request that finds no writer writes one turn itself
   // (the frames queued then, its own among them: a reply goes out without a
   // coroutine of its own in the common case). Frames queued meanwhile go to a
   // writer coroutine of their own, so that no request is held writing every
