@@ -763,20 +763,25 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
       spdlog::warn("memkv client: {} refused {}", options_.address, handshake.refusal());
     return finish(s);
   };
-  auto hr = co_await RoundTrip(proto::Opcode::kHello, handshake.HelloControl());
+  Buffer hello = handshake.HelloControl();
+  auto hr = co_await RoundTrip(proto::Opcode::kHello, std::move(hello));
   if (!hr) co_return finish(hr.error());
   if (Status s = handshake.OnHelloReply(hr->control()); !s) co_return failed(s);
   if (handshake.session_key()) session_key_ = *handshake.session_key();
 
   std::string endpoint = options_.rdma_endpoint;
   const std::shared_ptr<rdma::Fabric>& fabric = options_.rdma_fabric;
+  // No temporary with a destructor inside a co_await here: with GCC 12 the
+  // lambdas below, made inside their co_await, released the process
+  // fabric's reference once too often (its use count read -1 after an
+  // engine's connections closed, and the next engine got the freed
+  // fabric). As named locals they are released once.
   if (fabric && !unix_) {
-    auto offer = co_await asio::co_spawn(
-        threads_->context(0),
-        [fabric]() -> asio::awaitable<Result<rdma::Fabric::PeerOffer>> {
-          co_return fabric->OfferPeer();
-        },
-        asio::use_awaitable);
+    auto offer_peer = [fabric]() -> asio::awaitable<Result<rdma::Fabric::PeerOffer>> {
+      co_return fabric->OfferPeer();
+    };
+    auto offer = co_await asio::co_spawn(threads_->context(0), std::move(offer_peer),
+                                         asio::use_awaitable);
     if (!offer) {
       spdlog::warn("memkv client: {}: no rdma rail: offering a peer on {}: {}", options_.address,
                    fabric->provider_name(), offer.error().message());
@@ -787,9 +792,8 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
     }
   }
   const std::string host = HostName();
-  auto ar = co_await RoundTrip(proto::Opcode::kAttach,
-                               handshake.AttachControl({.host_id = host, .local = unix_,
-                                                        .rdma_endpoint = endpoint}));
+  Buffer attach = handshake.AttachControl({.host_id = host, .local = unix_, .rdma_endpoint = endpoint});
+  auto ar = co_await RoundTrip(proto::Opcode::kAttach, std::move(attach));
   if (!ar) co_return finish(ar.error());
   Result<AttachInfo> attached = handshake.OnAttachReply(ar->control());
   if (!attached) co_return failed(attached.error());
@@ -798,12 +802,11 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
     const std::string_view answer = attached->rdma_endpoint;
     const size_t bar = answer.find('|');
     const std::string address(bar == std::string_view::npos ? std::string_view{} : answer.substr(bar + 1));
-    const Status st = co_await asio::co_spawn(
-        threads_->context(0),
-        [fabric, peer = *rdma_peer_, address]() -> asio::awaitable<Status> {
-          co_return fabric->CompletePeer(peer, address);
-        },
-        asio::use_awaitable);
+    auto complete_peer = [fabric, peer = *rdma_peer_, address]() -> asio::awaitable<Status> {
+      co_return fabric->CompletePeer(peer, address);
+    };
+    const Status st =
+        co_await asio::co_spawn(threads_->context(0), std::move(complete_peer), asio::use_awaitable);
     if (!st) {
       spdlog::warn("memkv client: {}: no rdma rail: connecting to the server's answer: {}",
                    options_.address, st.error().message());

@@ -235,6 +235,7 @@ class OfiImpl final : public TransferQueue {
 
   struct Peer : TransferPeer {
     fi_addr_t addr = FI_ADDR_UNSPEC;
+    bool in_av = true;  // still in the address vector
   };
 
   OfiImpl(const asio::any_io_executor& loop, const FabricOptions& options)
@@ -588,7 +589,12 @@ class OfiImpl final : public TransferQueue {
     return OfiError(rc);
   }
 
-  // Posts the provider has not taken yet will never run.
+  // Posts the provider has not taken yet will never run. Those it has taken
+  // are taken back: removing the peer's address closes the provider's
+  // connection to it (ofi_rxm), which completes them with an error on the
+  // next drain. Waiting for them instead could wait forever: with the tcp
+  // provider a WRITE completes only once the peer's process polls its own
+  // fabric, and a stopped or wedged client never does.
   void RemovingLocked(TransferPeer& peer) override REQUIRES(mu_) {
     for (auto r = retry_.begin(); r != retry_.end();) {
       Op& op = *r;
@@ -598,6 +604,10 @@ class OfiImpl final : public TransferQueue {
       } else {
         ++r;
       }
+    }
+    if (peer.in_flight > 0) {
+      RemoveFromAv(static_cast<Peer&>(peer));
+      RequestProgress();
     }
   }
 
@@ -610,8 +620,13 @@ class OfiImpl final : public TransferQueue {
   }
 
   void ReleasePeerLocked(TransferPeer& peer) override REQUIRES(mu_) {
-    fi_addr_t addr = static_cast<Peer&>(peer).addr;
-    if (av_ == nullptr) return;
+    RemoveFromAv(static_cast<Peer&>(peer));
+  }
+
+  void RemoveFromAv(Peer& peer) REQUIRES(mu_) {
+    if (av_ == nullptr || !peer.in_av) return;
+    peer.in_av = false;
+    fi_addr_t addr = peer.addr;
     if (int rc = fi_av_remove(av_, &addr, 1, 0); rc != 0)
       spdlog::warn("rdma {}: fi_av_remove failed: {}", provider_name_, FiStrerror(-rc));
   }

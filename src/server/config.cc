@@ -251,6 +251,8 @@ const Field<RdmaConfig> kRdmaFields[] = {
     {"address", [](RdmaConfig& c, const YN& n, const Str& p) { c.address = OptionalText(n, p); }},
     {"max_inflight_per_peer",
      [](RdmaConfig& c, const YN& n, const Str& p) { c.max_inflight_per_peer = Count(n, p); }},
+    {"transfer_timeout",
+     [](RdmaConfig& c, const YN& n, const Str& p) { c.transfer_timeout_ms = Millis(n, p); }},
 };
 
 const Field<DriveConfig> kDriveFields[] = {
@@ -724,6 +726,7 @@ void Validate(const Config& c) {
   positive("limits.stream_idle_seconds", c.limits.stream_idle_seconds);
   positive("limits.max_open_streams_per_session", c.limits.max_open_streams_per_session);
   positive("limits.attach_timeout", c.limits.attach_timeout_ms);
+  positive("rdma.transfer_timeout", c.rdma.transfer_timeout_ms);
   positive("limits.max_unattached_connections", c.limits.max_unattached_connections);
 
   // admin
@@ -781,6 +784,7 @@ std::string ToYaml(const Config& c) {
   out << YAML::Key << "device" << YAML::Value << c.rdma.device;
   out << YAML::Key << "address" << YAML::Value << c.rdma.address;
   out << YAML::Key << "max_inflight_per_peer" << YAML::Value << c.rdma.max_inflight_per_peer;
+  out << YAML::Key << "transfer_timeout" << YAML::Value << MillisText(c.rdma.transfer_timeout_ms);
   out << YAML::EndMap;
 
   out << YAML::Key << "storage" << YAML::Value << YAML::BeginMap;

@@ -82,6 +82,7 @@ struct RdmaConfig {
   std::string device;   // the NIC: libfabric's domain ("mlx5_0", "lo"); empty: the provider's first
   std::string address;  // the local address the fabric endpoint listens on; empty: network.address's host
   uint32_t max_inflight_per_peer = 64;     // transfers posted to one client at once
+  uint32_t transfer_timeout_ms = 30000;    // none of a session's transfers completes this long: closed
   bool operator==(const RdmaConfig&) const = default;
 };
 

@@ -229,18 +229,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
     unattached_ = false;
     closed_ = true;
     AbortStreams();  // values cut off mid-stream never become visible
-    // Wait for requests in flight: they hold regions and buffers.
-    while (inflight_ > 0) co_await WaitFlow();
-    if (session_id_) impl_.server.sessions().Remove(*session_id_);
-    regions_.clear();
     if (rdma_peer_) {
-      // Its transfers have drained with the requests above; the peer's
-      // address-vector entry goes with the session.
+      // The peer goes first, before the requests drain: its transfers still
+      // posted are taken back from the provider and fail, and those not yet
+      // posted fail at once. Waiting for them instead would wait forever for
+      // a client whose fabric stopped making progress (a process stopped in
+      // a debugger: libfabric's tcp provider lands bytes only while the
+      // receiver polls), and the server's shutdown with it.
+      // The id stays set for the requests still running: the fabric fails
+      // their transfers to it (ids are never reused).
       if (auto st = co_await impl_.fabric->RemovePeer(*rdma_peer_); !st)
         spdlog::warn("{}: removing its rdma peer: {}", peer_, st.error().message());
-      rdma_peer_.reset();
       impl_.rdma_peers.fetch_sub(1);
     }
+    // Wait for requests in flight: they hold regions and buffers.
+    while (inflight_ > 0) co_await WaitFlow();
+    rdma_peer_.reset();
+    if (session_id_) impl_.server.sessions().Remove(*session_id_);
+    regions_.clear();
     boost::system::error_code ignored;
     socket_.close(ignored);
     impl_.open.fetch_sub(1);
@@ -1346,7 +1352,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     size_t left = ts.size();
     for (size_t k = 0; k < ts.size(); ++k) {
       while (rdma_transfers_ >= RdmaWindow()) co_await rdma_room_.async_wait(kTuple);
-      ++rdma_transfers_;
+      if (rdma_transfers_++ == 0) rdma_progress_ = std::chrono::steady_clock::now();
       asio::co_spawn(
           ex,
           [&, k]() -> Awaitable<void> {
@@ -1357,15 +1363,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
             ok[k] = static_cast<bool>(st);
             if (!st) spdlog::debug("{}: rdma transfer: {}", peer_, st.error().message());
             --rdma_transfers_;
+            rdma_progress_ = std::chrono::steady_clock::now();
             rdma_room_.cancel();  // wakes the requests waiting for room
             if (--left == 0) done.cancel();
           },
           asio::detached);
     }
     // The last transfer was spawned without a suspension since, so it has
-    // not started yet: `done` is awaited before it can be cancelled.
-    boost::system::error_code ec;
-    co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    // not started yet: `done` is awaited before it can be cancelled. While
+    // they run, a session none of whose transfers completes within
+    // rdma.transfer_timeout is closed: the client's fabric makes no
+    // progress (its process stopped, its progress thread wedged), and
+    // closing removes its peer, which fails what is still posted.
+    const auto timeout = opt_.rdma_transfer_timeout;
+    while (left > 0) {
+      done.expires_at(closed_ ? asio::steady_timer::time_point::max() : rdma_progress_ + timeout);
+      boost::system::error_code ec;
+      co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (left > 0 && !closed_ && std::chrono::steady_clock::now() >= rdma_progress_ + timeout) {
+        spdlog::warn("{}: closing the connection: none of its {} rdma transfers completed in "
+                     "rdma.transfer_timeout ({} ms); its fabric makes no progress",
+                     peer_, rdma_transfers_, timeout.count());
+        CloseNow();
+      }
+    }
     co_return ok;
   }
 
@@ -1810,6 +1831,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<uint64_t> session_id_;
   std::optional<rdma::PeerId> rdma_peer_;  // the client's fabric endpoint, when over rdma
   uint32_t rdma_transfers_ = 0;            // handed to the fabric, not completed (<= RdmaWindow())
+  std::chrono::steady_clock::time_point rdma_progress_;  // the last transfer completed (or the first began)
   asio::steady_timer rdma_room_;           // cancelled when one of them completes
   asio::steady_timer attach_timer_;  // limits.attach_timeout
   std::atomic<bool> unattached_{true};  // read by Adopt on loop 0 as well
@@ -1965,6 +1987,7 @@ ServerOptions ToServerOptions(const Config& cfg) {
     f.max_peers = std::max<uint32_t>(1, std::min<uint32_t>(cfg.limits.max_sessions, 1u << 16));
     opt.rdma = f;
     opt.rdma_chunk = cfg.memory.block_size;
+    opt.rdma_transfer_timeout = std::chrono::milliseconds(cfg.rdma.transfer_timeout_ms);
   }
   return opt;
 }

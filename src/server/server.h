@@ -59,6 +59,9 @@ struct ServerOptions {
   // from them, `rdma_chunk` bytes (memory.block_size) per transfer.
   std::optional<rdma::FabricOptions> rdma;
   uint64_t rdma_chunk = 2ull << 20;
+  // None of a session's posted transfers completed this long: the session
+  // is closed (its peer removed, its transfers failed).
+  std::chrono::milliseconds rdma_transfer_timeout{30000};
 };
 
 struct ServerStats {

@@ -712,6 +712,47 @@ TEST_F(RdmaRail, EnginesOfAProcessShareOneEndpointAndItsBouncePool) {
   EXPECT_EQ(client::ProcessFabric::Open(), 0u);  // the last Engine closed it
 }
 
+// A process that makes engines, uses them and drops them, then makes the
+// next ones (a Python program opening and closing engines): each round gets
+// the process's fabric afresh and moves its bytes over rdma. Two engines
+// with transport rdma share a link, a third with auto has its own.
+TEST_F(RdmaRail, EnginesMadeOneRoundAfterAnotherEachMoveOverRdma) {
+  EngineOptions with_auto = Options(Transport::kAuto);
+  with_auto.rdma_provider = "tcp;ofi_rxm";
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    {
+      std::vector<Engine> engines;
+      for (const EngineOptions& o : {Options(Transport::kRdma), Options(Transport::kRdma), with_auto}) {
+        auto e = Engine::Create(o);
+        ASSERT_TRUE(e) << e.error().message;
+        engines.push_back(std::move(*e));
+      }
+      EXPECT_EQ(client::ProcessFabric::Open(), 1u);
+      for (size_t i = 0; i < engines.size(); ++i) {
+        std::string v(300000, static_cast<char>('a' + round));
+        const std::string key = "rdma/round/" + std::to_string(round) + "/" + std::to_string(i);
+        const auto [w0, r0] = RdmaBytes();
+        std::vector<std::byte> mem(v.size());
+        auto reg = engines[i].RegisterMemory(mem.data(), mem.size());
+        ASSERT_TRUE(reg) << reg.error().message;
+        std::memcpy(mem.data(), v.data(), v.size());
+        const PutEntry p{key, mem.data(), mem.size()};
+        auto put = engines[i].BatchPut({&p, 1});
+        ASSERT_TRUE(put.ok()) << CodeName(put.entries[0]) << ": " << put.outcome.message;
+        std::memset(mem.data(), 0, mem.size());
+        GetEntry g{key, mem.data(), mem.size()};
+        ASSERT_TRUE(engines[i].BatchGet({&g, 1}).ok());
+        EXPECT_EQ(std::memcmp(mem.data(), v.data(), v.size()), 0);
+        const auto [w1, r1] = RdmaBytes();
+        EXPECT_EQ(r1 - r0, v.size()) << "engine " << i << ": the put did not move over rdma";
+        EXPECT_EQ(w1 - w0, v.size()) << "engine " << i << ": the get did not move over rdma";
+      }
+    }
+    EXPECT_EQ(client::ProcessFabric::Open(), 0u);  // its engines were its last users
+  }
+}
+
 TEST_F(RdmaRail, ASessionThatEndsReleasesItsPeer) {
   {
     auto e = Engine::Create(Options(Transport::kRdma));
@@ -983,6 +1024,96 @@ TEST_F(RdmaRail, ARegistrationWithdrawnMidRequestFailsItsEntryAndTheServerGoesOn
   auto got = e->BatchGet({&g, 1});
   ASSERT_TRUE(got.ok()) << CodeName(got.entries[0].status);
   EXPECT_EQ(std::memcmp(back.data(), value.data(), kSize), 0);
+}
+
+// A client whose fabric stops making progress (a process stopped in a
+// debugger, a wedged progress thread): with libfabric's tcp provider the
+// server's WRITEs into it never complete. Neither its connection closing
+// nor the session's transfer bound may leave the server holding it.
+TEST_F(RdmaRail, AClientWhoseFabricStopsIsLetGoWhenItsConnectionCloses) {
+  const ServerHolds baseline = Holds();
+  constexpr size_t kSize = 8 << 20;  // four pieces, more than loopback buffers hold unread
+  std::vector<std::byte> value(kSize);
+  Fill(value.data(), kSize, 11, 11);
+  auto opts = client::MakeConnectionOptions(server_->address(), "");
+  ASSERT_TRUE(opts) << opts.error().message();
+  {
+    auto tcp = client::Connection::Connect(*opts);
+    ASSERT_TRUE(tcp) << tcp.error().message();
+    client::PutBatch b;
+    b.entries.push_back({"rdma/stalled", value});
+    auto put = tcp->Put(std::move(b));
+    ASSERT_TRUE(put && (*put)[0] == proto::StatusCode::kOk);
+  }
+  std::string why;
+  auto fabric = SteppedFabric::Open(&why);
+  ASSERT_TRUE(fabric) << why;
+  std::vector<std::byte> dest(kSize);
+  auto mr = fabric->fabric().Register(dest.data(), kSize, rdma::access::kAll);
+  ASSERT_TRUE(mr) << mr.error().message();
+  Reply<std::vector<client::GetResult>> reply;
+  {
+    auto ropts = *opts;
+    ropts.rdma_endpoint = fabric->endpoint();
+    auto conn = client::Connection::Connect(ropts);
+    ASSERT_TRUE(conn) << conn.error().message();
+    ASSERT_TRUE(conn->attach_info().rails & proto::kRailRdma);
+    std::vector<client::RdmaGetEntry> get;
+    get.push_back({"rdma/stalled", 0, 0, dest, (*mr)->RemoteAddress(dest.data()),
+                   static_cast<uint32_t>((*mr)->key()), 0});
+    conn->AsyncGetRdma(std::move(get), nullptr, client::Duration(0), reply.Callback());
+    // The fabric is never stepped: the server's WRITEs stay posted. Once the
+    // server holds the peer and its request, the connection closes.
+    for (int i = 0; i < 100 && Holds().peers == baseline.peers; ++i) std::this_thread::sleep_for(20ms);
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(reply.arrived());
+  }
+  EXPECT_EQ(HoldsOnceBackTo(baseline), baseline)
+      << "the server still holds the session of a closed connection whose fabric stopped";
+  ServesANewClientOverRdma("rdma/after-stall");
+}
+
+TEST_F(RdmaRail, ASessionWhoseTransfersMakeNoProgressIsClosedAfterTheTransferTimeout) {
+  if (const std::string why = StartServer({"--set", "rdma.transfer_timeout=1s"}); !why.empty())
+    GTEST_SKIP() << why;
+  const ServerHolds baseline = Holds();
+  constexpr size_t kSize = 8 << 20;
+  std::vector<std::byte> value(kSize);
+  Fill(value.data(), kSize, 12, 12);
+  auto opts = client::MakeConnectionOptions(server_->address(), "");
+  ASSERT_TRUE(opts) << opts.error().message();
+  {
+    auto tcp = client::Connection::Connect(*opts);
+    ASSERT_TRUE(tcp) << tcp.error().message();
+    client::PutBatch b;
+    b.entries.push_back({"rdma/stalled", value});
+    auto put = tcp->Put(std::move(b));
+    ASSERT_TRUE(put && (*put)[0] == proto::StatusCode::kOk);
+  }
+  std::string why;
+  auto fabric = SteppedFabric::Open(&why);
+  ASSERT_TRUE(fabric) << why;
+  std::vector<std::byte> dest(kSize);
+  auto mr = fabric->fabric().Register(dest.data(), kSize, rdma::access::kAll);
+  ASSERT_TRUE(mr) << mr.error().message();
+  auto ropts = *opts;
+  ropts.rdma_endpoint = fabric->endpoint();
+  auto conn = client::Connection::Connect(ropts);
+  ASSERT_TRUE(conn) << conn.error().message();
+  ASSERT_TRUE(conn->attach_info().rails & proto::kRailRdma);
+  Reply<std::vector<client::GetResult>> reply;
+  std::vector<client::RdmaGetEntry> get;
+  get.push_back({"rdma/stalled", 0, 0, dest, (*mr)->RemoteAddress(dest.data()),
+                 static_cast<uint32_t>((*mr)->key()), 0});
+  conn->AsyncGetRdma(std::move(get), nullptr, client::Duration(0), reply.Callback());
+  // The connection stays open on this side, the fabric is never stepped:
+  // about a second later the server gives the session up and closes it.
+  for (int i = 0; i < 600 && !reply.arrived(); ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(reply.arrived()) << "the server kept a session whose transfers made no progress";
+  auto r = reply.Take();
+  EXPECT_FALSE(r && (*r)[0].status == proto::StatusCode::kOk) << "a get that never landed succeeded";
+  EXPECT_EQ(HoldsOnceBackTo(baseline), baseline);
+  ServesANewClientOverRdma("rdma/after-timeout");
 }
 
 TEST_F(EngineIntegration, TransportRdmaToAServerWithoutTheRailSaysSo) {

@@ -137,6 +137,7 @@ rdma:
   device: mlx5_0
   address: 10.0.0.5
   max_inflight_per_peer: 32
+  transfer_timeout: 1500ms
 storage:
   mode: direct
   block_size: 8 MiB
@@ -179,6 +180,7 @@ admin:
   EXPECT_EQ(c.rdma.ofi_provider, "verbs;ofi_rxm");
   EXPECT_EQ(c.rdma.address, "10.0.0.5");
   EXPECT_EQ(c.rdma.max_inflight_per_peer, 32u);
+  EXPECT_EQ(c.rdma.transfer_timeout_ms, 1500u);
   EXPECT_EQ(c.storage.mode, store::Mode::kDirect);
   EXPECT_EQ(c.storage.block_size, 8 * kMiB);
   ASSERT_EQ(c.storage.drives.size(), 2u);
@@ -442,6 +444,9 @@ TEST(ConfigValidate, RdmaProviderIsOffOfiOrVerbsWithADevice) {
   c.rdma.provider = "ofi";
   c.rdma.max_inflight_per_peer = 0;
   EXPECT_THAT(ValidateError(c), StartsWith("rdma.max_inflight_per_peer: must be 1 to 65536"));
+  c.rdma.max_inflight_per_peer = 64;
+  c.rdma.transfer_timeout_ms = 0;
+  EXPECT_THAT(ValidateError(c), StartsWith("rdma.transfer_timeout: must be at least 1"));
   EXPECT_EQ(OverrideError("rdma.provider", "ofi"), "");
 }
 
