@@ -182,17 +182,20 @@ Awaitable<void> ForEachConcurrently(size_t n, size_t width,
       }
     });
   }
-  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
-      [shared](auto handler) {
-        io::detail::PostedHandler<> h(std::move(handler));
-        MutexLock lock(shared->mu);
-        if (shared->finished) {
-          h.Post();
-        } else {
-          shared->done = std::move(h);
-        }
-      },
-      asio::use_awaitable);
+  // A named lambda, not a temporary: GCC 12 destroys a lambda made inside
+  // a co_await expression twice (in the client that released a shared_ptr
+  // it captured once too often), and this one holds `shared`.
+  auto wait_for_workers = [shared](auto handler) {
+    io::detail::PostedHandler<> h(std::move(handler));
+    MutexLock lock(shared->mu);
+    if (shared->finished) {
+      h.Post();
+    } else {
+      shared->done = std::move(h);
+    }
+  };
+  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(wait_for_workers,
+                                                                         asio::use_awaitable);
   std::exception_ptr failure;
   {
     MutexLock lock(shared->mu);
