@@ -45,7 +45,9 @@ Result<std::unique_ptr<Fabric>> Fabric::Open(const FabricOptions& options,
         if (why) *why = "rdma.provider: verbs: " + RealVerbsLoadError();
         return errc::bad_option;
       }
-      return OpenVerbsFabric(calls, VerbsOptionsFrom(options), options, loop, why);
+      auto verbs = VerbsOptionsFrom(options, why);
+      if (!verbs) return verbs.error();
+      return OpenVerbsFabric(calls, *verbs, options, loop, why);
     }
   }
   if (why) *why = "rdma.provider: unknown provider kind";

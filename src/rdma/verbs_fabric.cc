@@ -11,7 +11,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <optional>
+#include <string_view>
+#include <vector>
 #include <thread>
 #include <cstring>
 #include <span>
@@ -40,10 +44,35 @@ const boost::system::error_category& wc_category() {
   return cat;
 }
 
-VerbsOptions VerbsOptionsFrom(const FabricOptions& options) {
+Result<VerbsOptions> VerbsOptionsFrom(const FabricOptions& options, std::string* why) {
   VerbsOptions v;
-  v.device = options.domain;
   v.max_send_wr = std::max<uint32_t>(1, std::min<uint32_t>(options.max_inflight_per_peer, 1024));
+  std::vector<std::string_view> fields;  // NAME[:PORT[:GID_INDEX]]
+  for (std::string_view rest = options.domain;;) {
+    const size_t colon = rest.find(':');
+    fields.push_back(rest.substr(0, colon));
+    if (colon == std::string_view::npos) break;
+    rest = rest.substr(colon + 1);
+  }
+  const auto number = [](std::string_view text, int lo, int hi) -> std::optional<int> {
+    int n = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || n < lo || n > hi)
+      return std::nullopt;
+    return n;
+  };
+  v.device = std::string(fields[0]);
+  const std::optional<int> port = fields.size() > 1 ? number(fields[1], 1, 255) : 1;
+  const std::optional<int> gid = fields.size() > 2 ? number(fields[2], 0, 255) : 0;
+  if (v.device.empty() || fields.size() > 3 || !port || !gid) {
+    if (why)
+      *why = "rdma.device: '" + options.domain +
+             "': expected the HCA, optionally with its port and GID index: NAME, NAME:PORT or "
+             "NAME:PORT:GID_INDEX (e.g. mlx5_0, mlx5_0:1:3; port 1 to 255, index 0 to 255)";
+    return errc::bad_option;
+  }
+  v.port = static_cast<uint8_t>(*port);
+  v.gid_index = *gid;
   return v;
 }
 

@@ -42,9 +42,12 @@
 
 namespace memkv::rdma {
 
-// The verbs options of a FabricOptions: `domain` names the device
-// (rdma.device); the in-flight bound sizes the send queues.
-VerbsOptions VerbsOptionsFrom(const FabricOptions& options);
+// The verbs options of a FabricOptions: `domain` names the device, with its
+// port and GID index where they are not 1 and 0 (rdma.device:
+// "mlx5_0", "mlx5_0:2", "mlx5_0:1:3"; RoCE v2 usually sits at GID index 3);
+// the in-flight bound sizes the send queues. errc::bad_option, with `why`
+// naming rdma.device, for a port or index that is not a number in range.
+Result<VerbsOptions> VerbsOptionsFrom(const FabricOptions& options, std::string* why);
 
 // Opens a verbs Fabric over `calls` (RealVerbs() in production), its
 // completions awaited on `loop`. On failure `why` names rdma.device and the

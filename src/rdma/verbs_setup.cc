@@ -125,8 +125,9 @@ Result<std::unique_ptr<VerbsDevice>> VerbsDevice::Open(VerbsCalls& calls, VerbsO
     if (IsZeroGid(gid))
       return Fail(why, verbs_errc::gid_query_failed,
                   fmt::format("{}: GID index {} is empty (RoCE needs an address there; "
-                              "`show_gids` lists the table, RoCE v2 is usually index 3)",
-                              d->Name(), o.gid_index));
+                              "`show_gids` lists the table, RoCE v2 is usually index 3: "
+                              "rdma.device {}:{}:3)",
+                              d->Name(), o.gid_index, o.device, o.port));
     std::array<uint8_t, 16> raw{};
     std::memcpy(raw.data(), gid.raw, raw.size());
     d->gid_ = raw;

@@ -1070,6 +1070,32 @@ TEST_F(RdmaRail, AClientWhoseFabricStopsIsLetGoWhenItsConnectionCloses) {
   }
   EXPECT_EQ(HoldsOnceBackTo(baseline), baseline)
       << "the server still holds the session of a closed connection whose fabric stopped";
+
+  // A put of 1 MiB from a client that never polls its fabric, whose
+  // endpoint then closes, and then its connection: the server's READ was
+  // posted to an endpoint that never accepted its connection.
+  {
+    auto quiet = SteppedFabric::Open(&why);
+    ASSERT_TRUE(quiet) << why;
+    std::vector<std::byte> src(1 << 20);
+    Fill(src.data(), src.size(), 13, 13);
+    auto src_mr = quiet->fabric().Register(src.data(), src.size(), rdma::access::kAll);
+    ASSERT_TRUE(src_mr) << src_mr.error().message();
+    Reply<std::vector<proto::StatusCode>> put_reply;  // outlives the connection that answers it
+    auto ropts = *opts;
+    ropts.rdma_endpoint = quiet->endpoint();
+    auto conn = client::Connection::Connect(ropts);
+    ASSERT_TRUE(conn) << conn.error().message();
+    std::vector<client::RdmaPutEntry> put;
+    put.push_back({"rdma/stalled-put", src.data(), src.size(), (*src_mr)->RemoteAddress(src.data()),
+                   static_cast<uint32_t>((*src_mr)->key())});
+    conn->AsyncPutRdma(std::move(put), nullptr, client::Duration(0), put_reply.Callback());
+    std::this_thread::sleep_for(500ms);
+    src_mr->reset();
+    quiet.reset();  // the endpoint closes; the connection after it
+  }
+  EXPECT_EQ(HoldsOnceBackTo(baseline), baseline)
+      << "the server still holds the session of a put whose client endpoint closed";
   ServesANewClientOverRdma("rdma/after-stall");
 }
 

@@ -356,6 +356,72 @@ TEST(VerbsFabricOpen, AMissingDeviceFailsNamingRdmaDevice) {
   EXPECT_EQ(verbs.live(), 0u);
 }
 
+// rdma.device names the HCA, and its port and GID index where they are not
+// 1 and 0: RoCE v2 usually sits at GID index 3.
+TEST(VerbsFabricOpen, RdmaDeviceNamesThePortAndTheGidIndex) {
+  FabricOptions f;
+  f.provider = ProviderKind::kVerbs;
+  const auto parse = [&](std::string device, std::string* why = nullptr) {
+    f.domain = std::move(device);
+    return VerbsOptionsFrom(f, why);
+  };
+  auto v = parse("mlx5_0");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->device, "mlx5_0");
+  EXPECT_EQ(v->port, 1);
+  EXPECT_EQ(v->gid_index, 0);
+  v = parse("mlx5_1:2");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->device, "mlx5_1");
+  EXPECT_EQ(v->port, 2);
+  EXPECT_EQ(v->gid_index, 0);
+  v = parse("mlx5_0:1:3");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->port, 1);
+  EXPECT_EQ(v->gid_index, 3);
+  for (const char* bad : {"mlx5_0:", "mlx5_0:0", "mlx5_0:256", "mlx5_0:x", "mlx5_0:1:", "mlx5_0:1:256",
+                          "mlx5_0:1:-1", "mlx5_0:1:3:4", ":1", ""}) {
+    std::string why;
+    EXPECT_FALSE(parse(bad, &why)) << bad;
+    EXPECT_THAT(why, ::testing::StartsWith("rdma.device: '" + std::string(bad) + "': expected the HCA"))
+        << bad;
+  }
+
+  // The index reaches ibv_query_gid: a RoCE port whose GID sits at index 3.
+  RecordingVerbs verbs;
+  FakePort roce;
+  roce.link_layer = IBV_LINK_LAYER_ETHERNET;
+  ibv_gid gid{};
+  gid.raw[10] = 0xff;
+  gid.raw[11] = 0xff;
+  gid.raw[15] = 7;
+  roce.gids[3] = gid;
+  verbs.AddDevice("mlx5_0", roce);
+  asio::io_context io;
+  v = parse("mlx5_0:1:3");
+  ASSERT_TRUE(v);
+  std::string why;
+  {
+    auto fab = OpenVerbsFabric(verbs, *v, f, io.get_executor(), &why);
+    ASSERT_TRUE(fab) << why;
+    const auto queries = verbs.Find("ibv_query_gid");
+    ASSERT_FALSE(queries.empty());
+    EXPECT_EQ(queries.back()->port, 1);
+    EXPECT_EQ(queries.back()->index, 3);
+    bool stopped = false;
+    asio::co_spawn(io, (*fab)->Stop(), [&](std::exception_ptr) { stopped = true; });
+    for (int i = 0; i < 1000 && !stopped; ++i) io.run_one_for(std::chrono::milliseconds(10));
+    ASSERT_TRUE(stopped);
+  }
+  // The default index, 0, is empty on that port: the error says where to look.
+  v = parse("mlx5_0");
+  ASSERT_TRUE(v);
+  auto fab = OpenVerbsFabric(verbs, *v, f, io.get_executor(), &why);
+  ASSERT_FALSE(fab);
+  EXPECT_THAT(why, ::testing::HasSubstr("index 0"));
+  EXPECT_EQ(verbs.live(), 0u);
+}
+
 }  // namespace
 }  // namespace memkv::rdma
 
