@@ -535,6 +535,16 @@ class RdmaRail : public ::testing::Test {
     return {JsonNumberIn(st, "sessions", "active"), JsonNumberIn(st, "connections", "open"),
             JsonNumber(st, "peers")};
   }
+  // `value` stored under `key` by a plain tcp connection.
+  static void PutOverTcp(const client::ConnectionOptions& opts, const std::string& key,
+                         const std::vector<std::byte>& value) {
+    auto tcp = client::Connection::Connect(opts);
+    ASSERT_TRUE(tcp) << tcp.error().message();
+    client::PutBatch b;
+    b.entries.push_back({key, value});
+    auto put = tcp->Put(std::move(b));
+    ASSERT_TRUE(put && (*put)[0] == proto::StatusCode::kOk);
+  }
   // Holds() once it equals `want`, or after a minute of waiting for it.
   ServerHolds HoldsOnceBackTo(const ServerHolds& want) const {
     ServerHolds h = Holds();
@@ -1037,14 +1047,7 @@ TEST_F(RdmaRail, AClientWhoseFabricStopsIsLetGoWhenItsConnectionCloses) {
   Fill(value.data(), kSize, 11, 11);
   auto opts = client::MakeConnectionOptions(server_->address(), "");
   ASSERT_TRUE(opts) << opts.error().message();
-  {
-    auto tcp = client::Connection::Connect(*opts);
-    ASSERT_TRUE(tcp) << tcp.error().message();
-    client::PutBatch b;
-    b.entries.push_back({"rdma/stalled", value});
-    auto put = tcp->Put(std::move(b));
-    ASSERT_TRUE(put && (*put)[0] == proto::StatusCode::kOk);
-  }
+  ASSERT_NO_FATAL_FAILURE(PutOverTcp(*opts, "rdma/stalled", value));
   std::string why;
   auto fabric = SteppedFabric::Open(&why);
   ASSERT_TRUE(fabric) << why;
@@ -1108,14 +1111,7 @@ TEST_F(RdmaRail, ASessionWhoseTransfersMakeNoProgressIsClosedAfterTheTransferTim
   Fill(value.data(), kSize, 12, 12);
   auto opts = client::MakeConnectionOptions(server_->address(), "");
   ASSERT_TRUE(opts) << opts.error().message();
-  {
-    auto tcp = client::Connection::Connect(*opts);
-    ASSERT_TRUE(tcp) << tcp.error().message();
-    client::PutBatch b;
-    b.entries.push_back({"rdma/stalled", value});
-    auto put = tcp->Put(std::move(b));
-    ASSERT_TRUE(put && (*put)[0] == proto::StatusCode::kOk);
-  }
+  ASSERT_NO_FATAL_FAILURE(PutOverTcp(*opts, "rdma/stalled", value));
   std::string why;
   auto fabric = SteppedFabric::Open(&why);
   ASSERT_TRUE(fabric) << why;
