@@ -31,6 +31,7 @@
 #include "common/checksum.h"
 #include "common/log.h"
 #include "common/low_water.h"
+#include "common/send_all.h"
 #include "proto/chunk.h"
 #include "proto/frame.h"
 #include "rdma/fabric_api.h"
@@ -565,12 +566,21 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
 
   // Hands a request to the loop: registers its request ids, queues its
   // frames, arms its deadline. From any thread.
+  // A batch handed over one request at a time (SubmitInParts): this is
+  // part `index` of `total`; `bytes` are all the parts' together, checked
+  // against max_queued_bytes with the first part as a whole batch's are.
+  // total 0 (as `Parts{}` has it): the whole batch at once.
+  struct Parts {
+    uint32_t index;
+    uint32_t total;
+    uint64_t bytes;
+  };
   void Submit(std::shared_ptr<Op> op, std::vector<Planned> subs, Duration timeout,
-              std::vector<uint32_t> needs_regions = {}) {
+              std::vector<uint32_t> needs_regions = {}, Parts parts = {}) {
     if (timeout.count() <= 0) timeout = options_.request_timeout;
     asio::post(ctx_, [self = shared_from_this(), op = std::move(op), subs = std::move(subs),
-                      timeout, needs = std::move(needs_regions)]() mutable {
-      self->OnSubmit(std::move(op), std::move(subs), timeout, needs);
+                      timeout, needs = std::move(needs_regions), parts]() mutable {
+      self->OnSubmit(std::move(op), std::move(subs), timeout, needs, parts);
     });
   }
   void Reject(std::shared_ptr<Op> op, error_code ec) {
@@ -602,22 +612,60 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
                                     std::shared_ptr<const void> reply_keep,
                                     uint64_t max_payload = proto::kMaxPayload) {
     std::vector<Planned> subs;
-    Request req;
-    for (const proto::Slice& s : Plan(cost, max_payload)) {
-      req.batch = {s.count, 0, s.count};
-      req.entries.assign(wire.begin() + s.first, wire.begin() + s.first + s.count);
-      Buffer control;
-      proto::Encode(req, control);
-      std::vector<Bytes> data;
-      if (!values.empty()) data.assign(values.begin() + s.first, values.begin() + s.first + s.count);
-      subs.push_back({MakeFrame(opcode, std::move(control), std::move(data),
-                                values.empty() ? nullptr : frame_keep),
-                      s.first, s.count, reply_keep});
-      uint64_t budget = proto::kHeaderSize + kBatchOverhead;
-      for (uint32_t i = s.first; i < s.first + s.count; ++i) budget += cost[i];
-      subs.back().frame.budget = budget;
-    }
+    for (const proto::Slice& s : Plan(cost, max_payload))
+      subs.push_back(PlanSlice<Request>(opcode, wire, cost, values, frame_keep, reply_keep, s));
     return subs;
+  }
+  // PlanRequests' request for one slice.
+  template <class Request, class Entry>
+  Planned PlanSlice(proto::Opcode opcode, const std::vector<Entry>& wire,
+                    std::span<const uint64_t> cost, std::span<const Bytes> values,
+                    const std::shared_ptr<const void>& frame_keep,
+                    const std::shared_ptr<const void>& reply_keep, const proto::Slice& s) {
+    Request req;
+    req.batch = {s.count, 0, s.count};
+    req.entries.assign(wire.begin() + s.first, wire.begin() + s.first + s.count);
+    Buffer control;
+    proto::Encode(req, control);
+    std::vector<Bytes> data;
+    if (!values.empty()) data.assign(values.begin() + s.first, values.begin() + s.first + s.count);
+    Planned p{MakeFrame(opcode, std::move(control), std::move(data),
+                        values.empty() ? nullptr : frame_keep),
+              s.first, s.count, reply_keep};
+    uint64_t budget = proto::kHeaderSize + kBatchOverhead;
+    for (uint32_t i = s.first; i < s.first + s.count; ++i) budget += cost[i];
+    p.frame.budget = budget;
+    return p;
+  }
+
+  // Submits a batch of writes one request at a time, each handed to the
+  // loop as soon as `ready(slice)` has readied its entries (taken their
+  // piece sums): the server receives and stores the first request while
+  // the caller hashes the next, instead of waiting for the whole batch.
+  // Requests carry about `max_bytes` of `plan_cost` each; `cost` gives
+  // their budgets; `chunks(planned)` adds a request's streamed chunks.
+  template <class Ready, class Chunks>
+  void SubmitInParts(std::shared_ptr<Op> op, const std::vector<proto::WriteEntry>& wire,
+                     std::span<const uint64_t> cost, std::span<const uint64_t> plan_cost,
+                     uint64_t max_bytes, std::span<const Bytes> values,
+                     const std::shared_ptr<const void>& frame_keep,
+                     const std::shared_ptr<const void>& reply_keep, Duration timeout,
+                     std::vector<uint32_t> needs_regions, Ready ready, Chunks chunks) {
+    const std::vector<proto::Slice> slices = Plan(plan_cost, max_bytes);
+    if (slices.empty()) return Submit(std::move(op), {}, timeout, std::move(needs_regions));
+    Parts parts{0, static_cast<uint32_t>(slices.size()), 0};
+    for (uint64_t c : plan_cost) parts.bytes += c;
+    parts.bytes += slices.size() * (proto::kHeaderSize + kBatchOverhead);
+    for (const proto::Slice& s : slices) {
+      ready(s);
+      std::vector<Planned> one;
+      one.push_back(PlanSlice<proto::BatchWriteRequest>(proto::Opcode::kBatchWrite, wire, cost,
+                                                        values, frame_keep, reply_keep, s));
+      chunks(one);
+      Submit(op, std::move(one), timeout, parts.index == 0 ? needs_regions : std::vector<uint32_t>{},
+             parts);
+      ++parts.index;
+    }
   }
 
   void SubmitKeys(proto::Opcode opcode, std::shared_ptr<Op> op, const std::vector<std::string>& keys,
@@ -625,7 +673,7 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
 
   // Loop-side.
   void OnSubmit(std::shared_ptr<Op> op, std::vector<Planned> subs, Duration timeout,
-                const std::vector<uint32_t>& needs_regions);
+                const std::vector<uint32_t>& needs_regions, Parts parts);
   void ArmTimer(const std::shared_ptr<Op>& op, Duration timeout);
   // An open stream's next chunk, queued behind whatever is queued now
   // (frames posted from one thread keep their order). From any thread.
@@ -889,7 +937,11 @@ void Connection::Impl::Shutdown(error_code why, const std::string& detail) {
 }
 
 void Connection::Impl::OnSubmit(std::shared_ptr<Op> op, std::vector<Planned> subs,
-                                Duration timeout, const std::vector<uint32_t>& needs_regions) {
+                                Duration timeout, const std::vector<uint32_t>& needs_regions,
+                                Parts parts) {
+  // A later part of a batch whose earlier part failed (or timed out) goes no further.
+  const bool later = parts.index > 0;
+  if (later && op->done) return;
   if (!open_) {
     op->Finish(close_reason_);
     return;
@@ -909,19 +961,20 @@ void Connection::Impl::OnSubmit(std::shared_ptr<Op> op, std::vector<Planned> sub
     bytes += p.frame.bytes();
     for (const OutFrame& c : p.chunks) bytes += c.bytes();
   }
-  if (!queue_.empty() && queued_bytes_ + bytes > options_.max_queued_bytes) {
+  const uint64_t batch_bytes = parts.total > 0 ? parts.bytes : bytes;
+  if (!later && !queue_.empty() && queued_bytes_ + batch_bytes > options_.max_queued_bytes) {
     op->Finish(errc::queue_full);
     return;
   }
   queued_bytes_ += bytes;
-  op->subs_left = static_cast<uint32_t>(subs.size());
+  if (!later) op->subs_left = parts.total > 0 ? parts.total : static_cast<uint32_t>(subs.size());
   for (Planned& p : subs) {
     pending_.emplace(p.frame.request_id(),
                      Sub{op, p.base, p.count, 0, std::move(p.keep_until_reply), p.frame.budget});
     queue_.push_back(std::move(p.frame));
     for (OutFrame& c : p.chunks) queue_.push_back(std::move(c));
   }
-  if (timeout != kNoDeadline) ArmTimer(op, timeout);
+  if (!later && timeout != kNoDeadline) ArmTimer(op, timeout);
   writer_wake_.cancel();
 }
 
@@ -1167,7 +1220,7 @@ asio::awaitable<error_code> Connection::Impl::SendWithFd(OutFrame& f) {
 asio::awaitable<void> Connection::Impl::Writer(std::shared_ptr<Impl> self) {
   std::vector<OutFrame> batch;
   batch.reserve(kMaxFramesPerWrite);
-  std::vector<asio::const_buffer> bufs;
+  std::vector<iovec> bufs;
   // A request waits while the requests in flight are at the limit, or
   // their bytes both ways would pass max_outstanding_bytes with it (a
   // request larger than that goes once nothing else is in flight). The
@@ -1214,12 +1267,11 @@ asio::awaitable<void> Connection::Impl::Writer(std::shared_ptr<Impl> self) {
     }
     bufs.clear();
     for (const OutFrame& f : batch) {
-      bufs.emplace_back(f.header.data(), f.header.size());
-      if (!f.control.empty()) bufs.emplace_back(f.control.data(), f.control.size());
-      for (Bytes b : f.data)
-        if (!b.empty()) bufs.emplace_back(b.data(), b.size());
+      bufs.push_back(Iovec(f.header));
+      bufs.push_back(Iovec(f.control));
+      for (Bytes b : f.data) bufs.push_back(Iovec(b));
     }
-    auto [ec, n] = co_await asio::async_write(socket_, bufs, kTuple);
+    const error_code ec = co_await SendAll(socket_, std::span<iovec>(bufs));
     batch.clear();
     if (ec) {
       Shutdown(errc::connection_lost, "write: " + ec.message());
@@ -1373,6 +1425,7 @@ void Connection::AsyncPut(PutBatch batch, Duration timeout, Callback<std::vector
   }
   // Each value's piece sums (the XXH3 of each 4 KiB), taken in the same
   // pass as the copy when there is one; a streamed value's XXH3 instead.
+  // They are taken a request at a time, just before it is handed over.
   std::vector<size_t> sums_at(n, 0);
   size_t pieces = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -1380,51 +1433,48 @@ void Connection::AsyncPut(PutBatch batch, Duration timeout, Callback<std::vector
     if (!streamed[i]) pieces += PiecesOf(batch.entries[i].value.size());
   }
   std::vector<uint64_t> sums(pieces);
-  std::shared_ptr<const void> keep = std::move(batch.owner);
-  std::vector<Bytes> values(n);
-  if (keep) {
-    for (size_t i = 0; i < n; ++i) {
-      const auto& v = batch.entries[i].value;
-      values[i] = v;
-      if (!streamed[i]) PieceSums(v.data(), v.size(), sums.data() + sums_at[i]);
-    }
-  } else {
-    // No owner: copy, so the caller may reuse its buffers as soon as this returns.
-    auto copy = std::make_shared<Buffer>(total);
-    size_t at = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const auto& v = batch.entries[i].value;
-      if (streamed[i]) {
-        std::memcpy(copy->data() + at, v.data(), v.size());
-      } else {
-        CopyWithPieceSums(copy->data() + at, v.data(), v.size(), sums.data() + sums_at[i]);
-      }
-      values[i] = Bytes(copy->data() + at, v.size());
-      at += v.size();
-    }
-    keep = std::move(copy);
-  }
   static_assert(std::endian::native == std::endian::little, "piece sums are sent as computed");
-  for (size_t i = 0; i < n; ++i) {
-    if (streamed[i]) {
-      wire[i].checksum = Xxh3(values[i]);
-      continue;
-    }
+  std::shared_ptr<const void> keep = std::move(batch.owner);
+  // No owner: copy, so the caller may reuse its buffers as soon as this returns.
+  std::shared_ptr<Buffer> copy = keep ? nullptr : std::make_shared<Buffer>(total);
+  std::vector<Bytes> values(n);
+  std::vector<size_t> copy_at(n, 0);  // where each value goes in `copy`
+  for (size_t i = 0, at = 0; i < n; ++i) {
+    const auto& v = batch.entries[i].value;
+    copy_at[i] = at;
+    values[i] = copy ? Bytes(copy->data() + at, v.size()) : v;
+    at += v.size();
+    if (streamed[i]) continue;
     wire[i].piece_sums = Bytes(reinterpret_cast<const std::byte*>(sums.data() + sums_at[i]),
-                               8 * PiecesOf(values[i].size()));
-    cost[i] = proto::EncodedSize(wire[i]) + values[i].size();
+                               8 * PiecesOf(v.size()));
+    cost[i] = proto::EncodedSize(wire[i]) + v.size();
   }
+  if (copy) keep = copy;
+  const auto ready = [&](const proto::Slice& s) {
+    for (size_t i = s.first; i < s.first + s.count; ++i) {
+      const auto& v = batch.entries[i].value;
+      std::byte* to = copy ? copy->data() + copy_at[i] : nullptr;
+      if (streamed[i]) {
+        if (to) std::memcpy(to, v.data(), v.size());
+        wire[i].checksum = Xxh3(values[i]);
+      } else if (to) {
+        CopyWithPieceSums(to, v.data(), v.size(), sums.data() + sums_at[i]);
+      } else {
+        PieceSums(v.data(), v.size(), sums.data() + sums_at[i]);
+      }
+    }
+  };
   // Streamed values are not in their request's data section.
   std::vector<Bytes> inline_values = values;
   for (size_t i = 0; i < n; ++i)
     if (streamed[i]) inline_values[i] = {};
-  // Frames of about kWriteFrameBytes: the server stores one while the next
-  // is on the wire, instead of waiting for a whole batch.
-  auto subs = impl_->PlanRequests<proto::BatchWriteRequest>(proto::Opcode::kBatchWrite, wire, cost,
-                                                            inline_values, keep, nullptr,
-                                                            kWriteFrameBytes);
-  impl_->AddChunks(subs, streamed, values, wire, keep);
-  impl_->Submit(std::move(op), std::move(subs), timeout);
+  const auto chunks = [&](std::vector<Impl::Planned>& one) {
+    impl_->AddChunks(one, streamed, values, wire, keep);
+  };
+  // Requests of about kWriteFrameBytes: the server stores one while the
+  // next is hashed and on the wire, instead of waiting for a whole batch.
+  impl_->SubmitInParts(std::move(op), wire, cost, cost, kWriteFrameBytes, inline_values, keep,
+                       nullptr, timeout, {}, ready, chunks);
 }
 
 void Connection::AsyncGet(std::vector<GetEntry> entries, Duration timeout,
@@ -1503,18 +1553,26 @@ void Connection::AsyncPutShm(ShmPutBatch batch, Duration timeout,
     sums_at[i] = pieces;
     pieces += PiecesOf(e.length);
   }
-  // Piece sums: the server checks each 4 KiB as it copies it out of the region.
+  // Piece sums: the server checks each 4 KiB as it copies it out of the
+  // region. Taken a request (about kWriteFrameBytes of values) at a time, so
+  // that the server copies one while the next is hashed.
   std::vector<uint64_t> sums(pieces);
+  std::vector<uint64_t> plan_cost(n);
   for (size_t i = 0; i < n; ++i) {
     const ShmPutEntry& e = batch.entries[i];
-    PieceSums(region->data() + e.region_offset, e.length, sums.data() + sums_at[i]);
     wire[i].piece_sums = Bytes(reinterpret_cast<const std::byte*>(sums.data() + sums_at[i]),
                                8 * PiecesOf(e.length));
     cost[i] = proto::EncodedSize(wire[i]);
+    plan_cost[i] = cost[i] + e.length;
   }
-  auto subs = impl_->PlanRequests<proto::BatchWriteRequest>(proto::Opcode::kBatchWrite, wire, cost,
-                                                            {}, nullptr, region);
-  impl_->Submit(std::move(op), std::move(subs), timeout, {region->id()});
+  const auto ready = [&](const proto::Slice& s) {
+    for (size_t i = s.first; i < s.first + s.count; ++i) {
+      const ShmPutEntry& e = batch.entries[i];
+      PieceSums(region->data() + e.region_offset, e.length, sums.data() + sums_at[i]);
+    }
+  };
+  impl_->SubmitInParts(std::move(op), wire, cost, plan_cost, kWriteFrameBytes, {}, nullptr, region,
+                       timeout, {region->id()}, ready, [](std::vector<Impl::Planned>&) {});
 }
 
 void Connection::AsyncGetShm(ShmGetBatch batch, Duration timeout,

@@ -33,6 +33,7 @@
 #include "common/log.h"
 #include "common/low_water.h"
 #include "common/mutex.h"
+#include "common/send_all.h"
 #include "proto/chunk.h"
 #include "proto/messages.h"
 #include "rdma/buffer_pool.h"
@@ -568,14 +569,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Awaitable<bool> WriteTurn() {
     std::vector<OutFrame> turn = std::exchange(out_, {});
     for (OutFrame& f : turn) {
-      // One gathered write: header, control and every slice of data (asio
-      // hands the kernel up to 64 of them per sendmsg).
+      // One gathered write: header, control and every slice of data.
       bufs_.clear();
-      bufs_.push_back(asio::buffer(f.header));
-      bufs_.push_back(asio::buffer(f.control));
-      for (proto::Bytes b : f.data)
-        if (!b.empty()) bufs_.push_back(asio::buffer(b.data(), b.size()));
-      auto [ec, n] = co_await asio::async_write(socket_, bufs_, kTuple);
+      bufs_.push_back(Iovec(f.header));
+      bufs_.push_back(Iovec(f.control));
+      for (proto::Bytes b : f.data) bufs_.push_back(Iovec(b));
+      const error_code ec = co_await SendAll(socket_, std::span<iovec>(bufs_));
       buffered_ -= f.bytes();
       f = OutFrame{};  // its holds go now, not with the turn
       Wake();
@@ -1821,7 +1820,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Loop-confined state.
   asio::steady_timer flow_;  // cancelled to wake the reader (flow control, drain)
   std::vector<OutFrame> out_;  // waiting for the writer
-  std::vector<asio::const_buffer> bufs_;  // the writer's gather list, reused
+  std::vector<iovec> bufs_;  // the writer's gather list, reused
   std::vector<std::byte> scratch_;        // where dropped bytes of a direct write go
   bool writing_ = false;
   bool closed_ = false;

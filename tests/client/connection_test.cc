@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <future>
@@ -10,11 +11,17 @@
 #include <thread>
 #include <vector>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 
 #include "client/awaitable.h"
 #include "client/connection.h"
+#include "common/send_all.h"
 #include "fake_server.h"
 #include "rdma/error.h"
 #include "rdma/fabric_api.h"
@@ -45,6 +52,59 @@ Connection MustConnect(const ConnectionOptions& o) {
   auto c = Connection::Connect(o);
   EXPECT_TRUE(c) << c.error().message();
   return std::move(c.value());
+}
+
+// A shared region of `size` bytes, registered on `conn` (null, with a
+// failure recorded, when either step fails).
+std::shared_ptr<SharedRegion> MustRegister(Connection& conn, uint64_t size) {
+  auto region = SharedRegion::Create(size);
+  EXPECT_TRUE(region) << region.error().message();
+  if (!region) return nullptr;
+  auto registered = conn.RegisterRegion(*region);
+  EXPECT_TRUE(registered) << registered.error().message();
+  return registered ? *region : nullptr;
+}
+
+// Both sides' writers send with SendAll: a gather list longer than one
+// sendmsg takes (IOV_MAX), with empty entries, into a socket whose send
+// buffer holds a fraction of it, arrives whole and in order.
+TEST(SendAllTest, AGatherListLongerThanOneSendmsgArrivesWholeAndInOrder) {
+  namespace asio = boost::asio;
+  asio::io_context ctx;
+  asio::local::stream_protocol::socket a(ctx), b(ctx);
+  asio::local::connect_pair(a, b);
+  const int small = 16 << 10;
+  ASSERT_EQ(0, ::setsockopt(a.native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small));
+  // 3,000 entries of 0 to 1,000 bytes: about 1.5 MB, cut anywhere by the kernel.
+  const Buffer bytes = Pattern(3000 * 1000, 7);
+  std::vector<iovec> iov;
+  size_t expected = 0;
+  for (size_t i = 0, at = 0; i < 3000; ++i) {
+    const size_t len = (i * 7919) % 1001;
+    iov.push_back(Iovec(Bytes(bytes).subspan(at, len)));
+    at += len;
+    expected = at;
+  }
+  Buffer got;
+  std::thread reader([&] {
+    std::byte buf[8192];
+    for (;;) {
+      const ssize_t n = ::read(b.native_handle(), buf, sizeof buf);
+      if (n <= 0) break;
+      got.insert(got.end(), buf, buf + n);
+    }
+  });
+  boost::system::error_code result = asio::error::would_block;
+  asio::co_spawn(ctx, SendAll(a, std::span<iovec>(iov)),
+                 [&](std::exception_ptr, boost::system::error_code ec) {
+                   result = ec;
+                   a.shutdown(asio::socket_base::shutdown_send);
+                 });
+  ctx.run();
+  reader.join();
+  EXPECT_FALSE(result) << result.message();
+  ASSERT_EQ(got.size(), expected);
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), bytes.begin()));
 }
 
 TEST(ConnectionTest, AttachAndPingOverTcp) {
@@ -608,6 +668,31 @@ TEST(ShmTest, RegionRoundTripOverUnixSocket) {
   EXPECT_EQ(after.error(), errc::region_not_registered);
 }
 
+// A shm batch of more values than one request carries (about 2 MiB) goes
+// as several requests, each hashed just before it is handed over, and
+// every value lands whole with its status in the caller's order.
+TEST(ShmTest, ALargeBatchGoesAsSeveralRequestsAndEveryValueLands) {
+  FakeServerOptions so;
+  so.unix_socket = true;
+  FakeServer server(so);
+  Connection conn = MustConnect(Options(server));
+  auto r = MustRegister(conn, 8 << 20);
+  ASSERT_TRUE(r);
+  ShmPutBatch batch{r, {}};
+  std::vector<Buffer> values;
+  for (size_t i = 0; i < 7; ++i) {
+    values.push_back(Pattern((1 << 20) - 1000 * i, static_cast<uint8_t>(i)));
+    std::memcpy(r->data() + (i << 20), values.back().data(), values.back().size());
+    batch.entries.push_back({"p" + std::to_string(i), i << 20, values.back().size()});
+  }
+  const int before = server.write_frames;
+  auto put = conn.PutShm(std::move(batch));
+  ASSERT_TRUE(put);
+  EXPECT_EQ(*put, std::vector<StatusCode>(7, StatusCode::kOk));
+  EXPECT_GE(server.write_frames - before, 3);
+  for (size_t i = 0; i < 7; ++i) EXPECT_EQ(server.Value("p" + std::to_string(i)), values[i]) << i;
+}
+
 // A byte damaged in the region after the server placed the value and took
 // its checksums is caught by the client's check of the region.
 TEST(ShmTest, AByteDamagedInTheRegionIsAChecksumMismatch) {
@@ -619,10 +704,8 @@ TEST(ShmTest, AByteDamagedInTheRegionIsAChecksumMismatch) {
     so.flip_byte = 70000;
     FakeServer server(so);
     Connection conn = MustConnect(Options(server));
-    auto region = SharedRegion::Create(1 << 20);
-    ASSERT_TRUE(region);
-    auto r = *region;
-    ASSERT_TRUE(conn.RegisterRegion(r));
+    auto r = MustRegister(conn, 1 << 20);
+    ASSERT_TRUE(r);
     const Buffer v = Pattern(100000, 5);
     std::memcpy(r->data(), v.data(), v.size());
     auto put = conn.PutShm({r, {{"s", 0, v.size()}}});
