@@ -564,17 +564,17 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
     }
   }
 
-  // Hands a request to the loop: registers its request ids, queues its
-  // frames, arms its deadline. From any thread.
   // A batch handed over one request at a time (SubmitInParts): this is
-  // part `index` of `total`; `bytes` are all the parts' together, checked
-  // against max_queued_bytes with the first part as a whole batch's are.
-  // total 0 (as `Parts{}` has it): the whole batch at once.
+  // part `index` of `total`; `bytes` are all the parts' frames together,
+  // checked against max_queued_bytes with the first part as a whole
+  // batch's are. total 0 (as `Parts{}` has it): the whole batch at once.
   struct Parts {
     uint32_t index;
     uint32_t total;
     uint64_t bytes;
   };
+  // Hands a request to the loop: registers its request ids, queues its
+  // frames, arms its deadline. From any thread.
   void Submit(std::shared_ptr<Op> op, std::vector<Planned> subs, Duration timeout,
               std::vector<uint32_t> needs_regions = {}, Parts parts = {}) {
     if (timeout.count() <= 0) timeout = options_.request_timeout;
@@ -654,7 +654,7 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
     const std::vector<proto::Slice> slices = Plan(plan_cost, max_bytes);
     if (slices.empty()) return Submit(std::move(op), {}, timeout, std::move(needs_regions));
     Parts parts{0, static_cast<uint32_t>(slices.size()), 0};
-    for (uint64_t c : plan_cost) parts.bytes += c;
+    for (uint64_t c : cost) parts.bytes += c;  // what is queued: not the bytes left in shm regions
     parts.bytes += slices.size() * (proto::kHeaderSize + kBatchOverhead);
     for (const proto::Slice& s : slices) {
       ready(s);
