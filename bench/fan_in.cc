@@ -377,8 +377,11 @@ void AddFanInOptions(CLI::App& app, FanInOptions& o) {
       ->delimiter(',')->group(g);
   app.add_option("--fan-in-auth-key", o.auth_key_hex, "fan-in: the auth key of --fan-in-servers")
       ->group(g);
-  app.add_option("--transport", o.transport, "fan-in: the client's transport")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "tcp", "shm"}))->group(g);
+  app.add_option("--transport", o.transport,
+                 "fan-in: the client's transport (rdma: libfabric's tcp provider, the client's "
+                 "address from MEMKV_RDMA_ADDRESS, else 127.0.0.1; the server started has "
+                 "rdma.provider=ofi)")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "tcp", "shm", "rdma"}))->group(g);
   app.add_option("--timeout", o.timeout, "fan-in: the client's deadline of every call, seconds")
       ->capture_default_str()->check(CLI::Range(0.1, 3600.0))->group(g);
   app.add_option("--connect-timeout", o.connect_timeout, "fan-in: connect and attach, seconds")
@@ -402,9 +405,14 @@ int RunFanInChild(const FanInOptions& o) {
   EngineOptions eo;
   eo.servers = o.servers;
   eo.auth_key = o.auth_key_hex;
-  eo.transport = o.transport == "shm" ? Transport::kShm
+  eo.transport = o.transport == "shm"    ? Transport::kShm
                  : o.transport == "auto" ? Transport::kAuto
+                 : o.transport == "rdma" ? Transport::kRdma
                                          : Transport::kTcp;
+  if (eo.transport == Transport::kRdma) {
+    const char* a = std::getenv("MEMKV_RDMA_ADDRESS");
+    eo.rdma_address = a && *a ? a : "127.0.0.1";
+  }
   eo.timeout = std::chrono::milliseconds(int64_t(o.timeout * 1000));
   eo.connect_timeout = std::chrono::milliseconds(int64_t(o.connect_timeout * 1000));
   auto engine = Engine::Create(std::move(eo));
@@ -479,6 +487,9 @@ int RunFanIn(const FanInOptions& o, const std::string& self, Progress& progress)
                                        "--address", "127.0.0.1:" + std::to_string(port),
                                        "--unix-socket", sock,
                                        "--threads", std::to_string(o.server_threads)};
+      if (o.transport == "rdma") {
+        args.insert(args.end(), {"--set", "rdma.provider=ofi", "--set", "rdma.address=127.0.0.1"});
+      }
       std::string error;
       server = ChildProcess::Spawn(args, log, error, dir);
       if (!server) {

@@ -109,6 +109,7 @@ struct OutFrame {
 struct ReadHold {
   std::shared_ptr<RawBuffer> copied;
   std::vector<store::Store::Pinned> pins;
+  std::vector<std::vector<uint64_t>> sums;  // piece sums taken here (large rdma reads)
 };
 
 // Frames a peer may send before it has attached: Hello and Attach are
@@ -915,6 +916,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
           rep.statuses[i] = rdma_src.status[i];
           continue;
         }
+        if (rdma_src.large[i]) continue;  // below, a stretch at a time
         src = proto::Bytes(rdma_src.at[i].data, e.value_len);
       } else {
         rep.statuses[i] = StatusCode::kInvalidArgument;
@@ -940,6 +942,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const auto results = co_await store_.PutBatch(items);
     for (size_t k = 0; k < results.size(); ++k)
       if (!results[k]) rep.statuses[item_of[k]] = ToStatus(results[k].error());
+    uint64_t put_bytes = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (!rdma_src.large[i] || rdma_src.status[i] != StatusCode::kOk ||
+          last[req.entries[i].key] != i)
+        continue;
+      rep.statuses[i] = co_await ReadLargeFromClient(req.entries[i]);
+      if (rep.statuses[i] == StatusCode::kOk) put_bytes += req.entries[i].value_len;
+    }
     co_await FinishStreams(h.request_id, rep.statuses, [&](size_t i) {
       return last[req.entries[i].key] == i;
     });
@@ -949,7 +959,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
       const size_t winner = last[req.entries[i].key];
       if (winner != i && rep.statuses[i] == StatusCode::kOk) rep.statuses[i] = rep.statuses[winner];
     }
-    uint64_t put_bytes = 0;
     for (size_t k = 0; k < results.size(); ++k) put_bytes += results[k] ? items[k].value.size() : 0;
     impl_.metrics.Entries(Op::kPut, rep.statuses, put_bytes);
     CountRails(req.entries, rep.statuses);
@@ -1129,6 +1138,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::vector<size_t> rdma_idx;
     std::vector<proto::Bytes> rdma_from(n);  // from the store's memory, when whole pieces
     uint64_t rdma_total = 0;
+    std::vector<std::pair<size_t, store::Store::Pinned>> large_rdma;
     for (size_t i = 0; i < n; ++i) {
       const proto::ReadEntry& e = req.entries[i];
       proto::ReadResult& r = results[i];
@@ -1165,6 +1175,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
         }
         if (e.dest.capacity < len) {
           r.status = StatusCode::kBufferTooSmall;
+          continue;
+        }
+        if (len > LargeRdmaStretch()) {
+          // More than a request may stage: moved a stretch at a time, after
+          // the others (WriteLargeToClient).
+          r.delivery = proto::Delivery::kPlaced;
+          large_rdma.emplace_back(i, std::move(*pin));
           continue;
         }
         if (rdma_total + len > inline_budget) {
@@ -1309,6 +1326,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       got_bytes += *got[k];
     }
     if (!rdma_idx.empty()) co_await WriteToClient(results, req, rdma_idx, rdma_place);
+    for (auto& [i, pin] : large_rdma) {
+      co_await WriteLargeToClient(results[i], req.entries[i], std::move(pin), *hold);
+      if (results[i].status == StatusCode::kOk) got_bytes += results[i].length;
+    }
     buffered_ -= inline_total;
     impl_.metrics.Entries(Op::kGet, results, got_bytes);
     for (size_t i = 0; i < n; ++i)
@@ -1426,17 +1447,113 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
+  // An rdma value larger than this is not staged whole: it moves a stretch
+  // at a time through one place in the stage, so that no request stages
+  // more than limits.max_buffered_bytes_per_connection (nor a frame's worth).
+  uint64_t LargeRdmaStretch() const {
+    const uint64_t cap = std::min<uint64_t>(opt_.limits.max_buffered_bytes_per_connection,
+                                            proto::kMaxPayload);
+    return std::max<uint64_t>(kSumPiece, cap / kSumPiece * kSumPiece);
+  }
+
+  // Fails an rdma entry of a read: nothing of it counts as delivered.
+  static void FailPlaced(proto::ReadResult& r, StatusCode status) {
+    r.status = status;
+    r.delivery = proto::Delivery::kNone;
+    r.length = 0;
+    r.page_sums = {};
+  }
+
+  // A read entry larger than LargeRdmaStretch(): each stretch read from the
+  // pinned value into the stage (the store checks what it reads from a
+  // drive), then WRITTEN at its offset in the client's destination. The
+  // piece sums the client checks are the stored ones where the range is
+  // whole pieces of a value in memory, else taken here as the bytes are
+  // staged; `hold` keeps them (and the pin) until the reply is sent.
+  Awaitable<void> WriteLargeToClient(proto::ReadResult& r, const proto::ReadEntry& e,
+                                     store::Store::Pinned pin, ReadHold& hold) {
+    const uint64_t stretch = LargeRdmaStretch();
+    auto stage = impl_.stage_pool->NewLease();
+    auto place = stage->Take(stretch);
+    if (!place) {
+      spdlog::warn("{}: registering memory to send {} bytes over rdma: {}", peer_, stretch,
+                   place.error().message());
+      co_return FailPlaced(r, StatusCode::kInternal);
+    }
+    const auto view = store_.Peek(pin);
+    const bool stored_sums = view && e.offset % kSumPiece == 0 &&
+                             (r.length % kSumPiece == 0 || e.offset + r.length == pin.size);
+    std::vector<uint64_t> sums(stored_sums ? 0 : PiecesOf(r.length));
+    for (uint64_t done = 0; done < r.length; done += stretch) {
+      const uint64_t len = std::min(stretch, r.length - done);
+      const std::span<std::byte> to(place->data, len);
+      if (view) {
+        std::memcpy(to.data(), view->bytes.data() + e.offset + done, len);
+      } else if (auto got = co_await store_.Get(pin, e.offset + done, to); !got) {
+        co_return FailPlaced(r, ToStatus(got.error()));
+      }
+      if (!stored_sums) PieceSums(to.data(), len, sums.data() + done / kSumPiece);
+      std::vector<Transfer> ts;
+      Chunks(*place, len, {e.dest.kind, e.dest.region, e.dest.address + done, len}, ts);
+      const std::vector<bool> ok = co_await Transfers(ts, true);
+      if (std::find(ok.begin(), ok.end(), false) != ok.end())
+        co_return FailPlaced(r, StatusCode::kBadRegion);
+    }
+    std::span<const uint64_t> sent;
+    if (stored_sums) {
+      sent = view->piece_sums.subspan(e.offset / kSumPiece, PiecesOf(r.length));
+    } else {
+      sent = hold.sums.emplace_back(std::move(sums));
+    }
+    r.page_sums = proto::Bytes(reinterpret_cast<const std::byte*>(sent.data()), sent.size_bytes());
+    hold.pins.push_back(std::move(pin));
+  }
+
+  // A write entry larger than LargeRdmaStretch(): each stretch READ from the
+  // client into one place in the stage, checked against the entry's piece
+  // sums, and appended to the value's allocation; published once whole.
+  Awaitable<StatusCode> ReadLargeFromClient(const proto::WriteEntry& e) {
+    const std::vector<uint64_t> sums = proto::PieceSumsOf(e.piece_sums);
+    if (sums.size() != PiecesOf(e.value_len)) co_return StatusCode::kInvalidArgument;
+    const uint64_t stretch = LargeRdmaStretch();
+    auto stage = impl_.stage_pool->NewLease();
+    auto place = stage->Take(stretch);
+    if (!place) {
+      spdlog::warn("{}: registering memory to receive {} bytes over rdma: {}", peer_, stretch,
+                   place.error().message());
+      co_return StatusCode::kInternal;
+    }
+    auto put = co_await store_.BeginPut(e.key, e.value_len);
+    if (!put) co_return ToStatus(put.error());
+    for (uint64_t done = 0; done < e.value_len; done += stretch) {
+      const uint64_t len = std::min(stretch, e.value_len - done);
+      std::vector<Transfer> ts;
+      Chunks(*place, len, {e.src.kind, e.src.region, e.src.address + done, len}, ts);
+      const std::vector<bool> ok = co_await Transfers(ts, false);
+      if (std::find(ok.begin(), ok.end(), false) != ok.end()) co_return StatusCode::kBadRegion;
+      for (uint64_t at = 0; at < len; at += kSumPiece)
+        if (Xxh3(place->data + at, std::min<uint64_t>(kSumPiece, len - at)) !=
+            sums[(done + at) / kSumPiece])
+          co_return StatusCode::kChecksumMismatch;  // dropping `put` frees its space
+      if (auto st = co_await (*put)->Append(proto::Bytes(place->data, len)); !st)
+        co_return ToStatus(st.error());
+    }
+    auto st = co_await (*put)->Commit();
+    co_return st ? StatusCode::kOk : ToStatus(st.error());
+  }
+
   // Writes: the values of kRdma entries READ from the client's memory into
   // the stage; per entry its place there, or the status that stopped it.
   struct RdmaSources {
     std::unique_ptr<rdma::BufferPool::Lease> stage;
     std::vector<rdma::BufferPool::Lease::Place> at;
     std::vector<StatusCode> status;
+    std::vector<bool> large;  // not staged: ReadLargeFromClient moves it
   };
   Awaitable<RdmaSources> ReadFromClient(const proto::BatchWriteRequest& req) {
     const size_t n = req.entries.size();
     RdmaSources out{nullptr, std::vector<rdma::BufferPool::Lease::Place>(n),
-                    std::vector<StatusCode>(n, StatusCode::kOk)};
+                    std::vector<StatusCode>(n, StatusCode::kOk), std::vector<bool>(n, false)};
     uint64_t total = 0;
     std::vector<size_t> idx;
     for (size_t i = 0; i < n; ++i) {
@@ -1448,6 +1565,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         out.status[i] = StatusCode::kTooLarge;
       } else if (e.src.capacity < e.value_len) {
         out.status[i] = StatusCode::kBadRegion;
+      } else if (e.value_len > LargeRdmaStretch()) {
+        out.large[i] = true;
       } else if (total + e.value_len > opt_.limits.max_buffered_bytes_per_connection) {
         out.status[i] = StatusCode::kBufferLimit;
       } else {

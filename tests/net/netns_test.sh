@@ -18,9 +18,12 @@
 #     to the first failed reply and from link-up to the first good batch
 #     are printed (figures, not assertions).
 # (c) the rdma rail between namespaces: a fourth server in s3's namespace
-#     with rdma.provider=ofi (libfabric's tcp provider over vc3), a 16 MiB
+#     with rdma.provider=ofi (libfabric's tcp provider over vc3): a 16 MiB
 #     value put and got with `memkv kv --transport rdma`, the bytes compared
-#     and the server's rdma counters checked.
+#     and the server's rdma counters checked, exists and rm; the fan-in over
+#     rdma, every byte checked, its value bytes counted on the rdma rail and
+#     none on tcp; a fan-in SIGKILLed mid-run, its sessions and rdma peers
+#     let go.
 #
 # Needs root, ip (iproute2), iptables and tc; exits 77 (skipped) without
 # them. Cleans up its namespaces (and with them their veths and iptables
@@ -225,5 +228,69 @@ echo "(c) the server's rdma counters: $(echo "$status" | grep -o '"rdma":{[^}]*}
 check "(c) the server READ the 16 MiB from the client over rdma" \
   grep -q "\"bytes_read\":$((16 << 20))" <<<"$status"
 check "(c) and WROTE them back over rdma" grep -q "\"bytes_written\":$((16 << 20))" <<<"$status"
+check "(c) exists over rdma prints the value's size" \
+  grep -q "$((16 << 20))" <(rdma_kv exists rdma/value 2>/dev/null)
+check "(c) rm over rdma removes it" rdma_kv rm rdma/value
+check "(c) and then exists misses (exit 1)" test "$(rdma_kv exists rdma/value >/dev/null 2>&1; echo $?)" -eq 1
+
+# The fan-in over rdma across the veth: client processes with rotating
+# threads, 7,500-entry batches in registered memory, every byte compared;
+# the server's per-rail counters show every value byte went over rdma and
+# none inline over tcp.
+s3_status() {
+  nsenter --net="/run/netns/$ns_c" curl -s -H "Authorization: Bearer $key" http://198.18.3.2:9911/v1/status
+}
+rail_bytes() {  # rail_bytes RAIL: to_clients + from_clients of the server in s3
+  s3_status | grep -o "\"$1\":{\"to_clients\":[0-9]*,\"from_clients\":[0-9]*}" |
+    grep -o '[0-9][0-9]*' | awk '{ sum += $1 } END { print sum + 0 }'
+}
+rdma_before=$(rail_bytes rdma)
+tcp_before=$(rail_bytes tcp)
+MEMKV_RDMA_ADDRESS=198.18.3.1 timeout 120 nsenter --net="/run/netns/$ns_c" "$bench" --tier fan-in \
+  --fan-in-servers 198.18.3.2:9910 --fan-in-auth-key "$key" --transport rdma --seconds 8 \
+  --processes 2 --workers 2 --worker-batches 2 --entries 7500 --min-value 64 --max-value 4096 \
+  --timeout 60 >rdma-fan.out 2>rdma-fan.err
+rc=$?
+cat rdma-fan.out
+check "(c) the fan-in over rdma across the veth exits 0" test "$rc" -eq 0
+check "(c) every entry succeeded, every byte checked" \
+  grep -q '^success: 100.0000 % .* 0 failed, 0 wrong bytes' rdma-fan.out
+rdma_moved=$(($(rail_bytes rdma) - rdma_before))
+echo "(c) value bytes the server moved over rdma during the fan-in: $rdma_moved"
+check "(c) the fan-in's values went over rdma" test "$rdma_moved" -gt $((64 << 20))
+check "(c) and none inline over tcp" test "$(rail_bytes tcp)" -eq "$tcp_before"
+
+# A fan-in killed mid-run (SIGKILL to its processes): the server in s3 lets
+# its sessions and rdma peers go, and serves a new client.
+MEMKV_RDMA_ADDRESS=198.18.3.1 setsid nsenter --net="/run/netns/$ns_c" "$bench" --tier fan-in \
+  --fan-in-servers 198.18.3.2:9910 --fan-in-auth-key "$key" --transport rdma --seconds 60 \
+  --processes 2 --workers 2 --worker-batches 2 --entries 7500 --min-value 64 --max-value 4096 \
+  --timeout 60 >killed.out 2>killed.err &
+killed=$!
+pids+=($killed)
+busy=0
+for _ in $(seq 1 100); do
+  busy=$(s3_status | grep -o '"sessions":{"active":[0-9]*' | grep -o '[0-9]*$')
+  [ "${busy:-0}" -ge 2 ] && break
+  sleep 0.1
+done
+sleep 2
+kill -9 -- -"$killed" 2>/dev/null
+wait "$killed" 2>/dev/null
+echo "(c) sessions on the server when the fan-in was killed: ${busy:-0}"
+check "(c) the killed fan-in had sessions open" test "${busy:-0}" -ge 2
+left="unknown"
+for _ in $(seq 1 300); do
+  st=$(s3_status)
+  sessions=$(grep -o '"sessions":{"active":[0-9]*' <<<"$st" | grep -o '[0-9]*$')
+  peers=$(grep -o '"peers":[0-9]*' <<<"$st" | grep -o '[0-9]*$')
+  left="sessions ${sessions:-?}, rdma peers ${peers:-?}"
+  [ "${sessions:-1}" -eq 0 ] && [ "${peers:-1}" -eq 0 ] && break
+  sleep 0.1
+done
+echo "(c) after the kill: $left"
+check "(c) the server let the killed clients' sessions and rdma peers go" \
+  test "$left" = "sessions 0, rdma peers 0"
+check "(c) and serves a new client over rdma" rdma_kv put rdma/after-kill rdma.in
 
 finish
