@@ -362,7 +362,9 @@ class Engine {
   Expected<class PutStream> OpenPutStream(std::string_view key, size_t window = 16u << 20);
 
   // Registers [ptr, ptr + len): values put from it are not copied. A range
-  // inside one already registered returns that registration.
+  // inside one already registered returns that registration. Host memory
+  // only: CUDA device memory (where a CUDA driver is loaded) is
+  // InvalidArgument, with a message saying so.
   Expected<MemoryHandle> RegisterMemory(void* ptr, size_t len);
   // Ends a registration; requests already made keep what they need.
   void UnregisterMemory(const MemoryHandle& handle);

@@ -1332,6 +1332,17 @@ Expected<MemoryHandle> Engine::RegisterMemory(void* ptr, size_t len) {
     return Outcome{Code::kInvalidArgument, "RegisterMemory: a null or empty range"};
   auto r = impl_->registry->Register(ptr, len);
   if (!r) return Outcome{Code::kInternal, "RegisterMemory: " + r.error().message()};
+  if ((*r)->is_device()) {
+    // Every rail checks and sums a value's bytes on the CPU, in place (and
+    // tcp and shm copy them there): device memory would be read as host
+    // memory. Refused, with the registration it just made taken back.
+    impl_->registry->Unregister((*r)->id);
+    return Outcome{Code::kInvalidArgument,
+                   "RegisterMemory: the range is CUDA device memory (device " +
+                       std::to_string((*r)->device) +
+                       "); the engine takes host memory only: copy it to host memory first "
+                       "(the NIXL plugin stages VRAM_SEG descriptors this way)"};
+  }
   return MemoryHandle(std::make_shared<const MemoryHandle::Impl>(MemoryHandle::Impl{*r}));
 }
 

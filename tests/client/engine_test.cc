@@ -30,6 +30,7 @@
 #include "client/io_threads.h"
 #include "client/memory_registry.h"
 #include "common/hrw.h"
+#include "../common/fake_cuda.h"
 #include "fake_server.h"
 #include "memkv/engine.h"
 
@@ -630,6 +631,29 @@ TEST(EngineFake, RegisteredMemoryIsSentInPlace) {
   ASSERT_TRUE(stored);
   EXPECT_EQ(0, std::memcmp(stored->data(), mem.data() + 1000, 3000));
   e.UnregisterMemory(*h);
+}
+
+// CUDA device memory (a stand-in driver declares the range so) is refused
+// by name: the rails would read it as host memory. Host memory still
+// registers.
+TEST(EngineFake, RegisteringDeviceMemoryIsRefusedWithTheReason) {
+  memkv::testing::FakeGpu gpu;
+  common::Cuda fake(gpu.Table());
+  common::Cuda::SetProcessForTesting(&fake);
+  {
+    FakeServer a({});
+    Engine e = MustCreate(Options({a.address()}));
+    std::vector<std::byte> device(1 << 16);
+    gpu.AddDeviceRange(device.data(), device.size(), 1);
+    auto h = e.RegisterMemory(device.data(), device.size());
+    ASSERT_FALSE(h);
+    EXPECT_EQ(h.error().code, Code::kInvalidArgument);
+    EXPECT_NE(h.error().message.find("CUDA device memory (device 1)"), std::string::npos)
+        << h.error().message;
+    std::vector<std::byte> host(1 << 12);
+    EXPECT_TRUE(e.RegisterMemory(host.data(), host.size()));
+  }
+  common::Cuda::SetProcessForTesting(nullptr);
 }
 
 TEST(EngineFake, CallbackAndAwaitableForms) {
