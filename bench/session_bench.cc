@@ -181,7 +181,9 @@ int main(int argc, char** argv) {
   std::printf("server memory per idle session  %.2f KiB (goal: at most 4 KiB)\n",
               (rss_after - rss_before) / n);
   std::printf("kernel TCP socket memory        %ld pages before, %ld after: %.2f KiB per session "
-              "(both ends of each loopback connection)\n",
+              "(both ends of each loopback connection; since Linux 6.0 the kernel adds "
+              "socket memory to this count in per-CPU batches of up to 1 MiB, so a change of "
+              "less than 1 MiB per CPU may not show)\n",
               tcp_before, tcp_after, (tcp_after - tcp_before) * 4.0 / n);
   for (int s : socks) ::close(s);
   ::kill(pid, SIGTERM);

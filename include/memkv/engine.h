@@ -362,9 +362,11 @@ class Engine {
   Expected<class PutStream> OpenPutStream(std::string_view key, size_t window = 16u << 20);
 
   // Registers [ptr, ptr + len): values put from it are not copied. A range
-  // inside one already registered returns that registration. Host memory
-  // only: CUDA device memory (where a CUDA driver is loaded) is
-  // InvalidArgument, with a message saying so.
+  // inside one already registered returns that registration. CUDA device
+  // memory (classified through the CUDA driver, where one is loaded) is
+  // accepted and staged through host memory by each call that names it:
+  // copied out of the device before a put, into it after a get. Unregistered
+  // device memory is not detected: register it.
   Expected<MemoryHandle> RegisterMemory(void* ptr, size_t len);
   // Ends a registration; requests already made keep what they need.
   void UnregisterMemory(const MemoryHandle& handle);

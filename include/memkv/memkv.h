@@ -137,7 +137,9 @@ MEMKV_API int memkv_batch_delete(memkv_engine_t* engine, const memkv_key_t* keys
                                  int* statuses);
 
 /* Registers [ptr, ptr + len): puts from it are not copied. The range must
- * stay valid until memkv_unregister_memory. */
+ * stay valid until memkv_unregister_memory. CUDA device memory is accepted
+ * and staged through host memory by each call that names it (see
+ * Engine::RegisterMemory). */
 MEMKV_API int memkv_register_memory(memkv_engine_t* engine, void* ptr, size_t len,
                                     memkv_memory_t** out);
 MEMKV_API void memkv_unregister_memory(memkv_engine_t* engine, memkv_memory_t* memory);

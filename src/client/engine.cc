@@ -25,6 +25,7 @@
 #include "client/process_fabric.h"
 #include "rdma/fabric_api.h"
 #include "client/shared_region.h"
+#include "common/cuda.h"
 #include "common/hrw.h"
 #include "common/log.h"
 #include "common/mutex.h"
@@ -507,7 +508,8 @@ class Engine::Impl : public std::enable_shared_from_this<Engine::Impl> {
       } else {
         fabric = std::move(*fab);
         endpoint = fabric->endpoint();
-        registry = std::make_unique<client::MemoryRegistry>(fabric->registrar());
+        registry = std::make_unique<client::MemoryRegistry>(
+            client::HostMemoryOnly(fabric->registrar()));
       }
     }
     std::optional<proto::AuthKey> key;
@@ -1211,10 +1213,56 @@ void Engine::AsyncDelete(std::span<const std::string_view> keys, Completion<Dele
 
 namespace {
 
+// An entry in registered CUDA device memory: every rail reads and writes
+// host memory (and checks every byte on the CPU), so its value is staged in
+// host memory: a put's copied out of the device before it is sent, a get's
+// received and checked there, then copied into the device.
+struct DeviceStage {
+  size_t entry;
+  std::byte* device;
+  std::unique_ptr<std::byte[]> host;
+};
+
 template <class R>
 void StartData(const std::shared_ptr<Engine::Impl>& impl, std::vector<DataEntry> entries,
                std::optional<size_t> server, Completion<BatchResult<R>> done) {
-  for (auto& e : entries) e.reg = impl->registry->Find(e.data, e.size);
+  constexpr bool kPut = std::is_same_v<R, Code>;
+  std::vector<DeviceStage> staged;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    DataEntry& e = entries[i];
+    e.reg = impl->registry->Find(e.data, e.size);
+    if (!e.reg || !e.reg->is_device()) continue;
+    DeviceStage s{i, e.data, std::make_unique_for_overwrite<std::byte[]>(e.size)};
+    if constexpr (kPut) {
+      std::string why;
+      if (!common::Cuda::Process().Copy(s.host.get(), e.data, e.size, &why))
+        return RefuseAll(entries.size(),
+                         {Code::kInternal, "entries[" + std::to_string(i) +
+                                               "]: copying the value out of CUDA device memory: " +
+                                               why},
+                         done);
+    }
+    e.data = s.host.get();
+    e.reg = nullptr;
+    staged.push_back(std::move(s));
+  }
+  if (!staged.empty()) {
+    auto keep = std::make_shared<std::vector<DeviceStage>>(std::move(staged));
+    done = [keep, done = std::move(done)](BatchResult<R> r) mutable {
+      if constexpr (!kPut) {
+        for (const DeviceStage& s : *keep) {
+          GetResult& g = r.entries[s.entry];
+          if (g.status != Code::kOk || g.length == 0) continue;
+          std::string why;
+          if (!common::Cuda::Process().Copy(s.device, s.host.get(), g.length, &why)) {
+            spdlog::error("memkv client: copying a value into CUDA device memory: {}", why);
+            g = {Code::kInternal, g.value_size, 0, g.version};
+          }
+        }
+      }
+      done(std::move(r));
+    };
+  }
   const bool failover = impl->options.immutable_keys && !server;
   auto op = std::make_shared<DataOp<R>>(impl, std::move(entries), failover, std::move(done));
   op->Start(server);
@@ -1332,17 +1380,6 @@ Expected<MemoryHandle> Engine::RegisterMemory(void* ptr, size_t len) {
     return Outcome{Code::kInvalidArgument, "RegisterMemory: a null or empty range"};
   auto r = impl_->registry->Register(ptr, len);
   if (!r) return Outcome{Code::kInternal, "RegisterMemory: " + r.error().message()};
-  if ((*r)->is_device()) {
-    // Every rail checks and sums a value's bytes on the CPU, in place (and
-    // tcp and shm copy them there): device memory would be read as host
-    // memory. Refused, with the registration it just made taken back.
-    impl_->registry->Unregister((*r)->id);
-    return Outcome{Code::kInvalidArgument,
-                   "RegisterMemory: the range is CUDA device memory (device " +
-                       std::to_string((*r)->device) +
-                       "); the engine takes host memory only: copy it to host memory first "
-                       "(the NIXL plugin stages VRAM_SEG descriptors this way)"};
-  }
   return MemoryHandle(std::make_shared<const MemoryHandle::Impl>(MemoryHandle::Impl{*r}));
 }
 

@@ -22,7 +22,24 @@ std::shared_ptr<rdma::Registrar> RegistrarOf(MemoryRegistry::Prepare prepare) {
   return std::make_shared<FunctionRegistrar>(std::move(prepare));
 }
 
+class HostOnlyRegistrar final : public rdma::Registrar {
+ public:
+  explicit HostOnlyRegistrar(std::shared_ptr<rdma::Registrar> inner) : inner_(std::move(inner)) {}
+  Result<std::shared_ptr<const void>> Register(const rdma::MemoryDescriptor& memory,
+                                               std::string* why) override {
+    if (memory.is_device() || !inner_) return std::shared_ptr<const void>();
+    return inner_->Register(memory, why);
+  }
+
+ private:
+  const std::shared_ptr<rdma::Registrar> inner_;
+};
+
 }  // namespace
+
+std::shared_ptr<rdma::Registrar> HostMemoryOnly(std::shared_ptr<rdma::Registrar> inner) {
+  return std::make_shared<HostOnlyRegistrar>(std::move(inner));
+}
 
 MemoryRegistry::MemoryRegistry(Prepare prepare) : cache_(RegistrarOf(std::move(prepare))) {}
 

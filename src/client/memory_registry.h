@@ -32,6 +32,11 @@ inline std::shared_ptr<SharedRegion> RegionOf(const Registration& reg) {
   return std::static_pointer_cast<SharedRegion>(reg.attachment);
 }
 
+// A registrar that hands host memory to `inner` (null: none) and records
+// CUDA device memory without it: the engine stages device memory through
+// host memory, so the NIC never needs it.
+std::shared_ptr<rdma::Registrar> HostMemoryOnly(std::shared_ptr<rdma::Registrar> inner);
+
 class MemoryRegistry {
  public:
   // The slow work of a first registration, run outside the lock.

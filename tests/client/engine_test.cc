@@ -633,25 +633,43 @@ TEST(EngineFake, RegisteredMemoryIsSentInPlace) {
   e.UnregisterMemory(*h);
 }
 
-// CUDA device memory (a stand-in driver declares the range so) is refused
-// by name: the rails would read it as host memory. Host memory still
-// registers.
-TEST(EngineFake, RegisteringDeviceMemoryIsRefusedWithTheReason) {
+// Registered CUDA device memory (a stand-in driver declares the ranges so)
+// is staged through host memory: a put's value copied out of the device
+// with cuMemcpy before it is sent, a get's copied in once received and
+// checked; a miss copies nothing into the device.
+TEST(EngineFake, DeviceMemoryIsStagedThroughHostMemory) {
   memkv::testing::FakeGpu gpu;
   common::Cuda fake(gpu.Table());
   common::Cuda::SetProcessForTesting(&fake);
   {
     FakeServer a({});
     Engine e = MustCreate(Options({a.address()}));
-    std::vector<std::byte> device(1 << 16);
-    gpu.AddDeviceRange(device.data(), device.size(), 1);
-    auto h = e.RegisterMemory(device.data(), device.size());
-    ASSERT_FALSE(h);
-    EXPECT_EQ(h.error().code, Code::kInvalidArgument);
-    EXPECT_NE(h.error().message.find("CUDA device memory (device 1)"), std::string::npos)
-        << h.error().message;
-    std::vector<std::byte> host(1 << 12);
-    EXPECT_TRUE(e.RegisterMemory(host.data(), host.size()));
+    std::vector<std::byte> src = Value("dev", 1 << 16), dst(1 << 16);
+    gpu.AddDeviceRange(src.data(), src.size(), 1);
+    gpu.AddDeviceRange(dst.data(), dst.size(), 1);
+    auto hs = e.RegisterMemory(src.data(), src.size());
+    auto hd = e.RegisterMemory(dst.data(), dst.size());
+    ASSERT_TRUE(hs && hd);
+    PutEntry put{"dev", src.data() + 100, 40000};
+    ASSERT_TRUE(e.BatchPut({&put, 1}).ok());
+    EXPECT_EQ(gpu.Count("cuMemcpy"), 1);
+    auto stored = a.Value("dev");
+    ASSERT_TRUE(stored);
+    ASSERT_EQ(stored->size(), 40000u);
+    EXPECT_EQ(0, std::memcmp(stored->data(), src.data() + 100, 40000));
+
+    GetEntry get{"dev", dst.data() + 50, 50000};
+    auto got = e.BatchGet({&get, 1});
+    ASSERT_TRUE(got.ok()) << CodeName(got.entries[0].status);
+    EXPECT_EQ(got.entries[0].length, 40000u);
+    EXPECT_EQ(gpu.Count("cuMemcpy"), 2);
+    EXPECT_EQ(0, std::memcmp(dst.data() + 50, src.data() + 100, 40000));
+
+    GetEntry miss{"no-such-key", dst.data(), 100};
+    EXPECT_EQ(e.BatchGet({&miss, 1}).entries[0].status, Code::kNotFound);
+    EXPECT_EQ(gpu.Count("cuMemcpy"), 2);
+    e.UnregisterMemory(*hs);
+    e.UnregisterMemory(*hd);
   }
   common::Cuda::SetProcessForTesting(nullptr);
 }
