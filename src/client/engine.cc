@@ -1723,6 +1723,18 @@ Outcome PutStream::Write(const void* data, size_t size) {
   if (auto o = OnPool(*impl_->engine, "PutStream::Write"); !o) return o;
   if (size > 0 && data == nullptr)
     return {Code::kInvalidArgument, "PutStream::Write: null data"};
+  // Registered CUDA device memory: copied to host memory first, as the
+  // batch calls stage it.
+  std::unique_ptr<std::byte[]> staged;
+  if (size > 0) {
+    if (auto reg = impl_->engine->registry->Find(data, size); reg && reg->is_device()) {
+      staged = std::make_unique_for_overwrite<std::byte[]>(size);
+      std::string why;
+      if (!common::Cuda::Process().Copy(staged.get(), data, size, &why))
+        return {Code::kInternal, impl_->what + ": copying out of CUDA device memory: " + why};
+      data = staged.get();
+    }
+  }
   if (auto s = impl_->writer->Write(data, size); !s) {
     if (s.error() == client::errc::bad_argument)
       return {Code::kInvalidArgument, impl_->what + ": already finished or aborted"};

@@ -894,7 +894,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (size_t i = 0; i < n; ++i) last[req.entries[i].key] = i;
     std::vector<std::vector<uint64_t>> sums_of(n);
     uint64_t inline_at = 0;
-    const RdmaSources rdma_src = co_await ReadFromClient(req);
+    RdmaSources rdma_src = co_await ReadFromClient(req);
     for (size_t i = 0; i < n; ++i) {
       const proto::WriteEntry& e = req.entries[i];
       proto::Bytes src;
@@ -942,6 +942,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const auto results = co_await store_.PutBatch(items);
     for (size_t k = 0; k < results.size(); ++k)
       if (!results[k]) rep.statuses[item_of[k]] = ToStatus(results[k].error());
+    rdma_src.stage.reset();  // stored: a large entry takes its own place in the stage
     uint64_t put_bytes = 0;
     for (size_t i = 0; i < n; ++i) {
       if (!rdma_src.large[i] || rdma_src.status[i] != StatusCode::kOk ||
@@ -1326,8 +1327,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       got_bytes += *got[k];
     }
     if (!rdma_idx.empty()) co_await WriteToClient(results, req, rdma_idx, rdma_place);
+    stage.reset();  // its bytes are in the client's memory; a large entry takes its own
     for (auto& [i, pin] : large_rdma) {
-      co_await WriteLargeToClient(results[i], req.entries[i], std::move(pin), *hold);
+      co_await WriteLargeToClient(results[i], req.entries[i], pin, *hold);
       if (results[i].status == StatusCode::kOk) got_bytes += results[i].length;
     }
     buffered_ -= inline_total;
@@ -1471,7 +1473,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // whole pieces of a value in memory, else taken here as the bytes are
   // staged; `hold` keeps them (and the pin) until the reply is sent.
   Awaitable<void> WriteLargeToClient(proto::ReadResult& r, const proto::ReadEntry& e,
-                                     store::Store::Pinned pin, ReadHold& hold) {
+                                     store::Store::Pinned& pin, ReadHold& hold) {
     const uint64_t stretch = LargeRdmaStretch();
     auto stage = impl_.stage_pool->NewLease();
     auto place = stage->Take(stretch);
@@ -1513,8 +1515,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // client into one place in the stage, checked against the entry's piece
   // sums, and appended to the value's allocation; published once whole.
   Awaitable<StatusCode> ReadLargeFromClient(const proto::WriteEntry& e) {
+    // Piece sums, or (a client that sent none) the value's checksum, taken
+    // over the stretches as they come and compared before Commit.
     const std::vector<uint64_t> sums = proto::PieceSumsOf(e.piece_sums);
-    if (sums.size() != PiecesOf(e.value_len)) co_return StatusCode::kInvalidArgument;
+    if (!sums.empty() && sums.size() != PiecesOf(e.value_len))
+      co_return StatusCode::kInvalidArgument;
+    std::optional<Xxh3Stream> whole;
+    if (sums.empty()) whole.emplace();
     const uint64_t stretch = LargeRdmaStretch();
     auto stage = impl_.stage_pool->NewLease();
     auto place = stage->Take(stretch);
@@ -1531,13 +1538,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
       Chunks(*place, len, {e.src.kind, e.src.region, e.src.address + done, len}, ts);
       const std::vector<bool> ok = co_await Transfers(ts, false);
       if (std::find(ok.begin(), ok.end(), false) != ok.end()) co_return StatusCode::kBadRegion;
-      for (uint64_t at = 0; at < len; at += kSumPiece)
-        if (Xxh3(place->data + at, std::min<uint64_t>(kSumPiece, len - at)) !=
-            sums[(done + at) / kSumPiece])
-          co_return StatusCode::kChecksumMismatch;  // dropping `put` frees its space
+      if (whole) {
+        whole->Update(place->data, len);
+      } else {
+        for (uint64_t at = 0; at < len; at += kSumPiece)
+          if (Xxh3(place->data + at, std::min<uint64_t>(kSumPiece, len - at)) !=
+              sums[(done + at) / kSumPiece])
+            co_return StatusCode::kChecksumMismatch;  // dropping `put` frees its space
+      }
       if (auto st = co_await (*put)->Append(proto::Bytes(place->data, len)); !st)
         co_return ToStatus(st.error());
     }
+    if (whole && whole->Digest() != e.checksum) co_return StatusCode::kChecksumMismatch;
     auto st = co_await (*put)->Commit();
     co_return st ? StatusCode::kOk : ToStatus(st.error());
   }

@@ -1085,12 +1085,10 @@ TEST_F(RdmaRail, ValuesLargerThanTheStageMoveAStretchAtATime) {
   }
 
   // Piece sums that do not match the registered bytes (taken from a copy
-  // with one byte changed in the last stretch): the put fails whole and
-  // nothing is stored under the key.
+  // with one byte changed, in the first stretch, then in the last): the put
+  // fails whole and nothing is stored under the key.
   std::vector<std::byte> value(kSize);
   Fill(value.data(), kSize, 5, 3);
-  std::vector<std::byte> summed = value;
-  summed[kSize - 100] ^= std::byte{1};
   auto opts = client::MakeConnectionOptions(server_->address(), "");
   ASSERT_TRUE(opts) << opts.error().message();
   std::string why;
@@ -1101,18 +1099,23 @@ TEST_F(RdmaRail, ValuesLargerThanTheStageMoveAStretchAtATime) {
   ASSERT_TRUE(conn) << conn.error().message();
   auto mr = fabric->fabric().Register(value.data(), kSize, rdma::access::kAll);
   ASSERT_TRUE(mr) << mr.error().message();
-  Reply<std::vector<proto::StatusCode>> reply;
-  std::vector<client::RdmaPutEntry> put;
-  put.push_back({"rdma/large-bad", summed.data(), kSize, (*mr)->RemoteAddress(value.data()),
-                 static_cast<uint32_t>((*mr)->key())});
-  conn->AsyncPutRdma(std::move(put), nullptr, client::Duration(0), reply.Callback());
-  ASSERT_TRUE(fabric->StepUntil([&] { return reply.arrived(); })) << "the put never completed";
-  auto res = reply.Take();
-  ASSERT_TRUE(res) << res.error().message();
-  EXPECT_EQ((*res)[0], proto::StatusCode::kChecksumMismatch) << proto::StatusName((*res)[0]);
-  auto x = conn->Exists({"rdma/large-bad"});
-  ASSERT_TRUE(x) << x.error().message();
-  EXPECT_EQ((*x)[0].status, proto::StatusCode::kNotFound);
+  for (const size_t at : {size_t{100}, kSize - 100}) {
+    std::vector<std::byte> summed = value;
+    summed[at] ^= std::byte{1};
+    Reply<std::vector<proto::StatusCode>> reply;
+    std::vector<client::RdmaPutEntry> put;
+    put.push_back({"rdma/large-bad", summed.data(), kSize, (*mr)->RemoteAddress(value.data()),
+                   static_cast<uint32_t>((*mr)->key())});
+    conn->AsyncPutRdma(std::move(put), nullptr, client::Duration(0), reply.Callback());
+    ASSERT_TRUE(fabric->StepUntil([&] { return reply.arrived(); })) << "the put never completed";
+    auto res = reply.Take();
+    ASSERT_TRUE(res) << res.error().message();
+    EXPECT_EQ((*res)[0], proto::StatusCode::kChecksumMismatch)
+        << "byte " << at << ": " << proto::StatusName((*res)[0]);
+    auto x = conn->Exists({"rdma/large-bad"});
+    ASSERT_TRUE(x) << x.error().message();
+    EXPECT_EQ((*x)[0].status, proto::StatusCode::kNotFound) << "byte " << at;
+  }
 }
 
 // A client whose fabric stops making progress (a process stopped in a

@@ -634,13 +634,19 @@ TEST(EngineFake, RegisteredMemoryIsSentInPlace) {
 }
 
 // Registered CUDA device memory (a stand-in driver declares the ranges so)
-// is staged through host memory: a put's value copied out of the device
-// with cuMemcpy before it is sent, a get's copied in once received and
-// checked; a miss copies nothing into the device.
+// is staged through host memory: a put's value (batch or stream) copied out
+// of the device with cuMemcpy before it is sent, a get's copied in once
+// received and checked; a miss copies nothing into the device.
+// Makes common::Cuda::Process() `cuda` while it lives.
+struct ProcessCuda {
+  explicit ProcessCuda(const common::Cuda* c) { common::Cuda::SetProcessForTesting(c); }
+  ~ProcessCuda() { common::Cuda::SetProcessForTesting(nullptr); }
+};
+
 TEST(EngineFake, DeviceMemoryIsStagedThroughHostMemory) {
   memkv::testing::FakeGpu gpu;
   common::Cuda fake(gpu.Table());
-  common::Cuda::SetProcessForTesting(&fake);
+  const ProcessCuda process(&fake);
   {
     FakeServer a({});
     Engine e = MustCreate(Options({a.address()}));
@@ -668,10 +674,20 @@ TEST(EngineFake, DeviceMemoryIsStagedThroughHostMemory) {
     GetEntry miss{"no-such-key", dst.data(), 100};
     EXPECT_EQ(e.BatchGet({&miss, 1}).entries[0].status, Code::kNotFound);
     EXPECT_EQ(gpu.Count("cuMemcpy"), 2);
+
+    // A streamed put from device memory is copied out the same way.
+    auto stream = e.OpenPutStream("dev-stream");
+    ASSERT_TRUE(stream);
+    ASSERT_TRUE(stream->Write(src.data(), 30000).ok());
+    ASSERT_TRUE(stream->Finish().ok());
+    EXPECT_EQ(gpu.Count("cuMemcpy"), 3);
+    auto streamed = a.Value("dev-stream");
+    ASSERT_TRUE(streamed);
+    ASSERT_EQ(streamed->size(), 30000u);
+    EXPECT_EQ(0, std::memcmp(streamed->data(), src.data(), 30000));
     e.UnregisterMemory(*hs);
     e.UnregisterMemory(*hd);
   }
-  common::Cuda::SetProcessForTesting(nullptr);
 }
 
 TEST(EngineFake, CallbackAndAwaitableForms) {

@@ -231,7 +231,8 @@ check "(c) and WROTE them back over rdma" grep -q "\"bytes_written\":$((16 << 20
 check "(c) exists over rdma prints the value's size" \
   grep -q "$((16 << 20))" <(rdma_kv exists rdma/value 2>/dev/null)
 check "(c) rm over rdma removes it" rdma_kv rm rdma/value
-check "(c) and then exists misses (exit 1)" test "$(rdma_kv exists rdma/value >/dev/null 2>&1; echo $?)" -eq 1
+check "(c) and then exists says NotFound" \
+  test "$(rdma_kv exists rdma/value 2>/dev/null)" = "$(printf 'rdma/value\tNotFound')"
 
 # The fan-in over rdma across the veth: client processes with rotating
 # threads, 7,500-entry batches in registered memory, every byte compared;
@@ -261,7 +262,16 @@ check "(c) the fan-in's values went over rdma" test "$rdma_moved" -gt $((64 << 2
 check "(c) and none inline over tcp" test "$(rail_bytes tcp)" -eq "$tcp_before"
 
 # A fan-in killed mid-run (SIGKILL to its processes): the server in s3 lets
-# its sessions and rdma peers go, and serves a new client.
+# its sessions and rdma peers go, and serves a new client. First the last
+# fan-in's sessions are gone, so that those counted below are the new one's.
+s3_sessions() {
+  s3_status | grep -o '"sessions":{"active":[0-9]*' | grep -o '[0-9]*$'
+}
+for _ in $(seq 1 300); do
+  [ "$(s3_sessions)" = 0 ] && break
+  sleep 0.1
+done
+check "(c) no session left from the fan-in before" test "$(s3_sessions)" = 0
 MEMKV_RDMA_ADDRESS=198.18.3.1 setsid nsenter --net="/run/netns/$ns_c" "$bench" --tier fan-in \
   --fan-in-servers 198.18.3.2:9910 --fan-in-auth-key "$key" --transport rdma --seconds 60 \
   --processes 2 --workers 2 --worker-batches 2 --entries 7500 --min-value 64 --max-value 4096 \
@@ -270,15 +280,20 @@ killed=$!
 pids+=($killed)
 busy=0
 for _ in $(seq 1 100); do
-  busy=$(s3_status | grep -o '"sessions":{"active":[0-9]*' | grep -o '[0-9]*$')
+  busy=$(s3_sessions)
   [ "${busy:-0}" -ge 2 ] && break
   sleep 0.1
 done
-sleep 2
+sleep 1
+moving_from=$(rail_bytes rdma)
+sleep 1
+moving_to=$(rail_bytes rdma)
 kill -9 -- -"$killed" 2>/dev/null
 wait "$killed" 2>/dev/null
-echo "(c) sessions on the server when the fan-in was killed: ${busy:-0}"
+echo "(c) sessions on the server when the fan-in was killed: ${busy:-0};" \
+  "rdma bytes in its last second: $((moving_to - moving_from))"
 check "(c) the killed fan-in had sessions open" test "${busy:-0}" -ge 2
+check "(c) and was moving values over rdma when killed" test "$moving_to" -gt "$moving_from"
 left="unknown"
 for _ in $(seq 1 300); do
   st=$(s3_status)
