@@ -347,6 +347,44 @@ TEST(MemoryRegistryTest, ReRegistrationIsANoOp) {
   EXPECT_FALSE(reg.Register(nullptr, 10));
 }
 
+// Makes common::Cuda::Process() `cuda` while it lives.
+struct ProcessCuda {
+  explicit ProcessCuda(const common::Cuda* c) { common::Cuda::SetProcessForTesting(c); }
+  ~ProcessCuda() { common::Cuda::SetProcessForTesting(nullptr); }
+};
+
+// The engine's registrar with a fabric: host memory goes to the NIC's
+// registrar, CUDA device memory (a stand-in driver declares it so) never
+// does; it is recorded as device memory, to be staged.
+TEST(MemoryRegistryTest, DeviceMemoryNeverReachesTheNicRegistrar) {
+  struct Counting final : rdma::Registrar {
+    int calls = 0;
+    Result<std::shared_ptr<const void>> Register(const rdma::MemoryDescriptor&,
+                                                 std::string*) override {
+      ++calls;
+      return std::make_shared<int>(1);
+    }
+  };
+  memkv::testing::FakeGpu gpu;
+  common::Cuda fake(gpu.Table());
+  const ProcessCuda process(&fake);
+  auto nic = std::make_shared<Counting>();
+  client::MemoryRegistry reg(client::HostMemoryOnly(nic));
+  std::vector<std::byte> host(1 << 16), device(1 << 16);
+  gpu.AddDeviceRange(device.data(), device.size(), 0);
+  auto h = reg.Register(host.data(), host.size());
+  ASSERT_TRUE(h);
+  EXPECT_FALSE((*h)->is_device());
+  EXPECT_NE((*h)->handle, nullptr);
+  EXPECT_EQ(nic->calls, 1);
+  auto d = reg.Register(device.data(), device.size());
+  ASSERT_TRUE(d);
+  EXPECT_TRUE((*d)->is_device());
+  EXPECT_EQ((*d)->handle, nullptr);
+  EXPECT_EQ(nic->calls, 1);
+  EXPECT_EQ(reg.Find(device.data() + 10, 100), *d);
+}
+
 TEST(MemoryRegistryTest, ConcurrentFirstRegistrationsWorkOutsideTheLock) {
   std::promise<void> release;
   std::shared_future<void> gate = release.get_future().share();
@@ -637,12 +675,6 @@ TEST(EngineFake, RegisteredMemoryIsSentInPlace) {
 // is staged through host memory: a put's value (batch or stream) copied out
 // of the device with cuMemcpy before it is sent, a get's copied in once
 // received and checked; a miss copies nothing into the device.
-// Makes common::Cuda::Process() `cuda` while it lives.
-struct ProcessCuda {
-  explicit ProcessCuda(const common::Cuda* c) { common::Cuda::SetProcessForTesting(c); }
-  ~ProcessCuda() { common::Cuda::SetProcessForTesting(nullptr); }
-};
-
 TEST(EngineFake, DeviceMemoryIsStagedThroughHostMemory) {
   memkv::testing::FakeGpu gpu;
   common::Cuda fake(gpu.Table());
