@@ -50,7 +50,8 @@ struct Conn {
   asio::any_io_executor executor() { return lowest().get_executor(); }
   std::string peer;
   // Since when (steady clock ticks) the connection has been waiting for a
-  // whole request (its TLS handshake, headers or body); 0 while a request
+  // whole request (its TLS handshake, headers or body; from its accept for
+  // the first request, from its last response after that); 0 while a request
   // it sent is handled and answered. Written on its loop, read by the
   // acceptor to pick a connection to evict.
   std::atomic<int64_t> waiting_since{Now()};
@@ -291,7 +292,9 @@ Awaitable<void> Server::Impl::Serve(Stream& stream, Conn& c) {
   // Never more than a request's worth (plus one read) is buffered.
   beast::flat_buffer buffer(lim.header_bytes + lim.body_bytes + 64 * 1024);
   while (!stopping.load() && !c.evicted.load()) {
-    c.waiting_since.store(Conn::Now());
+    // Waiting since its accept (for its first request; sessions start in
+    // whatever order the loops run them) or since its last response.
+    if (c.waiting_since.load() == 0) c.waiting_since.store(Conn::Now());
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<uint32_t>(std::min<size_t>(lim.header_bytes, UINT32_MAX)));
     parser.body_limit(lim.body_bytes);
