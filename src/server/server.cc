@@ -1458,6 +1458,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return std::max<uint64_t>(kSumPiece, cap / kSumPiece * kSumPiece);
   }
 
+  // The one place in the stage a large entry moves through (with the lease
+  // holding it), or nothing, logged, when it cannot be registered.
+  struct Stretch {
+    std::unique_ptr<rdma::BufferPool::Lease> lease;
+    rdma::BufferPool::Lease::Place place;
+  };
+  std::optional<Stretch> TakeStretch(const char* direction) {
+    Stretch s{impl_.stage_pool->NewLease(), {}};
+    auto place = s.lease->Take(LargeRdmaStretch());
+    if (!place) {
+      spdlog::warn("{}: registering memory to {} {} bytes over rdma: {}", peer_, direction,
+                   LargeRdmaStretch(), place.error().message());
+      return std::nullopt;
+    }
+    s.place = *place;
+    return s;
+  }
+
   // Fails an rdma entry of a read: nothing of it counts as delivered.
   static void FailPlaced(proto::ReadResult& r, StatusCode status) {
     r.status = status;
@@ -1475,13 +1493,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Awaitable<void> WriteLargeToClient(proto::ReadResult& r, const proto::ReadEntry& e,
                                      store::Store::Pinned& pin, ReadHold& hold) {
     const uint64_t stretch = LargeRdmaStretch();
-    auto stage = impl_.stage_pool->NewLease();
-    auto place = stage->Take(stretch);
-    if (!place) {
-      spdlog::warn("{}: registering memory to send {} bytes over rdma: {}", peer_, stretch,
-                   place.error().message());
-      co_return FailPlaced(r, StatusCode::kInternal);
-    }
+    auto stage = TakeStretch("send");
+    if (!stage) co_return FailPlaced(r, StatusCode::kInternal);
+    const auto* place = &stage->place;
     const auto view = store_.Peek(pin);
     const bool stored_sums = view && e.offset % kSumPiece == 0 &&
                              (r.length % kSumPiece == 0 || e.offset + r.length == pin.size);
@@ -1523,13 +1537,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::optional<Xxh3Stream> whole;
     if (sums.empty()) whole.emplace();
     const uint64_t stretch = LargeRdmaStretch();
-    auto stage = impl_.stage_pool->NewLease();
-    auto place = stage->Take(stretch);
-    if (!place) {
-      spdlog::warn("{}: registering memory to receive {} bytes over rdma: {}", peer_, stretch,
-                   place.error().message());
-      co_return StatusCode::kInternal;
-    }
+    auto stage = TakeStretch("receive");
+    if (!stage) co_return StatusCode::kInternal;
+    const auto* place = &stage->place;
     auto put = co_await store_.BeginPut(e.key, e.value_len);
     if (!put) co_return ToStatus(put.error());
     for (uint64_t done = 0; done < e.value_len; done += stretch) {
