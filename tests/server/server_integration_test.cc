@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -1166,6 +1168,71 @@ TEST_F(ServerTest, AWriteReceivedIntoTheStoreIsPublishedOnlyWhole) {
     ASSERT_EQ(st.size(), 1u);
     EXPECT_EQ(st[0], StatusCode::kOk);
   }
+}
+
+// A client that keeps its socket full must not keep the loop it shares with
+// others: the reader steps back through the loop every 1 MiB. The server
+// is stopped while a bulk client queues a 12 MiB write and a newcomer its
+// Hello; when the server goes on, the newcomer must be answered before the
+// server has read every byte queued by the bulk client. (In the 8-process
+// fan-in on a loaded 2-core machine, newcomers waited past their 5 s
+// connect_timeout.)
+TEST_F(ServerTest, ANewcomerIsAnsweredWhileAnotherClientKeepsItsSocketFull) {
+  auto s = Start({"--mode", "memory", "--threads", "1"});  // one loop for both
+  auto bulk = Unix(*s);
+  ASSERT_TRUE(bulk->Attach());
+  const int room = 32 << 20;
+  if (::setsockopt(bulk->fd(), SOL_SOCKET, SO_SNDBUFFORCE, &room, sizeof room) != 0)
+    GTEST_SKIP() << "SO_SNDBUFFORCE: " << std::strerror(errno) << " (needs CAP_NET_ADMIN)";
+  std::string value(12 << 20, '\0');
+  for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>(i * 131 + i / 4096);
+  proto::BatchWriteRequest req;
+  req.batch = {1, 0, 1};
+  req.entries.push_back({"bulk", value.size(), Xxh3(value), {}});
+  proto::Buffer control;
+  proto::Encode(req, control);
+  const proto::Buffer frame = bulk->Encoded(Opcode::kBatchWrite, control, B(value), 5);
+
+  ASSERT_EQ(::kill(s->pid(), SIGSTOP), 0);
+  size_t queued = 0;
+  while (queued < frame.size()) {
+    const ssize_t n = ::send(bulk->fd(), frame.data() + queued, frame.size() - queued,
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n <= 0) break;
+    queued += static_cast<size_t>(n);
+  }
+  auto newcomer = Unix(*s);  // connected from the backlog while the server is stopped
+  std::optional<proto::HelloReply> hello;
+  int unread_at_hello = -1;  // of the bulk client's bytes, when the newcomer was answered
+  std::thread t([&] {
+    hello = newcomer->Hello();
+    ::ioctl(bulk->fd(), SIOCOUTQ, &unread_at_hello);
+  });
+  // The Hello is queued at the server before it goes on.
+  int pending = 0;
+  for (int i = 0; i < 500 && pending == 0; ++i) {
+    ::ioctl(newcomer->fd(), SIOCOUTQ, &pending);
+    if (pending == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(s->pid(), SIGCONT);
+  t.join();
+  ASSERT_GT(pending, 0) << "the newcomer's Hello was never queued";
+  ASSERT_TRUE(hello) << "the newcomer got no answer to Hello";
+  EXPECT_GE(queued, size_t(4) << 20) << "too little was queued to tell";
+  EXPECT_GT(unread_at_hello, 0)
+      << "the server read all " << queued << " bytes the bulk client had queued before it "
+      << "answered the newcomer";
+  // The bulk write itself is whole.
+  ASSERT_TRUE(bulk->SendBytes(frame.data() + queued, frame.size() - queued));
+  auto f = bulk->Recv();
+  ASSERT_TRUE(f);
+  proto::StatusReply rep;
+  ASSERT_TRUE(proto::Decode(f->control, rep));
+  EXPECT_EQ(rep.statuses, std::vector<StatusCode>{StatusCode::kOk});
+  const auto got = Get(*bulk, {"bulk"});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].first, StatusCode::kOk);
+  EXPECT_TRUE(got[0].second == value);
 }
 
 }  // namespace memkv::testing

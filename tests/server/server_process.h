@@ -215,6 +215,14 @@ class RawClient {
   // mid-frame); the frame still takes its sequence number.
   bool SendCut(proto::Opcode op, const proto::Buffer& control, proto::Bytes data, uint64_t id,
                size_t keep) {
+    const proto::Buffer all = Encoded(op, control, data, id);
+    return SendBytes(all.data(), std::min(keep, all.size()));
+  }
+
+  // The bytes of the next frame, for the caller to send; it takes its
+  // sequence number now.
+  proto::Buffer Encoded(proto::Opcode op, const proto::Buffer& control, proto::Bytes data,
+                        uint64_t id) {
     proto::FrameHeader h;
     h.opcode = op;
     h.request_id = id;
@@ -225,7 +233,7 @@ class RawClient {
     proto::Buffer all(raw.begin(), raw.end());
     all.insert(all.end(), control.begin(), control.end());
     all.insert(all.end(), data.begin(), data.end());
-    return SendBytes(all.data(), std::min(keep, all.size()));
+    return all;
   }
 
   // Keeps the bytes of every frame sent from now on.
