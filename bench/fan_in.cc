@@ -304,6 +304,7 @@ struct ChildResult {
   bool reported = false;
   uint64_t ok = 0, failed = 0, verify_failed = 0, batches = 0, threads = 0, bytes = 0;
   std::string first_error, log_tail;
+  std::vector<std::string> log_lines;  // what else the client printed (the library's warnings)
   int status = -1;
 };
 
@@ -314,6 +315,7 @@ ChildResult ReadResult(const std::string& log) {
   while (std::getline(in, line)) {
     if (line.rfind("RESULT ", 0) != 0) {
       r.log_tail = line;
+      if (r.log_lines.size() < 20) r.log_lines.push_back(line);
       continue;
     }
     r.reported = true;
@@ -467,7 +469,7 @@ int RunFanIn(const FanInOptions& o, const std::string& self, Progress& progress)
   std::optional<ChildProcess> server;
   std::vector<std::string> servers = o.servers;
   uint16_t admin_port = 0;
-  std::string server_command;
+  std::string server_command, server_log;
   if (servers.empty()) {
     uint64_t memory = o.server_memory;
     if (memory == 0) {  // the working set with room to spare
@@ -475,6 +477,7 @@ int RunFanIn(const FanInOptions& o, const std::string& self, Progress& progress)
       memory = std::max<uint64_t>(256ull << 20, (set + set / 4 + (64ull << 20)) >> 20 << 20);
     }
     const std::string log = dir + "/server.log", sock = dir + "/memkv.sock";
+    server_log = log;
     for (const auto& p : {log, sock}) {
       RegisterPath(p);
       files.push_back(p);
@@ -627,8 +630,13 @@ int RunFanIn(const FanInOptions& o, const std::string& self, Progress& progress)
   ChildResult total;
   int bad_children = 0;
   std::string first_error;
+  std::string client_logs;  // of the clients with failures, shown when the run fails
   for (size_t i = 0; i < logs.size(); ++i) {
     ChildResult r = ReadResult(logs[i]);
+    if ((r.failed > 0 || r.verify_failed > 0 || !r.reported) && !r.log_lines.empty()) {
+      client_logs += "client " + std::to_string(i) + " printed:\n";
+      for (const auto& l : r.log_lines) client_logs += "  " + l + "\n";
+    }
     const bool clean = r.reported && WIFEXITED(statuses[i]) && WEXITSTATUS(statuses[i]) == 0;
     if (!clean) {
       ++bad_children;
@@ -691,11 +699,22 @@ int RunFanIn(const FanInOptions& o, const std::string& self, Progress& progress)
   const bool entries_ok = o.allow_failures || (total.failed == 0 && entries > 0);
   const bool ok = entries_ok && total.verify_failed == 0 && bad_children == 0 && flat;
   std::printf("result: %s%s\n", ok ? "PASS" : "FAIL", why.c_str());
-  std::fflush(stdout);
   if (server) {
     server->Stop();
     server.reset();
   }
+  if (!ok) {  // what the failing clients and our server (warnings and up) said
+    std::printf("%s", client_logs.c_str());
+    if (!server_log.empty()) {
+      std::ifstream in(server_log);
+      std::vector<std::string> lines;
+      for (std::string line; std::getline(in, line);) lines.push_back(line);
+      const size_t from = lines.size() > 40 ? lines.size() - 40 : 0;
+      std::printf("server log (%zu lines, the last %zu):\n", lines.size(), lines.size() - from);
+      for (size_t i = from; i < lines.size(); ++i) std::printf("  %s\n", lines[i].c_str());
+    }
+  }
+  std::fflush(stdout);
   children.clear();
   cleanup();
   return ok ? 0 : 1;

@@ -740,6 +740,7 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
   struct Guard {
     bool done = false;
     bool timed_out = false;
+    const char* step = "resolving its address";  // what was pending, for the timeout's warning
     std::optional<asio::ip::tcp::resolver> resolver;
   };
   auto guard = std::make_shared<Guard>();
@@ -755,7 +756,11 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
   auto finish = [&](Status s) -> Status {
     guard->done = true;
     timer.cancel();
-    if (!s && guard->timed_out) return errc::connect_timeout;
+    if (!s && guard->timed_out) {
+      spdlog::warn("memkv client: {}: connect_timeout ({} ms) ran out while {}", options_.address,
+                   options_.connect_timeout.count(), guard->step);
+      return errc::connect_timeout;
+    }
     return s;
   };
 
@@ -786,6 +791,7 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
     if (guard->timed_out) break;
     error_code ignored;
     socket_.close(ignored);
+    guard->step = "connecting";
     auto [ec] = co_await socket_.async_connect(ep, kTuple);
     if (!ec) {
       connected = true;
@@ -812,6 +818,7 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
     return finish(s);
   };
   Buffer hello = handshake.HelloControl();
+  guard->step = "waiting for the server's answer to Hello";
   auto hr = co_await RoundTrip(proto::Opcode::kHello, std::move(hello));
   if (!hr) co_return finish(hr.error());
   if (Status s = handshake.OnHelloReply(hr->control()); !s) co_return failed(s);
@@ -825,6 +832,7 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
   // engine's connections closed, and the next engine got the freed
   // fabric). As named locals they are released once.
   if (fabric && !unix_) {
+    guard->step = "offering an rdma peer";
     auto offer_peer = [fabric]() -> asio::awaitable<Result<rdma::Fabric::PeerOffer>> {
       co_return fabric->OfferPeer();
     };
@@ -841,6 +849,7 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
   }
   const std::string host = HostName();
   Buffer attach = handshake.AttachControl({.host_id = host, .local = unix_, .rdma_endpoint = endpoint});
+  guard->step = "waiting for the server's answer to Attach";
   auto ar = co_await RoundTrip(proto::Opcode::kAttach, std::move(attach));
   if (!ar) co_return finish(ar.error());
   Result<AttachInfo> attached = handshake.OnAttachReply(ar->control());
@@ -850,6 +859,7 @@ asio::awaitable<Status> Connection::Impl::ConnectAndAttach() {
     const std::string_view answer = attached->rdma_endpoint;
     const size_t bar = answer.find('|');
     const std::string address(bar == std::string_view::npos ? std::string_view{} : answer.substr(bar + 1));
+    guard->step = "connecting the rdma peer";
     auto complete_peer = [fabric, peer = *rdma_peer_, address]() -> asio::awaitable<Status> {
       co_return fabric->CompletePeer(peer, address);
     };
