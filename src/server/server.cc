@@ -291,15 +291,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  // TryReadSlice, waiting through the loop when nothing is there. A client that
-  // keeps its socket full would never make this wait: after kReadSlice
-  // bytes read without waiting, the reader steps back through the loop, so
-  // that the loop's other connections (a newcomer's Hello among them) are
-  // read too. Without it, 6 clients streaming 60 MB batches into a loaded
-  // 2-thread server left two newcomers unanswered past their 5 s
-  // connect_timeout.
-  // One read asks for at most a slice, or a Unix socket would hand over a
-  // whole 16 MiB frame in one call.
+  // A client that keeps its socket full would never make the reader wait:
+  // after kReadSlice bytes read without waiting, ReadSome steps back through
+  // the loop, so that the loop's other connections (a newcomer's Hello among
+  // them) are read too. Without it, 6 clients streaming 60 MB batches into a
+  // loaded 2-thread server left two newcomers unanswered past their 5 s
+  // connect_timeout. One read asks for at most a slice, or a Unix socket
+  // would hand over a whole 16 MiB frame in one call.
   static constexpr size_t kReadSlice = 1 << 20;
   Result<size_t> TryReadSlice(iovec* iov, size_t count) {
     size_t total = 0;
@@ -316,6 +314,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     return TryRead(iov, count);
   }
+
+  // TryReadSlice, waiting through the loop when nothing is there.
   Awaitable<Result<size_t>> ReadSome(iovec* iov, size_t count) {
     for (;;) {
       Result<size_t> n = TryReadSlice(iov, count);
