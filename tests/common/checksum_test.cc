@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
 #include <string>
+#include <vector>
+
+#include "common/checksum_kernels.h"
 
 namespace memkv {
 namespace {
@@ -32,6 +37,66 @@ TEST(Xxh3Stream, EqualsTheOneShotChecksumOfTheConcatenation) {
   }
   s.Update(data.data() + pos, data.size() - pos);
   EXPECT_EQ(s.Digest(), Xxh3(data, 7));
+}
+
+// Every kernel set this build has and this CPU runs gives the baseline's
+// values: for lengths around XXH3's internal block and stripe sizes, odd
+// alignments, seeds, piece sums, copies and streams fed in uneven steps.
+TEST(ChecksumKernels, EverySetGivesTheBaselinesValues) {
+  std::vector<const ChecksumKernels*> sets{&BaselineChecksumKernels()};
+  if (const ChecksumKernels* avx2 = Avx2ChecksumKernels()) sets.push_back(avx2);
+  const ChecksumKernels& base = BaselineChecksumKernels();
+
+  std::mt19937_64 rng(12345);
+  std::vector<unsigned char> data(3 * 4096 + 1000 + 64);
+  for (auto& b : data) b = static_cast<unsigned char>(rng());
+  const std::vector<size_t> lengths{0,    1,    3,    16,   17,   128,  129,  240,  241,
+                                    255,  1024, 1025, 4095, 4096, 4097, 8191, 8192, 12288,
+                                    13287};
+  for (const ChecksumKernels* set : sets) {
+    SCOPED_TRACE(set->name);
+    for (size_t offset : {0, 1, 7, 64}) {
+      for (size_t len : lengths) {
+        SCOPED_TRACE(testing::Message() << "offset " << offset << " length " << len);
+        const unsigned char* p = data.data() + offset;
+        for (uint64_t seed : {uint64_t{0}, uint64_t{0x9e3779b97f4a7c15}})
+          EXPECT_EQ(set->xxh3(p, len, seed), base.xxh3(p, len, seed));
+
+        std::vector<uint64_t> want(PiecesOf(len)), got(PiecesOf(len)), copied(PiecesOf(len));
+        base.piece_sums(p, len, want.data());
+        set->piece_sums(p, len, got.data());
+        EXPECT_EQ(got, want);
+        std::vector<unsigned char> dst(len + 1, 0xee);
+        set->copy_with_piece_sums(dst.data(), p, len, copied.data());
+        EXPECT_EQ(copied, want);
+        EXPECT_TRUE(std::equal(p, p + len, dst.begin()));
+        EXPECT_EQ(dst[len], 0xee) << "copied past the end";
+      }
+    }
+  }
+  // Streams go through the active set; it must agree with the one-shot value
+  // of the baseline whatever the steps.
+  Xxh3Stream s(3);
+  size_t pos = 0;
+  for (size_t step : {5u, 300u, 1024u, 4096u, 5000u}) {
+    s.Update(data.data() + pos, step);
+    pos += step;
+  }
+  s.Update(data.data() + pos, data.size() - pos);
+  EXPECT_EQ(s.Digest(), base.xxh3(data.data(), data.size(), 3));
+}
+
+// On an x86-64 CPU with AVX2 the process hashes with AVX2, not SSE2: the
+// sums are the same, but SSE2 is about 2.5x slower.
+TEST(ChecksumKernels, TheFastestSetTheCpuRunsIsActive) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2")) GTEST_SKIP() << "this CPU has no AVX2";
+  ASSERT_NE(Avx2ChecksumKernels(), nullptr);
+  EXPECT_STREQ(ActiveChecksumKernels().name, "avx2");
+#else
+  EXPECT_STREQ(ActiveChecksumKernels().name, BaselineChecksumKernels().name);
+#endif
 }
 
 }  // namespace
