@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <vector>
@@ -26,17 +27,24 @@ TEST(Xxh3, OneFlippedBitChangesTheChecksum) {
 
 TEST(Xxh3, SeedSeparatesDomains) { EXPECT_NE(Xxh3("key", 1), Xxh3("key", 2)); }
 
+// The digest of `size` bytes fed to an Xxh3Stream in `steps`, then the rest.
+uint64_t StreamedInSteps(const void* data, size_t size, uint64_t seed,
+                         std::initializer_list<size_t> steps) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  Xxh3Stream s(seed);
+  size_t pos = 0;
+  for (size_t step : steps) {
+    s.Update(p + pos, step);
+    pos += step;
+  }
+  s.Update(p + pos, size - pos);
+  return s.Digest();
+}
+
 TEST(Xxh3Stream, EqualsTheOneShotChecksumOfTheConcatenation) {
   std::string data;
   for (int i = 0; i < 100000; ++i) data.push_back(static_cast<char>(i * 31));
-  Xxh3Stream s(7);
-  size_t pos = 0;
-  for (size_t piece : {1u, 3u, 250u, 4096u, 70000u}) {
-    s.Update(data.data() + pos, piece);
-    pos += piece;
-  }
-  s.Update(data.data() + pos, data.size() - pos);
-  EXPECT_EQ(s.Digest(), Xxh3(data, 7));
+  EXPECT_EQ(StreamedInSteps(data.data(), data.size(), 7, {1, 3, 250, 4096, 70000}), Xxh3(data, 7));
 }
 
 // Every kernel set this build has and this CPU runs gives the baseline's
@@ -76,14 +84,8 @@ TEST(ChecksumKernels, EverySetGivesTheBaselinesValues) {
   }
   // Streams go through the active set; it must agree with the one-shot value
   // of the baseline whatever the steps.
-  Xxh3Stream s(3);
-  size_t pos = 0;
-  for (size_t step : {5u, 300u, 1024u, 4096u, 5000u}) {
-    s.Update(data.data() + pos, step);
-    pos += step;
-  }
-  s.Update(data.data() + pos, data.size() - pos);
-  EXPECT_EQ(s.Digest(), base.xxh3(data.data(), data.size(), 3));
+  EXPECT_EQ(StreamedInSteps(data.data(), data.size(), 3, {5, 300, 1024, 4096, 5000}),
+            base.xxh3(data.data(), data.size(), 3));
 }
 
 // On an x86-64 CPU with AVX2 the process hashes with AVX2, not SSE2: the
