@@ -34,6 +34,7 @@
 #include "common/low_water.h"
 #include "common/mutex.h"
 #include "common/send_all.h"
+#include "common/stream_copy.h"
 #include "proto/chunk.h"
 #include "proto/messages.h"
 #include "rdma/buffer_pool.h"
@@ -1697,7 +1698,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       std::vector<proto::Bytes> data;
       for (size_t i = first; i < first + count; ++i) {
         if (const PlacedCopy& c = placed[i]; !c.to.empty())
-          std::memcpy(c.to.data(), c.from.data(), c.to.size());
+          StreamCopy(c.to.data(), c.from.data(), c.to.size());
         rep.results.push_back(results[i]);
         if (results[i].delivery == proto::Delivery::kInline && results[i].length > 0)
           data.push_back(inline_src[i]);
