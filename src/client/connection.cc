@@ -262,6 +262,7 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
 
   Status OnReply(Sub& sub, const proto::FrameHeader& h, Bytes control, Bytes data) override {
     if (h.opcode == proto::Opcode::kReadChunk) return OnChunk(sub, h, control, data);
+    if (h.opcode == proto::Opcode::kReadPlaced) return OnStep(sub, h, control, data);
     const bool placed = std::exchange(planned_, false);
     if (!placed) {
       if (!proto::Decode(control, data, reply_)) return errc::bad_reply;
@@ -306,6 +307,10 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
         } else {
           out.length = r.length;
         }
+      } else if (r.delivery == proto::Delivery::kPlacedInSteps && shm_) {
+        // Checked step by step as ReadPlaced frames say the bytes are in.
+        if (r.length > dest.capacity) return errc::bad_reply;
+        steps_.emplace(idx, std::make_unique<Steps>(dest.p, r.length, r.page_sums));
       } else if (r.delivery == proto::Delivery::kStreamed && !shm_ && r.length > 0) {
         // The bytes follow in ReadChunk frames; the last carries the checksum.
         streams_.emplace(idx, std::make_unique<Stream>(r.length, r.length <= dest.capacity));
@@ -357,12 +362,47 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
     return CheckDone(sub, h);
   }
 
-  // The request's last frame: every entry answered and every stream whole.
+  // An entry placed in steps: its page sums (copied out of the reply's
+  // frame) and how far its bytes have been checked.
+  struct Steps {
+    Steps(std::byte* p, uint64_t length, Bytes page_sums)
+        : seq(length), sums(page_sums.begin(), page_sums.end()), pieces(p, length, Bytes(sums)) {}
+    proto::ChunkSequencer seq;
+    std::vector<std::byte> sums;
+    proto::PieceCheck pieces;
+  };
+
+  // One ReadPlaced: the next stretch of its entry is in the region, checked
+  // now against the entry's page sums, while the server copies the next.
+  Status OnStep(Sub& sub, const proto::FrameHeader& h, Bytes control, Bytes data) {
+    proto::PlacedStep s;
+    if (!data.empty() || !proto::Decode(control, s) || s.entry >= sub.count) return errc::bad_reply;
+    const size_t idx = sub.base + s.entry;
+    auto it = steps_.find(idx);
+    if (it == steps_.end()) return errc::bad_reply;
+    Steps& st = *it->second;
+    if (!st.seq.Accept({s.entry, s.seq, s.offset, s.last, std::nullopt}, s.length)) return errc::bad_reply;
+    st.pieces.Landed(s.offset + s.length);
+    if (st.seq.complete()) {
+      GetResult& out = value_[idx];
+      if (st.pieces.ok()) out.length = st.seq.value_size();
+      else out.status = StatusCode::kChecksumMismatch;
+      steps_.erase(it);
+    }
+    return CheckDone(sub, h);
+  }
+
+  // The request's last frame: every entry answered, every stream whole and
+  // every entry placed in steps in place.
   Status CheckDone(const Sub& sub, const proto::FrameHeader& h) {
     MEMKV_TRY(CheckLast(sub, h));
-    if (!h.has_more())
+    auto mine = [&](size_t idx) { return idx >= sub.base && idx < sub.base + sub.count; };
+    if (!h.has_more()) {
       for (const auto& [idx, st] : streams_)
-        if (idx >= sub.base && idx < sub.base + sub.count) return errc::bad_reply;
+        if (mine(idx)) return errc::bad_reply;
+      for (const auto& [idx, st] : steps_)
+        if (mine(idx)) return errc::bad_reply;
+    }
     return {};
   }
 
@@ -383,6 +423,7 @@ class GetOp final : public TypedOp<std::vector<GetResult>> {
   bool planned_ = false;  // reply_ decoded by PlanData, its bytes in place
   std::vector<Check> checks_;
   std::unordered_map<size_t, std::unique_ptr<Stream>> streams_;  // by entry, until whole
+  std::unordered_map<size_t, std::unique_ptr<Steps>> steps_;     // by entry, until in place
 };
 
 // RegisterRegion / ReleaseRegion: a bare ReplyHead.
@@ -512,6 +553,14 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
     f.data = std::move(data);
     f.keep = std::move(keep);
     return f;
+  }
+
+  // Sets `flag` in a frame not yet sealed.
+  static void AddFlag(OutFrame& f, uint8_t flag) {
+    auto h = proto::DecodeHeader(f.header);
+    if (!h) return;
+    h->flags |= flag;
+    f.header = proto::EncodeHeader(*h, f.control, nullptr);
   }
 
   struct Planned {
@@ -1609,6 +1658,10 @@ void Connection::AsyncGetShm(ShmGetBatch batch, Duration timeout,
   if (bad) return impl_->Reject(std::move(op), bad);
   auto subs = impl_->PlanRequests<proto::BatchReadRequest>(proto::Opcode::kBatchRead, wire, cost,
                                                            {}, nullptr, region);
+  // Large entries placed a step at a time, each checked while the next is
+  // copied, where the server offers it.
+  if (attach_info().features & proto::kFeaturePlacedSteps)
+    for (Impl::Planned& p : subs) impl_->AddFlag(p.frame, proto::kFlagSteps);
   impl_->Submit(std::move(op), std::move(subs), timeout, {region->id()});
 }
 

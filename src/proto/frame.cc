@@ -21,6 +21,7 @@ const char* OpcodeName(Opcode op) {
     case Opcode::kList: return "List";
     case Opcode::kCapacity: return "Capacity";
     case Opcode::kRename: return "Rename";
+    case Opcode::kReadPlaced: return "ReadPlaced";
   }
   return "Unknown";
 }

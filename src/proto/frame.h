@@ -6,7 +6,7 @@
 //        0    4 magic "MKVF"
 //        4    2 version (2 = this build; 1 is only read, to refuse it)
 //        6    1 opcode
-//        7    1 flags (kFlagResponse | kFlagAuth | kFlagMore)
+//        7    1 flags (kFlagResponse | kFlagAuth | kFlagMore | kFlagSteps)
 //        8    8 request id (a reply carries its request's id)
 //       16    4 control length
 //       20    4 data length; control + data <= kMaxPayload (16 MiB)
@@ -58,14 +58,19 @@ enum class Opcode : uint8_t {
   kList = 13,           // keys by prefix, with a cursor and a limit
   kCapacity = 14,       // the store's size, use and limits (statvfs)
   kRename = 15,         // moves values to new keys
+  kReadPlaced = 16,     // server -> client: a stretch of an entry placed in steps is in place
 };
-inline constexpr uint8_t kMaxOpcode = 15;
+inline constexpr uint8_t kMaxOpcode = 16;
 const char* OpcodeName(Opcode op);
 
 inline constexpr uint8_t kFlagResponse = 1;  // a reply
 inline constexpr uint8_t kFlagAuth = 2;      // the tag is set
 inline constexpr uint8_t kFlagMore = 4;      // more frames of the same request or reply follow
-inline constexpr uint8_t kKnownFlags = kFlagResponse | kFlagAuth | kFlagMore;
+// BatchRead only: the client takes shm entries placed in steps (delivery
+// kPlacedInSteps, then ReadPlaced frames). Set only toward a server that
+// offers kFeaturePlacedSteps.
+inline constexpr uint8_t kFlagSteps = 8;
+inline constexpr uint8_t kKnownFlags = kFlagResponse | kFlagAuth | kFlagMore | kFlagSteps;
 
 struct FrameHeader {
   uint16_t version = kProtocolVersion;

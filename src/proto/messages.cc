@@ -370,6 +370,11 @@ Status Decode(Bytes control, uint64_t data_len, BatchReadReply& m, const DecodeL
       break;
     }
     if (res.length > res.value_size) r.Fail(errc::length_mismatch);
+    // Placed in steps: each step is checked against the page sums as it comes.
+    if (res.delivery == Delivery::kPlacedInSteps && pages == 0) {
+      r.Fail(errc::length_mismatch);
+      break;
+    }
     if (res.delivery == Delivery::kInline) {
       if (res.length > data_len - std::min<uint64_t>(inline_bytes, data_len)) {
         r.Fail(errc::length_mismatch);
@@ -556,6 +561,29 @@ Status Decode(Bytes control, Bytes data, ChunkHeader& m) {
   // The optional checksum, on the last chunk only.
   if (r.ok() && m.last && r.remaining() == 8) m.checksum = r.U64();
   if (r.ok() && data.empty()) r.Fail(errc::length_mismatch);  // a chunk carries bytes
+  return ToStatus(r.Finish());
+}
+
+void Encode(const PlacedStep& m, Buffer& out) {
+  Writer w(out);
+  w.U32(m.entry);
+  w.U32(m.seq);
+  w.U64(m.offset);
+  w.U64(m.length);
+  w.U8(m.last ? 1 : 0);
+}
+
+Status Decode(Bytes control, PlacedStep& m) {
+  Reader r(control);
+  m.entry = r.U32();
+  m.seq = r.U32();
+  m.offset = r.U64();
+  m.length = r.U64();
+  const uint8_t last = r.U8();
+  if (r.ok() && last > 1) r.Fail(errc::bad_flags);
+  m.last = last == 1;
+  if (r.ok() && m.length == 0) r.Fail(errc::length_mismatch);  // a step places bytes
+  if (r.ok() && m.offset + m.length < m.offset) r.Fail(errc::length_mismatch);
   return ToStatus(r.Finish());
 }
 

@@ -40,6 +40,7 @@ inline constexpr uint32_t kFeatureOpenStream = 8;   // writes of kOpenStream (le
 inline constexpr uint32_t kFeaturePinnedReads = 16; // ReadEntry::version is honoured
 inline constexpr uint32_t kFeaturePageSums = 32;    // read replies may carry per-4 KiB checksums
 inline constexpr uint32_t kFeatureRdma = 64;        // the rdma rail (endpoints exchanged at Attach)
+inline constexpr uint32_t kFeaturePlacedSteps = 128; // shm entries placed in steps, for kFlagSteps reads
 
 inline constexpr size_t kMaxNameSize = 255;      // host ids, socket paths, rdma endpoints
 inline constexpr size_t kPageSize = 4096;        // the unit of per-page checksums
@@ -150,8 +151,12 @@ enum class Delivery : uint8_t {
   kInline = 1,    // in this reply's data section, in entry order
   kPlaced = 2,    // written to the entry's shm or rdma destination
   kStreamed = 3,  // in ReadChunk frames that follow
+  // Being written to the entry's shm destination: ReadPlaced frames that
+  // follow say which bytes are in place. With page sums, for a request
+  // flagged kFlagSteps only.
+  kPlacedInSteps = 4,
 };
-inline constexpr uint8_t kMaxDelivery = 3;
+inline constexpr uint8_t kMaxDelivery = 4;
 
 struct ReadResult {
   StatusCode status = StatusCode::kOk;
@@ -308,6 +313,17 @@ struct ChunkHeader {  // WriteChunk and ReadChunk; the bytes are the data sectio
 // byte up to what fits a frame.
 inline constexpr uint64_t kStreamChunkSize = 8u << 20;
 
+// ReadPlaced (no data section): bytes [offset, offset + length) of a
+// kPlacedInSteps entry are in its shm destination. An entry's steps are
+// numbered from 0, contiguous from offset 0, and the last says so.
+struct PlacedStep {
+  uint32_t entry = 0;   // index of the entry in its request frame
+  uint32_t seq = 0;     // 0, 1, 2, ...
+  uint64_t offset = 0;  // in the range read
+  uint64_t length = 0;  // at least 1
+  bool last = false;
+};
+
 struct RegisterRegion {  // the memfd travels in SCM_RIGHTS with this frame
   uint32_t region_id = 0;
   uint64_t size = 0;
@@ -335,6 +351,7 @@ void Encode(const ExistsReply& m, Buffer& out);
 void Encode(const ReplyHead& m, Buffer& out);  // replies with no body (Detach, regions)
 void Encode(const Ping& m, Buffer& out);
 void Encode(const ChunkHeader& m, Buffer& out);
+void Encode(const PlacedStep& m, Buffer& out);
 void Encode(const RegisterRegion& m, Buffer& out);
 void Encode(const ReleaseRegion& m, Buffer& out);
 void Encode(const ListRequest& m, Buffer& out);
@@ -361,6 +378,7 @@ Status Decode(Bytes control, ExistsReply& m, const DecodeLimits& limits = {});
 Status Decode(Bytes control, ReplyHead& m);
 Status Decode(Bytes control, Ping& m);
 Status Decode(Bytes control, Bytes data, ChunkHeader& m);
+Status Decode(Bytes control, PlacedStep& m);
 Status Decode(Bytes control, RegisterRegion& m);
 Status Decode(Bytes control, ReleaseRegion& m);
 Status Decode(Bytes control, ListRequest& m);

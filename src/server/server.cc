@@ -687,7 +687,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     rep.max_batch_entries = opt_.limits.max_batch_entries;
     rep.max_inflight = opt_.limits.max_inflight_per_connection;
     rep.features = proto::kFeatureCapacity | proto::kFeaturePageSums | proto::kFeatureList |
-                   proto::kFeaturePinnedReads | proto::kFeatureOpenStream | proto::kFeatureRename;
+                   proto::kFeaturePinnedReads | proto::kFeatureOpenStream | proto::kFeatureRename |
+                   proto::kFeaturePlacedSteps;
     // What rep.rdma_endpoint (a view) names when this session answers with
     // a peer address of its own: alive until the reply is encoded.
     std::string rdma_endpoint;
@@ -1374,7 +1375,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         impl_.metrics.RailBytes(RailOf(req.entries[i].dest.kind), true, results[i].length);
     bool streams = false;
     for (const proto::ReadResult& r : results) streams |= r.delivery == proto::Delivery::kStreamed;
-    co_await SendReadReply(h, results, std::move(hold), inline_src, placed, streams);
+    co_await SendReadReply(h, results, std::move(hold), inline_src, placed, streams,
+                          (h.flags & proto::kFlagSteps) != 0);
     if (streams) co_await SendStreams(h, results, req, pins_for_stream);
   }
 
@@ -1664,40 +1666,51 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   // Placed bytes per reply slice, when a request places more than twice as
   // much: the client checks a slice (its own core) while this loop copies
-  // the next, instead of both passes one after the other.
+  // the next, instead of both passes one after the other. Also the step of
+  // an entry placed in steps.
   static constexpr uint64_t kPlacedSlice = 1 << 20;
 
   // The reply in slices of at most a frame each (and of about kPlacedSlice
   // placed bytes each when there are many), every placed entry copied
-  // before its slice goes.
+  // before its slice goes. With `steps` (the request's kFlagSteps), an
+  // entry larger than a slice ends its slice, announced kPlacedInSteps,
+  // and is then copied a slice at a time, each followed by a ReadPlaced
+  // frame: the client checks one step while the next is copied.
   Awaitable<void> SendReadReply(const proto::FrameHeader& h, std::vector<proto::ReadResult>& results,
                                 std::shared_ptr<const ReadHold> hold,
                                 const std::vector<proto::Bytes>& inline_src,
-                                const std::vector<PlacedCopy>& placed, bool streams_follow) {
+                                const std::vector<PlacedCopy>& placed, bool streams_follow,
+                                bool steps) {
     const size_t n = results.size();
     uint64_t placed_total = 0;
     for (const PlacedCopy& c : placed) placed_total += c.to.size();
     const uint64_t placed_cap =
         placed_total > 2 * kPlacedSlice ? kPlacedSlice : std::numeric_limits<uint64_t>::max();
+    auto stepped = [&](size_t i) {
+      return steps && placed[i].to.size() > kPlacedSlice && !results[i].page_sums.empty();
+    };
     size_t first = 0;
     do {
       uint64_t bytes = 64 + 32, placed_bytes = 0;
       size_t count = 0;
       while (first + count < n) {
-        const proto::ReadResult& r = results[first + count];
+        const size_t i = first + count;
+        const proto::ReadResult& r = results[i];
         const uint64_t need = proto::EncodedSize(r) + (r.delivery == proto::Delivery::kInline ? r.length : 0);
-        const uint64_t place = placed[first + count].to.size();
+        const uint64_t place = stepped(i) ? 0 : placed[i].to.size();
         if (count > 0 && (bytes + need > proto::kMaxPayload || placed_bytes + place > placed_cap)) break;
         bytes += need;
         placed_bytes += place;
         ++count;
+        if (stepped(i)) break;  // its steps follow this slice
       }
       proto::BatchReadReply rep;
       rep.batch = {static_cast<uint32_t>(n), static_cast<uint32_t>(first),
                    static_cast<uint32_t>(count)};
       std::vector<proto::Bytes> data;
       for (size_t i = first; i < first + count; ++i) {
-        if (const PlacedCopy& c = placed[i]; !c.to.empty())
+        if (stepped(i)) results[i].delivery = proto::Delivery::kPlacedInSteps;
+        else if (const PlacedCopy& c = placed[i]; !c.to.empty())
           StreamCopy(c.to.data(), c.from.data(), c.to.size());
         rep.results.push_back(results[i]);
         if (results[i].delivery == proto::Delivery::kInline && results[i].length > 0)
@@ -1706,8 +1719,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
       proto::Buffer control;
       proto::Encode(rep, control);
       first += count;
-      co_await Reply(Frame(h, std::move(control), hold, std::move(data), first < n || streams_follow));
+      const size_t last = first - 1;
+      const bool steps_follow = stepped(last);
+      co_await Reply(Frame(h, std::move(control), hold, std::move(data),
+                           steps_follow || first < n || streams_follow));
+      if (steps_follow) co_await SendSteps(h, last, placed[last], first < n || streams_follow);
     } while (first < n);
+  }
+
+  // The steps of entry `i` (SendReadReply): a slice copied, then a
+  // ReadPlaced frame saying it is in place.
+  Awaitable<void> SendSteps(const proto::FrameHeader& h, size_t i, const PlacedCopy& c,
+                            bool more_after) {
+    proto::FrameHeader sh = h;
+    sh.opcode = proto::Opcode::kReadPlaced;
+    uint32_t seq = 0;
+    for (uint64_t off = 0; off < c.to.size() && !closed_;) {
+      const uint64_t len = std::min<uint64_t>(kPlacedSlice, c.to.size() - off);
+      StreamCopy(c.to.data() + off, c.from.data() + off, len);
+      off += len;
+      const bool last = off == c.to.size();
+      proto::Buffer control;
+      proto::Encode(proto::PlacedStep{static_cast<uint32_t>(i), seq++, off - len, len, last}, control);
+      co_await Reply(Frame(sh, std::move(control), nullptr, {}, !last || more_after));
+    }
   }
 
   // ---- values streamed in chunks ----

@@ -718,6 +718,85 @@ TEST(ShmTest, AByteDamagedInTheRegionIsAChecksumMismatch) {
   }
 }
 
+// A value larger than a step, read by a client of a server that offers
+// steps: announced kPlacedInSteps, then checked a step at a time as the
+// ReadPlaced frames come. A damaged byte in a later step is still caught;
+// a reply that ends before the last step fails the request.
+FakeServerOptions StepsServer() {
+  FakeServerOptions so;
+  so.unix_socket = true;
+  so.page_sums = true;
+  so.features |= proto::kFeaturePlacedSteps;
+  so.placed_step = 1 << 20;
+  return so;
+}
+
+TEST(ShmTest, ALargeValueIsPlacedInStepsEachCheckedAsItComes) {
+  FakeServer server(StepsServer());
+  Connection conn = MustConnect(Options(server));
+  auto r = MustRegister(conn, 12 << 20);
+  ASSERT_TRUE(r);
+  const Buffer big = Pattern((5 << 20) + 100, 7), small = Pattern(5000, 8);
+  ASSERT_TRUE(conn.Put({{{"big", big}, {"small", small}}, nullptr}));
+  auto get = conn.GetShm({r, {{"big", 0, 0, 0, 6 << 20}, {"small", 0, 0, 6 << 20, 1 << 20}}});
+  ASSERT_TRUE(get);
+  EXPECT_EQ(server.stepped_reads, 1);
+  EXPECT_EQ(server.steps_sent, 6);  // 5 MiB + 100 bytes in steps of 1 MiB
+  EXPECT_EQ((*get)[0].status, StatusCode::kOk);
+  EXPECT_EQ((*get)[0].length, big.size());
+  EXPECT_EQ(0, std::memcmp(r->data(), big.data(), big.size()));
+  EXPECT_EQ((*get)[1].status, StatusCode::kOk);
+  EXPECT_EQ(0, std::memcmp(r->data() + (6 << 20), small.data(), small.size()));
+}
+
+TEST(ShmTest, AByteDamagedInALaterStepIsAChecksumMismatch) {
+  FakeServerOptions so = StepsServer();
+  so.flip_byte = (3 << 20) + 5;
+  FakeServer server(so);
+  Connection conn = MustConnect(Options(server));
+  auto r = MustRegister(conn, 8 << 20);
+  ASSERT_TRUE(r);
+  const Buffer big = Pattern(5 << 20, 9);
+  ASSERT_TRUE(conn.Put({{{"big", big}}, nullptr}));
+  auto get = conn.GetShm({r, {{"big", 0, 0, 0, 8 << 20}}});
+  ASSERT_TRUE(get);
+  EXPECT_EQ(server.steps_sent, 5);
+  EXPECT_EQ((*get)[0].status, StatusCode::kChecksumMismatch);
+}
+
+TEST(ShmTest, AReplyEndingBeforeTheLastStepFailsTheRequest) {
+  FakeServerOptions so = StepsServer();
+  so.drop_last_step = true;
+  FakeServer server(so);
+  Connection conn = MustConnect(Options(server));
+  auto r = MustRegister(conn, 8 << 20);
+  ASSERT_TRUE(r);
+  const Buffer big = Pattern(3 << 20, 10);
+  ASSERT_TRUE(conn.Put({{{"big", big}}, nullptr}));
+  auto get = conn.GetShm({r, {{"big", 0, 0, 0, 8 << 20}}});
+  ASSERT_FALSE(get);
+  EXPECT_EQ(get.error(), errc::bad_reply);
+}
+
+// A server that does not offer steps is never asked for them: the same
+// read is placed whole.
+TEST(ShmTest, StepsAreAskedForOnlyWhereOffered) {
+  FakeServerOptions so = StepsServer();
+  so.features &= ~proto::kFeaturePlacedSteps;
+  FakeServer server(so);
+  Connection conn = MustConnect(Options(server));
+  auto r = MustRegister(conn, 8 << 20);
+  ASSERT_TRUE(r);
+  const Buffer big = Pattern(3 << 20, 11);
+  ASSERT_TRUE(conn.Put({{{"big", big}}, nullptr}));
+  auto get = conn.GetShm({r, {{"big", 0, 0, 0, 8 << 20}}});
+  ASSERT_TRUE(get);
+  EXPECT_EQ(server.stepped_reads, 0);
+  EXPECT_EQ(server.steps_sent, 0);
+  EXPECT_EQ((*get)[0].status, StatusCode::kOk);
+  EXPECT_EQ(0, std::memcmp(r->data(), big.data(), big.size()));
+}
+
 TEST(ShmTest, UnregisteredRegionAndTcpAreRefused) {
   FakeServer tcp_server({});
   Connection tcp = MustConnect(Options(tcp_server));

@@ -60,6 +60,11 @@ struct FakeServerOptions {
   uint32_t reorder = 8;      // frames answered together, last first
   uint64_t stream_chunk = 3u << 20;  // bytes per ReadChunk
   bool page_sums = false;  // reads carry per-4 KiB sums instead of one XXH3
+  // With kFeaturePlacedSteps in `features`: a shm entry larger than this,
+  // read by a request flagged kFlagSteps, is announced kPlacedInSteps and
+  // followed by ReadPlaced frames of this many bytes each.
+  uint64_t placed_step = 1 << 20;
+  bool drop_last_step = false;  // ends the reply without an entry's last ReadPlaced
   // Flips this byte of every value a read delivers inline or into a region,
   // after its checksums were taken (a byte damaged on the wire or in shm).
   std::optional<uint64_t> flip_byte;
@@ -170,6 +175,8 @@ class FakeServer {
   std::atomic<int> regions_mapped{0};
   std::atomic<int> chunks_received{0};    // WriteChunk frames
   std::atomic<int> chunks_sent{0};        // ReadChunk frames
+  std::atomic<int> steps_sent{0};         // ReadPlaced frames
+  std::atomic<int> stepped_reads{0};      // BatchRead frames flagged kFlagSteps
   std::atomic<int> open_streams{0};       // open streams begun and not yet ended by a last chunk
   std::atomic<int> streams_discarded{0};  // open streams whose last chunk did not check out
   std::atomic<int> renames{0};            // entries renamed in place
@@ -591,6 +598,9 @@ class FakeServer {
         std::vector<Buffer> bytes;
         std::deque<std::vector<uint64_t>> sums_kept;  // the replies' page sums point here
         bool streamed = false;
+        const bool steps = (opts_.features & proto::kFeaturePlacedSteps) && (h.flags & proto::kFlagSteps);
+        if (h.flags & proto::kFlagSteps) ++stepped_reads;
+        std::vector<size_t> stepped;  // entries placed in steps
         for (const proto::ReadEntry& e : req.entries) {
           proto::ReadResult& r = results.emplace_back();
           Buffer& b = bytes.emplace_back();
@@ -645,6 +655,10 @@ class FakeServer {
             }
             std::memcpy(rg->second.p + e.dest.address, piece.data(), len);
             r.delivery = proto::Delivery::kPlaced;
+            if (steps && !r.page_sums.empty() && len > opts_.placed_step) {
+              r.delivery = proto::Delivery::kPlacedInSteps;
+              stepped.push_back(results.size() - 1);
+            }
           } else {
             r.delivery = proto::Delivery::kInline;
             b.assign(piece.begin(), piece.end());
@@ -661,7 +675,24 @@ class FakeServer {
                        data.insert(data.end(), bytes[i].begin(), bytes[i].end());
                    proto::Encode(r, control);
                  },
-                 streamed);
+                 streamed || !stepped.empty());
+        std::vector<proto::PlacedStep> placed_steps;
+        for (size_t i : stepped) {
+          uint32_t seq = 0;
+          for (uint64_t off = 0; off < results[i].length; off += opts_.placed_step) {
+            const uint64_t n = std::min(opts_.placed_step, results[i].length - off);
+            placed_steps.push_back({static_cast<uint32_t>(i), seq++, off, n, off + n == results[i].length});
+          }
+        }
+        if (opts_.drop_last_step && !placed_steps.empty()) placed_steps.pop_back();
+        proto::FrameHeader sh = h;
+        sh.opcode = proto::Opcode::kReadPlaced;
+        for (size_t k = 0; k < placed_steps.size(); ++k) {
+          Buffer control;
+          proto::Encode(placed_steps[k], control);
+          AddReply(out, sh, control, {}, k + 1 < placed_steps.size() || streamed);
+          ++steps_sent;
+        }
         if (!streamed) return true;
         size_t last = 0;
         for (size_t i = 0; i < results.size(); ++i)

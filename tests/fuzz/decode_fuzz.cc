@@ -143,6 +143,11 @@ void DecodeMessage(fuzz::Kind kind, Bytes control, Bytes data) {
       if (Decode(control, m, limits)) SameBytes(m, control);
       break;
     }
+    case fuzz::Kind::kPlacedStep: {
+      PlacedStep m;
+      if (Decode(control, m)) SameBytes(m, control);
+      break;
+    }
     case fuzz::Kind::kCount: break;
   }
 }

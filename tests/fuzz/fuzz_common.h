@@ -12,7 +12,8 @@ namespace memkv::proto::fuzz {
 enum class Kind : uint8_t {
   kAttachRequest, kAttachReply, kReadRequest, kReadReply, kWriteRequest, kStatusReply,
   kKeysRequest, kExistsReply, kReplyHead, kPing, kChunk, kRegister, kRelease,
-  kHello, kHelloReply, kListRequest, kListReply, kCapacityReply, kRenameRequest, kCount
+  kHello, kHelloReply, kListRequest, kListReply, kCapacityReply, kRenameRequest, kPlacedStep,
+  kCount
 };
 
 inline Kind KindOf(Opcode op, bool response) {
@@ -32,6 +33,7 @@ inline Kind KindOf(Opcode op, bool response) {
     case Opcode::kList: return response ? Kind::kListReply : Kind::kListRequest;
     case Opcode::kCapacity: return response ? Kind::kCapacityReply : Kind::kPing;
     case Opcode::kRename: return response ? Kind::kStatusReply : Kind::kRenameRequest;
+    case Opcode::kReadPlaced: return Kind::kPlacedStep;
   }
   return Kind::kPing;
 }

@@ -109,6 +109,10 @@ int main(int argc, char** argv) {
   Write(dir, "read_chunk_last", Opcode::kReadChunk, true, b, AsBytes(v));
 
   b.clear();
+  Encode(PlacedStep{0, 2, 2 << 20, 1 << 20, true}, b);
+  Write(dir, "read_placed_last", Opcode::kReadPlaced, true, b);
+
+  b.clear();
   Encode(RegisterRegion{1, 1 << 20}, b);
   Write(dir, "register", Opcode::kRegisterRegion, false, b);
 

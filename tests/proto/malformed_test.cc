@@ -291,6 +291,24 @@ TEST(MalformedMessage, ChunkWithoutBytes) {
   EXPECT_EQ(Decode(b, {}, c).error(), errc::length_mismatch);
 }
 
+TEST(MalformedMessage, PlacedStepOfNoBytesPastTheEndOrWithABadLastFlag) {
+  PlacedStep s;
+  Buffer b;
+  Encode(PlacedStep{0, 0, 0, 0, false}, b);
+  EXPECT_EQ(Decode(b, s).error(), errc::length_mismatch);
+  b.clear();
+  Encode(PlacedStep{0, 0, UINT64_MAX, 2, false}, b);
+  EXPECT_EQ(Decode(b, s).error(), errc::length_mismatch);
+  b.clear();
+  Encode(PlacedStep{0, 0, 0, 1, true}, b);
+  b.back() = std::byte{2};
+  EXPECT_EQ(Decode(b, s).error(), errc::bad_flags);
+  b.clear();
+  Encode(PlacedStep{0, 0, 0, 1, true}, b);
+  b.push_back(std::byte{0});
+  EXPECT_EQ(Decode(b, s).error(), errc::trailing_bytes);
+}
+
 TEST(MalformedMessage, EveryTruncationOfAValidMessageIsAnError) {
   BatchWriteRequest m;
   m.batch = {2, 0, 2};

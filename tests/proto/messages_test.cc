@@ -145,6 +145,18 @@ TEST(Messages, ReadRepliesCarryPerPageChecksumsThatCatchAFlippedByte) {
   m.results[0].length = 4096;
   Encode(m, b);
   EXPECT_EQ(Decode(b, bytes.first(4096), d).error(), errc::length_mismatch);
+  // An entry placed in steps is checked against its page sums step by
+  // step: it must have them.
+  m.results[0] = r;
+  m.results[0].delivery = Delivery::kPlacedInSteps;
+  b.clear();
+  Encode(m, b);
+  ASSERT_TRUE(Decode(b, {}, d));
+  EXPECT_EQ(d.results[0].delivery, Delivery::kPlacedInSteps);
+  m.results[0].page_sums = {};
+  b.clear();
+  Encode(m, b);
+  EXPECT_EQ(Decode(b, {}, d).error(), errc::length_mismatch);
 }
 
 TEST(Messages, OpenStreamWritesCarryNoLengthUntilTheirLastChunk) {
@@ -337,6 +349,16 @@ TEST(Messages, SmallMessagesRoundTrip) {
   Encode(ChunkHeader{1, 3, 0, true}, b);
   ASSERT_TRUE(Decode(b, AsBytes(bytes), c));
   EXPECT_FALSE(c.checksum);
+
+  b.clear();
+  Encode(PlacedStep{2, 4, 4 << 20, (1 << 20) - 7, true}, b);
+  PlacedStep ps;
+  ASSERT_TRUE(Decode(b, ps));
+  EXPECT_EQ(ps.entry, 2u);
+  EXPECT_EQ(ps.seq, 4u);
+  EXPECT_EQ(ps.offset, 4u << 20);
+  EXPECT_EQ(ps.length, (1u << 20) - 7);
+  EXPECT_TRUE(ps.last);
 
   b.clear();
   Encode(RegisterRegion{5, 1 << 30}, b);

@@ -464,6 +464,88 @@ TEST_F(ServerTest, AShmReadOfManyBytesIsAnsweredInSlicesOfPlacedEntries) {
   EXPECT_GT(frames, 1u) << "3 MiB placed in one reply: the client's check cannot overlap the copy";
 }
 
+// A read flagged kFlagSteps (the client library flags its shm reads where
+// the server offers kFeaturePlacedSteps) gets an entry larger than a step
+// announced kPlacedInSteps and then ReadPlaced frames of at most 1 MiB, in
+// order, each naming bytes already in the region; the client checks one
+// step while the server copies the next. Unflagged, the same entry is
+// placed whole before its reply.
+TEST_F(ServerTest, ALargeShmReadFlaggedForStepsIsPlacedAStepAtATime) {
+  auto s = Start();
+  auto c = Unix(*s);
+  auto attached = c->Attach();
+  ASSERT_TRUE(attached);
+  EXPECT_TRUE(attached->features & proto::kFeaturePlacedSteps);
+  constexpr size_t kBig = (7 << 19) + 100, kSmall = 64 << 10;  // 3.5 MiB + 100
+  std::string big(kBig, '\0'), small(kSmall, '\0');
+  for (size_t j = 0; j < big.size(); ++j) big[j] = static_cast<char>((j * 131) >> 5);
+  for (size_t j = 0; j < small.size(); ++j) small[j] = static_cast<char>(j * 7);
+  for (StatusCode st : Put(*c, {{"big", big}, {"small", small}})) ASSERT_EQ(st, StatusCode::kOk);
+  Memfd region(8 << 20);
+  ASSERT_EQ(Register(*c, 1, region.size, region.fd), StatusCode::kOk);
+  proto::BatchReadRequest r;
+  r.batch = {2, 0, 2};
+  r.entries.push_back({"big", 0, 0, {proto::LocationKind::kShm, 1, 0, 4 << 20}});
+  r.entries.push_back({"small", 0, 0, {proto::LocationKind::kShm, 1, 4 << 20, kSmall}});
+  proto::Buffer control;
+  proto::Encode(r, control);
+  auto placed = [&](size_t at, size_t n) {
+    return proto::Bytes(reinterpret_cast<const std::byte*>(region.base + at), n);
+  };
+  for (bool steps : {false, true}) {
+    SCOPED_TRACE(steps ? "flagged" : "not flagged");
+    std::memset(region.base, 0, region.size);
+    ASSERT_TRUE(c->Send(Opcode::kBatchRead, control, {}, 70, -1, proto::kProtocolVersion,
+                        steps ? proto::kFlagSteps : 0));
+    std::vector<proto::ReadResult> results(2);
+    std::vector<proto::Buffer> controls;  // the results' page sums point here
+    uint64_t stepped_to = 0;
+    uint32_t next_seq = 0;
+    bool stepped_done = false;
+    for (;;) {
+      auto f = c->Recv();
+      ASSERT_TRUE(f);
+      ASSERT_EQ(f->header.request_id, 70u);
+      if (f->header.opcode == Opcode::kReadPlaced) {
+        proto::PlacedStep st;
+        ASSERT_TRUE(proto::Decode(f->control, st));
+        ASSERT_EQ(results[0].delivery, proto::Delivery::kPlacedInSteps) << "a step before its entry";
+        EXPECT_EQ(st.entry, 0u);
+        EXPECT_EQ(st.seq, next_seq++);
+        EXPECT_EQ(st.offset, stepped_to);
+        EXPECT_LE(st.length, 1u << 20);
+        stepped_to = st.offset + st.length;
+        // What the step names is in place now, whatever follows.
+        EXPECT_EQ(std::memcmp(region.base, big.data(), stepped_to), 0) << "step " << st.seq;
+        stepped_done = st.last;
+      } else {
+        ASSERT_EQ(f->header.opcode, Opcode::kBatchRead);
+        controls.push_back(f->control);
+        proto::BatchReadReply rr;
+        ASSERT_TRUE(proto::Decode(controls.back(), f->data, rr));
+        ASSERT_EQ(rr.head.status, StatusCode::kOk);
+        for (size_t k = 0; k < rr.results.size(); ++k) results[rr.batch.first + k] = rr.results[k];
+      }
+      if (!f->header.has_more()) break;
+    }
+    EXPECT_EQ(results[0].status, StatusCode::kOk);
+    EXPECT_EQ(results[0].length, kBig);
+    EXPECT_TRUE(proto::ChecksumsMatch(results[0], placed(0, kBig)));
+    EXPECT_EQ(results[1].delivery, proto::Delivery::kPlaced);
+    EXPECT_TRUE(proto::ChecksumsMatch(results[1], placed(4 << 20, kSmall)));
+    EXPECT_EQ(std::memcmp(region.base + (4 << 20), small.data(), kSmall), 0);
+    if (steps) {
+      EXPECT_EQ(results[0].delivery, proto::Delivery::kPlacedInSteps);
+      EXPECT_EQ(next_seq, 4u);
+      EXPECT_EQ(stepped_to, kBig);
+      EXPECT_TRUE(stepped_done);
+    } else {
+      EXPECT_EQ(results[0].delivery, proto::Delivery::kPlaced);
+      EXPECT_EQ(next_seq, 0u);
+    }
+  }
+}
+
 TEST_F(ServerTest, EveryLimitAnswersWithItsOwnStatus) {
   auto s = Start({"--mode", "memory", "--set", "limits.max_batch_entries=4", "--set",
                   "limits.max_value_size=1000", "--set", "limits.max_sessions=3", "--set",

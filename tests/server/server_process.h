@@ -194,9 +194,11 @@ class RawClient {
   // Sends a frame numbered in sequence and, after Hello with a key, tagged
   // with the session key. With record(), its bytes are kept (to replay).
   bool Send(proto::Opcode op, const proto::Buffer& control, proto::Bytes data = {},
-            uint64_t id = 1, int pass_fd = -1, uint16_t version = proto::kProtocolVersion) {
+            uint64_t id = 1, int pass_fd = -1, uint16_t version = proto::kProtocolVersion,
+            uint8_t flags = 0) {
     proto::FrameHeader h;
     h.opcode = op;
+    h.flags = flags;
     h.request_id = id;
     h.version = version;
     h.seq = version == 1 ? 0 : out_seq_++;
