@@ -605,8 +605,7 @@ class Connection::Impl : public std::enable_shared_from_this<Impl> {
       }
       if (p.chunks.empty()) continue;
       // More frames of the request follow its BatchWrite and every chunk but the last.
-      h->flags |= proto::kFlagMore;
-      p.frame.header = proto::EncodeHeader(*h, p.frame.control, nullptr);
+      AddFlag(p.frame, proto::kFlagMore);
       auto last = proto::DecodeHeader(p.chunks.back().header);
       last->flags &= ~proto::kFlagMore;
       p.chunks.back().header = proto::EncodeHeader(*last, p.chunks.back().control, nullptr);

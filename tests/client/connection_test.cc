@@ -749,33 +749,39 @@ TEST(ShmTest, ALargeValueIsPlacedInStepsEachCheckedAsItComes) {
   EXPECT_EQ(0, std::memcmp(r->data() + (6 << 20), small.data(), small.size()));
 }
 
+// `value` put through `server` as "big" and read back over shm into a
+// fresh 8 MiB region, at its start.
+struct ShmReadBack {
+  std::shared_ptr<SharedRegion> region;
+  Result<std::vector<GetResult>> got{errc::bad_argument};
+};
+ShmReadBack PutThenGetShm(FakeServer& server, const Buffer& value) {
+  ShmReadBack out;
+  Connection conn = MustConnect(Options(server));
+  out.region = MustRegister(conn, 8 << 20);
+  EXPECT_TRUE(out.region);
+  EXPECT_TRUE(conn.Put({{{"big", value}}, nullptr}));
+  if (out.region) out.got = conn.GetShm({out.region, {{"big", 0, 0, 0, 8 << 20}}});
+  return out;
+}
+
 TEST(ShmTest, AByteDamagedInALaterStepIsAChecksumMismatch) {
   FakeServerOptions so = StepsServer();
   so.flip_byte = (3 << 20) + 5;
   FakeServer server(so);
-  Connection conn = MustConnect(Options(server));
-  auto r = MustRegister(conn, 8 << 20);
-  ASSERT_TRUE(r);
-  const Buffer big = Pattern(5 << 20, 9);
-  ASSERT_TRUE(conn.Put({{{"big", big}}, nullptr}));
-  auto get = conn.GetShm({r, {{"big", 0, 0, 0, 8 << 20}}});
-  ASSERT_TRUE(get);
+  const ShmReadBack read = PutThenGetShm(server, Pattern(5 << 20, 9));
+  ASSERT_TRUE(read.got);
   EXPECT_EQ(server.steps_sent, 5);
-  EXPECT_EQ((*get)[0].status, StatusCode::kChecksumMismatch);
+  EXPECT_EQ((*read.got)[0].status, StatusCode::kChecksumMismatch);
 }
 
 TEST(ShmTest, AReplyEndingBeforeTheLastStepFailsTheRequest) {
   FakeServerOptions so = StepsServer();
   so.drop_last_step = true;
   FakeServer server(so);
-  Connection conn = MustConnect(Options(server));
-  auto r = MustRegister(conn, 8 << 20);
-  ASSERT_TRUE(r);
-  const Buffer big = Pattern(3 << 20, 10);
-  ASSERT_TRUE(conn.Put({{{"big", big}}, nullptr}));
-  auto get = conn.GetShm({r, {{"big", 0, 0, 0, 8 << 20}}});
-  ASSERT_FALSE(get);
-  EXPECT_EQ(get.error(), errc::bad_reply);
+  const ShmReadBack read = PutThenGetShm(server, Pattern(3 << 20, 10));
+  ASSERT_FALSE(read.got);
+  EXPECT_EQ(read.got.error(), errc::bad_reply);
 }
 
 // A server that does not offer steps is never asked for them: the same
@@ -784,17 +790,13 @@ TEST(ShmTest, StepsAreAskedForOnlyWhereOffered) {
   FakeServerOptions so = StepsServer();
   so.features &= ~proto::kFeaturePlacedSteps;
   FakeServer server(so);
-  Connection conn = MustConnect(Options(server));
-  auto r = MustRegister(conn, 8 << 20);
-  ASSERT_TRUE(r);
   const Buffer big = Pattern(3 << 20, 11);
-  ASSERT_TRUE(conn.Put({{{"big", big}}, nullptr}));
-  auto get = conn.GetShm({r, {{"big", 0, 0, 0, 8 << 20}}});
-  ASSERT_TRUE(get);
+  const ShmReadBack read = PutThenGetShm(server, big);
+  ASSERT_TRUE(read.got);
   EXPECT_EQ(server.stepped_reads, 0);
   EXPECT_EQ(server.steps_sent, 0);
-  EXPECT_EQ((*get)[0].status, StatusCode::kOk);
-  EXPECT_EQ(0, std::memcmp(r->data(), big.data(), big.size()));
+  EXPECT_EQ((*read.got)[0].status, StatusCode::kOk);
+  EXPECT_EQ(0, std::memcmp(read.region->data(), big.data(), big.size()));
 }
 
 TEST(ShmTest, UnregisteredRegionAndTcpAreRefused) {
